@@ -1,0 +1,296 @@
+"""The ``fewpick`` command line: a thin Typer layer over the library.
+
+Each verb parses its options and calls library functions with the same defaults.
+Errors the user can act on print one line, ``error: <file>: <problem>``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fewpick import __version__
+from fewpick.errors import FewpickError, InputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="fewpick",
+    help="Find protein particles in cryo-EM micrographs and tomograms from very few labels.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+simulate_app = typer.Typer(help="Simulate micrographs or tomograms with exact ground truth.", no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
+
+def handle_errors(func):
+    """Turn :class:`FewpickError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except FewpickError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"fewpick {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")):
+    """Find protein particles in cryo-EM micrographs and tomograms from very few labels."""
+
+
+def _threshold(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(None, f"--threshold must be a number or 'auto', got {text!r}") from None
+
+
+class ClassicMethod(str, Enum):
+    dog = "dog"
+    template = "template"
+
+
+class Preset(str, Enum):
+    simple = "simple"
+
+
+# ---------------------------------------------------------------- simulate
+
+
+@simulate_app.command("micrographs")
+@handle_errors
+def simulate_micrographs(
+    out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc and <stem>_truth.star per micrograph."),
+    count: int = typer.Option(4, "--count", min=1, help="Number of micrographs."),
+    size: int = typer.Option(1024, "--size", min=64, help="Edge length in pixels (square micrographs)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
+    preset: Preset = typer.Option(Preset.simple, "--preset", help="Simulation model."),
+    diameter: float = typer.Option(48.0, "--particle-diameter", min=4, help="Particle diameter in pixels."),
+    particles: int = typer.Option(80, "--particles", min=0, help="Particles per micrograph (fewer if they do not fit)."),
+    snr: float = typer.Option(0.01, "--snr", min=1e-6, help="Per-particle signal-to-noise ratio."),
+    clean: bool = typer.Option(False, "--clean", help="Also write the noise-free image <stem>_clean.mrc."),
+):
+    """Simulate micrographs with known particle centres.
+
+    Example: [bold]fewpick simulate micrographs --out sim --count 4 --size 1024 --seed 1[/]
+    """
+    from fewpick.simulate import SimpleMicrographConfig, write_simulated_micrographs
+
+    cfg = SimpleMicrographConfig(size=(size, size), diameter=diameter, n_particles=particles, snr=snr)
+    truth = write_simulated_micrographs(out, count, cfg, seed=seed, clean=clean)
+    console.print(f"wrote {count} micrographs with {len(truth)} particles to {out}/")
+
+
+# ---------------------------------------------------------------- pick
+
+
+@app.command()
+@handle_errors
+def pick(
+    images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
+    method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="dog: difference of Gaussians; template: FFT cross-correlation."),
+    particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm)."),
+    threshold: str = typer.Option("auto", "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak."),
+    template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
+    angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
+    bright: bool = typer.Option(False, "--bright-particles", help="Particles are brighter than the background (e.g. negative stain)."),
+    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
+    border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge."),
+    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say (star, box, tsv, csv, coords)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
+):
+    """Pick particles with a classic method (no training).
+
+    Example: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
+    """
+    import numpy as np
+    import pandas as pd
+    from rich.progress import Progress
+
+    from fewpick.io import list_images, read_image, read_micrograph, write_picks
+    from fewpick.pickers.classic import ClassicSettings, pick_micrograph, prepare_templates
+    from fewpick.preprocess import parse_length
+
+    files = list_images(images)
+    first = read_micrograph(files[0], pixel_size=pixel_size)
+    diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
+    settings = ClassicSettings(diameter=diameter, method=method.value, threshold=_threshold(threshold), dark=not bright,
+                               bin_factor=bin_factor, max_picks=max_picks, border=border)
+    templates = None
+    if method == ClassicMethod.template:
+        if template is None:
+            raise InputError(None, "--method template needs --template FILE (a 2D image or a 3D map)")
+        t_img = read_image(template)
+        if not np.isfinite(t_img.data).all():
+            raise InputError(template, "template holds NaN or infinite values")
+        templates = prepare_templates(t_img.data, settings, t_img.pixel_size, first.pixel_size, angular_step)
+    tables = []
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("picking", total=len(files))
+        for i, path in enumerate(files):
+            image = first if i == 0 else read_micrograph(path, pixel_size=pixel_size)
+            if first.pixel_size and image.pixel_size and abs(image.pixel_size - first.pixel_size) > 1e-3 * first.pixel_size:
+                raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {first.pixel_size:g} Å of {files[0].name}")
+            tables.append(pick_micrograph(image.data, settings, image.name, templates))
+            progress.advance(task)
+    picks = pd.concat(tables, ignore_index=True)
+    written = write_picks(picks, out, fmt, box_size=box_size or diameter, micrographs=[f.stem for f in files])
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
+    console.print(f"{len(picks)} picks in {len(files)} micrographs -> {where}")
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def _print_report(report: dict, title: str) -> None:
+    best = report["best"] or {"threshold": float("nan"), "precision": 0, "recall": 0, "f1": 0}
+    allp = report["all_picks"]
+    table = Table(title=title, show_header=True, header_style="bold")
+    for col in ("", "threshold", "precision", "recall", "F1", "picks"):
+        table.add_column(col, justify="right")
+    table.add_row("best F1", f"{best['threshold']:.4g}", f"{best['precision']:.3f}", f"{best['recall']:.3f}",
+                  f"{best['f1']:.3f}", str(best.get("n_pred", "")))
+    table.add_row("all picks", "-", f"{allp['precision']:.3f}", f"{allp['recall']:.3f}", f"{allp['f1']:.3f}",
+                  str(allp["n_pred"]))
+    if "at_threshold" in report:
+        a = report["at_threshold"]
+        table.add_row("at threshold", f"{a['threshold']:.4g}", f"{a['precision']:.3f}", f"{a['recall']:.3f}",
+                      f"{a['f1']:.3f}", str(a["n_pred"]))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    pred: Path = typer.Argument(..., help="Picks to score (any picks format, or a folder of per-micrograph files)."),
+    truth: Path = typer.Argument(..., help="Ground-truth coordinates (any picks format, or a folder)."),
+    radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Matching radius in pixels (usually the particle radius)."),
+    box: Optional[float] = typer.Option(None, "--box", help="Also score with the box protocol: boxes of this edge, IoU >= 0.5."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Also report precision/recall/F1 at this score."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (with the curve) as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the precision-recall curve as PNG."),
+):
+    """Score picks against ground truth: AUPRC, best F1, precision and recall.
+
+    Matching is one-to-one within each micrograph by optimal assignment.
+
+    Example: [bold]fewpick evaluate picks.star sim/ --radius 24 --json metrics.json --plot pr.png[/]
+    """
+    from fewpick._fileutil import atomic_path
+    from fewpick.evaluate import evaluate as run_evaluate, plot_pr
+    from fewpick.io import read_picks
+
+    if radius is None and box is None:
+        raise InputError(None, "give --radius (centre distance) and/or --box (IoU protocol)")
+    p = read_picks(pred)
+    t = read_picks(truth, require_rows=True)
+    report = run_evaluate(p, t, radius=radius, box=None if radius is not None else box, threshold=threshold)
+    if radius is not None and box is not None:
+        report["box_protocol"] = run_evaluate(p, t, box=box, threshold=threshold)
+    crit = f"radius {radius:g} px" if radius is not None else f"box {box:g} px, IoU >= 0.5"
+    _print_report(report, f"{pred.name} vs {truth.name} ({crit})")
+    console.print(f"AUPRC {report['auprc']:.4f}  best F1 {report['best']['f1'] if report['best'] else 0:.4f}  "
+                  f"true {report['n_true']}  picks {report['n_pred']}  micrographs {report['n_micrographs']}",
+                  highlight=False)
+    if report["n_micrographs_without_picks"]:
+        console.print(f"note: {report['n_micrographs_without_picks']} micrograph(s) of the truth have no picks", highlight=False)
+    if report["n_pred_ignored"]:
+        console.print(f"note: {report['n_pred_ignored']} picks are on micrographs the truth does not cover; ignored", highlight=False)
+    if "box_protocol" in report:
+        b = report["box_protocol"]
+        console.print(f"box protocol (edge {box:g} px, IoU >= 0.5): AUPRC {b['auprc']:.4f}  best F1 "
+                      f"{b['best']['f1'] if b['best'] else 0:.4f}  all-picks F1 {b['all_picks']['f1']:.4f}", highlight=False)
+    if json_out:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
+    if plot:
+        plot_pr(report, plot, title=f"{pred.name} ({crit})")
+
+
+# ---------------------------------------------------------------- convert
+
+
+@app.command()
+@handle_errors
+def convert(
+    src: Path = typer.Argument(..., metavar="IN", help="Picks file or folder to read."),
+    dst: Path = typer.Argument(..., metavar="OUT", help="File to write (format from the suffix), or a folder/ for one file per micrograph."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply coordinates by this (e.g. the binning factor of binned picks)."),
+    flip_y: Optional[float] = typer.Option(None, "--flip-y", metavar="HEIGHT", help="Flip y: y -> HEIGHT - 1 - y (HEIGHT in output pixels)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge in pixels, for writing .box files."),
+    src_fmt: Optional[str] = typer.Option(None, "--from", help="Input format if its suffix does not say."),
+    dst_fmt: Optional[str] = typer.Option(None, "--to", help="Output format if its suffix does not say."),
+):
+    """Convert picks between STAR, BOX, Topaz TSV, CSV and .coords.
+
+    Example: [bold]fewpick convert picks.star boxes/ --to box --box-size 64 --scale 4[/]
+    """
+    from fewpick.io import read_picks, transform_picks, write_picks
+
+    picks = transform_picks(read_picks(src, src_fmt), scale=scale, flip_y_height=flip_y)
+    written = write_picks(picks, dst, dst_fmt, box_size=box_size)
+    console.print(f"{len(picks)} picks -> {written[0] if len(written) == 1 else f'{len(written)} files in {dst}'}")
+
+
+# ---------------------------------------------------------------- overlay
+
+
+@app.command()
+@handle_errors
+def overlay(
+    image: Path = typer.Argument(..., help="A micrograph."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+    picks: Optional[Path] = typer.Option(None, "--picks", help="Picks to draw (circles)."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth to draw (crosses)."),
+    particle_diameter: float = typer.Option(40.0, "--particle-diameter", "-d", help="Circle diameter in pixels."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Draw only picks scoring at least this."),
+):
+    """Draw picks (and truth) over a micrograph as a PNG.
+
+    Example: [bold]fewpick overlay sim/sim_000.mrc --picks picks.star --truth sim/sim_000_truth.star --out overlay.png[/]
+    """
+    from fewpick.io import read_micrograph, read_picks
+    from fewpick.report import overlay_png
+
+    img = read_micrograph(image)
+    p = read_picks(picks) if picks else None
+    t = read_picks(truth) if truth else None
+    n = overlay_png(img, out, picks=p, truth=t, diameter=particle_diameter, threshold=threshold)
+    console.print(f"{n} picks drawn -> {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="fewpick")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Exceptions that carry one clear sentence for the user.
+
+The command line turns every :class:`FewpickError` into ``error: <message>`` on
+stderr and exit status 2, never a traceback from deep inside the code.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class FewpickError(Exception):
+    """An error the user can act on; its message is shown as it is."""
+
+
+class InputError(FewpickError, ValueError):
+    """A file or value given by the user is unreadable or inconsistent.
+
+    Parameters
+    ----------
+    path
+        The offending file (or ``None`` for a plain value).
+    problem
+        What is wrong with it, as a sentence fragment.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)

@@ -1,0 +1,114 @@
+"""Turning score maps into picks: non-maximum suppression and automatic thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.ndimage as ndi
+from scipy.spatial import cKDTree
+
+
+def ball(radius: float, ndim: int) -> np.ndarray:
+    """Boolean disk (2D) or ball (3D) footprint of the given radius in pixels."""
+    r = int(np.floor(radius))
+    grids = np.ogrid[tuple(slice(-r, r + 1) for _ in range(ndim))]
+    return sum(g.astype(np.float64) ** 2 for g in grids) <= radius**2 + 1e-9
+
+
+def nms(
+    score: np.ndarray,
+    radius: float,
+    threshold: float = -np.inf,
+    *,
+    max_picks: int | None = None,
+    border: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy non-maximum suppression on a 2D or 3D score map.
+
+    Local maxima within a disk (ball) of ``radius`` are candidates; taking them in
+    order of decreasing score, each kept peak suppresses every other candidate within
+    ``radius``, until the scores fall below ``threshold``. This is the classic
+    "take the best, suppress a disk, repeat" rule restricted to local maxima, so
+    shoulders of a suppressed peak never become picks.
+
+    Parameters
+    ----------
+    score
+        Score map ``(y, x)`` or ``(z, y, x)``.
+    radius
+        Suppression radius in map pixels (usually the particle radius).
+    threshold
+        Peaks must score ``>= threshold``; ``-inf`` keeps every peak.
+    max_picks
+        Keep at most this many (the best).
+    border
+        Drop peaks closer than this to the map's edge.
+
+    Returns
+    -------
+    coords : ndarray, shape (n, ndim)
+        Peak positions in array index order (``y, x`` or ``z, y, x``), best first.
+    scores : ndarray, shape (n,)
+    """
+    score = np.asarray(score, dtype=np.float32)
+    if score.ndim not in (2, 3):
+        raise ValueError(f"nms works on 2D or 3D maps, got shape {score.shape}")
+    if radius <= 0:
+        raise ValueError(f"radius must be positive, got {radius}")
+    footprint = ball(max(radius, 1.0), score.ndim)
+    finite = np.where(np.isfinite(score), score, -np.inf).astype(np.float32)
+    peaks = (finite == ndi.maximum_filter(finite, footprint=footprint, mode="constant", cval=-np.inf))
+    peaks &= finite >= threshold
+    peaks &= np.isfinite(finite)
+    if border > 0:
+        b = int(np.ceil(border))
+        inner = np.zeros_like(peaks)
+        inner[tuple(slice(b, max(b, n - b)) for n in score.shape)] = True
+        peaks &= inner
+    coords = np.argwhere(peaks)
+    values = finite[peaks]
+    order = np.argsort(-values, kind="stable")
+    coords, values = coords[order], values[order]
+    if len(coords) == 0:
+        return coords.astype(np.float64), values.astype(np.float64)
+    tree = cKDTree(coords)
+    suppressed = np.zeros(len(coords), bool)
+    keep = []
+    for i in range(len(coords)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        if max_picks is not None and len(keep) >= max_picks:
+            break
+        suppressed[tree.query_ball_point(coords[i], radius)] = True
+    keep = np.asarray(keep, dtype=int)
+    return coords[keep].astype(np.float64), values[keep].astype(np.float64)
+
+
+def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
+    """Automatic threshold between background peaks and particle peaks.
+
+    Fits a two-component Gaussian mixture to the peak scores. When the two
+    components are clearly apart (Ashman's D > 2), returns the lowest score at
+    which the higher component is the more probable one. Otherwise the peaks form
+    one population (a crowded micrograph, where nearly every peak is a particle)
+    and only the low outliers are dropped: median − 2 robust standard deviations.
+    With fewer than 10 peaks, the median.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if len(s) < 10:
+        return float(np.median(s)) if len(s) else 0.0
+    gmm = GaussianMixture(2, random_state=seed).fit(s[:, None])
+    means = gmm.means_.ravel()
+    sds = np.sqrt(gmm.covariances_.ravel())
+    ashman_d = np.sqrt(2) * abs(means[0] - means[1]) / np.sqrt(sds[0] ** 2 + sds[1] ** 2)
+    if ashman_d <= 2:
+        med = np.median(s)
+        return float(med - 2 * 1.4826 * np.median(np.abs(s - med)))
+    high = int(np.argmax(means))
+    grid = np.linspace(means.min(), s.max(), 2048)
+    post = gmm.predict_proba(grid[:, None])[:, high]
+    above = np.flatnonzero(post >= 0.5)
+    return float(grid[above[0]]) if len(above) else float(np.median(s))

@@ -1,0 +1,32 @@
+"""Readers and writers for the field's image and coordinate formats."""
+
+from fewpick.io.images import (
+    Image,
+    check_finite,
+    list_images,
+    match_names,
+    micrograph_key,
+    read_image,
+    read_micrograph,
+    read_tilt_angles,
+    read_volume,
+    write_image,
+    write_mrc,
+    write_tilt_angles,
+)
+from fewpick.io.picks import (
+    FORMATS,
+    check_inside,
+    detect_format,
+    empty_picks,
+    make_picks,
+    read_picks,
+    transform_picks,
+    write_picks,
+)
+
+__all__ = [
+    "Image", "check_finite", "list_images", "match_names", "micrograph_key", "read_image", "read_micrograph",
+    "read_tilt_angles", "read_volume", "write_image", "write_mrc", "write_tilt_angles", "FORMATS", "check_inside",
+    "detect_format", "empty_picks", "make_picks", "read_picks", "transform_picks", "write_picks",
+]

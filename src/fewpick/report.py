@@ -1,0 +1,60 @@
+"""Pictures for people: picks drawn over micrographs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fewpick._fileutil import atomic_path
+from fewpick.io.images import Image, match_names
+from fewpick.preprocess import bin_image, normalize
+
+
+def _rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+    if table is None or len(table) == 0:
+        return None
+    names = list(dict.fromkeys(table["micrograph"].astype(str)))
+    pair = match_names([name], names) or {v: k for k, v in match_names(names, [name]).items()}
+    if name not in pair:
+        return table.iloc[:0]
+    return table[table["micrograph"].astype(str) == pair[name]]
+
+
+def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd.DataFrame | None = None,
+                diameter: float = 40.0, threshold: float | None = None, max_px: int = 1400) -> int:
+    """Write a PNG of ``image`` (binned for display, low-passed) with picks as circles and truth as crosses.
+
+    Returns the number of picks drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Circle
+
+    factor = max(1, int(np.ceil(max(image.shape) / max_px)))
+    shown = normalize(bin_image(image.data, factor), clip=4)
+    h, w = image.shape
+    fig, ax = plt.subplots(figsize=(8, 8 * h / w), dpi=max(100, min(200, max(shown.shape) // 8)))
+    ax.imshow(shown, cmap="gray", extent=(-0.5, w - 0.5, h - 0.5, -0.5), vmin=-3, vmax=3, interpolation="lanczos")
+    n = 0
+    p = _rows_for(picks, image.name)
+    if p is not None and len(p):
+        if threshold is not None and "score" in p.columns:
+            p = p[p["score"].fillna(np.inf) >= threshold]
+        circles = [Circle((x, y), diameter / 2) for x, y in zip(p["x"], p["y"])]
+        ax.add_collection(PatchCollection(circles, facecolor="none", edgecolor="#00e5ff", linewidth=1.0))
+        n = len(p)
+    t = _rows_for(truth, image.name)
+    if t is not None and len(t):
+        ax.plot(t["x"], t["y"], "+", color="#ff3d00", markersize=6, markeredgewidth=1.2)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_axis_off()
+    ax.set_title(f"{image.name}: {n} picks (cyan)" + (", truth (red +)" if t is not None and len(t) else ""), fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return n
