@@ -134,7 +134,7 @@ def _read_mrc(path: Path, mmap: bool) -> tuple[np.ndarray, float | None]:
                 mrc.close()
     except (ValueError, OSError, EOFError) as exc:
         msg = str(exc).strip().rstrip(".")
-        if "too small" in msg or "Expected" in msg or "could only read" in msg:
+        if any(k in msg for k in ("too small", "Expected", "could only read", "greater than file size", "limit is")):
             msg = f"truncated MRC file ({msg})"
         else:
             msg = f"not a readable MRC file ({msg})"

@@ -20,7 +20,7 @@ csv       CSV with a header; common column spellings are recognised
 coords    plain ``x y [z]`` per line, no header, one file per micrograph/tomogram
 ========  ==========================================================================
 
-A path that is a folder (or ends with ``/``) means one file per micrograph,
+A path that is a folder (or ends with ``/``, or has no suffix) means one file per micrograph,
 named by the micrograph's stem.
 """
 
@@ -264,8 +264,10 @@ def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows:
     return df
 
 
-def _per_micrograph(path: Path) -> bool:
-    return path.is_dir() or str(path).endswith(("/", os.sep))
+def _per_micrograph(path: str | os.PathLike) -> bool:
+    """A folder target: an existing folder, a path written with a trailing slash, or one without a suffix."""
+    text = os.fspath(path)
+    return Path(text).is_dir() or text.endswith(("/", os.sep)) or not Path(text).suffix
 
 
 def _fmt_num(values: np.ndarray, decimals: int = 3) -> list[str]:
@@ -344,8 +346,8 @@ def write_picks(
     picks
         The table (``micrograph, x, y[, z], score[, label]`` and extras).
     path
-        A file, or a folder (existing, or a path ending with ``/``) for one file per
-        micrograph named ``<micrograph stem><suffix>``.
+        A file, or a folder (existing, a path ending with ``/``, or a path without a
+        suffix) for one file per micrograph named ``<micrograph stem><suffix>``.
     fmt
         Format name; by default from the suffix (``star`` inside a folder).
     box_size
@@ -356,11 +358,12 @@ def write_picks(
     Every file is written to a temporary name and renamed, so an error never leaves
     a partial file behind.
     """
+    folder = _per_micrograph(path)
     path = Path(path)
     missing = [c for c in ("micrograph", "x", "y") if c not in picks.columns]
     if missing:
         raise InputError(None, f"picks table lacks columns {missing}")
-    if _per_micrograph(path):
+    if folder:
         fmt = detect_format("x.star", fmt) if fmt else "star"
         path.mkdir(parents=True, exist_ok=True)
         names = list(dict.fromkeys(list(picks["micrograph"].astype(str)) + list(micrographs or [])))

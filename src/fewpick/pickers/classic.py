@@ -103,8 +103,9 @@ def project_volume(volume: np.ndarray, rotations: Rotation) -> np.ndarray:
         raise InputError(None, f"template map must be a cubic 3D volume, got shape {vol.shape}")
     n = vol.shape[0]
     c = (n - 1) / 2.0
-    out = np.empty((len(rotations), n, n), np.float32)
-    for i, m in enumerate(rotations.as_matrix()):
+    matrices = rotations.as_matrix().reshape(-1, 3, 3)
+    out = np.empty((len(matrices), n, n), np.float32)
+    for i, m in enumerate(matrices):
         # output voxel p samples the input at R^T (p - c) + c (matrix in z, y, x order)
         mat = m.T[::-1, ::-1]
         offset = c - mat @ np.full(3, c)

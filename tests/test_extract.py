@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewpick.extract import ball, nms, threshold_gmm
+
+
+def _bumps(shape, centres, heights, sigma=2.0):
+    grids = np.indices(shape).astype(float)
+    out = np.zeros(shape, np.float32)
+    for c, h in zip(centres, heights):
+        d2 = sum((g - ci) ** 2 for g, ci in zip(grids, c))
+        out += h * np.exp(-d2 / (2 * sigma**2))
+    return out
+
+
+def test_ball_footprints():
+    assert ball(1, 2).sum() == 5
+    assert ball(2, 2).sum() == 13
+    assert ball(1, 3).sum() == 7
+
+
+def test_nms_2d_finds_peaks_in_order_and_suppresses_close_weaker_ones():
+    m = _bumps((100, 120), [(20, 30), (70, 90), (24, 33), (60, 20)], [5.0, 3.0, 4.0, 1.0])
+    coords, scores = nms(m, radius=10, threshold=0.5)
+    # (24,33) is 5 px from the stronger (20,30): suppressed
+    assert [tuple(c) for c in coords] == [(20, 30), (70, 90), (60, 20)]
+    assert scores[0] == pytest.approx(m[20, 30]) and np.all(np.diff(scores) <= 0)
+    coords, _ = nms(m, radius=3, threshold=0.5)
+    assert len(coords) == 4  # a smaller radius keeps the neighbour
+    coords, _ = nms(m, radius=10, threshold=2.0)
+    assert len(coords) == 2
+    coords, _ = nms(m, radius=10, max_picks=1)
+    assert len(coords) == 1
+    coords, _ = nms(m, radius=10, threshold=0.5, border=25)
+    assert [tuple(c) for c in coords] == [(70, 90)]  # the others lie within 25 px of an edge
+
+
+def test_nms_handles_plateaus_nans_and_3d():
+    m = np.zeros((30, 30), np.float32)
+    m[10:13, 10:13] = 1.0  # a flat plateau gives one pick
+    m[0, 0] = np.nan
+    coords, scores = nms(m, radius=4, threshold=0.5)
+    assert len(coords) == 1 and scores[0] == 1.0
+    v = _bumps((20, 40, 40), [(5, 10, 10), (15, 30, 30), (6, 12, 11)], [2.0, 1.5, 1.0])
+    coords, _ = nms(v, radius=5, threshold=0.2)
+    assert [tuple(c) for c in coords] == [(5, 10, 10), (15, 30, 30)]
+
+
+def test_threshold_gmm_separates_two_populations_and_keeps_one():
+    r = np.random.default_rng(0)
+    noise = r.normal(1.0, 0.4, 400)
+    particles = r.normal(6.0, 0.8, 100)
+    t = threshold_gmm(np.concatenate([noise, particles]))
+    assert 2.0 < t < 4.5
+    crowded = r.normal(1.5, 0.5, 200)  # one population: keep nearly everything
+    t1 = threshold_gmm(crowded)
+    assert (crowded >= t1).mean() > 0.95
