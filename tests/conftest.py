@@ -8,7 +8,11 @@ import pytest
 from fewpick.io import make_picks
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "empiar10146_apoferritin"
+import os
+
+# shared/ sits beside the repository (as in CI); FEWPICK_REAL_DATA overrides
+REAL_DATA = Path(os.environ.get("FEWPICK_REAL_DATA",
+                                Path(__file__).resolve().parents[2] / "shared" / "data" / "empiar10146_apoferritin"))
 
 
 @pytest.fixture(scope="session")
