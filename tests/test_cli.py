@@ -123,3 +123,10 @@ def test_bad_inputs_exit_2_with_one_clear_line(tmp_path):
     assert r.exit_code == 2 and "empty.csv: holds no particle coordinates" in r.output
     r = run("evaluate", tmp_path / "p.star", tmp_path / "p.star")
     assert r.exit_code == 2 and "--radius" in r.output
+    write_picks(make_picks("good", [5.0, 130.0], [5.0, 6.0]), tmp_path / "outside.star")
+    r = run("overlay", tmp_path / "good.mrc", "--picks", tmp_path / "outside.star", "--out", tmp_path / "o.png")
+    assert r.exit_code == 2 and "outside.star: x=130 (row 2, micrograph 'good') lies outside" in r.output
+    assert not (tmp_path / "o.png").exists()
+    r = run("convert", tmp_path / "outside.star", tmp_path / "flipped.star", "--flip-y", 6)
+    assert r.exit_code == 2 and "outside.star: y=6 (row 2) lies outside an image of height 6" in r.output
+    assert not (tmp_path / "flipped.star").exists()

@@ -255,7 +255,10 @@ def convert(
     """
     from fewpick.io import read_picks, transform_picks, write_picks
 
-    picks = transform_picks(read_picks(src, src_fmt), scale=scale, flip_y_height=flip_y)
+    try:
+        picks = transform_picks(read_picks(src, src_fmt), scale=scale, flip_y_height=flip_y)
+    except InputError as exc:
+        raise InputError(exc.path or src, exc.problem) from None
     written = write_picks(picks, dst, dst_fmt, box_size=box_size)
     console.print(f"{len(picks)} picks -> {written[0] if len(written) == 1 else f'{len(written)} files in {dst}'}")
 
@@ -277,12 +280,16 @@ def overlay(
 
     Example: [bold]fewpick overlay sim/sim_000.mrc --picks picks.star --truth sim/sim_000_truth.star --out overlay.png[/]
     """
-    from fewpick.io import read_micrograph, read_picks
-    from fewpick.report import overlay_png
+    from fewpick.io import check_inside, read_micrograph, read_picks
+    from fewpick.report import overlay_png, rows_for
 
     img = read_micrograph(image)
     p = read_picks(picks) if picks else None
     t = read_picks(truth) if truth else None
+    for table, source in ((p, picks), (t, truth)):
+        mine = rows_for(table, img.name)
+        if mine is not None and len(mine):
+            check_inside(mine.assign(micrograph=img.name), {img.name: img.shape}, source)
     n = overlay_png(img, out, picks=p, truth=t, diameter=particle_diameter, threshold=threshold)
     console.print(f"{n} picks drawn -> {out}")
 

@@ -10,7 +10,8 @@ from fewpick.io.images import Image, match_names
 from fewpick.preprocess import bin_image, normalize
 
 
-def _rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+def rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+    """The rows of ``table`` that belong to micrograph ``name`` (paired by stem); None without a table."""
     if table is None or len(table) == 0:
         return None
     names = list(dict.fromkeys(table["micrograph"].astype(str)))
@@ -39,14 +40,14 @@ def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd
     fig, ax = plt.subplots(figsize=(8, 8 * h / w), dpi=max(100, min(200, max(shown.shape) // 8)))
     ax.imshow(shown, cmap="gray", extent=(-0.5, w - 0.5, h - 0.5, -0.5), vmin=-3, vmax=3, interpolation="lanczos")
     n = 0
-    p = _rows_for(picks, image.name)
+    p = rows_for(picks, image.name)
     if p is not None and len(p):
         if threshold is not None and "score" in p.columns:
             p = p[p["score"].fillna(np.inf) >= threshold]
         circles = [Circle((x, y), diameter / 2) for x, y in zip(p["x"], p["y"])]
         ax.add_collection(PatchCollection(circles, facecolor="none", edgecolor="#00e5ff", linewidth=1.0))
         n = len(p)
-    t = _rows_for(truth, image.name)
+    t = rows_for(truth, image.name)
     if t is not None and len(t):
         ax.plot(t["x"], t["y"], "+", color="#ff3d00", markersize=6, markeredgewidth=1.2)
     ax.set_xlim(-0.5, w - 0.5)

@@ -401,6 +401,11 @@ def transform_picks(picks: pd.DataFrame, scale: float = 1.0, flip_y_height: floa
     if flip_y_height is not None:
         if flip_y_height <= 0:
             raise InputError(None, f"--flip-y needs the image height in pixels, got {flip_y_height}")
+        outside = (out["y"] < -0.5) | (out["y"] > flip_y_height - 0.5)
+        if outside.any():
+            y = float(out.loc[outside, "y"].iloc[0])
+            raise InputError(None, f"y={y:g} (row {int(np.flatnonzero(outside.to_numpy())[0]) + 1}) lies outside an "
+                                   f"image of height {flip_y_height:g}; check --flip-y and --scale")
         out["y"] = (flip_y_height - 1) - out["y"]
     return out
 
