@@ -5,7 +5,7 @@ OUT=${1:-demo_output}
 FP=${FEWPICK:-.venv/bin/fewpick}
 mkdir -p "$OUT"
 echo "== simulating 3 micrographs (1024 px, particles 48 px across) into $OUT/data"
-$FP simulate micrographs --out "$OUT/data" --count 3 --size 1024 --seed 1 --snr 0.005
+$FP simulate micrographs --out "$OUT/data" --count 3 --size 1024 --seed 1 --preset simple --snr 0.005
 echo "== picking with the difference-of-Gaussians picker"
 $FP pick "$OUT/data" --method dog --particle-diameter 48 --out "$OUT/picks.star"
 $FP pick "$OUT/data" --method dog --particle-diameter 48 --threshold -1e9 --out "$OUT/all_peaks.star"

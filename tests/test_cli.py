@@ -31,7 +31,7 @@ def test_help_lists_every_verb_and_each_has_an_example():
 @pytest.fixture(scope="module")
 def simdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim")
-    r = run("simulate", "micrographs", "--out", d, "--count", 2, "--size", 384, "--seed", 3,
+    r = run("simulate", "micrographs", "--out", d, "--count", 2, "--size", 384, "--seed", 3, "--preset", "simple",
             "--particle-diameter", 32, "--particles", 25)
     assert r.exit_code == 0, r.output
     return d
@@ -41,7 +41,7 @@ def test_simulate_is_deterministic(simdir, tmp_path):
     assert sorted(p.name for p in simdir.iterdir()) == ["sim_000.mrc", "sim_000_truth.star", "sim_001.mrc",
                                                        "sim_001_truth.star"]
     again = tmp_path / "again"
-    run("simulate", "micrographs", "--out", again, "--count", 1, "--size", 384, "--seed", 3,
+    run("simulate", "micrographs", "--out", again, "--count", 1, "--size", 384, "--seed", 3, "--preset", "simple",
         "--particle-diameter", 32, "--particles", 25)
     assert (again / "sim_000.mrc").read_bytes() == (simdir / "sim_000.mrc").read_bytes()
     assert len(read_picks(simdir / "sim_000_truth.star")) == 25

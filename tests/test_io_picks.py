@@ -181,3 +181,14 @@ def test_check_inside():
         check_inside(t, {"other": (50, 100)}, "labels.star")
     with pytest.raises(InputError, match="z=12"):
         check_inside(make_picks("m", [1.0], [1.0], z=[12.0]), {"m": (10, 50, 100)}, "l.star")
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    write_picks(_table(2), tmp_path / "perm.star")
+    mode = stat.S_IMODE(os.stat(tmp_path / "perm.star").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.fft
 import scipy.ndimage as ndi
+from scipy.special import expit
 from scipy.spatial.transform import Rotation
 
 from fewpick.errors import InputError
@@ -273,7 +274,7 @@ def simulate_micrograph(
         cy = h / 2 + np.sin(ang) * (r_hole + min(h0, w0) / 2 - depth)
         yy, xx = np.ogrid[:h, :w]
         edge = np.hypot(xx - cx, yy - cy) - r_hole
-        carbon = (preset.carbon_thickness / (1 + np.exp(-edge / 1.5))).astype(np.float32)
+        carbon = (preset.carbon_thickness * expit(edge / 1.5)).astype(np.float32)
     balls = []
     # the preset's counts are per 4096^2 micrograph at 1.2 A/px; scale by the field's area
     area_ratio = (h0 * w0 * a * a) / (4096.0 * 4096.0 * 1.2 * 1.2)
