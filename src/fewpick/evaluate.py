@@ -157,7 +157,7 @@ def pr_curve(pred: pd.DataFrame, true: pd.DataFrame, radius: float | None = None
     """
     axes = _axes(pred, true)
     pairs = _pair_micrographs(pred, true)
-    scores_all, adj_all, owner = [], [], []
+    scores_all, adj_all = [], []
     offset_t = 0
     for tname, tgroup in true.groupby(true["micrograph"].astype(str), sort=False):
         pname = pairs.get(tname)

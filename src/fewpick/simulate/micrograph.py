@@ -27,13 +27,12 @@ degrees=True)`` rebuilds ``R``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.fft
-import scipy.ndimage as ndi
 from scipy.special import expit
 from scipy.spatial.transform import Rotation
 
@@ -105,7 +104,6 @@ def _place(rng, shape, radii_px, forbidden, margin_frac=0.5, max_tries=60):
     if len(forbidden):
         placed_xy = np.asarray(forbidden)[:, :2]
         placed_r = np.asarray(forbidden)[:, 2]
-    n_forbidden = len(placed_r)
     keep, centres = [], []
     for i, r in enumerate(radii_px):
         m = r * margin_frac
@@ -117,7 +115,6 @@ def _place(rng, shape, radii_px, forbidden, margin_frac=0.5, max_tries=60):
                 keep.append(i)
                 centres.append(p)
                 break
-    del n_forbidden
     return np.asarray(keep, int), np.asarray(centres).reshape(-1, 2)
 
 
@@ -176,10 +173,9 @@ class _Splatter:
         return out.reshape(h, w).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
 def _atom_transfer(shape, pixel_size, voltage) -> list[np.ndarray]:
-    """Per element group: phase (rad·px²… per atom) in Fourier space, solvent excluded."""
-    gy, gx = physics.frequency_grid(shape, pixel_size)
-    g = np.sqrt(gx**2 + gy**2)
+    """Per element group: phase per atom in Fourier space (scattering − displaced solvent)."""
     sigma = physics.interaction_constant(voltage)
     water_potential = physics.POTENTIAL_PER_SCATTERING * physics.water_scattering(0.0) * physics.WATER_DENSITY
     # bilinear splatting multiplies the spectrum by sinc^2 per axis: divide it out
@@ -188,26 +184,38 @@ def _atom_transfer(shape, pixel_size, voltage) -> list[np.ndarray]:
     splat = (np.sinc(fy) ** 2 * np.sinc(fx) ** 2).astype(np.float32)
     out = []
     for name in physics.GROUPS:
-        f = physics.scattering_factor(name, g) + physics.IMPLICIT_H[name] * physics.scattering_factor("H", g)
         v = physics.EXCLUDED_VOLUME[name]
-        solvent = water_potential * v * np.exp(-np.pi * v ** (2 / 3) * g**2)
-        out.append((sigma * (physics.POTENTIAL_PER_SCATTERING * f - solvent) / pixel_size**2 / splat).astype(np.float32))
+
+        def per_atom(g, name=name, v=v):
+            f = physics.scattering_factor(name, g) + physics.IMPLICIT_H[name] * physics.scattering_factor("H", g)
+            solvent = water_potential * v * np.exp(-np.pi * v ** (2 / 3) * g**2)
+            return sigma * (physics.POTENTIAL_PER_SCATTERING * f - solvent) / pixel_size**2
+
+        out.append(physics.radial(per_atom, shape, pixel_size) / splat)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _medium_amplitude(shape, pixel_size, voltage, kind) -> np.ndarray:
+    """Fourier amplitude of one molecule (water) or atom (carbon) of a random medium, with its structure factor."""
+    sigma = physics.interaction_constant(voltage)
+
+    def amp(g):
+        if kind == "water":
+            a = physics.water_scattering(g) * np.sqrt(physics.water_structure_factor(g))
+        else:  # amorphous carbon: short-range order, suppressed at low g
+            sf = 0.1 + 0.9 / (1 + np.exp(-(g - 0.25) / 0.03)) + 0.6 * np.exp(-((g - 0.45) ** 2) / (2 * 0.05**2))
+            a = physics.scattering_factor("C", g) * np.sqrt(sf)
+        return sigma * physics.POTENTIAL_PER_SCATTERING * a / pixel_size**2
+
+    return physics.radial(amp, shape, pixel_size)
 
 
 def _medium_noise(rng, shape, pixel_size, voltage, count_per_px: np.ndarray, kind: str) -> np.ndarray:
     """Fourier-space phase noise of randomly placed water molecules or carbon atoms."""
-    gy, gx = physics.frequency_grid(shape, pixel_size)
-    g = np.sqrt(gx**2 + gy**2)
-    sigma = physics.interaction_constant(voltage)
-    if kind == "water":
-        amp = physics.water_scattering(g) * np.sqrt(physics.water_structure_factor(g))
-    else:  # amorphous carbon: short-range order, suppressed at low g
-        s = 0.1 + 0.9 / (1 + np.exp(-(g - 0.25) / 0.03)) + 0.6 * np.exp(-((g - 0.45) ** 2) / (2 * 0.05**2))
-        amp = physics.scattering_factor("C", g) * np.sqrt(s)
     white = rng.standard_normal(shape).astype(np.float32) * np.sqrt(np.maximum(count_per_px, 0)).astype(np.float32)
     spec = scipy.fft.rfft2(white, workers=_WORKERS)
-    spec *= (sigma * physics.POTENTIAL_PER_SCATTERING * amp / pixel_size**2).astype(np.float32)
+    spec *= _medium_amplitude(tuple(shape), float(pixel_size), float(voltage), kind)
     return spec
 
 
@@ -327,7 +335,7 @@ def simulate_micrograph(
             xyz = sp.xyz @ m.T
             splat.add(np.stack([ax + (off[0] + xyz[:, 0]) / a, ay + (off[1] + xyz[:, 1]) / a], axis=1), sp.group)
 
-    transfer = _atom_transfer(shape, a, preset.voltage)
+    transfer = _atom_transfer(tuple(shape), float(a), float(preset.voltage))
     phase_particles = None
     for g in range(len(physics.GROUPS)):
         grid = splat.grid(g)

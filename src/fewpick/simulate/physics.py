@@ -69,6 +69,15 @@ def water_structure_factor(g: np.ndarray) -> np.ndarray:
     return rise + peak
 
 
+def radial(func, shape: tuple[int, int], pixel_size: float, samples: int = 4096) -> np.ndarray:
+    """Evaluate a function of |g| on the rFFT grid through a 1D lookup table (fast for big grids)."""
+    gy, gx = frequency_grid(shape, pixel_size)
+    g = np.sqrt(gx**2 + gy**2)
+    table_g = np.linspace(0, float(g.max()) * 1.0001, samples)
+    table = np.asarray(func(table_g), dtype=np.float64)
+    return np.interp(g.ravel(), table_g, table).reshape(g.shape).astype(np.float32)
+
+
 def wavelength(voltage: float = 300e3) -> float:
     """Relativistic electron wavelength in Å for an accelerating voltage in volts."""
     h, m0, e, c = 6.62607015e-34, 9.1093837015e-31, 1.602176634e-19, 2.99792458e8

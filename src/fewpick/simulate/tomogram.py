@@ -7,7 +7,8 @@ optionally a membrane vesicle (a bilayer, two head-group leaflets 4 nm apart).
 For every tilt (±60°, dose-symmetric order) the pseudo-atoms are projected along the
 tilted beam and the image is formed as for micrographs: scattering with solvent
 exclusion, ice of thickness ``t / cos θ``, a per-tilt CTF with radiation damage from
-the dose accumulated so far, Poisson noise and the detector MTF. The tomogram is
+the dose accumulated so far, Poisson noise and the detector MTF; each tilt is also off
+by a small residual alignment error, which blurs the tomogram as in real data. The tomogram is
 reconstructed from the tilt series by weighted back-projection, so the missing wedge
 and its artefacts are real.
 
@@ -50,6 +51,7 @@ class TomogramPreset:
     total_dose: float = 120.0  # e/Å² over the whole series
     defocus: tuple[float, float] = (30000.0, 50000.0)
     defocus_jitter: float = 500.0  # per tilt
+    alignment_error: float = 0.7  # residual tilt-series misalignment, voxels (std of x and y shifts)
     b_factor: float = 200.0
     dqe: float = 0.5
     voltage: float = 300e3
@@ -110,13 +112,12 @@ def _microtubule(rng, start, direction, length, spacing=40.0, radius=115.0, n_pf
     v = np.cross(direction, u)
     n_rings = int(length / spacing)
     rise = 3 * spacing / n_pf  # 3-start helix: each protofilament is offset by 3/13 of a monomer
-    sub = rng.normal(scale=12.0, size=(6, 3))  # a monomer: 6 beads spread over ~2.5 nm
     pts = []
     for k in range(n_rings):
         for p in range(n_pf):
             phi = 2 * np.pi * p / n_pf
             centre = start + direction * (k * spacing + p * rise) + radius * (np.cos(phi) * u + np.sin(phi) * v)
-            pts.append(centre + sub)
+            pts.append(centre + rng.normal(scale=12.0, size=(6, 3)))  # a monomer: 6 beads over ~2.5 nm
     line = start + direction[None, :] * np.arange(0, n_rings * spacing, 20.0)[:, None]
     beads = np.concatenate(pts)
     return beads, np.full(len(beads), 3600.0 / 6), line
@@ -248,8 +249,9 @@ def simulate_tomogram(preset: TomogramPreset | str = "realistic", seed: int = 0,
     defoci = []
     for k, th in enumerate(angles):
         t = np.deg2rad(th)
-        xp = (pos[:, 0] * np.cos(t) + pos[:, 2] * np.sin(t)) / a + centre[0]
-        yp = pos[:, 1] / a + centre[1]
+        shift = rng.normal(scale=preset.alignment_error, size=2) if k else np.zeros(2)
+        xp = (pos[:, 0] * np.cos(t) + pos[:, 2] * np.sin(t)) / a + centre[0] + shift[0]
+        yp = pos[:, 1] / a + centre[1] + shift[1]
         grid = _splat2d(np.stack([xp, yp], axis=1), cnt, shape2)
         phase = scipy.fft.rfft2(grid, workers=_WORKERS) * transfer
         path = slab / np.cos(t)
