@@ -131,46 +131,47 @@ def _smooth_field(rng, shape, scale_px, amplitude):
 # ---------------------------------------------------------------- potential
 
 
+def splat_bilinear(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Sum point weights onto a ``(rows, cols)`` grid with bilinear interpolation (one bincount per corner).
+
+    ``x`` is the column and ``y`` the row coordinate in pixels; points off the grid are dropped.
+    """
+    h, w = shape
+    x0 = np.floor(x).astype(np.int64)
+    y0 = np.floor(y).astype(np.int64)
+    fx = (x - x0).astype(np.float32)
+    fy = (y - y0).astype(np.float32)
+    out = np.zeros(h * w, np.float64)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        wgt = (fy if dy else 1 - fy) * (fx if dx else 1 - fx)
+        if weights is not None:
+            wgt = wgt * weights
+        yy, xx = y0 + dy, x0 + dx
+        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        out += np.bincount(yy[ok] * w + xx[ok], weights=wgt[ok], minlength=h * w)
+    return out.reshape(h, w).astype(np.float32)
+
+
 class _Splatter:
-    """Accumulates atom positions per element group and splats them once (bilinear)."""
+    """Collects atom positions per element group, to splat each group once."""
 
     def __init__(self, shape):
         self.shape = shape
-        self.chunks: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in physics.GROUPS]
+        self.chunks: list[list[np.ndarray]] = [[] for _ in physics.GROUPS]
 
-    def add(self, xy_px: np.ndarray, group: np.ndarray, weight: np.ndarray | None = None):
+    def add(self, xy_px: np.ndarray, group: np.ndarray):
         order = np.argsort(group, kind="stable")
-        counts = np.bincount(group, minlength=len(physics.GROUPS))
-        starts = np.concatenate([[0], np.cumsum(counts)])
+        starts = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=len(physics.GROUPS)))])
         for g in range(len(physics.GROUPS)):
-            if counts[g]:
-                idx = order[starts[g] : starts[g + 1]]
-                self.chunks[g].append((xy_px[idx, 0], xy_px[idx, 1], None if weight is None else weight[idx]))
+            if starts[g + 1] > starts[g]:
+                self.chunks[g].append(xy_px[order[starts[g] : starts[g + 1]]])
 
     def grid(self, g: int) -> np.ndarray | None:
-        """The group's atoms splatted bilinearly: one bincount per corner over all atoms."""
         if not self.chunks[g]:
             return None
-        h, w = self.shape
-        x = np.concatenate([c[0] for c in self.chunks[g]])
-        y = np.concatenate([c[1] for c in self.chunks[g]])
-        weighted = any(c[2] is not None for c in self.chunks[g])
-        base = np.concatenate([np.ones(len(c[0]), np.float32) if c[2] is None else c[2] for c in self.chunks[g]]) \
-            if weighted else None
+        xy = np.concatenate(self.chunks[g])
         self.chunks[g] = []
-        x0 = np.floor(x).astype(np.int64)
-        y0 = np.floor(y).astype(np.int64)
-        fx = (x - x0).astype(np.float32)
-        fy = (y - y0).astype(np.float32)
-        out = np.zeros(h * w, np.float64)
-        for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-            wgt = (fy if dy else 1 - fy) * (fx if dx else 1 - fx)
-            if base is not None:
-                wgt = wgt * base
-            yy, xx = y0 + dy, x0 + dx
-            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-            out += np.bincount(yy[ok] * w + xx[ok], weights=wgt[ok], minlength=h * w)
-        return out.reshape(h, w).astype(np.float32)
+        return splat_bilinear(xy[:, 0], xy[:, 1], None, self.shape)
 
 
 @functools.lru_cache(maxsize=4)

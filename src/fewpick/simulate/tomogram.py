@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 
 from fewpick.errors import InputError
 from fewpick.simulate import physics
-from fewpick.simulate.micrograph import _medium_noise
+from fewpick.simulate.micrograph import _medium_noise, splat_bilinear
 from fewpick.simulate.reconstruct import weighted_back_projection
 from fewpick.simulate.species import load_species
 
@@ -137,21 +137,6 @@ def _vesicle(rng, centre, radius, spacing=12.0):
     return beads, np.full(len(beads), 6.0)  # ~6 heavy atoms of head-group per 12 Å patch
 
 
-def _splat2d(xy: np.ndarray, weights: np.ndarray, shape) -> np.ndarray:
-    h, w = shape
-    x0 = np.floor(xy[:, 0]).astype(np.int64)
-    y0 = np.floor(xy[:, 1]).astype(np.int64)
-    fx = xy[:, 0] - x0
-    fy = xy[:, 1] - y0
-    out = np.zeros(h * w)
-    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        wt = weights * (fy if dy else 1 - fy) * (fx if dx else 1 - fx)
-        yy, xx = y0 + dy, x0 + dx
-        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        out += np.bincount(yy[ok] * w + xx[ok], weights=wt[ok], minlength=h * w)
-    return out.reshape(h, w).astype(np.float32)
-
-
 def simulate_tomogram(preset: TomogramPreset | str = "realistic", seed: int = 0, name: str = "tomo",
                       keep_phantom: bool = False) -> SimulatedTomogram:
     """Simulate a tilt series and reconstruct it (see the module docstring)."""
@@ -252,7 +237,7 @@ def simulate_tomogram(preset: TomogramPreset | str = "realistic", seed: int = 0,
         shift = rng.normal(scale=preset.alignment_error, size=2) if k else np.zeros(2)
         xp = (pos[:, 0] * np.cos(t) + pos[:, 2] * np.sin(t)) / a + centre[0] + shift[0]
         yp = pos[:, 1] / a + centre[1] + shift[1]
-        grid = _splat2d(np.stack([xp, yp], axis=1), cnt, shape2)
+        grid = splat_bilinear(xp, yp, cnt, shape2)
         phase = scipy.fft.rfft2(grid, workers=_WORKERS) * transfer
         path = slab / np.cos(t)
         phase += _medium_noise(rng, shape2, a, preset.voltage, np.full(shape2, physics.WATER_DENSITY * path * a * a,
