@@ -150,9 +150,10 @@ def simulate_tomograms(
 def pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
-    method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="dog: difference of Gaussians; template: FFT cross-correlation."),
-    particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm)."),
-    threshold: str = typer.Option("auto", "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
+    method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
+    particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak. Default: auto for classic methods, logit 0 (p = 0.5) with --model."),
     template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
@@ -163,9 +164,10 @@ def pick(
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say (star, box, tsv, csv, coords)."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
 ):
-    """Pick particles with a classic method (no training).
+    """Pick particles with a trained model, or with a classic method (no training).
 
-    Example: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
+    Example: [bold]fewpick pick mics/ --model picker.pt --out picks.star[/]
+    or: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
     """
     import numpy as np
     import pandas as pd
@@ -177,11 +179,23 @@ def pick(
 
     files = list_images(images)
     first = read_micrograph(files[0], pixel_size=pixel_size)
-    diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
-    settings = ClassicSettings(diameter=diameter, method=method.value, threshold=_threshold(threshold), dark=not bright,
+    pu_model = None
+    if model is not None:
+        from fewpick.pickers import pu
+
+        pu_model = pu.load_model(model)
+        diameter = pu_model.settings.diameter
+        thr = _threshold(threshold) if threshold is not None else 0.0
+        err_console.print(pu.model_summary(pu_model), highlight=False)
+    else:
+        if particle_diameter is None:
+            raise InputError(None, "give --particle-diameter (or --model)")
+        diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
+        thr = _threshold(threshold) if threshold is not None else "auto"
+    settings = ClassicSettings(diameter=diameter, method=method.value, threshold=thr, dark=not bright,
                                bin_factor=bin_factor, max_picks=max_picks, border=border)
     templates = None
-    if method == ClassicMethod.template:
+    if pu_model is None and method == ClassicMethod.template:
         if template is None:
             raise InputError(None, "--method template needs --template FILE (a 2D image or a 3D map)")
         t_img = read_image(template)
@@ -195,12 +209,85 @@ def pick(
             image = first if i == 0 else read_micrograph(path, pixel_size=pixel_size)
             if first.pixel_size and image.pixel_size and abs(image.pixel_size - first.pixel_size) > 1e-3 * first.pixel_size:
                 raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {first.pixel_size:g} Å of {files[0].name}")
-            tables.append(pick_micrograph(image.data, settings, image.name, templates))
+            if pu_model is not None:
+                tables.append(pu.pick_micrograph(pu_model, image.data, image.name, thr, max_picks))
+            else:
+                tables.append(pick_micrograph(image.data, settings, image.name, templates))
             progress.advance(task)
     picks = pd.concat(tables, ignore_index=True)
     written = write_picks(picks, out, fmt, box_size=box_size or diameter, micrographs=[f.stem for f in files])
     where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
     console.print(f"{len(picks)} picks in {len(files)} micrographs -> {where}")
+
+
+# ---------------------------------------------------------------- train
+
+
+class PUMethod(str, Enum):
+    pn = "pn"
+    upu = "upu"
+    nnpu = "nnpu"
+    ge_kl = "ge-kl"
+    ge_binomial = "ge-binomial"
+
+
+@app.command()
+@handle_errors
+def train(
+    images: List[Path] = typer.Argument(..., help="Training micrographs (files or folders); those without labels add unlabeled regions."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="Labeled particle centres (any picks format), naming micrographs by stem."),
+    particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write (self-describing: network, binning, diameter, π)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per micrograph; sets π (disk area, 2D)."),
+    pi: Optional[float] = typer.Option(None, "--pi", help="Class prior π directly (fraction of unlabeled pixels that are particles), in (0, 0.5)."),
+    method: PUMethod = typer.Option(PUMethod.ge_binomial, "--method", help="Positive-unlabeled objective."),
+    ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),
+    slack: float = typer.Option(0.0, "--slack", help="β of nnPU: how far below 0 the negative risk may go."),
+    autoencoder: float = typer.Option(0.0, "--autoencoder", help="Weight a of the reconstruction error (0 = classifier only; seed 003 uses N/10)."),
+    steps: int = typer.Option(600, "--steps", min=1, help="Optimiser steps."),
+    steps_per_epoch: int = typer.Option(100, "--steps-per-epoch", min=1, help="Steps between checkpoints / validation."),
+    val_images: Optional[List[Path]] = typer.Option(None, "--val-images", help="Held-out micrographs for the AUPRC shown each epoch."),
+    val_labels: Optional[Path] = typer.Option(None, "--val-labels", help="Their particle centres."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an interruption."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+):
+    """Train a positive-unlabeled CNN picker from a few labeled particles.
+
+    Example: [bold]fewpick train mics/ --labels labels.star --particle-diameter 68 --expected-particles 150 --out picker.pt[/]
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fewpick.io import list_images, read_micrograph, read_picks
+    from fewpick.pickers import pu
+    from fewpick.preprocess import parse_length
+
+    files = list_images(images)
+    ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
+    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
+    labs = read_picks(labels, require_rows=True)
+    settings = pu.PUSettings(diameter=diameter, method=method.value, pi=pi, expected_particles=expected_particles,
+                             bin_factor=bin_factor, ge_weight=ge_weight, slack=slack, autoencoder=autoencoder,
+                             steps=steps, steps_per_epoch=steps_per_epoch, seed=seed, threads=threads)
+    v_ims = v_labs = None
+    if val_images or val_labels:
+        if not (val_images and val_labels):
+            raise InputError(None, "--val-images and --val-labels go together")
+        v_ims = [read_micrograph(f, pixel_size=pixel_size) for f in list_images(val_images)]
+        v_labs = read_picks(val_labels, require_rows=True)
+    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
+        task = progress.add_task("train", total=steps, info="")
+
+        def report(entry):
+            info = f"loss {entry['loss']:.4f}" + (f"  val AUPRC {entry['val_auprc']:.3f}" if "val_auprc" in entry else "")
+            progress.update(task, completed=entry["step"], info=info)
+
+        model = pu.train(ims, labs, settings, out, labels_source=labels, val_images=v_ims, val_labels=v_labs,
+                         resume=resume, progress=report)
+    console.print(f"{pu.model_summary(model)} -> {out}", highlight=False)
 
 
 # ---------------------------------------------------------------- evaluate

@@ -1,0 +1,5 @@
+"""Network building blocks (plain PyTorch; no torchvision needed)."""
+
+from fewpick.nn.cnn import PickerCNN
+
+__all__ = ["PickerCNN"]

@@ -1,0 +1,401 @@
+"""Positive-unlabeled CNN picker (Topaz-class; seed 003, SPEC §1).
+
+Training reads micrographs and a few labeled particle centres. Each micrograph is
+Fourier-binned so the particle is ~16 px across and robustly normalised; pixels within
+``label_radius`` (binned px) of a labeled centre are positives, all others unlabeled.
+A small dilated residual CNN (receptive field ≈ the particle) is trained on random
+tiles — half of them around labeled particles — with 90° rotations and flips, on a PU
+objective (:mod:`fewpick.losses.pu`) over the tiles' interior pixels, optionally plus
+the autoencoder term ``a·‖x − x'‖²``. Picking applies the CNN to whole binned
+micrographs and extracts peaks by non-maximum suppression with the particle radius.
+Scores are logits (log-odds); higher is more particle-like; 0 means probability ½.
+
+The class prior π is the fraction of unlabeled pixels that are positive: the expected
+number of particles per micrograph × the area of a label **disk** (2D: π r², not a
+ball) ÷ the binned micrograph's area.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from fewpick import __version__
+from fewpick._fileutil import atomic_path
+from fewpick.errors import InputError
+from fewpick.extract import ball, nms, threshold_gmm
+from fewpick.io.images import Image, match_names
+from fewpick.io.picks import check_inside, make_picks
+from fewpick.losses.pu import PU_METHODS, pu_loss
+from fewpick.nn.cnn import PickerCNN
+from fewpick.preprocess import bin_image, choose_binning, normalize
+
+MODEL_FORMAT = "fewpick-pu-model"
+MODEL_FORMAT_VERSION = 1
+
+
+@dataclass
+class PUSettings:
+    """Everything that defines a PU picker; stored in the model file.
+
+    Lengths are original pixels unless named ``binned``.
+    """
+
+    diameter: float
+    method: str = "ge-binomial"
+    pi: float | None = None
+    expected_particles: float | None = None
+    label_radius_binned: float | None = None  # default: 15 % of the binned diameter, at least 1.5 px
+    bin_factor: int | None = None
+    ge_weight: float = 1.0  # λ of GE-KL / GE-binomial
+    slack: float = 0.0  # β of nnPU
+    autoencoder: float = 0.0  # a: weight of the reconstruction error (0 = classifier only)
+    width: int = 24
+    steps: int = 600
+    steps_per_epoch: int = 100
+    batch: int = 8
+    tile: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
+    seed: int = 0
+    threads: int = 2
+
+    def factor(self) -> int:
+        return self.bin_factor or choose_binning(self.diameter)
+
+    def label_radius(self) -> float:
+        return self.label_radius_binned or max(1.5, 0.15 * self.diameter / self.factor())
+
+
+@dataclass
+class PUModel:
+    """A trained picker: the network and every setting needed to use it."""
+
+    net: PickerCNN
+    settings: PUSettings
+    pi: float
+    pixel_size: float | None
+    history: list = field(default_factory=list)
+
+    @property
+    def factor(self) -> int:
+        return self.settings.factor()
+
+
+# ---------------------------------------------------------------- data
+
+
+def prepare(data: np.ndarray, factor: int) -> np.ndarray:
+    """The network's input: Fourier-binned by ``factor`` and robustly normalised (clipped at ±6)."""
+    return normalize(bin_image(data, factor), clip=6.0)
+
+
+@dataclass
+class _Item:
+    name: str
+    image: np.ndarray  # binned, normalised
+    mask: np.ndarray  # bool positives
+    centres: np.ndarray  # (n, 2) binned (row, col) of labels
+
+
+def _positive_mask(shape, centres_rc: np.ndarray, radius: float) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    disk = ball(radius, 2)
+    r = disk.shape[0] // 2
+    for cy, cx in np.round(centres_rc).astype(int):
+        y0, y1, x0, x1 = cy - r, cy + r + 1, cx - r, cx + r + 1
+        dy0, dx0 = max(0, -y0), max(0, -x0)
+        dy1, dx1 = disk.shape[0] - max(0, y1 - shape[0]), disk.shape[1] - max(0, x1 - shape[1])
+        if dy1 > dy0 and dx1 > dx0:
+            mask[max(0, y0) : min(shape[0], y1), max(0, x0) : min(shape[1], x1)] |= disk[dy0:dy1, dx0:dx1]
+    return mask
+
+
+def _labels_for(images: Sequence[Image], labels: pd.DataFrame, source) -> dict[str, pd.DataFrame]:
+    names = [im.name for im in images]
+    wanted = list(dict.fromkeys(labels["micrograph"].astype(str)))
+    pairs = match_names(wanted, names)
+    missing = [w for w in wanted if w not in pairs]
+    if missing:
+        raise InputError(source, f"labels name micrograph {missing[0]!r}, which is not among the images given "
+                                 f"({len(missing)} such name(s))")
+    out = {}
+    shapes = {im.name: im.shape for im in images}
+    for w, name in pairs.items():
+        rows = labels[labels["micrograph"].astype(str) == w].assign(micrograph=name)
+        check_inside(rows, {name: shapes[name]}, source)
+        out[name] = rows
+    return out
+
+
+def _items(images: Sequence[Image], labels: dict[str, pd.DataFrame], settings: PUSettings) -> list[_Item]:
+    items = []
+    factor = settings.factor()
+    for im in images:
+        binned = prepare(im.data, factor)
+        scale = np.array(im.shape, float) / np.array(binned.shape, float)
+        rows = labels.get(im.name)
+        centres = (np.stack([rows["y"].to_numpy(float) / scale[0], rows["x"].to_numpy(float) / scale[1]], axis=1)
+                   if rows is not None and len(rows) else np.zeros((0, 2)))
+        items.append(_Item(im.name, binned, _positive_mask(binned.shape, centres, settings.label_radius()), centres))
+    return items
+
+
+def class_prior(expected_particles: float, label_radius: float, binned_shapes: Sequence[tuple[int, int]]) -> float:
+    """π = expected particles per micrograph × label disk area / binned micrograph area (mean over micrographs)."""
+    disk = float(ball(label_radius, 2).sum())
+    return float(np.mean([expected_particles * disk / (h * w) for h, w in binned_shapes]))
+
+
+# ---------------------------------------------------------------- model files
+
+
+def save_model(model: PUModel, path: str | os.PathLike) -> Path:
+    """Write a self-describing model file (atomically)."""
+    bundle = {
+        "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
+        "settings": asdict(model.settings), "pi": model.pi, "pixel_size": model.pixel_size,
+        "receptive_field": model.net.receptive_field, "state_dict": model.net.state_dict(),
+        "history": model.history,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return path
+
+
+def _build(settings: PUSettings) -> PickerCNN:
+    return PickerCNN(width=settings.width, decoder_patch=7 if settings.autoencoder > 0 else 0)
+
+
+def load_model(path: str | os.PathLike) -> PUModel:
+    """Read a model file written by :func:`save_model`; clear errors for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such model file")
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"not a fewpick model file ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
+        raise InputError(path, "not a fewpick PU picker model file")
+    if bundle.get("format_version") != MODEL_FORMAT_VERSION:
+        raise InputError(path, f"model file format {bundle.get('format_version')} (written by fewpick "
+                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
+                               f"{MODEL_FORMAT_VERSION}: retrain the model")
+    settings = PUSettings(**bundle["settings"])
+    net = _build(settings)
+    try:
+        net.load_state_dict(bundle["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
+    net.eval()
+    return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])))
+
+
+# ---------------------------------------------------------------- training
+
+
+def _sample_batch(items: list[_Item], settings: PUSettings, rng: np.random.Generator):
+    t = settings.tile
+    xs, ms = [], []
+    weights = np.array([it.image.size for it in items], float)
+    weights /= weights.sum()
+    labeled = [i for i, it in enumerate(items) if len(it.centres)]
+    for b in range(settings.batch):
+        if labeled and b % 2 == 0:
+            it = items[labeled[rng.integers(len(labeled))]]
+            cy, cx = it.centres[rng.integers(len(it.centres))]
+            y0 = int(round(cy)) - rng.integers(t // 4, 3 * t // 4)
+            x0 = int(round(cx)) - rng.integers(t // 4, 3 * t // 4)
+        else:
+            it = items[rng.choice(len(items), p=weights)]
+            y0 = rng.integers(0, max(1, it.image.shape[0] - t + 1))
+            x0 = rng.integers(0, max(1, it.image.shape[1] - t + 1))
+        h, w = it.image.shape
+        y0 = int(np.clip(y0, 0, max(0, h - t)))
+        x0 = int(np.clip(x0, 0, max(0, w - t)))
+        x = it.image[y0 : y0 + t, x0 : x0 + t]
+        m = it.mask[y0 : y0 + t, x0 : x0 + t]
+        k = rng.integers(4)
+        x, m = np.rot90(x, k), np.rot90(m, k)
+        if rng.random() < 0.5:
+            x, m = x[:, ::-1], m[:, ::-1]
+        xs.append(np.ascontiguousarray(x))
+        ms.append(np.ascontiguousarray(m))
+    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ms))
+
+
+def _step_loss(net: PickerCNN, x: torch.Tensor, mask: torch.Tensor, settings: PUSettings, pi: float,
+               gen: torch.Generator) -> torch.Tensor:
+    logits, recon = net.forward_with_reconstruction(x)
+    logits = logits[:, 0]
+    m = net.receptive_field // 2
+    inner = (slice(None), slice(m, -m), slice(m, -m))
+    z, pos = logits[inner], mask[inner]
+    z_pos = z[pos]
+    z_unl_all = z[~pos]
+    n = min(z_unl_all.numel(), settings.unlabeled_per_tile * x.shape[0])
+    idx = torch.randperm(z_unl_all.numel(), generator=gen)[:n]
+    loss = pu_loss(z_pos, z_unl_all[idx], pi, settings.method, settings.ge_weight, settings.slack)
+    if recon is not None:
+        k = net.decoder_patch
+        target = F.unfold(x, k, padding=k // 2).reshape(x.shape[0], k * k, *x.shape[2:])
+        loss = loss + settings.autoencoder * F.mse_loss(recon[:, :, m:-m, m:-m], target[:, :, m:-m, m:-m])
+    return loss
+
+
+def train(
+    images: Sequence[Image],
+    labels: pd.DataFrame,
+    settings: PUSettings,
+    out: str | os.PathLike,
+    *,
+    labels_source: str | os.PathLike | None = None,
+    val_images: Sequence[Image] | None = None,
+    val_labels: pd.DataFrame | None = None,
+    resume: bool = False,
+    progress: Callable[[dict], None] | None = None,
+) -> PUModel:
+    """Train a PU picker and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
+
+    Raises
+    ------
+    InputError
+        Labels outside their image or naming an image not given, no labels, π outside
+        (0, 0.5), a particle larger than the micrographs, a checkpoint from other settings.
+    """
+    if settings.method not in PU_METHODS:
+        raise InputError(None, f"unknown method {settings.method!r}; choose one of {', '.join(PU_METHODS)}")
+    if len(labels) == 0:
+        raise InputError(labels_source, "holds no particle coordinates")
+    if settings.diameter >= min(min(im.shape) for im in images):
+        raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    per_image = _labels_for(images, labels, labels_source)
+    items = _items(images, per_image, settings)
+    if settings.pi is not None:
+        pi = float(settings.pi)
+    elif settings.expected_particles is not None:
+        pi = class_prior(settings.expected_particles, settings.label_radius(), [it.image.shape for it in items])
+    else:
+        raise InputError(None, "give the expected number of particles per micrograph (--expected-particles) or π (--pi)")
+    if not 0 < pi < 0.5:
+        raise InputError(None, f"class prior π = {pi:.4g} lies outside (0, 0.5): check --expected-particles / --pi "
+                               f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
+    if settings.tile <= 2 * (PickerCNN(settings.width).receptive_field // 2) + 8:
+        raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
+    min_side = min(min(it.image.shape) for it in items)
+    if min_side < settings.tile:
+        settings = PUSettings(**{**asdict(settings), "tile": int(min_side)})
+    val_items = None
+    if val_images is not None and val_labels is not None:
+        val_items = (val_images, val_labels)
+
+    net = _build(settings)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    ckpt = Path(str(out) + ".ckpt")
+    step0, history = 0, []
+    if resume:
+        if not ckpt.is_file():
+            raise InputError(ckpt, "no checkpoint to resume from")
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("settings") != asdict(settings):
+            raise InputError(ckpt, "checkpoint was written with other settings; start again without --resume")
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        step0, history = state["step"], state["history"]
+        rng.bit_generator.state = state["rng"]
+        gen.set_state(state["gen"])
+    model = PUModel(net, settings, pi, images[0].pixel_size, history)
+    t0 = time.perf_counter()
+    running = []
+    for step in range(step0, settings.steps):
+        net.train()
+        x, m = _sample_batch(items, settings, rng)
+        loss = _step_loss(net, x, m, settings, pi, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        if (step + 1) % settings.steps_per_epoch == 0 or step + 1 == settings.steps:
+            entry = {"step": step + 1, "loss": float(np.mean(running)), "seconds": time.perf_counter() - t0}
+            running = []
+            if val_items is not None:
+                from fewpick.evaluate import evaluate
+
+                net.eval()
+                picks = pick_images(model, val_items[0], threshold=-1e9)
+                entry["val_auprc"] = evaluate(picks, val_items[1], radius=settings.diameter / 2)["auprc"]
+            history.append(entry)
+            with atomic_path(ckpt) as tmp:
+                torch.save({"settings": asdict(settings), "net": net.state_dict(), "opt": opt.state_dict(),
+                            "step": step + 1, "history": history, "rng": rng.bit_generator.state,
+                            "gen": gen.get_state()}, tmp)
+            if progress:
+                progress(entry)
+    net.eval()
+    save_model(model, out)
+    return model
+
+
+# ---------------------------------------------------------------- picking
+
+
+@torch.no_grad()
+def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
+    torch.set_num_threads(model.settings.threads)
+    binned = prepare(data, model.factor)
+    scale = np.array(data.shape, float) / np.array(binned.shape, float)
+    net = model.net.eval()
+    h, w = binned.shape
+    margin = net.receptive_field
+    rows = 512
+    out = np.empty((h, w), np.float32)
+    for y0 in range(0, h, rows):
+        a, b = max(0, y0 - margin), min(h, y0 + rows + margin)
+        tile = torch.from_numpy(np.ascontiguousarray(binned[a:b]))[None, None]
+        logits = net(tile)[0, 0].numpy()
+        out[y0 : min(h, y0 + rows)] = logits[y0 - a : y0 - a + min(rows, h - y0)]
+    return out, scale
+
+
+def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str = 0.0,
+                    max_picks: int | None = None) -> pd.DataFrame:
+    """Picks of one micrograph in original pixels; scores are logits."""
+    logits, scale = score_map(model, data)
+    radius = model.settings.diameter / 2 / model.factor
+    thr = -np.inf if threshold == "auto" else float(threshold)
+    coords, scores = nms(logits, radius, thr, max_picks=max_picks)
+    if threshold == "auto" and len(scores):
+        keep = scores >= threshold_gmm(scores)
+        coords, scores = coords[keep], scores[keep]
+    return make_picks(name, coords[:, 1] * scale[1], coords[:, 0] * scale[0], score=scores)
+
+
+def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str = 0.0,
+                max_picks: int | None = None) -> pd.DataFrame:
+    tables = [pick_micrograph(model, im.data, im.name, threshold, max_picks) for im in images]
+    return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
+
+
+def model_summary(model: PUModel) -> str:
+    s = model.settings
+    buf = io.StringIO()
+    buf.write(f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
+              f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px")
+    return buf.getvalue()

@@ -1,0 +1,154 @@
+"""The positive-unlabeled picker: losses, class prior, training, model files, resume, bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewpick.cli import app
+from fewpick.errors import InputError
+from fewpick.evaluate import evaluate
+from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
+from fewpick.losses import ge_binomial_penalty, pu_loss
+from fewpick.pickers import pu
+from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
+
+
+def test_pn_upu_nnpu_hand_computed():
+    z_pos = torch.tensor([0.0, 0.0])  # L(g,1) = L(g,0) = log 2
+    z_unl = torch.tensor([0.0, 0.0, 0.0])
+    ln2 = math.log(2)
+    assert pu_loss(z_pos, z_unl, 0.2, "pn").item() == pytest.approx(0.2 * ln2 + 0.8 * ln2)
+    assert pu_loss(z_pos, z_unl, 0.2, "upu").item() == pytest.approx(0.2 * ln2 - 0.2 * ln2 + ln2)
+    # positives scored high, unlabeled scored low (over-fitting): the estimated negative risk
+    # E_U[L(g,0)] - pi E_P[L(g,0)] goes below zero; uPU follows it, nnPU clamps it at 0
+    z_pos, z_unl = torch.tensor([8.0]), torch.tensor([-8.0] * 4)
+    small = math.log1p(math.exp(-8))
+    upu = pu_loss(z_pos, z_unl, 0.4, "upu").item()
+    nnpu = pu_loss(z_pos, z_unl, 0.4, "nnpu").item()
+    assert upu == pytest.approx(0.4 * small - 0.4 * (8 + small) + small, rel=1e-4) and upu < -3
+    assert nnpu == pytest.approx(0.4 * small, rel=1e-4)
+    assert pu_loss(z_pos, z_unl, 0.4, "nnpu", slack=1.0).item() == pytest.approx(0.4 * small - 1.0, rel=1e-4)
+    with pytest.raises(ValueError):
+        pu_loss(z_pos, z_unl, 0.4, "magic")
+
+
+def test_ge_criteria_prefer_mean_prediction_equal_to_pi():
+    pi = 0.08
+    logit = math.log(pi / (1 - pi))
+    kl_at = pu_loss(torch.tensor([10.0]), torch.full((500,), logit), pi, "ge-kl").item()
+    assert kl_at == pytest.approx(math.log1p(math.exp(-10)), abs=1e-5)  # KL term vanishes
+    values = {s: ge_binomial_penalty(torch.full((2000,), logit + s), pi).item() for s in (-1.0, -0.3, 0.0, 0.3, 1.0)}
+    assert min(values, key=values.get) == 0.0
+    assert values[-1.0] > values[-0.3] > values[0.0] < values[0.3] < values[1.0]
+
+
+def test_class_prior_counts_a_disk_in_2d():
+    # radius 3 px disk = 29 px; 100 particles on 200x250 binned px
+    assert pu.class_prior(100, 3.0, [(200, 250)]) == pytest.approx(100 * 29 / 50000)
+
+
+@pytest.fixture(scope="module")
+def sim_set():
+    cfg = SimpleMicrographConfig(size=(512, 512), diameter=40, n_particles=40, snr=0.005)
+    ims, truths = [], []
+    for i in range(3):
+        img, c, _ = simulate_simple_micrograph(cfg, seed=200 + i)
+        ims.append(Image(img, 2.0, Path(f"m{i}.mrc")))
+        truths.append(make_picks(f"m{i}", c[:, 0], c[:, 1]))
+    return ims, truths
+
+
+@pytest.fixture(scope="module")
+def trained(sim_set, tmp_path_factory):
+    ims, truths = sim_set
+    out = tmp_path_factory.mktemp("model") / "picker.pt"
+    settings = pu.PUSettings(diameter=40, expected_particles=40, steps=240, steps_per_epoch=80, method="ge-kl")
+    model = pu.train(ims[:2], truths[0].iloc[:20], settings, out, val_images=ims[2:], val_labels=truths[2])
+    return model, out
+
+
+def test_training_from_20_labels_learns_to_pick(sim_set, trained):
+    ims, truths = sim_set
+    model, _ = trained
+    picks = pu.pick_images(model, ims[2:], threshold=-1e9)
+    r = evaluate(picks, truths[2], radius=20)
+    assert r["auprc"] >= 0.75, r["auprc"]
+    assert len(model.history) == 3 and "val_auprc" in model.history[-1]
+    assert model.history[-1]["loss"] < model.history[0]["loss"]
+
+
+def test_model_file_round_trip_and_version_check(sim_set, trained, tmp_path):
+    ims, _ = sim_set
+    model, path = trained
+    loaded = pu.load_model(path)
+    a = pu.pick_images(model, ims[2:], threshold=-1e9)
+    b = pu.pick_images(loaded, ims[2:], threshold=-1e9)
+    np.testing.assert_allclose(a[["x", "y", "score"]].to_numpy(), b[["x", "y", "score"]].to_numpy(), rtol=1e-5)
+    assert loaded.settings.diameter == 40 and loaded.pi == pytest.approx(model.pi)
+    bundle = torch.load(path, weights_only=True)
+    bundle["format_version"] = 99
+    torch.save(bundle, tmp_path / "future.pt")
+    with pytest.raises(InputError, match=r"future\.pt: model file format 99 .* retrain"):
+        pu.load_model(tmp_path / "future.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(InputError, match=r"junk\.pt: not a fewpick model file"):
+        pu.load_model(tmp_path / "junk.pt")
+
+
+def test_resume_continues_from_the_checkpoint(sim_set, tmp_path):
+    ims, truths = sim_set
+    base = dict(diameter=40, expected_particles=40, steps_per_epoch=20, method="nnpu", seed=3)
+    straight = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=40, **base), tmp_path / "a.pt")
+    pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=20, **base), tmp_path / "b.pt")
+    # an "interrupted" run: its checkpoint says 20 steps; continue to 40 with the same settings
+    ckpt = torch.load(tmp_path / "b.pt.ckpt", weights_only=False)
+    ckpt["settings"]["steps"] = 40
+    torch.save(ckpt, tmp_path / "c.pt.ckpt")
+    resumed = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=40, **base), tmp_path / "c.pt", resume=True)
+    assert [h["step"] for h in resumed.history] == [20, 40]
+    for k, v in straight.net.state_dict().items():
+        torch.testing.assert_close(v, resumed.net.state_dict()[k], rtol=1e-4, atol=1e-5)
+    with pytest.raises(InputError, match="no checkpoint"):
+        pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=40, **base), tmp_path / "d.pt", resume=True)
+
+
+def test_bad_training_input(sim_set, tmp_path):
+    ims, truths = sim_set
+    s = pu.PUSettings(diameter=40, expected_particles=40, steps=1)
+    with pytest.raises(InputError, match=r"labels\.star: x=600 .* lies outside"):
+        pu.train(ims[:1], make_picks("m0", [600.0], [10.0]), s, tmp_path / "m.pt", labels_source="labels.star")
+    with pytest.raises(InputError, match=r"labels name micrograph 'other', which is not among the images given"):
+        pu.train(ims[:1], make_picks("other", [10.0], [10.0]), s, tmp_path / "m.pt")
+    with pytest.raises(InputError, match=r"outside \(0, 0.5\)"):
+        pu.train(ims[:1], truths[0], pu.PUSettings(diameter=40, expected_particles=20000, steps=1), tmp_path / "m.pt")
+    with pytest.raises(InputError, match="expected number of particles"):
+        pu.train(ims[:1], truths[0], pu.PUSettings(diameter=40, steps=1), tmp_path / "m.pt")
+    with pytest.raises(InputError, match="larger than the smallest micrograph"):
+        pu.train(ims[:1], truths[0], pu.PUSettings(diameter=600, expected_particles=5, steps=1), tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_train_and_pick_with_model(sim_set, tmp_path):
+    ims, truths = sim_set
+    for im in ims:
+        write_mrc(tmp_path / f"{im.name}.mrc", im.data, 2.0)
+    write_picks(truths[0].iloc[:15], tmp_path / "labels.star")
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(tmp_path / "m0.mrc"), str(tmp_path / "m1.mrc"), "--labels",
+                            str(tmp_path / "labels.star"), "-d", "40", "-n", "40", "--steps", "60", "--out",
+                            str(tmp_path / "picker.pt"), "--method", "ge-kl"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "picker.pt").exists() and (tmp_path / "picker.pt.ckpt").exists()
+    r = runner.invoke(app, ["pick", str(tmp_path / "m2.mrc"), "--model", str(tmp_path / "picker.pt"), "-t", "-1e9",
+                            "--out", str(tmp_path / "picks.star")])
+    assert r.exit_code == 0, r.output
+    assert len(read_picks(tmp_path / "picks.star")) > 20
+    r = runner.invoke(app, ["train", str(tmp_path / "m0.mrc"), "--labels", str(tmp_path / "labels.star"), "-d", "40",
+                            "--pi", "0.7", "--out", str(tmp_path / "bad.pt")])
+    assert r.exit_code == 2 and "outside (0, 0.5)" in r.output and not (tmp_path / "bad.pt").exists()
