@@ -11,6 +11,7 @@ from fewpick.io import (
     list_images,
     match_names,
     micrograph_key,
+    pair_names,
     read_image,
     read_micrograph,
     read_tilt_angles,
@@ -170,3 +171,6 @@ def test_names_pair_by_stem_and_unique_prefix():
     assert pairs == {"mic_001": "a/mic_001.mrc", "May08_03.13.02": "May08_03.13.02.bin_avg.png"}
     # ambiguous prefixes pair with nothing
     assert match_names(["m"], ["m_a", "m_b"]) == {}
+    # pair_names works either way round: truth "mic01" with picks "mic01.bin_avg", and back
+    assert pair_names(["mic01", "x"], ["mic01.bin_avg.png"]) == {"mic01": "mic01.bin_avg.png"}
+    assert pair_names(["mic01.bin_avg"], ["mic01", "zz"]) == {"mic01.bin_avg": "mic01"}

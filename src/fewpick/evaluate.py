@@ -21,7 +21,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from fewpick.errors import InputError
-from fewpick.io.images import match_names
+from fewpick.io.images import pair_names
 
 
 def _axes(pred: pd.DataFrame, true: pd.DataFrame) -> list[str]:
@@ -134,13 +134,7 @@ class PRCurve:
 
 def _pair_micrographs(pred: pd.DataFrame, true: pd.DataFrame) -> dict[str, str]:
     """Map each truth micrograph to the name the picks use for it (if any)."""
-    pred_names = list(dict.fromkeys(pred["micrograph"].astype(str)))
-    true_names = list(dict.fromkeys(true["micrograph"].astype(str)))
-    pairs = match_names(true_names, pred_names)
-    back = match_names(pred_names, [t for t in true_names if t not in pairs])
-    for p, t in back.items():
-        pairs.setdefault(t, p)
-    return pairs
+    return pair_names(dict.fromkeys(true["micrograph"].astype(str)), dict.fromkeys(pred["micrograph"].astype(str)))
 
 
 def _scores(df: pd.DataFrame) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from fewpick._fileutil import atomic_path
-from fewpick.io.images import Image, match_names
+from fewpick.io.images import Image, pair_names
 from fewpick.preprocess import bin_image, normalize
 
 
@@ -14,8 +14,7 @@ def rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
     """The rows of ``table`` that belong to micrograph ``name`` (paired by stem); None without a table."""
     if table is None or len(table) == 0:
         return None
-    names = list(dict.fromkeys(table["micrograph"].astype(str)))
-    pair = match_names([name], names) or {v: k for k, v in match_names(names, [name]).items()}
+    pair = pair_names([name], dict.fromkeys(table["micrograph"].astype(str)))
     if name not in pair:
         return table.iloc[:0]
     return table[table["micrograph"].astype(str) == pair[name]]

@@ -86,6 +86,20 @@ def match_names(wanted: Iterable[str], available: Iterable[str]) -> dict[str, st
     return out
 
 
+def pair_names(names_a: Iterable[str], names_b: Iterable[str]) -> dict[str, str]:
+    """Pair two lists of micrograph names in either direction of :func:`match_names`.
+
+    Each name of ``names_a`` maps to its partner in ``names_b``: first by
+    ``match_names(a, b)``, then, for the rest, by a ``b`` name whose key is a prefix of it.
+    """
+    names_a, names_b = list(names_a), list(names_b)
+    pairs = match_names(names_a, names_b)
+    rest = [a for a in names_a if a not in pairs]
+    for b, a in match_names(names_b, rest).items():
+        pairs.setdefault(a, b)
+    return pairs
+
+
 def list_images(paths: Iterable[str | os.PathLike], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
     """Expand files and folders into a sorted list of image files.
 

@@ -10,8 +10,6 @@ coefficients in [-1, 1] (template). Higher is more particle-like.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
 import scipy.fft
@@ -276,9 +274,3 @@ def prepare_templates(template: np.ndarray, settings: ClassicSettings, template_
     size = int(np.ceil(settings.diameter / factor * 1.25)) | 1  # odd, a little beyond the particle
     invert = settings.dark if t.ndim == 3 else False
     return template_bank(t, size, angular_step=angular_step, invert=invert)
-
-
-def pick_many(images: Sequence, settings: ClassicSettings, templates: np.ndarray | None = None) -> pd.DataFrame:
-    """Pick a list of :class:`fewpick.io.Image` (read lazily by the caller)."""
-    tables = [pick_micrograph(im.data, settings, im.name, templates) for im in images]
-    return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])

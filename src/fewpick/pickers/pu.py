@@ -17,7 +17,6 @@ ball) ÷ the binned micrograph's area.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -394,8 +393,7 @@ def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str 
 
 
 def model_summary(model: PUModel) -> str:
+    """One line describing a model, for the command line."""
     s = model.settings
-    buf = io.StringIO()
-    buf.write(f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
-              f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px")
-    return buf.getvalue()
+    return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
+            f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px")
