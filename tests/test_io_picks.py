@@ -192,3 +192,21 @@ def test_written_files_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_select_picks_by_column_and_sample():
+    from fewpick.io import select_picks
+
+    t = make_picks("m", np.arange(10.0), np.arange(10.0))
+    t["species"] = ["a", "b"] * 5
+    t["label"] = [1, 2] * 5
+    a = select_picks(t, ["species=a"])
+    assert len(a) == 5 and set(a.species) == {"a"}
+    assert len(select_picks(t, ["label=2"])) == 5
+    s1 = select_picks(t, ["species=b"], sample=3, seed=1)
+    assert len(s1) == 3 and set(s1.species) == {"b"}
+    assert s1.equals(select_picks(t, ["species=b"], sample=3, seed=1))  # seeded
+    with pytest.raises(InputError, match="no column 'kind'"):
+        select_picks(t, ["kind=x"])
+    with pytest.raises(InputError, match="only 5 rows"):
+        select_picks(t, ["species=a"], sample=6)

@@ -371,15 +371,20 @@ def convert(
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge in pixels, for writing .box files."),
     src_fmt: Optional[str] = typer.Option(None, "--from", help="Input format if its suffix does not say."),
     dst_fmt: Optional[str] = typer.Option(None, "--to", help="Output format if its suffix does not say."),
+    where: Optional[List[str]] = typer.Option(None, "--where", help="Keep rows with COLUMN=VALUE (repeatable), e.g. species=ribosome."),
+    sample: Optional[int] = typer.Option(None, "--sample", min=1, help="Then keep N random rows (e.g. to make a small label set)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed for --sample."),
 ):
-    """Convert picks between STAR, BOX, Topaz TSV, CSV and .coords.
+    """Convert picks between STAR, BOX, Topaz TSV, CSV and .coords; optionally select and subsample rows.
 
     Example: [bold]fewpick convert picks.star boxes/ --to box --box-size 64 --scale 4[/]
+    or: [bold]fewpick convert truth/ labels.star --where species=cct --sample 20[/]
     """
-    from fewpick.io import read_picks, transform_picks, write_picks
+    from fewpick.io import read_picks, select_picks, transform_picks, write_picks
 
     try:
-        picks = transform_picks(read_picks(src, src_fmt), scale=scale, flip_y_height=flip_y)
+        picks = select_picks(read_picks(src, src_fmt), where or (), sample, seed)
+        picks = transform_picks(picks, scale=scale, flip_y_height=flip_y)
     except InputError as exc:
         raise InputError(exc.path or src, exc.problem) from None
     written = write_picks(picks, dst, dst_fmt, box_size=box_size)

@@ -410,6 +410,37 @@ def transform_picks(picks: pd.DataFrame, scale: float = 1.0, flip_y_height: floa
     return out
 
 
+def select_picks(picks: pd.DataFrame, where: Iterable[str] = (), sample: int | None = None,
+                 seed: int = 0) -> pd.DataFrame:
+    """Keep rows whose columns equal given values (``"species=ribosome"``), then draw ``sample`` rows at random.
+
+    Values are compared as text, so ``label=2`` matches the number 2. Raises if a column does not exist or
+    ``sample`` exceeds the rows left.
+    """
+    out = picks
+    for cond in where:
+        if "=" not in cond:
+            raise InputError(None, f"--where needs COLUMN=VALUE, got {cond!r}")
+        col, value = cond.split("=", 1)
+        col = col.strip()
+        if col not in out.columns:
+            raise InputError(None, f"--where: no column {col!r} (columns: {', '.join(map(str, out.columns))})")
+        column = out[col]
+        as_text = column.astype(str)
+        if pd.api.types.is_numeric_dtype(column):
+            try:
+                as_text = column.astype(float).astype(str)
+                value = str(float(value))
+            except ValueError:
+                pass
+        out = out[as_text == value.strip()]
+    if sample is not None:
+        if sample > len(out):
+            raise InputError(None, f"--sample {sample}: only {len(out)} rows to draw from")
+        out = out.sample(sample, random_state=seed).sort_index()
+    return out.reset_index(drop=True)
+
+
 def check_inside(picks: pd.DataFrame, shapes: dict[str, tuple[int, ...]], source: str | os.PathLike | None) -> None:
     """Raise if a pick lies outside its image or names an image that is not given.
 

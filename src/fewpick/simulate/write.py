@@ -25,22 +25,28 @@ def _write_json(path: Path, obj) -> None:
 
 def write_micrographs(out: str | Path, count: int, size: int = 4096, preset: str = "realistic", seed: int = 0,
                       n_particles: int | None = None, clean: bool = False,
-                      species: tuple[str, ...] | None = None) -> pd.DataFrame:
+                      species: tuple[str, ...] | None = None, weights: tuple[float, ...] | None = None,
+                      prefix: str = "mic") -> pd.DataFrame:
     """Simulate ``count`` micrographs into ``out``: ``<stem>.mrc``, ``<stem>_truth.star``
     (species, orientation, defocus per particle), ``<stem>_clean.mrc`` with ``clean``,
-    and ``simulation.json`` with every micrograph's settings. Returns all truth."""
+    and ``simulation.json`` with every micrograph's settings. ``species`` and ``weights``
+    (relative abundances) override the preset's. Returns all truth."""
     from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = PRESETS[preset] if isinstance(preset, str) and preset in PRESETS else preset
-    if species and not isinstance(p, str):
-        p = replace(p, species=tuple(species))
+    if species:
+        p = replace(p, species=tuple(species), weights=None)
+    if weights:
+        if len(weights) != len(p.species):
+            raise ValueError(f"{len(weights)} weights for {len(p.species)} species")
+        p = replace(p, weights=tuple(weights))
     if n_particles is None:  # ~300 per 4096^2 micrograph
         n_particles = max(5, int(round(300 * size * size / 4096**2)))
     tables, settings = [], {}
     for i in range(count):
-        stem = f"mic_{i:03d}"
+        stem = f"{prefix}_{i:03d}"
         sim = simulate_micrograph((size, size), n_particles, p, seed=_seed(seed, i), name=stem, keep_clean=clean)
         write_mrc(out / f"{stem}.mrc", sim.image, sim.pixel_size)
         if clean:
