@@ -90,7 +90,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=600, help="fewpick training steps")
+    ap.add_argument("--steps", type=int, default=1500, help="fewpick training steps")
+    ap.add_argument("--reuse-topaz", action="store_true",
+                    help="keep the Topaz rows of bench/results/pu_vs_topaz.json (same data, labels, seeds); rerun fewpick only")
     ap.add_argument("--topaz-updates", type=int, default=300)
     args = ap.parse_args()
     train_truth = truth("train")
@@ -103,6 +105,12 @@ def main() -> None:
     binned = (int(round(shape[0] / factor)), int(round(shape[1] / factor)))
     pi = class_prior(EXPECTED, 3.0, [binned])
     rows = []
+    old_topaz = {}
+    if args.reuse_topaz:
+        import json
+
+        previous = json.loads((HERE / "results" / "pu_vs_topaz.json").read_text())
+        old_topaz = {(r["labels"], r["seed"]): r for r in previous["runs"] if r["tool"] == "topaz"}
     for n in args.labels:
         for seed in args.seeds:
             labels = train_truth.sample(n, random_state=seed)
@@ -110,8 +118,11 @@ def main() -> None:
             run.mkdir(parents=True, exist_ok=True)
             t0 = time.time()
             rows.append({"tool": "fewpick", "labels": n, "seed": seed, **run_fewpick(labels, run, diameter, args.steps)})
-            rows.append({"tool": "topaz", "labels": n, "seed": seed,
-                         **run_topaz(labels, run, diameter, factor, args.topaz_updates, pi)})
+            if (n, seed) in old_topaz:
+                rows.append(old_topaz[(n, seed)])
+            else:
+                rows.append({"tool": "topaz", "labels": n, "seed": seed,
+                             **run_topaz(labels, run, diameter, factor, args.topaz_updates, pi)})
             print(rows[-2], rows[-1], f"{time.time() - t0:.0f} s", flush=True)
     df = pd.DataFrame(rows)
     agg = df.groupby(["labels", "tool"]).agg(["mean", "std"])

@@ -103,19 +103,25 @@ def test_model_file_round_trip_and_version_check(sim_set, trained, tmp_path):
 
 def test_resume_continues_from_the_checkpoint(sim_set, tmp_path):
     ims, truths = sim_set
-    base = dict(diameter=40, expected_particles=40, steps_per_epoch=20, method="nnpu", seed=3)
-    straight = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=40, **base), tmp_path / "a.pt")
-    pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=20, **base), tmp_path / "b.pt")
-    # an "interrupted" run: its checkpoint says 20 steps; continue to 40 with the same settings
-    ckpt = torch.load(tmp_path / "b.pt.ckpt", weights_only=False)
-    ckpt["settings"]["steps"] = 40
-    torch.save(ckpt, tmp_path / "c.pt.ckpt")
-    resumed = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=40, **base), tmp_path / "c.pt", resume=True)
+    settings = pu.PUSettings(diameter=40, expected_particles=40, steps_per_epoch=20, method="nnpu", seed=3, steps=40)
+    straight = pu.train(ims[:1], truths[0].iloc[:10], settings, tmp_path / "a.pt")
+
+    def interrupt(entry):
+        if entry["step"] == 20:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C after the first checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        pu.train(ims[:1], truths[0].iloc[:10], settings, tmp_path / "b.pt", progress=interrupt)
+    assert (tmp_path / "b.pt.ckpt").exists() and not (tmp_path / "b.pt").exists()
+    resumed = pu.train(ims[:1], truths[0].iloc[:10], settings, tmp_path / "b.pt", resume=True)
     assert [h["step"] for h in resumed.history] == [20, 40]
     for k, v in straight.net.state_dict().items():
         torch.testing.assert_close(v, resumed.net.state_dict()[k], rtol=1e-4, atol=1e-5)
     with pytest.raises(InputError, match="no checkpoint"):
-        pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(steps=40, **base), tmp_path / "d.pt", resume=True)
+        pu.train(ims[:1], truths[0].iloc[:10], settings, tmp_path / "d.pt", resume=True)
+    other = pu.PUSettings(**{**settings.__dict__, "method": "pn"})
+    with pytest.raises(InputError, match="other settings"):
+        pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "b.pt", resume=True)
 
 
 def test_bad_training_input(sim_set, tmp_path):

@@ -153,7 +153,7 @@ def pick(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
     method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak. Default: auto for classic methods, logit 0 (p = 0.5) with --model."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, the model's own (calibrated on its training micrographs)."),
     template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
@@ -185,7 +185,7 @@ def pick(
 
         pu_model = pu.load_model(model)
         diameter = pu_model.settings.diameter
-        thr = _threshold(threshold) if threshold is not None else 0.0
+        thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
         err_console.print(pu.model_summary(pu_model), highlight=False)
     else:
         if particle_diameter is None:
@@ -244,7 +244,7 @@ def train(
     ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),
     slack: float = typer.Option(0.0, "--slack", help="β of nnPU: how far below 0 the negative risk may go."),
     autoencoder: float = typer.Option(0.0, "--autoencoder", help="Weight a of the reconstruction error (0 = classifier only; seed 003 uses N/10)."),
-    steps: int = typer.Option(600, "--steps", min=1, help="Optimiser steps."),
+    steps: int = typer.Option(1500, "--steps", min=1, help="Optimiser steps (learning rate decays to 0 over them)."),
     steps_per_epoch: int = typer.Option(100, "--steps-per-epoch", min=1, help="Steps between checkpoints / validation."),
     val_images: Optional[List[Path]] = typer.Option(None, "--val-images", help="Held-out micrographs for the AUPRC shown each epoch."),
     val_labels: Optional[Path] = typer.Option(None, "--val-labels", help="Their particle centres."),

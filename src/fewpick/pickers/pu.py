@@ -4,7 +4,8 @@ Training reads micrographs and a few labeled particle centres. Each micrograph i
 Fourier-binned so the particle is ~16 px across and robustly normalised; pixels within
 ``label_radius`` (binned px) of a labeled centre are positives, all others unlabeled.
 A small dilated residual CNN (receptive field ≈ the particle) is trained on random
-tiles — half of them around labeled particles — with 90° rotations and flips, on a PU
+tiles — half of them around labeled particles — with 90° rotations and flips (Adam, cosine
+learning-rate decay), on a PU
 objective (:mod:`fewpick.losses.pu`) over the tiles' interior pixels, optionally plus
 the autoencoder term ``a·‖x − x'‖²``. Picking applies the CNN to whole binned
 micrographs and extracts peaks by non-maximum suppression with the particle radius.
@@ -59,7 +60,7 @@ class PUSettings:
     slack: float = 0.0  # β of nnPU
     autoencoder: float = 0.0  # a: weight of the reconstruction error (0 = classifier only)
     width: int = 24
-    steps: int = 600
+    steps: int = 1500
     steps_per_epoch: int = 100
     batch: int = 8
     tile: int = 64
@@ -85,6 +86,7 @@ class PUModel:
     pi: float
     pixel_size: float | None
     history: list = field(default_factory=list)
+    threshold: float = 0.0  # default score cut (logit), calibrated on the training micrographs
 
     @property
     def factor(self) -> int:
@@ -165,7 +167,7 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
         "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
         "settings": asdict(model.settings), "pi": model.pi, "pixel_size": model.pixel_size,
         "receptive_field": model.net.receptive_field, "state_dict": model.net.state_dict(),
-        "history": model.history,
+        "history": model.history, "threshold": model.threshold,
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -199,7 +201,8 @@ def load_model(path: str | os.PathLike) -> PUModel:
     except RuntimeError as exc:
         raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
     net.eval()
-    return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])))
+    return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
+                   float(bundle.get("threshold", 0.0)))
 
 
 # ---------------------------------------------------------------- training
@@ -304,8 +307,10 @@ def train(
     if val_images is not None and val_labels is not None:
         val_items = (val_images, val_labels)
 
-    net = _build(settings)
+    net = _build(settings).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
     ckpt = Path(str(out) + ".ckpt")
     step0, history = 0, []
     if resume:
@@ -316,6 +321,7 @@ def train(
             raise InputError(ckpt, "checkpoint was written with other settings; start again without --resume")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
         step0, history = state["step"], state["history"]
         rng.bit_generator.state = state["rng"]
         gen.set_state(state["gen"])
@@ -325,10 +331,11 @@ def train(
     for step in range(step0, settings.steps):
         net.train()
         x, m = _sample_batch(items, settings, rng)
-        loss = _step_loss(net, x, m, settings, pi, gen)
+        loss = _step_loss(net, x.contiguous(memory_format=torch.channels_last), m, settings, pi, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         running.append(float(loss.detach()))
         if (step + 1) % settings.steps_per_epoch == 0 or step + 1 == settings.steps:
             entry = {"step": step + 1, "loss": float(np.mean(running)), "seconds": time.perf_counter() - t0}
@@ -342,40 +349,64 @@ def train(
             history.append(entry)
             with atomic_path(ckpt) as tmp:
                 torch.save({"settings": asdict(settings), "net": net.state_dict(), "opt": opt.state_dict(),
-                            "step": step + 1, "history": history, "rng": rng.bit_generator.state,
+                            "sched": sched.state_dict(), "step": step + 1, "history": history, "rng": rng.bit_generator.state,
                             "gen": gen.get_state()}, tmp)
             if progress:
                 progress(entry)
     net.eval()
+    model.threshold = calibrate_threshold(model, items)
     save_model(model, out)
     return model
+
+
+def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
+    """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
+    with k the expected number of particles per micrograph (from ``--expected-particles``, or from π)."""
+    s = model.settings
+    disk = float(ball(s.label_radius(), 2).sum())
+    cuts = []
+    for it in items:
+        k = s.expected_particles if s.expected_particles else model.pi * it.image.size / disk
+        logits = _logits(model.net, it.image)
+        _, scores = nms(logits, s.diameter / 2 / model.factor, -np.inf)
+        if len(scores):
+            cuts.append(float(scores[min(len(scores), max(1, int(round(k)))) - 1]))
+    return float(np.median(cuts)) if cuts else 0.0
 
 
 # ---------------------------------------------------------------- picking
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
     torch.set_num_threads(model.settings.threads)
     binned = prepare(data, model.factor)
     scale = np.array(data.shape, float) / np.array(binned.shape, float)
-    net = model.net.eval()
+    return _logits(model.net, binned), scale
+
+
+@torch.inference_mode()
+def _logits(net: PickerCNN, binned: np.ndarray) -> np.ndarray:
+    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin."""
+    net = net.eval().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
     h, w = binned.shape
     margin = net.receptive_field
     rows = 512
     out = np.empty((h, w), np.float32)
     for y0 in range(0, h, rows):
         a, b = max(0, y0 - margin), min(h, y0 + rows + margin)
-        tile = torch.from_numpy(np.ascontiguousarray(binned[a:b]))[None, None]
-        logits = net(tile)[0, 0].numpy()
+        tile = torch.from_numpy(np.ascontiguousarray(binned[a:b]))[None, None].contiguous(
+            memory_format=torch.channels_last)
+        logits = net(tile)[0, 0].contiguous().numpy()
         out[y0 : min(h, y0 + rows)] = logits[y0 - a : y0 - a + min(rows, h - y0)]
-    return out, scale
+    return out
 
 
-def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str = 0.0,
+def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str | None = None,
                     max_picks: int | None = None) -> pd.DataFrame:
-    """Picks of one micrograph in original pixels; scores are logits."""
+    """Picks of one micrograph in original pixels; scores are logits. ``threshold=None`` uses the model's."""
+    threshold = model.threshold if threshold is None else threshold
     logits, scale = score_map(model, data)
     radius = model.settings.diameter / 2 / model.factor
     thr = -np.inf if threshold == "auto" else float(threshold)
@@ -386,7 +417,7 @@ def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: floa
     return make_picks(name, coords[:, 1] * scale[1], coords[:, 0] * scale[0], score=scores)
 
 
-def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str = 0.0,
+def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str | None = None,
                 max_picks: int | None = None) -> pd.DataFrame:
     tables = [pick_micrograph(model, im.data, im.name, threshold, max_picks) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
@@ -396,4 +427,5 @@ def model_summary(model: PUModel) -> str:
     """One line describing a model, for the command line."""
     s = model.settings
     return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
-            f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px")
+            f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
+            f"default threshold {model.threshold:.3g}")
