@@ -388,18 +388,22 @@ def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 @torch.inference_mode()
 def _logits(net: PickerCNN, binned: np.ndarray) -> np.ndarray:
-    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin."""
+    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin.
+
+    The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
+    micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
+    """
     net = net.eval().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+    half = net.receptive_field // 2
+    padded = np.pad(binned, half, mode="reflect")
     h, w = binned.shape
-    margin = net.receptive_field
     rows = 512
     out = np.empty((h, w), np.float32)
     for y0 in range(0, h, rows):
-        a, b = max(0, y0 - margin), min(h, y0 + rows + margin)
-        tile = torch.from_numpy(np.ascontiguousarray(binned[a:b]))[None, None].contiguous(
+        y1 = min(h, y0 + rows)
+        band = torch.from_numpy(np.ascontiguousarray(padded[y0 : y1 + 2 * half]))[None, None].contiguous(
             memory_format=torch.channels_last)
-        logits = net(tile)[0, 0].contiguous().numpy()
-        out[y0 : min(h, y0 + rows)] = logits[y0 - a : y0 - a + min(rows, h - y0)]
+        out[y0:y1] = net(band)[0, 0].contiguous().numpy()[half : half + (y1 - y0), half : half + w]
     return out
 
 
