@@ -11,12 +11,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
+from fewpick.io import read_picks
 from fewpick.simulate import write_micrographs
 
-WORK = Path(__file__).resolve().parent / "work" / "pu_sim"
+DATA = Path(__file__).resolve().parent / "work" / "pu_sim"
 SPECIES = ("mtor", "ribosome", "cct", "ruvab", "enolase")
 WEIGHTS = (0.4, 0.15, 0.15, 0.15, 0.15)
 TARGET = "mtor"
+
+
+def target_truth(split: str) -> pd.DataFrame:
+    """The target particles of ``train`` or ``test``."""
+    t = read_picks(DATA / split)
+    return t[t.species == TARGET].reset_index(drop=True)
+
+
+def expected_per_micrograph() -> int:
+    """Target particles per training micrograph (what a user would pass as --expected-particles)."""
+    return int(round(len(target_truth("train")) / len(list((DATA / "train").glob("*.mrc")))))
 
 
 def main() -> None:
@@ -26,7 +40,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096)
     args = ap.parse_args()
     for split, count, seed in (("train", args.train, 1001), ("test", args.test, 2002)):
-        truth = write_micrographs(WORK / split, count, args.size, "realistic", seed, species=SPECIES, weights=WEIGHTS,
+        truth = write_micrographs(DATA / split, count, args.size, "realistic", seed, species=SPECIES, weights=WEIGHTS,
                                   prefix=split)
         n = (truth.species == TARGET).sum()
         print(f"{split}: {count} micrographs, {len(truth)} particles, {n} {TARGET}")

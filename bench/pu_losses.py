@@ -23,12 +23,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
+from pu_data import DATA, TARGET, expected_per_micrograph, target_truth  # noqa: E402
+
 from fewpick.evaluate import evaluate  # noqa: E402
-from fewpick.io import list_images, read_micrograph, read_picks  # noqa: E402
+from fewpick.io import list_images, read_micrograph  # noqa: E402
 from fewpick.pickers import pu  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "work" / "pu_sim"
-TARGET, EXPECTED = "mtor", 83
 VARIANTS = [("pn", False), ("upu", False), ("nnpu", False), ("ge-kl", False), ("ge-binomial", False),
             ("ge-binomial", True)]
 
@@ -41,8 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     train = [read_micrograph(f) for f in list_images([DATA / "train"], suffixes=(".mrc",))]
     test = [read_micrograph(f) for f in list_images([DATA / "test"], suffixes=(".mrc",))]
-    tt, te = read_picks(DATA / "train"), read_picks(DATA / "test")
-    tt, te = tt[tt.species == TARGET], te[te.species == TARGET]
+    tt, te = target_truth("train"), target_truth("test")
+    expected = expected_per_micrograph()
     diameter = float(tt.diameter_px.iloc[0])
     rows = []
     for n in args.labels:
@@ -51,7 +51,7 @@ def main() -> None:
             labels = tt.sample(used, random_state=seed)
             for method, ae in VARIANTS:
                 t0 = time.time()
-                settings = pu.PUSettings(diameter=diameter, expected_particles=EXPECTED, steps=args.steps,
+                settings = pu.PUSettings(diameter=diameter, expected_particles=expected, steps=args.steps,
                                          method=method, autoencoder=used / 10 if ae else 0.0, seed=seed)
                 model = pu.train(train, labels, settings, DATA.parent / "pu_losses.pt")
                 r = evaluate(pu.pick_images(model, test, threshold=-1e9), te, radius=diameter / 2)

@@ -23,22 +23,18 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mib_of, write_results  # noqa: E402
 
+from pu_data import DATA, TARGET, expected_per_micrograph  # noqa: E402
+from pu_data import target_truth as truth  # noqa: E402
+
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.pickers.pu import class_prior  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
-DATA = WORK / "pu_sim"
 TOPAZ = WORK / "topaz-venv" / "bin" / "topaz"
 FEWPICK = Path(sys.executable).parent / "fewpick"
-TARGET = "mtor"
-EXPECTED = 83  # mTOR particles per training micrograph (830 in 10)
-
-
-def truth(split: str) -> pd.DataFrame:
-    t = read_picks(DATA / split)
-    return t[t.species == TARGET].reset_index(drop=True)
+EXPECTED = expected_per_micrograph()  # 83 mTOR per training micrograph (830 in 10)
 
 
 def run_fewpick(labels: pd.DataFrame, run: Path, diameter: float, steps: int) -> dict:

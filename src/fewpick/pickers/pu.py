@@ -377,7 +377,6 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
 # ---------------------------------------------------------------- picking
 
 
-@torch.inference_mode()
 def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
     torch.set_num_threads(model.settings.threads)
