@@ -3,7 +3,8 @@
     .venv/bin/python bench/pu_data.py
     .venv/bin/python bench/pu_losses.py [--labels 10 100 1000] [--seeds 0 1 2] [--steps 600]
 
-Same data as bench/pu_vs_topaz.py (realistic preset; target mTOR among distractors). For each label count and
+Same data as bench/pu_vs_topaz.py (realistic preset; target mTOR among distractors) plus the ``extra``
+training micrographs, so that 1000 targets exist to be labeled; every label count trains on the same micrographs. For each label count and
 seed one random draw of labeled target particles trains every loss (PN, uPU, nnPU, GE-KL, GE-binomial) and
 GE-binomial + autoencoder (weight a = N/10, seed 003); AUPRC on the held-out micrographs, all peaks kept.
 A label count above the available targets uses them all (noted in the table). Writes
@@ -13,6 +14,7 @@ bench/results/pu_losses.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,11 +40,16 @@ def main() -> None:
     ap.add_argument("--labels", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--fresh", action="store_true", help="ignore runs recorded by an interrupted invocation")
     args = ap.parse_args()
-    train = [read_micrograph(f) for f in list_images([DATA / "train"], suffixes=(".mrc",))]
+    # each finished run is appended here, so an interrupted benchmark continues where it stopped
+    log = DATA.parent / f"pu_losses_runs_{args.steps}.jsonl"
+    done = {} if args.fresh or not log.is_file() else {
+        (r["labels"], r["seed"], r["method"], r["autoencoder"]): r for r in map(json.loads, log.read_text().splitlines())}
+    train = [read_micrograph(f) for f in list_images([DATA / "train", DATA / "extra"], suffixes=(".mrc",))]
     test = [read_micrograph(f) for f in list_images([DATA / "test"], suffixes=(".mrc",))]
-    tt, te = target_truth("train"), target_truth("test")
-    expected = expected_per_micrograph()
+    tt, te = target_truth("train", "extra"), target_truth("test")
+    expected = expected_per_micrograph("train", "extra")
     diameter = float(tt.diameter_px.iloc[0])
     rows = []
     for n in args.labels:
@@ -50,6 +57,9 @@ def main() -> None:
         for seed in args.seeds:
             labels = tt.sample(used, random_state=seed)
             for method, ae in VARIANTS:
+                if (n, seed, method, ae) in done:
+                    rows.append(done[(n, seed, method, ae)])
+                    continue
                 t0 = time.time()
                 settings = pu.PUSettings(diameter=diameter, expected_particles=expected, steps=args.steps,
                                          method=method, autoencoder=used / 10 if ae else 0.0, seed=seed)
@@ -58,6 +68,8 @@ def main() -> None:
                 rows.append({"labels": n, "labels_used": used, "seed": seed, "method": method, "autoencoder": ae,
                              "auprc": r["auprc"], "best_f1": r["best"]["f1"], "seconds": time.time() - t0})
                 print(rows[-1], flush=True)
+                with open(log, "a") as fh:
+                    fh.write(json.dumps(rows[-1]) + "\n")
     df = pd.DataFrame(rows)
     df["model"] = df.method + np.where(df.autoencoder, " + autoencoder", "")
     agg = df.groupby(["model", "labels"], sort=False)["auprc"].agg(["mean", "std"]).reset_index()

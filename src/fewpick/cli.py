@@ -181,8 +181,12 @@ def pick(
     first = read_micrograph(files[0], pixel_size=pixel_size)
     pu_model = None
     if model is not None:
-        from fewpick.pickers import pu
+        from fewpick.pickers import fewshot, pu
 
+        if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
+            return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
+                                match=None, score_maps=None, max_picks=max_picks, pixel_size=pixel_size, fmt=fmt,
+                                box_size=box_size, threads=2)
         pu_model = pu.load_model(model)
         diameter = pu_model.settings.diameter
         thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
@@ -420,6 +424,182 @@ def overlay(
             check_inside(mine.assign(micrograph=img.name), {img.name: img.shape}, source)
     n = overlay_png(img, out, picks=p, truth=t, diameter=particle_diameter, threshold=threshold)
     console.print(f"{n} picks drawn -> {out}")
+
+
+# ---------------------------------------------------------------- few-shot (cryoMAE-class)
+
+fewshot_app = typer.Typer(help="Few-shot picking with a masked autoencoder: label ~15 particles on one micrograph.",
+                          no_args_is_help=True)
+app.add_typer(fewshot_app, name="fewshot")
+
+
+class SCSMode(str, Enum):
+    adjusted = "adjusted"
+    unadjusted = "unadjusted"
+    none = "none"
+
+
+class MatchMode(str, Enum):
+    max = "max"
+    mean = "mean"
+
+
+def _fewshot_settings(diameter: float, **kw):
+    from fewpick.pickers import fewshot as fs
+
+    return fs.FewShotSettings(diameter=diameter, **{k: v for k, v in kw.items() if v is not None})
+
+
+@fewshot_app.command("pretrain")
+@handle_errors
+def fewshot_pretrain(
+    images: List[Path] = typer.Argument(..., help="Unlabeled micrographs (files or folders) to learn from."),
+    particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm); sets the window."),
+    out: Path = typer.Option(..., "--out", "-o", help="Pre-trained encoder file to write (reusable with 'fewshot train --pretrained')."),
+    steps: int = typer.Option(3000, "--steps", min=1, help="Optimiser steps of masked reconstruction."),
+    window_ratio: float = typer.Option(1.2, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter."),
+    max_images: int = typer.Option(40, "--max-images", min=1, help="Use at most this many micrographs (an even spread)."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch (its small batches run fastest on one)."),
+):
+    """Pre-train the masked autoencoder on unlabeled micrographs (reconstruction only).
+
+    Example: [bold]fewpick fewshot pretrain mics/ --particle-diameter 120A --out encoder.pt[/]
+    """
+    import numpy as np
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fewpick.io import list_images, read_micrograph
+    from fewpick.pickers import fewshot as fs
+    from fewpick.preprocess import parse_length
+
+    files = list_images(images)
+    if len(files) > max_images:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, max_images).round().astype(int)]
+    ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
+    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
+    settings = _fewshot_settings(diameter, window_ratio=window_ratio, pretrain_steps=steps, seed=seed,
+                                 train_threads=threads)
+    with Progress(TextColumn("pre-training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
+        task = progress.add_task("pretrain", total=steps, info="")
+        net, info = fs.pretrain(ims, settings, progress=lambda e: progress.update(
+            task, completed=e["step"], info=f"loss {e['loss']:.4f}"))
+    fs.save_pretrained(net, settings, info, out)
+    console.print(f"encoder pre-trained on {len(ims)} micrograph(s), window {settings.window:.0f} px -> {out}",
+                  highlight=False)
+
+
+@fewshot_app.command("train")
+@handle_errors
+def fewshot_train(
+    reference: Path = typer.Argument(..., help="The reference micrograph holding the exemplars."),
+    exemplars: Path = typer.Option(..., "--exemplars", "-e", help="Exemplar particle centres on the reference (any picks format, e.g. an exploration export)."),
+    particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write (encoder, exemplars, settings)."),
+    pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Encoder from 'fewpick fewshot pretrain' (skips pre-training)."),
+    pretrain_images: Optional[List[Path]] = typer.Option(None, "--pretrain-images", help="Micrographs or folders to pre-train on (repeatable; default: the reference alone)."),
+    no_pretrain: bool = typer.Option(False, "--no-pretrain", help="Fine-tune from random weights (ablation)."),
+    exemplar_count: Optional[int] = typer.Option(None, "--exemplar-count", "-m", min=2, help="Use this many exemplars, drawn at random from the file."),
+    scs: SCSMode = typer.Option(SCSMode.adjusted, "--scs", help="Self-cross similarity loss: PU-adjusted, unadjusted, or none (ablation)."),
+    pi: Optional[float] = typer.Option(None, "--pi", help="π̂: fraction of random windows that hold a particle (default 0.05)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="α: weight of cross- against self-similarity (default 0.5)."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="τ: floor of the SCS loss (default 0)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="β: weight of the SCS loss against reconstruction (default 10)."),
+    unlabeled: Optional[int] = typer.Option(None, "--unlabeled", min=1, help="n: random unlabeled windows per step (default 64)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
+    pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 3000)."),
+    window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch while training (small batches run fastest on one)."),
+):
+    """Train the few-shot picker on one reference micrograph and its exemplars.
+
+    Example: [bold]fewpick fewshot train mics/mic_001.mrc --exemplars clicks.star --particle-diameter 150 --pretrain-images mics/ --out fewshot.pt[/]
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fewpick.io import list_images, read_micrograph, read_picks, select_picks
+    from fewpick.pickers import fewshot as fs
+    from fewpick.preprocess import parse_length
+
+    if pretrained is not None and (pretrain_images or no_pretrain):
+        raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
+    ref = read_micrograph(reference, pixel_size=pixel_size)
+    diameter = parse_length(particle_diameter, ref.pixel_size, "--particle-diameter")
+    ex = read_picks(exemplars, require_rows=True)
+    if exemplar_count is not None:
+        ex = select_picks(ex, (), exemplar_count, seed) if len(ex) > exemplar_count else ex
+    settings = _fewshot_settings(diameter, scs=scs.value, pi=pi, alpha=alpha, tau=tau, beta=beta, unlabeled=unlabeled,
+                                 finetune_steps=steps, pretrain_steps=pretrain_steps, window_ratio=window_ratio,
+                                 seed=seed, train_threads=threads)
+    pre_ims = None
+    if pretrain_images:
+        pre_ims = [ref if f.resolve() == reference.resolve() else read_micrograph(f, pixel_size=pixel_size)
+                   for f in list_images(pretrain_images)]
+    total = settings.finetune_steps + (0 if (pretrained or no_pretrain) else settings.pretrain_steps)
+    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
+        task = progress.add_task("train", total=total, info="")
+
+        def report(e):
+            done = e["step"] + (settings.pretrain_steps if e["stage"] == "finetune" and total > settings.finetune_steps else 0)
+            info = f"{e['stage']} loss {e['loss']:.4f}" + (f"  SCS {e['scs']:.3f}" if "scs" in e else "")
+            progress.update(task, completed=done, info=info)
+
+        model = fs.train(ref, ex, settings, out, pretrain_images=pre_ims, pretrained_path=pretrained,
+                         no_pretrain=no_pretrain, exemplars_source=exemplars, progress=report)
+    console.print(f"{fs.model_summary(model)} -> {out}", highlight=False)
+
+
+@fewshot_app.command("pick")
+@handle_errors
+def fewshot_pick(
+    images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
+    threshold: str = typer.Option("auto", "--threshold", "-t", help="'auto' (density-based, per micrograph) or a cosine similarity; -1e9 keeps every peak."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/8, i.e. 3 of 24)."),
+    match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
+    score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
+    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+):
+    """Pick particles with a few-shot model: slide the encoder, match the exemplars, cut per micrograph.
+
+    Example: [bold]fewpick fewshot pick mics/ --model fewshot.pt --out picks.star --score-maps maps/[/]
+    """
+    import pandas as pd
+    from rich.progress import Progress
+
+    from fewpick.io import list_images, read_micrograph, write_picks
+    from fewpick.pickers import fewshot as fs
+
+    m = fs.load_model(model)
+    m.settings.threads = threads
+    files = list_images(images)
+    err_console.print(fs.model_summary(m), highlight=False)
+    thr = _threshold(threshold)
+    tables = []
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("picking", total=len(files))
+        for f in files:
+            im = read_micrograph(f, pixel_size=pixel_size)
+            keep = {} if score_maps else None
+            tables.append(fs.pick_micrograph(m, im, thr, match=match.value if match else None, stride=stride,
+                                             max_picks=max_picks, keep_map=keep))
+            if score_maps:
+                fs.write_score_map(keep, Path(score_maps), im.name)
+            progress.advance(task)
+    picks = pd.concat(tables, ignore_index=True)
+    written = write_picks(picks, out, fmt, box_size=box_size or m.settings.diameter, micrographs=[f.stem for f in files])
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
+    console.print(f"{len(picks)} picks in {len(files)} micrographs -> {where}")
 
 
 def main() -> None:

@@ -112,3 +112,38 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
     post = gmm.predict_proba(grid[:, None])[:, high]
     above = np.flatnonzero(post >= 0.5)
     return float(grid[above[0]]) if len(above) else float(np.median(s))
+
+
+def threshold_knn_density(scores: np.ndarray, k: int = 5) -> float:
+    """Density-based automatic threshold (seed 002): cut where the scores are sparsest between two dense groups.
+
+    The scores are sorted in decreasing order and each one's mean distance to its ``k`` nearest
+    neighbours (in score) measures the local spacing; a running mean over ``2k+1`` scores smooths it.
+    Particles form a dense group of high scores and background a dense bulk below; walking down the
+    sorted list, the spacing rises where the particles run out and falls where the background begins.
+    The valley is where the spacing is largest relative to the denser-spaced groups on both sides
+    (``spacing / max(densest above, densest below)``), so neither the naturally sparse top of the list
+    nor its bottom tail can be chosen; the cut is the widest step between consecutive scores within
+    ``k`` of it, and scores ``>= threshold`` (the upper group) are kept. With fewer than ``4k`` scores,
+    the median.
+    """
+    s = np.sort(np.asarray(scores, dtype=np.float64)[np.isfinite(scores)])[::-1]
+    n = len(s)
+    if n < 4 * k:
+        return float(np.median(s)) if n else 0.0
+    # k nearest neighbours in 1D lie among the k on either side in sorted order
+    pad = np.concatenate([np.full(k, np.inf), s, np.full(k, np.inf)])
+    offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
+    dist = np.abs(pad[k + np.arange(n)[:, None] + offsets[None]] - s[:, None])
+    spacing = np.sort(dist, axis=1)[:, :k].mean(axis=1)
+    spacing = ndi.uniform_filter1d(spacing, 2 * k + 1, mode="nearest")
+    floor = 1e-6 * max(s[0] - s[-1], 1e-12)
+    densest_above = np.minimum.accumulate(spacing)  # densest (smallest spacing) among scores 0..i
+    densest_below = np.minimum.accumulate(spacing[::-1])[::-1]  # among i..n-1
+    ratio = spacing / (np.maximum(densest_above, densest_below) + floor)
+    ratio[:k] = ratio[n - k :] = 0  # a group needs at least k members on each side
+    i = int(np.argmax(ratio))
+    # the smoothing spreads a gap over 2k+1 scores: cut at the widest step between consecutive scores there
+    lo, hi = max(0, i - k), min(n - 1, i + k)
+    j = lo + int(np.argmax(s[lo:hi] - s[lo + 1 : hi + 1]))
+    return float(s[j])

@@ -1,0 +1,173 @@
+"""Few-shot picker side by side with the PU picker and Topaz, all from the same 15 labels (seed 002's setting).
+
+    bash bench/install_topaz.sh; .venv/bin/python bench/pu_data.py      # Topaz and the data, once
+    .venv/bin/python bench/fewshot_vs_topaz.py [--seeds 0 1 2]
+
+Data: bench/work/pu_sim (realistic preset, target mTOR among ribosome, CCT, RuvAB and enolase). For each seed,
+15 target particles are drawn on the reference micrograph train_000 (at least half a window from its edges):
+
+- fewpick few-shot: `fewpick fewshot train train_000.mrc --exemplars … --pretrain-images train/` (pre-training on
+  the 10 training micrographs + fine-tuning, timed together), then `fewpick fewshot pick test/` at its automatic
+  threshold (no tuning);
+- fewpick PU picker: `fewpick train train/ --labels …` (the 15 labels; the other micrographs unlabeled), picks at
+  its default threshold;
+- Topaz 0.3.20: as in bench/pu_vs_topaz.py (GE-binomial, same binning), picks at its best threshold.
+
+All are scored on the 4 test micrographs with the box protocol of seed 002 (boxes of the particle diameter,
+IoU ≥ 0.5, one-to-one); AUPRC and best F1 with the centre-distance protocol are given too. Picking time per
+4096² micrograph includes reading and preprocessing (process start-up excluded). Writes
+bench/results/fewshot_vs_topaz.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mib_of, write_results  # noqa: E402
+
+from pu_data import DATA, TARGET, expected_per_micrograph, target_truth  # noqa: E402
+from pu_vs_topaz import WORK, run_topaz  # noqa: E402
+
+from fewpick.evaluate import evaluate  # noqa: E402
+from fewpick.io import read_picks, write_picks  # noqa: E402
+from fewpick.pickers.fewshot import FewShotSettings  # noqa: E402
+from fewpick.pickers.pu import class_prior  # noqa: E402
+
+FEWPICK = Path(sys.executable).parent / "fewpick"
+REFERENCE = "train_000"
+N_LABELS = 15
+
+
+def exemplars_for(seed: int, count: int = N_LABELS) -> tuple[pd.DataFrame, float]:
+    tt = target_truth("train")
+    diameter = float(tt.diameter_px.iloc[0])
+    half = FewShotSettings(diameter=diameter).window / 2 + 2
+    import mrcfile
+
+    with mrcfile.open(DATA / "train" / f"{REFERENCE}.mrc", header_only=True) as m:
+        h, w = int(m.header.ny), int(m.header.nx)
+    ref = tt[(tt.micrograph == REFERENCE) & (tt.x > half) & (tt.y > half) & (tt.x < w - half) & (tt.y < h - half)]
+    return ref.sample(count, random_state=seed).reset_index(drop=True), diameter
+
+
+def scores(picks: pd.DataFrame, truth: pd.DataFrame, diameter: float, threshold: float | None) -> dict:
+    """Box-protocol P/R/F1 at ``threshold`` (None: the picks as written) and best; centre-distance AUPRC/best F1."""
+    box = evaluate(picks, truth, box=diameter, threshold=threshold)
+    at = box["at_threshold"] if threshold is not None else box["all_picks"]
+    centre = evaluate(picks, truth, radius=diameter / 2)
+    return {"box_precision": at["precision"], "box_recall": at["recall"], "box_f1": at["f1"],
+            "box_best_f1": box["best"]["f1"] if box["best"] else 0.0, "box_best_threshold": (box["best"] or {}).get("threshold"),
+            "auprc": centre["auprc"], "best_f1": centre["best"]["f1"] if centre["best"] else 0.0, "n_picks": at["n_pred"]}
+
+
+def per_micrograph_seconds(cmd_all: list[str], cmd_one: list[str], n: int) -> tuple[float, float]:
+    wall, mib, _ = peak_rss_mib_of(cmd_all)
+    start, _, _ = peak_rss_mib_of(cmd_one)
+    return (wall - start) / (n - 1), mib
+
+
+def run_fewshot(labels: pd.DataFrame, run: Path, diameter: float, seed: int) -> dict:
+    write_picks(labels, run / "exemplars.star")
+    model = run / "fewshot.pt"
+    train_s, train_mib, _ = peak_rss_mib_of([str(FEWPICK), "fewshot", "train", str(DATA / "train" / f"{REFERENCE}.mrc"),
+                                             "--exemplars", str(run / "exemplars.star"), "-d", f"{diameter:.3f}",
+                                             "--pretrain-images", str(DATA / "train"), "--seed", str(seed),
+                                             "--out", str(model)])
+    test = sorted((DATA / "test").glob("*.mrc"))
+    pick = [str(FEWPICK), "fewshot", "pick", "--model", str(model)]
+    per_mic, pick_mib = per_micrograph_seconds([*pick, *map(str, test), "--out", str(run / "fewshot_auto.star")],
+                                               [*pick, str(test[0]), "--out", str(run / "one.star")], len(test))
+    peak_rss_mib_of([*pick, *map(str, test), "-t", "-1e9", "--out", str(run / "fewshot_all.star")])
+    truth = target_truth("test")
+    out = scores(read_picks(run / "fewshot_auto.star"), truth, diameter, None)
+    every = scores(read_picks(run / "fewshot_all.star"), truth, diameter, None)
+    out.update(auprc=every["auprc"], best_f1=every["best_f1"], box_best_f1=every["box_best_f1"])
+    return {**out, "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_micrograph": per_mic,
+            "pick_peak_mib": pick_mib, "threshold": "automatic (density, k=5)"}
+
+
+def run_pu(labels: pd.DataFrame, run: Path, diameter: float, seed: int) -> dict:
+    write_picks(labels, run / "labels.star")
+    model = run / "pu.pt"
+    train_s, train_mib, _ = peak_rss_mib_of([str(FEWPICK), "train", str(DATA / "train"), "--labels", str(run / "labels.star"),
+                                             "-d", f"{diameter:.3f}", "-n", str(expected_per_micrograph()),
+                                             "--seed", str(seed), "--out", str(model)])
+    test = sorted((DATA / "test").glob("*.mrc"))
+    pick = [str(FEWPICK), "pick", "--model", str(model)]
+    per_mic, pick_mib = per_micrograph_seconds([*pick, *map(str, test), "-t", "-1e9", "--out", str(run / "pu_all.star")],
+                                               [*pick, str(test[0]), "--out", str(run / "one.star")], len(test))
+    import torch
+
+    threshold = float(torch.load(model, weights_only=True)["threshold"])
+    out = scores(read_picks(run / "pu_all.star"), target_truth("test"), diameter, threshold)
+    return {**out, "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_micrograph": per_mic,
+            "pick_peak_mib": pick_mib, "threshold": f"default (calibrated) {threshold:.3g}"}
+
+
+def run_topaz_box(labels: pd.DataFrame, run: Path, diameter: float) -> dict:
+    factor = int(round(diameter / 16))
+    import mrcfile
+
+    with mrcfile.open(DATA / "train" / f"{REFERENCE}.mrc", header_only=True) as m:
+        shape = (int(m.header.ny), int(m.header.nx))
+    pi = class_prior(expected_per_micrograph(), 3.0, [(round(shape[0] / factor), round(shape[1] / factor))])
+    r = run_topaz(labels, run, diameter, factor, 300, pi)
+    out = scores(read_picks(run / "topaz_picks.txt"), target_truth("test"), diameter, None)
+    best = out["box_best_f1"]
+    out.update(box_f1=best, box_precision=float("nan"), box_recall=float("nan"), n_picks=float("nan"))
+    return {**out, "train_s": r["train_s"], "train_peak_mib": r["train_peak_mib"],
+            "pick_s_per_micrograph": r["pick_s_per_micrograph"], "pick_peak_mib": r["pick_peak_mib"],
+            "threshold": "best (oracle)"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--tools", nargs="+", default=["fewshot", "pu", "topaz"])
+    args = ap.parse_args()
+    rows = []
+    for seed in args.seeds:
+        labels, diameter = exemplars_for(seed)
+        run = WORK / "fewshot_vs_topaz" / f"s{seed}"
+        run.mkdir(parents=True, exist_ok=True)
+        for tool in args.tools:
+            t0 = time.time()
+            fn = {"fewshot": lambda: run_fewshot(labels, run, diameter, seed),
+                  "pu": lambda: run_pu(labels, run, diameter, seed),
+                  "topaz": lambda: run_topaz_box(labels, run, diameter)}[tool]
+            rows.append({"tool": tool, "seed": seed, **fn()})
+            print(rows[-1], f"{time.time() - t0:.0f} s", flush=True)
+    df = pd.DataFrame(rows)
+    names = {"fewshot": "fewpick few-shot (MAE)", "pu": "fewpick PU picker", "topaz": "Topaz 0.3.20"}
+    md = [f"{N_LABELS} labeled {TARGET} particles on one reference micrograph ({REFERENCE}, 4096² px, realistic preset, "
+          f"distractors ribosome/CCT/RuvAB/enolase); scored on {len(target_truth('test'))} {TARGET} in 4 test "
+          f"micrographs. Box protocol: boxes of the particle diameter, IoU ≥ 0.5. Mean ± sd over seeds {args.seeds}.",
+          "",
+          "| picker | threshold | box precision | box recall | box F1 | box best F1 | AUPRC (centre) | train s | "
+          "pick s / micrograph | peak MiB train / pick |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def ms(col, sub, fmt="{:.3f}"):
+        v = sub[col].astype(float)
+        return "-" if v.isna().all() else (fmt.format(v.mean()) + (" ± " + fmt.format(v.std()) if len(v) > 1 else ""))
+
+    for tool in args.tools:
+        sub = df[df.tool == tool]
+        md.append(f"| {names[tool]} | {sub.threshold.iloc[0].split(' ')[0]} | {ms('box_precision', sub)} | "
+                  f"{ms('box_recall', sub)} | {ms('box_f1', sub)} | {ms('box_best_f1', sub)} | {ms('auprc', sub)} | "
+                  f"{ms('train_s', sub, '{:.0f}')} | {ms('pick_s_per_micrograph', sub, '{:.2f}')} | "
+                  f"{sub.train_peak_mib.mean():.0f} / {sub.pick_peak_mib.mean():.0f} |")
+    md += ["", "Topaz has no automatic threshold here: its F1 is at the best threshold, chosen with the answers "
+               "(an upper bound). fewpick few-shot's F1 is at its own automatic threshold."]
+    write_results("fewshot_vs_topaz", {"runs": rows}, "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,600 @@
+"""Few-shot picker with a masked autoencoder (cryoMAE-class; seed 002, SPEC §2).
+
+A user labels ``m`` (~15) particles on one reference micrograph. Every micrograph is resampled
+(Fourier cropping) so that a window of ``window_ratio`` × the particle diameter becomes ``size`` px
+(24 by default, so the particle is ~16 px across, the binning rule of the PU picker) and robustly
+normalised; the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
+
+1. **Pre-training** (reconstruction only) on random windows from any unlabeled micrographs,
+   saved on its own so it can be reused for other targets.
+2. **Fine-tuning** on the reference: each step takes the exemplars (random 90° rotations, flips and
+   a one-pixel jitter) and ``n`` fresh random windows of the same micrograph, and minimises
+   ``L_MSE + β·L̂_SCS``, the self-cross similarity loss on the encoder features of the masked views,
+   PU-adjusted for the fraction ``π̂`` of unlabeled windows that hold a particle (or unadjusted, or
+   left out, for the ablation).
+3. **Picking**: the encoder slides over each micrograph (stride ``size/8``) with no masking; a
+   window's score is its max (or mean) cosine similarity to the exemplars' features; non-maximum
+   suppression with the particle radius gives one pick per particle, and a per-micrograph threshold
+   is cut where the density of the sorted scores changes fastest (k = 5 nearest neighbours).
+
+Coordinates in and out are original pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from fewpick import __version__
+from fewpick._fileutil import atomic_path
+from fewpick.errors import InputError
+from fewpick.extract import nms, threshold_knn_density
+from fewpick.io.images import Image, match_names
+from fewpick.io.picks import check_inside, make_picks
+from fewpick.nn.vit import MaskedAutoencoder
+from fewpick.preprocess import fourier_crop, normalize
+
+MODEL_FORMAT = "fewpick-fewshot-model"
+PRETRAINED_FORMAT = "fewpick-fewshot-pretrained"
+MODEL_FORMAT_VERSION = 1
+SCS_MODES = ("adjusted", "unadjusted", "none")
+MATCH_MODES = ("max", "mean")
+ARCH_FIELDS = ("size", "patch", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "mlp_ratio", "window_norm")
+
+
+@dataclass
+class FewShotSettings:
+    """Everything that defines a few-shot picker; stored in the model file. Lengths in original px."""
+
+    diameter: float
+    window_ratio: float = 1.2  # window side = window_ratio × diameter
+    size: int = 24  # window side after resampling (the network's input), px
+    patch: int = 6
+    dim: int = 64
+    depth: int = 3
+    heads: int = 4
+    decoder_dim: int = 48
+    decoder_depth: int = 1
+    mlp_ratio: float = 2.0
+    window_norm: str = "meanstd"  # per-window normalisation: to zero mean and unit sd, or "mean" only
+    mask_ratio: float = 0.75
+    pretrain_steps: int = 3000
+    pretrain_batch: int = 128
+    pretrain_lr: float = 1.5e-3
+    finetune_steps: int = 1000
+    unlabeled: int = 64  # n: random unlabeled windows per fine-tuning step
+    shifted: float = 0.25  # fraction of them drawn around exemplars, off-centre by ½–1½ diameters
+    finetune_lr: float = 1e-3
+    scs: str = "adjusted"
+    pi: float = 0.05  # π̂: fraction of unlabeled windows that hold a particle
+    alpha: float = 0.5
+    tau: float = 0.0
+    beta: float = 10.0
+    scs_view: str = "full"  # SCS on the encoder features of the whole windows, as matched at picking, or "masked" views (seed 002)
+    stride: int | None = None  # sliding stride in resampled px (default size // 8)
+    match: str = "max"
+    suppress: float = 0.75  # NMS radius as a fraction of the particle diameter
+    seed: int = 0
+    threads: int = 2  # torch threads for picking (sliding windows: large batches)
+    train_threads: int = 1  # for training: its small batches run faster on one thread than on two (measured)
+
+    @property
+    def scale(self) -> float:
+        """Original pixels per resampled pixel (never below 1: tiny particles get a wider window, not upsampling)."""
+        return max(1.0, self.window_ratio * self.diameter / self.size)
+
+    @property
+    def window(self) -> float:
+        """Window side in original pixels."""
+        return self.size * self.scale
+
+    def step(self) -> int:
+        return self.stride or max(1, self.size // 8)
+
+    def arch(self) -> dict:
+        a = {k: getattr(self, k) for k in ARCH_FIELDS}
+        a["norm"] = a.pop("window_norm")
+        return a
+
+    def check(self) -> None:
+        if self.scs not in SCS_MODES:
+            raise InputError(None, f"unknown SCS mode {self.scs!r}; choose one of {', '.join(SCS_MODES)}")
+        if self.match not in MATCH_MODES:
+            raise InputError(None, f"unknown matching {self.match!r}; choose one of {', '.join(MATCH_MODES)}")
+        if not 0 <= self.pi < 1:
+            raise InputError(None, f"π̂ = {self.pi:g} must lie in [0, 1)")
+        if not 0 <= self.alpha <= 1:
+            raise InputError(None, f"α = {self.alpha:g} must lie in [0, 1]")
+        if not self.diameter > 0:
+            raise InputError(None, f"particle diameter must be positive, got {self.diameter:g}")
+        if self.size % self.patch:
+            raise InputError(None, f"window size {self.size} px is not a multiple of the patch size {self.patch} px")
+
+
+@dataclass
+class FewShotModel:
+    net: MaskedAutoencoder
+    settings: FewShotSettings
+    exemplars: np.ndarray  # (m, size, size) exemplar windows, resampled and normalised
+    pixel_size: float | None
+    reference: str = ""
+    pretrained: dict = field(default_factory=dict)  # what the encoder was pre-trained on
+    history: list = field(default_factory=list)
+
+    @torch.inference_mode()
+    def exemplar_features(self) -> torch.Tensor:
+        """Unit-norm features of the exemplars, (m, dim)."""
+        self.net.eval()
+        return F.normalize(self.net.features(torch.from_numpy(self.exemplars)[:, None]), dim=1)
+
+
+# ---------------------------------------------------------------- data
+
+
+def prepare(image: Image | np.ndarray, scale: float, source=None) -> np.ndarray:
+    """Resample a micrograph by ``scale`` (original px per output px; Fourier cropping) and normalise it robustly."""
+    data = image.data if isinstance(image, Image) else image
+    source = image.path if isinstance(image, Image) else source
+    shape = tuple(max(1, int(round(n / scale))) for n in data.shape)
+    try:
+        return normalize(fourier_crop(np.asarray(data, np.float32), shape) if scale != 1 else data, clip=6.0)
+    except InputError as exc:
+        raise InputError(source, exc.problem) from None
+
+
+def to_resampled(coords_orig: np.ndarray, scale_yx: np.ndarray) -> np.ndarray:
+    """Original (y, x) → resampled grid (sample j lies at j·scale; see :func:`fewpick.preprocess.fourier_crop`)."""
+    return np.asarray(coords_orig, float) / scale_yx
+
+
+def to_original(coords_res: np.ndarray, scale_yx: np.ndarray) -> np.ndarray:
+    return np.asarray(coords_res, float) * scale_yx
+
+
+def _window_at(img: np.ndarray, cy: float, cx: float, size: int) -> np.ndarray | None:
+    y0, x0 = int(round(cy - (size - 1) / 2)), int(round(cx - (size - 1) / 2))
+    if y0 < 0 or x0 < 0 or y0 + size > img.shape[0] or x0 + size > img.shape[1]:
+        return None
+    return img[y0 : y0 + size, x0 : x0 + size]
+
+
+def _dihedral(w: np.ndarray, k: int) -> np.ndarray:
+    w = np.rot90(w, k % 4, axes=(-2, -1))
+    return w[..., ::-1] if k >= 4 else w
+
+
+def _random_windows(images: Sequence[np.ndarray], count: int, size: int, rng: np.random.Generator,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    idx = rng.choice(len(images), size=count, p=weights)
+    out = np.empty((count, size, size), np.float32)
+    for i, j in enumerate(idx):
+        img = images[j]
+        y0 = rng.integers(0, img.shape[0] - size + 1)
+        x0 = rng.integers(0, img.shape[1] - size + 1)
+        out[i] = _dihedral(img[y0 : y0 + size, x0 : x0 + size], int(rng.integers(8)))
+    return out
+
+
+def _shifted_windows(img: np.ndarray, centres: np.ndarray, count: int, settings: "FewShotSettings",
+                     rng: np.random.Generator) -> np.ndarray:
+    """Windows off-centre from random exemplars by ½–1½ particle diameters (in a random direction): the
+    neighbourhood the picker must score lower than the centre, so that one particle gives one pick."""
+    out = np.empty((count, settings.size, settings.size), np.float32)
+    d = settings.diameter / settings.scale
+    i = 0
+    while i < count:
+        cy, cx = centres[rng.integers(len(centres))]
+        r, a = rng.uniform(0.5, 1.5) * d, rng.uniform(0, 2 * np.pi)
+        w = _window_at(img, cy + r * np.sin(a), cx + r * np.cos(a), settings.size)
+        if w is None:
+            w = _random_windows([img], 1, settings.size, rng)[0]
+        out[i] = _dihedral(w, int(rng.integers(8)))
+        i += 1
+    return out
+
+
+def exemplar_windows(reference: Image, prepared: np.ndarray, exemplars: pd.DataFrame, settings: FewShotSettings,
+                     source=None, min_exemplars: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Windows around the exemplars (m, size, size) and their resampled centres (m, 2).
+
+    ``min_exemplars`` is 2 for users (the self-similarity of one exemplar says nothing); the
+    exemplar-count benchmark lowers it to 1 to reproduce seed 002's table."""
+    if len(exemplars) < min_exemplars:
+        raise InputError(source, f"{len(exemplars)} exemplar(s) on {reference.name}: the few-shot picker needs at "
+                                 "least 2")
+    check_inside(exemplars, {reference.name: reference.shape}, source)
+    scale = np.array(reference.shape, float) / np.array(prepared.shape, float)
+    centres = to_resampled(exemplars[["y", "x"]].to_numpy(float), scale)
+    out = []
+    half = settings.window / 2
+    for (cy, cx), (_, row) in zip(centres, exemplars.iterrows()):
+        w = _window_at(prepared, cy, cx, settings.size)
+        if w is None:
+            raise InputError(source, f"exemplar at x={row['x']:.0f}, y={row['y']:.0f} on {reference.name} lies within "
+                                     f"{half:.0f} px of the border: its {settings.window:.0f} px window does not fit "
+                                     "(drop it or pick one further in)")
+        out.append(w)
+    return np.stack(out).astype(np.float32), centres
+
+
+def _exemplars_for(reference: Image, exemplars: pd.DataFrame, source) -> pd.DataFrame:
+    """The exemplar rows that name the reference micrograph (all rows if none names any micrograph)."""
+    names = exemplars["micrograph"].astype(str)
+    if names.nunique() == 1 and (names.iloc[0] in ("", "nan") or Path(str(source or "")).stem == names.iloc[0]):
+        return exemplars.assign(micrograph=reference.name)
+    pairs = match_names(list(dict.fromkeys(names)), [reference.name])
+    if not pairs:
+        raise InputError(source, f"no exemplar names the reference micrograph {reference.name} "
+                                 f"(it names {', '.join(sorted(set(names))[:3])}…)")
+    rows = exemplars[names.isin(list(pairs))]
+    return rows.assign(micrograph=reference.name)
+
+
+# ---------------------------------------------------------------- loss
+
+
+def scs_loss(f_l: torch.Tensor, f_u: torch.Tensor, mode: str = "adjusted", pi: float = 0.05, alpha: float = 0.5,
+             tau: float = 0.0) -> torch.Tensor:
+    """Self-cross similarity loss ``max(τ, 1 + α·S_cross − (1−α)·S_self)`` on features of exemplars ``f_l`` (m, d)
+    and unlabeled windows ``f_u`` (n, d).
+
+    ``unadjusted``: S_self = mean cosine similarity among exemplars, S_cross = mean exemplar×unlabeled.
+    ``adjusted`` (PU): with sums S_ll, S_lu, S_uu, Ŝ_self = (S_ll + 2π̂ S_lu + π̂² S_uu)/(m+n)²,
+    Ŝ_cross = ((1−π̂) S_lu + π̂(1−π̂) S_uu)/((m+n)·n). ``none``: zero.
+    """
+    if mode == "none":
+        return f_l.new_zeros(())
+    a, b = F.normalize(f_l, dim=1), F.normalize(f_u, dim=1)
+    m, n = a.shape[0], b.shape[0]
+    s_ll = (a @ a.T).sum()
+    s_lu = (a @ b.T).sum()
+    if mode == "unadjusted":
+        s_self, s_cross = s_ll / m**2, s_lu / (m * n)
+    elif mode == "adjusted":
+        s_uu = (b @ b.T).sum()
+        s_self = (s_ll + 2 * pi * s_lu + pi**2 * s_uu) / (m + n) ** 2
+        s_cross = ((1 - pi) * s_lu + pi * (1 - pi) * s_uu) / ((m + n) * n)
+    else:
+        raise ValueError(f"unknown SCS mode {mode!r}")
+    return torch.clamp(1 + alpha * s_cross - (1 - alpha) * s_self, min=tau)
+
+
+# ---------------------------------------------------------------- model files
+
+
+def _load_bundle(path: str | os.PathLike, fmt: str, what: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"no such {what} file")
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"not a fewpick {what} file ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != fmt:
+        found = bundle.get("format") if isinstance(bundle, dict) else None
+        raise InputError(path, f"not a fewpick {what} file" + (f" (it is a {found!r} file)" if found else ""))
+    if bundle.get("format_version") != MODEL_FORMAT_VERSION:
+        raise InputError(path, f"{what} file format {bundle.get('format_version')} (written by fewpick "
+                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
+                               f"{MODEL_FORMAT_VERSION}: train it again")
+    return bundle
+
+
+def _settings_from(d: dict) -> FewShotSettings:
+    known = {f.name for f in fields(FewShotSettings)}
+    return FewShotSettings(**{k: v for k, v in d.items() if k in known})
+
+
+def _net_from(bundle: dict, settings: FewShotSettings, path) -> MaskedAutoencoder:
+    net = MaskedAutoencoder(**settings.arch())
+    try:
+        net.load_state_dict(bundle["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"weights do not fit the network the file describes ({str(exc)[:120]})") from None
+    return net.eval()
+
+
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a few-shot model file (so ``fewpick pick --model`` can hand it over)."""
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(bundle, dict) and bundle.get("format") == MODEL_FORMAT
+
+
+def save_pretrained(net: MaskedAutoencoder, settings: FewShotSettings, info: dict, path: str | os.PathLike) -> Path:
+    bundle = {"format": PRETRAINED_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
+              "settings": asdict(settings), "info": info, "state_dict": net.state_dict()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return path
+
+
+def load_pretrained(path: str | os.PathLike) -> tuple[MaskedAutoencoder, FewShotSettings, dict]:
+    bundle = _load_bundle(path, PRETRAINED_FORMAT, "pre-trained encoder")
+    settings = _settings_from(bundle["settings"])
+    return _net_from(bundle, settings, path), settings, dict(bundle.get("info", {}))
+
+
+def save_model(model: FewShotModel, path: str | os.PathLike) -> Path:
+    bundle = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
+              "settings": asdict(model.settings), "state_dict": model.net.state_dict(),
+              "exemplars": torch.from_numpy(np.ascontiguousarray(model.exemplars)), "pixel_size": model.pixel_size,
+              "reference": model.reference, "pretrained": model.pretrained, "history": model.history}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike) -> FewShotModel:
+    bundle = _load_bundle(path, MODEL_FORMAT, "few-shot picker model")
+    settings = _settings_from(bundle["settings"])
+    net = _net_from(bundle, settings, path)
+    return FewShotModel(net, settings, bundle["exemplars"].numpy(), bundle.get("pixel_size"),
+                        bundle.get("reference", ""), dict(bundle.get("pretrained", {})), list(bundle.get("history", [])))
+
+
+# ---------------------------------------------------------------- training
+
+
+def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, f)
+
+
+def pretrain(images: Sequence[Image], settings: FewShotSettings, *, net: MaskedAutoencoder | None = None,
+             progress: Callable[[dict], None] | None = None, prepared: Sequence[np.ndarray] | None = None
+             ) -> tuple[MaskedAutoencoder, dict]:
+    """Pre-train the MAE by masked reconstruction on random windows of ``images``; returns the net and a summary."""
+    settings.check()
+    torch.set_num_threads(settings.train_threads)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    prepared = list(prepared) if prepared is not None else [prepare(im, settings.scale) for im in images]
+    for im, p in zip(images, prepared):
+        if min(p.shape) < settings.size:
+            raise InputError(im.path, f"micrograph is smaller than one {settings.window:.0f} px window")
+    weights = np.array([p.size for p in prepared], float)
+    weights /= weights.sum()
+    net = net or MaskedAutoencoder(**settings.arch())
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95))
+    sched = _schedule(opt, settings.pretrain_steps, max(1, settings.pretrain_steps // 20))
+    net.train()
+    t0, running, history = time.perf_counter(), [], []
+    for step in range(settings.pretrain_steps):
+        x = torch.from_numpy(_random_windows(prepared, settings.pretrain_batch, settings.size, rng, weights))[:, None]
+        loss, _ = net(x, settings.mask_ratio, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(float(loss.detach()))
+        if (step + 1) % 100 == 0 or step + 1 == settings.pretrain_steps:
+            entry = {"stage": "pretrain", "step": step + 1, "loss": float(np.mean(running)),
+                     "seconds": time.perf_counter() - t0}
+            running = []
+            history.append(entry)
+            if progress:
+                progress(entry)
+    net.eval()
+    info = {"micrographs": [im.name for im in images], "steps": settings.pretrain_steps,
+            "window_px": settings.window, "pixel_size": images[0].pixel_size if images else None, "history": history}
+    return net, info
+
+
+def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, *,
+             net: MaskedAutoencoder | None = None, pretrained: dict | None = None, exemplars_source=None,
+             prepared: np.ndarray | None = None, progress: Callable[[dict], None] | None = None,
+             min_exemplars: int = 2) -> FewShotModel:
+    """Fine-tune on the reference micrograph: exemplars + random unlabeled windows, ``L_MSE + β·L̂_SCS``."""
+    settings.check()
+    torch.set_num_threads(settings.train_threads)
+    torch.manual_seed(settings.seed + 1)
+    rng = np.random.default_rng(settings.seed + 1)
+    gen = torch.Generator().manual_seed(settings.seed + 1)
+    rows = _exemplars_for(reference, exemplars, exemplars_source)
+    img = prepare(reference, settings.scale) if prepared is None else prepared
+    if min(img.shape) < settings.size + 2:
+        raise InputError(reference.path, f"micrograph is smaller than one {settings.window:.0f} px window")
+    windows, centres = exemplar_windows(reference, img, rows, settings, exemplars_source, min_exemplars)
+    if net is None:
+        net = MaskedAutoencoder(**settings.arch())
+    elif net.config != settings.arch():
+        raise InputError(None, "the pre-trained encoder has another architecture than these settings")
+    # exemplar windows with a margin of one pixel for jitter (clamped at the border)
+    s = settings.size
+    padded = np.pad(img, 1, mode="reflect")
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.finetune_lr, weight_decay=0.05, betas=(0.9, 0.95))
+    sched = _schedule(opt, settings.finetune_steps, max(1, settings.finetune_steps // 10))
+    net.train()
+    history, t0 = [], time.perf_counter()
+    m = len(windows)
+    for step in range(settings.finetune_steps):
+        xl = np.empty((m, s, s), np.float32)
+        for i, (cy, cx) in enumerate(centres):
+            dy, dx = rng.integers(-1, 2, size=2)
+            w = _window_at(padded, cy + 1 + dy, cx + 1 + dx, s)
+            xl[i] = _dihedral(w if w is not None else windows[i], int(rng.integers(8)))
+        n_shift = int(round(settings.shifted * settings.unlabeled))
+        xu = np.concatenate([_random_windows([img], settings.unlabeled - n_shift, s, rng),
+                             _shifted_windows(img, centres, n_shift, settings, rng)])
+        x = torch.from_numpy(np.concatenate([xl, xu]))[:, None]
+        mse, feats = net(x, settings.mask_ratio, gen)
+        if settings.scs_view == "full":
+            feats = net.features(x)
+        scs = scs_loss(feats[:m], feats[m:], settings.scs, settings.pi, settings.alpha, settings.tau)
+        loss = mse + settings.beta * scs
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % 25 == 0 or step + 1 == settings.finetune_steps:
+            entry = {"stage": "finetune", "step": step + 1, "loss": float(loss.detach()), "mse": float(mse.detach()),
+                     "scs": float(scs.detach()), "seconds": time.perf_counter() - t0}
+            history.append(entry)
+            if progress:
+                progress(entry)
+    net.eval()
+    return FewShotModel(net, settings, windows, reference.pixel_size, reference.name, pretrained or {}, history)
+
+
+def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, out: str | os.PathLike, *,
+          pretrain_images: Sequence[Image] | None = None, pretrained_path: str | os.PathLike | None = None,
+          no_pretrain: bool = False, exemplars_source=None,
+          progress: Callable[[dict], None] | None = None, min_exemplars: int = 2) -> FewShotModel:
+    """Pre-train (unless given a pre-trained encoder or told not to) and fine-tune; write the model to ``out``.
+
+    Without ``pretrain_images`` the encoder is pre-trained on the reference micrograph alone.
+    """
+    settings.check()
+    ref_img = prepare(reference, settings.scale)
+    net, info = None, {}
+    if pretrained_path is not None:
+        net, pre_settings, info = load_pretrained(pretrained_path)
+        if pre_settings.arch() != settings.arch():
+            raise InputError(pretrained_path, "pre-trained encoder has another architecture "
+                                              f"({pre_settings.arch()}) than asked ({settings.arch()})")
+        info = {**info, "file": str(pretrained_path)}
+    elif not no_pretrain:
+        images = list(pretrain_images or [reference])
+        prepared = [ref_img if im is reference else prepare(im, settings.scale) for im in images]
+        net, info = pretrain(images, settings, prepared=prepared, progress=progress)
+    model = finetune(reference, exemplars, settings, net=net, pretrained=info, exemplars_source=exemplars_source,
+                     prepared=ref_img, progress=progress, min_exemplars=min_exemplars)
+    save_model(model, out)
+    return model
+
+
+# ---------------------------------------------------------------- picking
+
+
+def check_pixel_size(model: FewShotModel, image: Image) -> None:
+    ref, px = model.pixel_size, image.pixel_size
+    if ref and px and abs(ref - px) > 0.01 * ref:
+        raise InputError(image.path, f"pixel size {px:g} Å differs from the reference micrograph's {ref:g} Å "
+                                     f"({model.reference}); resample it or train on a reference at {px:g} Å")
+
+
+def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None = None,
+              stride: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Similarity of every window to the exemplars.
+
+    Returns the score map (rows, cols) on the window grid, the original-per-resampled scale (y, x) and the
+    stride; grid cell (i, j) is the window whose top-left corner is at (i·stride, j·stride) resampled px.
+    """
+    s = model.settings
+    torch.set_num_threads(s.threads)
+    match = match or s.match
+    stride = stride or s.step()
+    data = image.data if isinstance(image, Image) else image
+    img = prepare(image, s.scale)
+    if min(img.shape) < s.size:
+        raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
+    scale = np.array(data.shape, float) / np.array(img.shape, float)
+    ex = model.exemplar_features()
+    ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
+    out = np.empty((ny, nx), np.float32)
+    for r0, feats in model.net.sliding_features(img, stride):
+        sim = F.normalize(feats, dim=-1) @ ex.T  # (rows, nx, m)
+        out[r0 : r0 + feats.shape[0]] = (sim.amax(-1) if match == "max" else sim.mean(-1)).numpy()
+    return out, scale, stride
+
+
+def refine_peaks(scores: np.ndarray, ij: np.ndarray) -> np.ndarray:
+    """Sub-cell peak positions: a parabola through each peak and its two neighbours, per axis (shift ≤ ½ cell)."""
+    ij = np.asarray(ij, float)
+    if not len(ij):
+        return ij
+    out = ij.copy()
+    idx = ij.astype(int)
+    for axis in (0, 1):
+        n = scores.shape[axis]
+        lo, hi = idx.copy(), idx.copy()
+        lo[:, axis] = np.clip(idx[:, axis] - 1, 0, n - 1)
+        hi[:, axis] = np.clip(idx[:, axis] + 1, 0, n - 1)
+        c = scores[idx[:, 0], idx[:, 1]].astype(float)
+        a, b = scores[lo[:, 0], lo[:, 1]].astype(float), scores[hi[:, 0], hi[:, 1]].astype(float)
+        curv = a - 2 * c + b
+        inside = (idx[:, axis] > 0) & (idx[:, axis] < n - 1) & (curv < 0)
+        shift = np.where(inside, 0.5 * (a - b) / np.where(curv < 0, curv, -1.0), 0.0)
+        out[:, axis] += np.clip(shift, -0.5, 0.5)
+    return out
+
+
+def grid_to_original(ij: np.ndarray, stride: int, size: int, scale: np.ndarray) -> np.ndarray:
+    """Window-grid (i, j) → window centres in original (y, x) px."""
+    return to_original(np.asarray(ij, float) * stride + (size - 1) / 2, scale)
+
+
+def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str = "auto", *, match: str | None = None,
+                    stride: int | None = None, max_picks: int | None = None,
+                    keep_map: dict | None = None) -> pd.DataFrame:
+    """Picks of one micrograph in original pixels; scores are cosine similarities (−1…1).
+
+    ``threshold='auto'`` is the density-based cut (k = 5) on this micrograph's peak scores.
+    """
+    check_pixel_size(model, image)
+    scores, scale, stride = score_map(model, image, match, stride)
+    if keep_map is not None:
+        keep_map.update(scores=scores, scale=scale, stride=stride)
+    # windows are wider than the particle, so off-centre windows still score high: suppress within
+    # ``suppress`` × the diameter (particles do not overlap), in grid cells
+    radius = model.settings.suppress * model.settings.diameter / model.settings.scale / stride
+    ij, values = nms(scores, max(radius, 1.0), -np.inf, max_picks=None)
+    if threshold == "auto":
+        cut = threshold_knn_density(values, k=5) if len(values) else 0.0
+    else:
+        cut = float(threshold)
+    keep = values >= cut
+    ij, values = ij[keep], values[keep]
+    if max_picks is not None:
+        ij, values = ij[:max_picks], values[:max_picks]
+    yx = grid_to_original(refine_peaks(scores, ij), stride, model.settings.size, scale)
+    return make_picks(image.name, yx[:, 1], yx[:, 0], score=values)
+
+
+def pick_images(model: FewShotModel, images: Sequence[Image], threshold: float | str = "auto", **kw) -> pd.DataFrame:
+    tables = [pick_micrograph(model, im, threshold, **kw) for im in images]
+    return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
+
+
+def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
+    """Write a similarity map from :func:`pick_micrograph` (``keep_map``) as ``<name>_scores.png`` and ``.mrc``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fewpick.io.images import write_mrc
+
+    folder.mkdir(parents=True, exist_ok=True)
+    png, mrc = folder / f"{name}_scores.png", folder / f"{name}_scores.mrc"
+    scores = kept["scores"]
+    with atomic_path(png) as tmp:
+        plt.imsave(tmp, scores, cmap="viridis", vmin=-1, vmax=1, format="png")
+    write_mrc(mrc, scores.astype(np.float32), None)
+    return [png, mrc]
+
+
+def model_summary(model: FewShotModel) -> str:
+    s = model.settings
+    pre = model.pretrained
+    pre_text = (f"pre-trained on {len(pre.get('micrographs', []))} micrograph(s)" if pre else "not pre-trained")
+    return (f"few-shot picker: {len(model.exemplars)} exemplars on {model.reference}, particle {s.diameter:g} px, "
+            f"window {s.window:.0f} px → {s.size} px, ViT {s.dim}×{s.depth}, SCS {s.scs}, {pre_text}")

@@ -1,0 +1,195 @@
+"""The few-shot (cryoMAE-class) picker: loss, shared sliding features, threshold, training, files, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewpick.cli import app
+from fewpick.errors import InputError
+from fewpick.evaluate import evaluate
+from fewpick.extract import threshold_knn_density
+from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
+from fewpick.nn.vit import MaskedAutoencoder, sincos_positions
+from fewpick.pickers import fewshot as fs
+from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
+
+
+def test_scs_loss_hand_computed():
+    # exemplars all along e0; unlabeled: one along e0 (a hidden particle), one along e1
+    f_l = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
+    f_u = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+    m, n, pi, alpha = 2, 2, 0.25, 0.5
+    s_ll, s_lu, s_uu = 4.0, 2.0, 2.0  # sums of cosine similarities (diagonals included)
+    plain = 1 + alpha * s_lu / (m * n) - (1 - alpha) * s_ll / m**2
+    assert fs.scs_loss(f_l, f_u, "unadjusted", pi, alpha).item() == pytest.approx(plain)
+    s_self = (s_ll + 2 * pi * s_lu + pi**2 * s_uu) / (m + n) ** 2
+    s_cross = ((1 - pi) * s_lu + pi * (1 - pi) * s_uu) / ((m + n) * n)
+    assert fs.scs_loss(f_l, f_u, "adjusted", pi, alpha).item() == pytest.approx(1 + alpha * s_cross - (1 - alpha) * s_self)
+    assert fs.scs_loss(f_l, f_u, "adjusted", pi, alpha, tau=5.0).item() == pytest.approx(5.0)  # the floor τ
+    assert fs.scs_loss(f_l, f_u, "none").item() == 0.0
+    # well separated features score lower than mixed ones
+    sep = fs.scs_loss(f_l, torch.tensor([[0.0, 1.0], [0.0, 2.0]]), "adjusted", 0.0)
+    mixed = fs.scs_loss(f_l, torch.tensor([[1.0, 0.1], [1.0, -0.1]]), "adjusted", 0.0)
+    assert sep < mixed
+
+
+def test_positions_are_distinct_and_bounded():
+    pos = sincos_positions(32, 4)
+    assert pos.shape == (16, 32) and pos.abs().max() <= 1
+    assert torch.cdist(pos, pos).fill_diagonal_(9).min() > 0.1
+
+
+@pytest.mark.parametrize("norm", ["meanstd", "mean"])
+def test_sliding_features_equal_cropped_windows(norm):
+    torch.manual_seed(0)
+    net = MaskedAutoencoder(size=12, patch=4, dim=32, depth=2, heads=4, norm=norm).eval()
+    img = np.random.default_rng(1).normal(size=(40, 33)).astype(np.float32) * 3 + 1
+    chunks = list(net.sliding_features(img, stride=2, rows_per_chunk=3))
+    maps = np.concatenate([c.numpy() for _, c in chunks])
+    ny, nx = (40 - 12) // 2 + 1, (33 - 12) // 2 + 1
+    assert maps.shape == (ny, nx, 32) and [r for r, _ in chunks] == list(range(0, ny, 3))
+    windows = np.stack([img[i * 2 : i * 2 + 12, j * 2 : j * 2 + 12] for i in range(ny) for j in range(nx)])
+    with torch.no_grad():
+        ref = net.features(torch.from_numpy(windows)[:, None]).numpy().reshape(ny, nx, 32)
+    np.testing.assert_allclose(maps, ref, atol=2e-4)
+
+
+def test_masked_forward_reconstructs_only_masked_patches():
+    torch.manual_seed(0)
+    net = MaskedAutoencoder(size=12, patch=4, dim=32, depth=1, heads=2)
+    x = torch.randn(5, 1, 12, 12)
+    mse, feats = net(x, 0.75, torch.Generator().manual_seed(0))
+    assert feats.shape == (5, 32) and mse.ndim == 0 and mse.item() > 0
+    mse.backward()
+    assert net.embed.weight.grad is not None and net.dec_pred.weight.grad.abs().sum() > 0
+
+
+def test_density_threshold_cuts_between_the_modes():
+    rng = np.random.default_rng(0)
+    particles = rng.normal(0.9, 0.03, 60)
+    background = rng.normal(-0.5, 0.05, 400)
+    cut = threshold_knn_density(np.concatenate([particles, background]), k=5)
+    assert background.max() < cut <= particles.min() + 1e-9
+    assert threshold_knn_density(np.array([0.1, 0.3])) == pytest.approx(0.2)  # too few: the median
+
+
+def test_refine_peaks_finds_the_parabola_vertex():
+    yy, xx = np.mgrid[0:9, 0:9]
+    scores = -((yy - 4.3) ** 2) - (xx - 3.8) ** 2
+    out = fs.refine_peaks(scores, np.array([[4, 4]]))
+    np.testing.assert_allclose(out, [[4.3, 3.8]], atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    cfg = SimpleMicrographConfig(size=(480, 480), diameter=32, n_particles=45, snr=0.05)
+    ims, truths = [], []
+    for i in range(2):
+        img, c, _ = simulate_simple_micrograph(cfg, seed=300 + i)
+        ims.append(Image(img, 2.0, Path(f"s{i}.mrc")))
+        truths.append(make_picks(f"s{i}", c[:, 0], c[:, 1]))
+    return ims, truths
+
+
+def _inner(truth: pd.DataFrame, shape, margin: float) -> pd.DataFrame:
+    keep = (truth.x > margin) & (truth.y > margin) & (truth.x < shape[1] - margin) & (truth.y < shape[0] - margin)
+    return truth[keep]
+
+
+@pytest.fixture(scope="module")
+def trained(sim, tmp_path_factory):
+    ims, truths = sim
+    settings = fs.FewShotSettings(diameter=32, pretrain_steps=600, pretrain_batch=64, finetune_steps=500, seed=0)
+    ex = _inner(truths[0], ims[0].shape, settings.window / 2 + 2).iloc[:10]
+    out = tmp_path_factory.mktemp("fewshot") / "fewshot.pt"
+    model = fs.train(ims[0], ex, settings, out, pretrain_images=ims)
+    return model, out
+
+
+def test_few_shot_picker_learns_from_10_exemplars(sim, trained):
+    ims, truths = sim
+    model, _ = trained
+    every = fs.pick_images(model, ims[1:], threshold=-1e9)
+    r = evaluate(every, truths[1], radius=16)
+    assert r["auprc"] >= 0.75, r["auprc"]
+    auto = fs.pick_images(model, ims[1:], threshold="auto")
+    a = evaluate(auto, truths[1], radius=16)["all_picks"]
+    assert a["f1"] >= 0.7, a
+    assert model.history[-1]["stage"] == "finetune" and model.pretrained["steps"] == model.settings.pretrain_steps
+    assert model.history[-1]["scs"] < model.history[0]["scs"]
+
+
+def test_model_file_round_trip_cli_and_version_check(sim, trained, tmp_path):
+    ims, truths = sim
+    model, path = trained
+    loaded = fs.load_model(path)
+    a = fs.pick_images(model, ims[1:], threshold=-1e9)
+    b = fs.pick_images(loaded, ims[1:], threshold=-1e9)
+    np.testing.assert_allclose(a[["x", "y", "score"]].to_numpy(), b[["x", "y", "score"]].to_numpy(), atol=1e-5)
+    write_mrc(tmp_path / "s1.mrc", ims[1].data, 2.0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["fewshot", "pick", str(tmp_path / "s1.mrc"), "--model", str(path), "--out",
+                              str(tmp_path / "p.star"), "--score-maps", str(tmp_path / "maps")])
+    assert res.exit_code == 0, res.output
+    cli = read_picks(tmp_path / "p.star")
+    assert evaluate(cli, truths[1], radius=16)["all_picks"]["f1"] >= 0.7
+    assert (tmp_path / "maps" / "s1_scores.png").stat().st_size > 0 and (tmp_path / "maps" / "s1_scores.mrc").exists()
+    # the plain verb hands a few-shot model over
+    res = runner.invoke(app, ["pick", str(tmp_path / "s1.mrc"), "--model", str(path), "--out", str(tmp_path / "q.star")])
+    assert res.exit_code == 0, res.output
+    assert len(read_picks(tmp_path / "q.star")) == len(cli)
+    bundle = torch.load(path, weights_only=True)
+    bundle["format_version"] = 7
+    torch.save(bundle, tmp_path / "old.pt")
+    with pytest.raises(InputError, match=r"old\.pt: few-shot picker model file format 7 .* train it again"):
+        fs.load_model(tmp_path / "old.pt")
+    with pytest.raises(InputError, match=r"pretrained encoder|pre-trained encoder file"):
+        fs.load_pretrained(path)
+
+
+def test_cli_pretrain_then_train_with_it(sim, tmp_path):
+    ims, truths = sim
+    for im in ims:
+        write_mrc(tmp_path / f"{im.name}.mrc", im.data, 2.0)
+    write_picks(_inner(truths[0], ims[0].shape, 30).iloc[:6], tmp_path / "ex.star")
+    runner = CliRunner()
+    res = runner.invoke(app, ["fewshot", "pretrain", str(tmp_path / "s0.mrc"), str(tmp_path / "s1.mrc"), "-d", "32",
+                              "--steps", "20", "--out", str(tmp_path / "enc.pt")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["fewshot", "train", str(tmp_path / "s0.mrc"), "--exemplars", str(tmp_path / "ex.star"),
+                              "-d", "32", "--pretrained", str(tmp_path / "enc.pt"), "--steps", "10", "--scs", "unadjusted",
+                              "--exemplar-count", "4", "--out", str(tmp_path / "m.pt")])
+    assert res.exit_code == 0, res.output
+    m = fs.load_model(tmp_path / "m.pt")
+    assert len(m.exemplars) == 4 and m.settings.scs == "unadjusted" and m.pretrained["steps"] == 20
+    assert m.pretrained["file"].endswith("enc.pt")
+
+
+def test_bad_input(sim, tmp_path):
+    ims, truths = sim
+    s = fs.FewShotSettings(diameter=32, pretrain_steps=1, finetune_steps=1)
+    inner = _inner(truths[0], ims[0].shape, s.window / 2 + 2)
+    with pytest.raises(InputError, match=r"ex\.star: 1 exemplar\(s\) on s0: .* at least 2"):
+        fs.train(ims[0], inner.iloc[:1], s, tmp_path / "m.pt", exemplars_source="ex.star")
+    edge = make_picks("s0", [inner.x.iloc[0], 5.0], [inner.y.iloc[0], 200.0])
+    with pytest.raises(InputError, match=rf"exemplar at x=5, y=200 on s0 lies within {s.window / 2:.0f} px of the border"):
+        fs.train(ims[0], edge, s, tmp_path / "m.pt")
+    with pytest.raises(InputError, match="no exemplar names the reference micrograph s0"):
+        fs.train(ims[0], inner.assign(micrograph="other").iloc[:3], s, tmp_path / "m.pt")
+    zero = Image(np.zeros((200, 200), np.float32), 2.0, Path("zero.mrc"))
+    with pytest.raises(InputError, match=r"zero\.mrc: image is constant"):
+        fs.train(zero, make_picks("zero", [100, 120], [100, 100]), s, tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+    model = fs.train(ims[0], inner.iloc[:3], fs.FewShotSettings(diameter=32, finetune_steps=1), tmp_path / "m.pt",
+                     no_pretrain=True)
+    other = Image(ims[1].data, 3.0, Path("coarse.mrc"))
+    with pytest.raises(InputError, match=r"coarse\.mrc: pixel size 3 Å differs from the reference micrograph's 2 Å"):
+        fs.pick_micrograph(model, other)
+    with pytest.raises(InputError, match="unknown SCS mode"):
+        fs.FewShotSettings(diameter=32, scs="magic").check()
