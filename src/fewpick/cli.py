@@ -461,7 +461,7 @@ def fewshot_pretrain(
     max_images: int = typer.Option(40, "--max-images", min=1, help="Use at most this many micrographs (an even spread)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch (its small batches run fastest on one)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
 ):
     """Pre-train the masked autoencoder on unlabeled micrographs (reconstruction only).
 
@@ -513,7 +513,7 @@ def fewshot_train(
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
-    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch while training (small batches run fastest on one)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
 ):
     """Train the few-shot picker on one reference micrograph and its exemplars.
 

@@ -84,7 +84,7 @@ class FewShotSettings:
     suppress: float = 0.75  # NMS radius as a fraction of the particle diameter
     seed: int = 0
     threads: int = 2  # torch threads for picking (sliding windows: large batches)
-    train_threads: int = 1  # for training: its small batches run faster on one thread than on two (measured)
+    train_threads: int = 2  # for training (one is faster only when other jobs share the cores)
 
     @property
     def scale(self) -> float:
