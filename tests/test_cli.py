@@ -10,7 +10,7 @@ from fewpick.cli import app
 from fewpick.io import make_picks, read_picks, write_mrc, write_picks
 
 runner = CliRunner()
-VERBS = ["simulate", "pick", "evaluate", "convert", "overlay"]
+VERBS = ["simulate", "pick", "train", "fewshot", "evaluate", "convert", "overlay"]
 
 
 def run(*args):
@@ -22,7 +22,8 @@ def test_help_lists_every_verb_and_each_has_an_example():
     assert r.exit_code == 0
     for verb in VERBS:
         assert verb in r.output
-    for verb in ["pick", "evaluate", "convert", "overlay", "simulate micrographs"]:
+    for verb in ["pick", "train", "evaluate", "convert", "overlay", "simulate micrographs", "fewshot pretrain",
+                 "fewshot train", "fewshot pick"]:
         h = run(*verb.split(), "--help")
         assert h.exit_code == 0 and "Example" in h.output, verb
     assert "fewpick 0.1.0" in run("--version").output
