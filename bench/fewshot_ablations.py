@@ -86,6 +86,8 @@ def write_tables(rows, seeds, diameter, truth, test_files, train_files, base, pr
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--keep", action="store_true",
+                    help="add to the runs already in bench/results/fewshot_ablations.json (other seeds)")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     train_files = list_images([DATA / "train"], suffixes=(".mrc",))
@@ -102,7 +104,13 @@ def main() -> None:
     pretrain_s = time.time() - t0
     reference = read_micrograph(DATA / "train" / f"{REFERENCE}.mrc")
     stride_of = {k: max(1, int(round(base.size / k))) for k in (16, 8, 5, 4)}
-    rows = []
+    rows, done_seeds = [], []
+    if args.keep:
+        import json
+
+        previous = json.loads((Path(__file__).resolve().parent / "results" / "fewshot_ablations.json").read_text())
+        rows = [r for r in previous["runs"] if r["seed"] not in args.seeds]
+        done_seeds = sorted({r["seed"] for r in rows})
 
     def record(table, variant, seed, model_s, result):
         rows.append({"table": table, "variant": variant, "seed": seed, "train_s": model_s, **result})
@@ -140,8 +148,8 @@ def main() -> None:
             m2, t2 = train(m=m)
             record("exemplars", str(m), seed, t2, score(m2, test_files, truth, diameter))
         # tables after every seed, so a long run leaves results even if it is stopped
-        write_tables(rows, args.seeds[: args.seeds.index(seed) + 1], diameter, truth, test_files, train_files, base,
-                     pretrain_s)
+        write_tables(rows, done_seeds + args.seeds[: args.seeds.index(seed) + 1], diameter, truth, test_files,
+                     train_files, base, pretrain_s)
 
 
 if __name__ == "__main__":

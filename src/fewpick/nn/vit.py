@@ -190,7 +190,3 @@ class MaskedAutoencoder(nn.Module):
             feats = self._encode_tokens(tok.reshape(n, self.grid * self.grid, -1)).mean(dim=1)
             yield r0, feats.reshape(r1 - r0, nx, -1)
 
-
-def count_parameters(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-

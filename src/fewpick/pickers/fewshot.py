@@ -1,21 +1,23 @@
 """Few-shot picker with a masked autoencoder (cryoMAE-class; seed 002, SPEC §2).
 
 A user labels ``m`` (~15) particles on one reference micrograph. Every micrograph is resampled
-(Fourier cropping) so that a window of ``window_ratio`` × the particle diameter becomes ``size`` px
-(24 by default, so the particle is ~16 px across, the binning rule of the PU picker) and robustly
-normalised; the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
+(Fourier cropping) so that a window of ``window_ratio`` (1.2) × the particle diameter becomes ``size``
+px (24, so the particle is ~20 px across, near the PU picker's binning rule) and robustly normalised;
+the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
 
 1. **Pre-training** (reconstruction only) on random windows from any unlabeled micrographs,
    saved on its own so it can be reused for other targets.
 2. **Fine-tuning** on the reference: each step takes the exemplars (random 90° rotations, flips and
-   a one-pixel jitter) and ``n`` fresh random windows of the same micrograph, and minimises
-   ``L_MSE + β·L̂_SCS``, the self-cross similarity loss on the encoder features of the masked views,
-   PU-adjusted for the fraction ``π̂`` of unlabeled windows that hold a particle (or unadjusted, or
-   left out, for the ablation).
+   a one-pixel jitter) and ``n`` fresh unlabeled windows of the same micrograph (a quarter of them
+   ½–1½ diameters off an exemplar), and minimises ``L_MSE + β·L̂_SCS``: the self-cross similarity
+   loss, PU-adjusted for the fraction ``π̂`` of unlabeled windows that hold a particle (or
+   unadjusted, or left out, for the ablation), on the encoder features of the whole windows as
+   they are matched at picking (``scs_view="masked"``: of the masked views, as in seed 002).
 3. **Picking**: the encoder slides over each micrograph (stride ``size/8``) with no masking; a
    window's score is its max (or mean) cosine similarity to the exemplars' features; non-maximum
-   suppression with the particle radius gives one pick per particle, and a per-micrograph threshold
-   is cut where the density of the sorted scores changes fastest (k = 5 nearest neighbours).
+   suppression within 0.75 × the diameter gives one pick per particle, and a per-micrograph
+   threshold is cut at the deepest valley of the density of the sorted peak scores (k = 5 nearest
+   neighbours; :func:`fewpick.extract.threshold_knn_density`).
 
 Coordinates in and out are original pixels.
 """
