@@ -177,16 +177,19 @@ def pick(
     from fewpick.pickers.classic import ClassicSettings, pick_micrograph, prepare_templates
     from fewpick.preprocess import parse_length
 
-    files = list_images(images)
-    first = read_micrograph(files[0], pixel_size=pixel_size)
-    pu_model = None
     if model is not None:
-        from fewpick.pickers import fewshot, pu
+        from fewpick.pickers import fewshot
 
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
                                 match=None, score_maps=None, max_picks=max_picks, pixel_size=pixel_size, fmt=fmt,
                                 box_size=box_size, threads=2)
+    files = list_images(images)
+    first = read_micrograph(files[0], pixel_size=pixel_size)
+    pu_model = None
+    if model is not None:
+        from fewpick.pickers import pu
+
         pu_model = pu.load_model(model)
         diameter = pu_model.settings.diameter
         thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
