@@ -1,7 +1,7 @@
 """Few-shot picker side by side with the PU picker and Topaz, all from the same 15 labels (seed 002's setting).
 
     bash bench/install_topaz.sh; .venv/bin/python bench/pu_data.py      # Topaz and the data, once
-    .venv/bin/python bench/fewshot_vs_topaz.py [--seeds 0 1 2]
+    .venv/bin/python bench/fewshot_vs_topaz.py [--seeds 0 1 2] [--tools fewshot --keep]
 
 Data: bench/work/pu_sim (realistic preset, target mTOR among ribosome, CCT, RuvAB and enolase). For each seed,
 15 target particles are drawn on the reference micrograph train_000 (at least half a window from its edges):
@@ -130,8 +130,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--tools", nargs="+", default=["fewshot", "pu", "topaz"])
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the other tools' and seeds' runs from bench/results/fewshot_vs_topaz.json")
     args = ap.parse_args()
     rows = []
+    if args.keep:
+        import json
+
+        previous = json.loads((Path(__file__).resolve().parent / "results" / "fewshot_vs_topaz.json").read_text())
+        rows = [r for r in previous["runs"] if not (r["tool"] in args.tools and r["seed"] in args.seeds)]
     for seed in args.seeds:
         labels, diameter = exemplars_for(seed)
         run = WORK / "fewshot_vs_topaz" / f"s{seed}"
@@ -144,10 +151,11 @@ def main() -> None:
             rows.append({"tool": tool, "seed": seed, **fn()})
             print(rows[-1], f"{time.time() - t0:.0f} s", flush=True)
     df = pd.DataFrame(rows)
+    seeds, tools = sorted(set(df.seed)), [t for t in ("fewshot", "pu", "topaz") if t in set(df.tool)]
     names = {"fewshot": "fewpick few-shot (MAE)", "pu": "fewpick PU picker", "topaz": "Topaz 0.3.20"}
     md = [f"{N_LABELS} labeled {TARGET} particles on one reference micrograph ({REFERENCE}, 4096² px, realistic preset, "
           f"distractors ribosome/CCT/RuvAB/enolase); scored on {len(target_truth('test'))} {TARGET} in 4 test "
-          f"micrographs. Box protocol: boxes of the particle diameter, IoU ≥ 0.5. Mean ± sd over seeds {args.seeds}.",
+          f"micrographs. Box protocol: boxes of the particle diameter, IoU ≥ 0.5. Mean ± sd over seeds {seeds}.",
           "",
           "| picker | threshold | box precision | box recall | box F1 | box best F1 | AUPRC (centre) | train s | "
           "pick s / micrograph | peak MiB train / pick |",
@@ -157,7 +165,7 @@ def main() -> None:
         v = sub[col].astype(float)
         return "-" if v.isna().all() else (fmt.format(v.mean()) + (" ± " + fmt.format(v.std()) if len(v) > 1 else ""))
 
-    for tool in args.tools:
+    for tool in tools:
         sub = df[df.tool == tool]
         md.append(f"| {names[tool]} | {sub.threshold.iloc[0].split(' ')[0]} | {ms('box_precision', sub)} | "
                   f"{ms('box_recall', sub)} | {ms('box_f1', sub)} | {ms('box_best_f1', sub)} | {ms('auprc', sub)} | "
@@ -165,6 +173,9 @@ def main() -> None:
                   f"{sub.train_peak_mib.mean():.0f} / {sub.pick_peak_mib.mean():.0f} |")
     md += ["", "Topaz has no automatic threshold here: its F1 is at the best threshold, chosen with the answers "
                "(an upper bound). fewpick few-shot's F1 is at its own automatic threshold."]
+    if args.keep:
+        md += ["", f"This run re-measured {', '.join(names[t] for t in args.tools)} on seeds {args.seeds}; the other "
+                   "rows are kept from the previous run of this script (bench/results/fewshot_vs_topaz.json)."]
     write_results("fewshot_vs_topaz", {"runs": rows}, "\n".join(md))
     print("\n".join(md))
 

@@ -102,6 +102,18 @@ def _inner(truth: pd.DataFrame, shape, margin: float) -> pd.DataFrame:
     return truth[keep]
 
 
+def test_blob_centres_are_the_particles(sim):
+    ims, truths = sim
+    s = fs.FewShotSettings(diameter=32)
+    img = fs.prepare(ims[0], s.scale)
+    centres = fs._blob_centres(img, s)
+    yx = fs.to_original(centres, np.array(ims[0].shape, float) / np.array(img.shape, float))
+    r = evaluate(make_picks("s0", yx[:, 1], yx[:, 0]), truths[0], radius=16)["all_picks"]
+    inner = _inner(truths[0], ims[0].shape, s.window / 2 + 2)  # blobs whose window leaves the image are dropped
+    assert r["precision"] >= 0.9 and r["tp"] >= 0.85 * len(inner), (r, len(inner))
+    assert centres.min() >= s.size / 2 and (centres < np.array(img.shape) - s.size / 2).all()
+
+
 @pytest.fixture(scope="module")
 def trained(sim, tmp_path_factory):
     ims, truths = sim
@@ -163,11 +175,11 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
                               "--steps", "20", "--out", str(tmp_path / "enc.pt")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["fewshot", "train", str(tmp_path / "s0.mrc"), "--exemplars", str(tmp_path / "ex.star"),
-                              "-d", "32", "--pretrained", str(tmp_path / "enc.pt"), "--steps", "10", "--scs", "unadjusted",
+                              "-d", "32", "--pretrained", str(tmp_path / "enc.pt"), "--steps", "10", "--scs", "unadjusted", "--blobs", "0.25",
                               "--exemplar-count", "4", "--out", str(tmp_path / "m.pt")])
     assert res.exit_code == 0, res.output
     m = fs.load_model(tmp_path / "m.pt")
-    assert len(m.exemplars) == 4 and m.settings.scs == "unadjusted" and m.pretrained["steps"] == 20
+    assert len(m.exemplars) == 4 and m.settings.scs == "unadjusted" and m.settings.blobs == 0.25 and m.pretrained["steps"] == 20
     assert m.pretrained["file"].endswith("enc.pt")
 
 
@@ -193,3 +205,5 @@ def test_bad_input(sim, tmp_path):
         fs.pick_micrograph(model, other)
     with pytest.raises(InputError, match="unknown SCS mode"):
         fs.FewShotSettings(diameter=32, scs="magic").check()
+    with pytest.raises(InputError, match=r"shifted \(0.25\) and blob \(0.9\) windows .* at most 1"):
+        fs.FewShotSettings(diameter=32, blobs=0.9).check()

@@ -459,7 +459,7 @@ def fewshot_pretrain(
     images: List[Path] = typer.Argument(..., help="Unlabeled micrographs (files or folders) to learn from."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm); sets the window."),
     out: Path = typer.Option(..., "--out", "-o", help="Pre-trained encoder file to write (reusable with 'fewshot train --pretrained')."),
-    steps: int = typer.Option(3000, "--steps", min=1, help="Optimiser steps of masked reconstruction."),
+    steps: int = typer.Option(6000, "--steps", min=1, help="Optimiser steps of masked reconstruction."),
     window_ratio: float = typer.Option(1.2, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter."),
     max_images: int = typer.Option(40, "--max-images", min=1, help="Use at most this many micrographs (an even spread)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
@@ -511,8 +511,9 @@ def fewshot_train(
     tau: Optional[float] = typer.Option(None, "--tau", help="τ: floor of the SCS loss (default 0)."),
     beta: Optional[float] = typer.Option(None, "--beta", help="β: weight of the SCS loss against reconstruction (default 10)."),
     unlabeled: Optional[int] = typer.Option(None, "--unlabeled", min=1, help="n: random unlabeled windows per step (default 64)."),
+    blobs: Optional[float] = typer.Option(None, "--blobs", min=0.0, max=1.0, help="Fraction of the unlabeled windows centred on particle-sized blobs (hard examples; default 0.125)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
-    pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 3000)."),
+    pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 6000)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
@@ -536,7 +537,7 @@ def fewshot_train(
     if exemplar_count is not None:
         ex = select_picks(ex, (), exemplar_count, seed) if len(ex) > exemplar_count else ex
     settings = _fewshot_settings(diameter, scs=scs.value, pi=pi, alpha=alpha, tau=tau, beta=beta, unlabeled=unlabeled,
-                                 finetune_steps=steps, pretrain_steps=pretrain_steps, window_ratio=window_ratio,
+                                 blobs=blobs, finetune_steps=steps, pretrain_steps=pretrain_steps, window_ratio=window_ratio,
                                  seed=seed, train_threads=threads)
     pre_ims = None
     if pretrain_images:

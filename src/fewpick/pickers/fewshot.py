@@ -9,7 +9,9 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    saved on its own so it can be reused for other targets.
 2. **Fine-tuning** on the reference: each step takes the exemplars (random 90° rotations, flips and
    a one-pixel jitter) and ``n`` fresh unlabeled windows of the same micrograph (a quarter of them
-   ½–1½ diameters off an exemplar), and minimises ``L_MSE + β·L̂_SCS``: the self-cross similarity
+   ½–1½ diameters off an exemplar, an eighth centred on particle-sized blobs — difference-of-Gaussians
+   peaks, mostly particles of every kind, so that look-alike species are pushed away as well as the
+   ice — and the rest anywhere), and minimises ``L_MSE + β·L̂_SCS``: the self-cross similarity
    loss, PU-adjusted for the fraction ``π̂`` of unlabeled windows that hold a particle (or
    unadjusted, or left out, for the ablation), on the encoder features of the whole windows as
    they are matched at picking (``scs_view="masked"``: of the masked views, as in seed 002).
@@ -68,12 +70,13 @@ class FewShotSettings:
     mlp_ratio: float = 2.0
     window_norm: str = "meanstd"  # per-window normalisation: to zero mean and unit sd, or "mean" only
     mask_ratio: float = 0.75
-    pretrain_steps: int = 3000
+    pretrain_steps: int = 6000
     pretrain_batch: int = 128
     pretrain_lr: float = 1.5e-3
     finetune_steps: int = 1000
     unlabeled: int = 64  # n: random unlabeled windows per fine-tuning step
     shifted: float = 0.25  # fraction of them drawn around exemplars, off-centre by ½–1½ diameters
+    blobs: float = 0.125  # fraction of them centred on blobs of the particle size (DoG peaks): the hard unlabeled examples
     finetune_lr: float = 1e-3
     scs: str = "adjusted"
     pi: float = 0.05  # π̂: fraction of unlabeled windows that hold a particle
@@ -113,6 +116,9 @@ class FewShotSettings:
             raise InputError(None, f"unknown matching {self.match!r}; choose one of {', '.join(MATCH_MODES)}")
         if not 0 <= self.pi < 1:
             raise InputError(None, f"π̂ = {self.pi:g} must lie in [0, 1)")
+        if not (0 <= self.shifted and 0 <= self.blobs and self.shifted + self.blobs <= 1):
+            raise InputError(None, f"fractions of shifted ({self.shifted:g}) and blob ({self.blobs:g}) windows must "
+                                   "be non-negative and add up to at most 1")
         if not 0 <= self.alpha <= 1:
             raise InputError(None, f"α = {self.alpha:g} must lie in [0, 1]")
         if not self.diameter > 0:
@@ -200,6 +206,29 @@ def _shifted_windows(img: np.ndarray, centres: np.ndarray, count: int, settings:
             w = _random_windows([img], 1, settings.size, rng)[0]
         out[i] = _dihedral(w, int(rng.integers(8)))
         i += 1
+    return out
+
+
+def _blob_centres(img: np.ndarray, settings: "FewShotSettings", min_score: float = 2.0) -> np.ndarray:
+    """Centres (resampled px) of blobs of the particle's size whose whole window fits: DoG peaks at least
+    ``min_score`` robust sd above the background. Most are particles of some kind, so windows there are the
+    hard unlabeled examples (targets and look-alikes) rather than empty ice."""
+    from fewpick.pickers.classic import dog_score_map
+
+    r = settings.diameter / settings.scale / 2
+    ij, _ = nms(dog_score_map(img, r), r, min_score)
+    h = settings.size / 2 + 1
+    inside = (ij[:, 0] >= h) & (ij[:, 1] >= h) & (ij[:, 0] < img.shape[0] - h) & (ij[:, 1] < img.shape[1] - h)
+    return ij[inside].astype(float)
+
+
+def _blob_windows(padded: np.ndarray, centres: np.ndarray, count: int, size: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    out = np.empty((count, size, size), np.float32)
+    for i in range(count):
+        cy, cx = centres[rng.integers(len(centres))]
+        dy, dx = rng.integers(-1, 2, size=2)
+        out[i] = _dihedral(_window_at(padded, cy + 1 + dy, cx + 1 + dx, size), int(rng.integers(8)))
     return out
 
 
@@ -422,6 +451,7 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
     # exemplar windows with a margin of one pixel for jitter (clamped at the border)
     s = settings.size
     padded = np.pad(img, 1, mode="reflect")
+    blobs = _blob_centres(img, settings) if settings.blobs > 0 else np.empty((0, 2))
     opt = torch.optim.AdamW(net.parameters(), lr=settings.finetune_lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched = _schedule(opt, settings.finetune_steps, max(1, settings.finetune_steps // 10))
     net.train()
@@ -434,8 +464,10 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
             w = _window_at(padded, cy + 1 + dy, cx + 1 + dx, s)
             xl[i] = _dihedral(w if w is not None else windows[i], int(rng.integers(8)))
         n_shift = int(round(settings.shifted * settings.unlabeled))
-        xu = np.concatenate([_random_windows([img], settings.unlabeled - n_shift, s, rng),
-                             _shifted_windows(img, centres, n_shift, settings, rng)])
+        n_cand = int(round(settings.blobs * settings.unlabeled)) if len(blobs) else 0
+        xu = np.concatenate([_random_windows([img], settings.unlabeled - n_shift - n_cand, s, rng),
+                             _shifted_windows(img, centres, n_shift, settings, rng),
+                             _blob_windows(padded, blobs, n_cand, s, rng)])
         x = torch.from_numpy(np.concatenate([xl, xu]))[:, None]
         mse, feats = net(x, settings.mask_ratio, gen)
         if settings.scs_view == "full":
