@@ -613,3 +613,85 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# ---------------------------------------------------------------- tomogram exploration (MiLoPYP-class)
+
+from typer.core import TyperGroup  # noqa: E402
+
+
+class _ExploreGroup(TyperGroup):
+    """``fewpick explore TOMOGRAMS...`` runs the exploration; ``fewpick explore serve RUN`` (and other
+    subcommands) stay subcommands: a first argument that names no subcommand means ``run``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+explore_app = typer.Typer(cls=_ExploreGroup, no_args_is_help=True,
+                          help="Tomogram exploration: candidates, self-supervised embeddings, a 2D map with classes "
+                               "(fewpick explore TOMOGRAMS... --out RUN).")
+app.add_typer(explore_app, name="explore")
+
+
+class ExploreMode(str, Enum):
+    twod3d = "2d3d"
+    threed = "3d"
+
+
+@explore_app.command("run")
+@handle_errors
+def explore_run(
+    tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders of .mrc/.rec)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; resumed when it holds this run)."),
+    tilt_series: Optional[List[Path]] = typer.Option(None, "--tilt-series", help="Aligned tilt series, one per tomogram (files or folders; 2d3d mode)."),
+    tilt_angles: Optional[List[Path]] = typer.Option(None, "--tilt-angles", help="IMOD .tlt files, one per tilt series (files or folders)."),
+    mode: ExploreMode = typer.Option(ExploreMode.twod3d, "--mode", help="Candidate images: averaged low-tilt projections (2d3d) or a tomogram slab (3d)."),
+    radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
+    box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
+    classes: int = typer.Option(10, "--classes", min=1, help="h: classes on the map."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="SimSiam training epochs."),
+    neighbors: int = typer.Option(40, "--neighbors", min=2, help="UMAP neighbours."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    force: bool = typer.Option(False, "--force", help="Start the run folder again even if it holds another run."),
+):
+    """Explore tomograms without labels: what is abundant in them, as classes on a 2D map.
+
+    Example: [bold]fewpick explore tomos/ --tilt-series tomos/ --tilt-angles tomos/ --radius 6 --out run/[/] then [bold]fewpick explore serve run/[/]
+    """
+    from fewpick.explore.run import ExploreSettings, explore
+    from fewpick.io import list_images
+
+    tomos = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
+    ts = list_images(tilt_series, suffixes=(".st", ".mrc", ".mrcs", ".ali")) if tilt_series else None
+    tlt = []
+    for p in tilt_angles or []:
+        tlt += sorted(p.glob("*.tlt")) if p.is_dir() else [p]
+    if ts is not None:  # a folder holding both may list the tomograms as tilt series too
+        names = {t.resolve() for t in tomos}
+        ts = [p for p in ts if p.resolve() not in names]
+    if not tomos:
+        raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
+    if radius is None:
+        from fewpick.io import read_volume
+
+        voxel = read_volume(tomos[0]).pixel_size
+        radius = max(2.0, round(60.0 / voxel)) if voxel else 6.0
+    settings = ExploreSettings(radius=radius, mode=mode.value, box=box, classes=classes, clusters=clusters,
+                               epochs=epochs, neighbors=neighbors, seed=seed, threads=threads)
+
+    def report(stage, info):
+        if stage == "epoch":
+            err_console.print(f"  epoch {info['epoch']}/{epochs}  loss {info['loss']:.3f}", highlight=False)
+        else:
+            extra = f", {info['count']} candidates" if "count" in info else ""
+            err_console.print(f"{stage}: {info['seconds']:.1f} s{extra}", highlight=False)
+
+    run = explore(tomos, out, settings, tilt_series=ts, tilt_angles=tlt or None, force=force, progress=report)
+    m = run.load()
+    console.print(f"{m['stages']['candidates']['count']} candidates in {len(tomos)} tomogram(s), "
+                  f"{classes} classes -> {run.folder}/ (candidates.star, gallery.png)", highlight=False)

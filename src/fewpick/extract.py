@@ -21,6 +21,7 @@ def nms(
     *,
     max_picks: int | None = None,
     border: float = 0.0,
+    footprint: str = "ball",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy non-maximum suppression on a 2D or 3D score map.
 
@@ -42,6 +43,9 @@ def nms(
         Keep at most this many (the best).
     border
         Drop peaks closer than this to the map's edge.
+    footprint
+        Neighbourhood for the local maxima: ``"ball"`` of ``radius``, or ``"box"`` (the cube around the
+        ball: separable, so much faster on large 3D maps; a peak then also beats the cube's corners).
 
     Returns
     -------
@@ -54,9 +58,15 @@ def nms(
         raise ValueError(f"nms works on 2D or 3D maps, got shape {score.shape}")
     if radius <= 0:
         raise ValueError(f"radius must be positive, got {radius}")
-    footprint = ball(max(radius, 1.0), score.ndim)
     finite = np.where(np.isfinite(score), score, -np.inf).astype(np.float32)
-    peaks = (finite == ndi.maximum_filter(finite, footprint=footprint, mode="constant", cval=-np.inf))
+    if footprint == "box":
+        side = 2 * int(np.floor(max(radius, 1.0))) + 1
+        local = ndi.maximum_filter(finite, size=side, mode="constant", cval=-np.inf)
+    elif footprint == "ball":
+        local = ndi.maximum_filter(finite, footprint=ball(max(radius, 1.0), score.ndim), mode="constant", cval=-np.inf)
+    else:
+        raise ValueError(f"footprint must be 'ball' or 'box', got {footprint!r}")
+    peaks = finite == local
     peaks &= finite >= threshold
     peaks &= np.isfinite(finite)
     if border > 0:

@@ -1,0 +1,175 @@
+"""Candidate particles in a tomogram and the 2D image of each one (SPEC §3, steps 1–3).
+
+Candidates: the tomogram is binned (block means) so that the user's radius is about 3 voxels,
+denoised with a Gaussian, histogram-equalised and inverted (proteins become bright); a
+difference of Gaussians is taken between the particle's scale and progressively larger σ and the
+largest response per voxel kept; 3D non-maximum suppression with the radius gives one peak per blob, and peaks scoring
+at least mean + 0.5·sd of all peaks are the candidates.
+
+Inputs: ``2d3d`` projects each candidate into the tilt images within ±15° (tilt axis y, the
+geometry of :mod:`fewpick.simulate.reconstruct`: ``x' = x cos θ + z sin θ`` about the centres) and
+averages the crops; ``3d`` averages a slab of tomogram sections around it. Crops are
+``box`` tomogram voxels wide and resampled to ``size`` px.
+
+Coordinates are ``(x, y, z)`` in voxels of the tomogram as given, origin at the first voxel's centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from fewpick.errors import InputError
+from fewpick.extract import nms
+from fewpick.preprocess import histogram_equalize
+
+OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
+
+
+def block_bin(volume: np.ndarray, factor: int) -> np.ndarray:
+    """Bin a volume by an integer ``factor`` on every axis with block means (trailing voxels dropped)."""
+    v = np.asarray(volume, dtype=np.float32)
+    if factor <= 1:
+        return np.array(v, dtype=np.float32)
+    shape = tuple(n // factor for n in v.shape)
+    if min(shape) < 1:
+        raise ValueError(f"cannot bin a volume of shape {v.shape} by {factor}")
+    cut = v[tuple(slice(0, n * factor) for n in shape)]
+    return cut.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5), dtype=np.float32)
+
+
+def candidate_binning(radius: float, target: float = 3.0) -> int:
+    """Integer binning that brings the NMS radius to about ``target`` voxels (never below 1)."""
+    return max(1, int(np.floor(radius / target)))
+
+
+def preprocess_tomogram(volume: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """Gaussian denoising, histogram equalisation to [0, 1], inverted so that dense (dark) matter is bright."""
+    smooth = ndi.gaussian_filter(np.asarray(volume, dtype=np.float32), sigma, mode="reflect")
+    return 1.0 - histogram_equalize(smooth, nbins=1024)
+
+
+def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
+    """Difference of Gaussians at the particle's scale against progressively wider surroundings.
+
+    ``max_k [G(σ₀) − G(1.6^k σ₀)]`` for k = 1, 2, 3 with σ₀ = r/√3 (where a ball of radius r answers
+    most): the inner Gaussian averages the blob (finer σ only finds noise), the outer ones remove the
+    background at growing distances, so blobs of radius ≳ r in any surroundings respond.
+    """
+    s0 = radius / np.sqrt(3.0)
+    inner = ndi.gaussian_filter(volume, s0, mode="reflect")
+    best = None
+    for k in OUTER_SCALES:
+        dog = inner - ndi.gaussian_filter(volume, s0 * k, mode="reflect")
+        best = dog if best is None else np.maximum(best, dog, out=best)
+    return best
+
+
+def find_candidates(tomogram: np.ndarray, radius: float, *, threshold_sd: float = 0.5, sigma: float = 1.0,
+                    source=None) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate centres ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram`` and their blob scores, best first.
+
+    Parameters
+    ----------
+    tomogram
+        ``(z, y, x)`` volume, proteins dark.
+    radius
+        Non-maximum suppression radius in voxels (about the smallest particle's radius; smaller for
+        crowded tomograms).
+    threshold_sd
+        Keep peaks scoring at least mean + ``threshold_sd`` × sd of all peak scores.
+    """
+    if tomogram.ndim != 3:
+        raise InputError(source, f"a tomogram must be 3D, got shape {tomogram.shape}")
+    if not radius > 0:
+        raise InputError(None, f"the candidate radius must be positive, got {radius:g}")
+    b = candidate_binning(radius)
+    small = block_bin(tomogram, b)
+    if min(small.shape) < 4:
+        raise InputError(source, f"tomogram of shape {tomogram.shape} is too small for a radius of {radius:g} voxels")
+    r = radius / b
+    score = blob_response(preprocess_tomogram(small, sigma), r)
+    if float(score.max() - score.min()) < 1e-6:
+        raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
+    zyx, values = nms(score, r, footprint="box", border=r)
+    if len(values) == 0:
+        raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
+    cut = values.mean() + threshold_sd * values.std()
+    keep = values >= cut
+    if not keep.any():
+        raise InputError(source, f"no candidate scores above the threshold (mean + {threshold_sd:g}·sd of the peaks)")
+    zyx, values = zyx[keep], values[keep]
+    xyz = zyx[:, ::-1] * b + (b - 1) / 2  # centre of the block in original voxels
+    return xyz, values
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _crops(image: np.ndarray, centres_yx: np.ndarray, box: float, size: int) -> np.ndarray:
+    """Square crops of side ``box`` px centred (sub-pixel, linear interpolation) on ``centres_yx``,
+    sampled on a ``size`` × ``size`` grid (averaging over the ``box/size`` footprint first when shrinking)."""
+    img = np.asarray(image, dtype=np.float32)
+    step = box / size
+    if step > 1.5:
+        img = ndi.uniform_filter(img, size=int(round(step)), mode="reflect")
+    offs = (np.arange(size) - (size - 1) / 2) * step
+    out = np.empty((len(centres_yx), size, size), np.float32)
+    gy, gx = np.meshgrid(offs, offs, indexing="ij")
+    for i, (cy, cx) in enumerate(centres_yx):
+        out[i] = ndi.map_coordinates(img, [cy + gy, cx + gx], order=1, mode="reflect")
+    return out
+
+
+def project(xyz: np.ndarray, angle_deg: float, tomo_shape: tuple[int, int, int],
+            image_shape: tuple[int, int]) -> np.ndarray:
+    """Where tomogram voxels ``(x, y, z)`` fall in a tilt image ``(y, x)`` at ``angle_deg``.
+
+    The tilt axis is y; the image may sample the field more finely than the tomogram (binned
+    reconstruction): positions scale by the ratio of the widths.
+    """
+    nz, ny, nx = tomo_shape
+    h, w = image_shape
+    s = w / nx
+    t = np.deg2rad(angle_deg)
+    x = (xyz[:, 0] - (nx - 1) / 2) * np.cos(t) + (xyz[:, 2] - (nz - 1) / 2) * np.sin(t)
+    y = xyz[:, 1] - (ny - 1) / 2
+    return np.stack([y * s + (h - 1) / 2, x * s + (w - 1) / 2], axis=1)
+
+
+def tilt_inputs(tilt_series: np.ndarray, angles: np.ndarray, xyz: np.ndarray, tomo_shape: tuple[int, int, int],
+                box: float, size: int, max_tilt: float = 15.0, source=None) -> np.ndarray:
+    """``2d3d`` inputs: each candidate's crops from the tilt images with |θ| ≤ ``max_tilt``, averaged."""
+    angles = np.asarray(angles, float)
+    if len(angles) != tilt_series.shape[0]:
+        raise InputError(source, f"tilt series has {tilt_series.shape[0]} images but its .tlt file lists "
+                                 f"{len(angles)} angles")
+    use = np.flatnonzero(np.abs(angles) <= max_tilt)
+    if not len(use):
+        raise InputError(source, f"no tilt image within ±{max_tilt:g}° (angles {angles.min():g}…{angles.max():g})")
+    s = tilt_series.shape[2] / tomo_shape[2]
+    acc = np.zeros((len(xyz), size, size), np.float32)
+    for k in use:
+        acc += _crops(tilt_series[k], project(xyz, angles[k], tomo_shape, tilt_series.shape[1:]), box * s, size)
+    return acc / len(use)
+
+
+def slab_inputs(tomogram: np.ndarray, xyz: np.ndarray, box: float, size: int, half_thickness: int) -> np.ndarray:
+    """``3d`` inputs: each candidate's crop from the mean of the sections within ``half_thickness`` of it."""
+    nz = tomogram.shape[0]
+    out = np.empty((len(xyz), size, size), np.float32)
+    zc = np.clip(np.round(xyz[:, 2]).astype(int), 0, nz - 1)
+    for z in np.unique(zc):
+        rows = np.flatnonzero(zc == z)
+        lo, hi = max(0, z - half_thickness), min(nz, z + half_thickness + 1)
+        slab = np.asarray(tomogram[lo:hi], dtype=np.float32).mean(axis=0)
+        out[rows] = _crops(slab, xyz[rows][:, [1, 0]], box, size)
+    return out
+
+
+def normalize_inputs(inputs: np.ndarray) -> np.ndarray:
+    """Each input to zero mean and unit sd, proteins bright (inverted), as the network sees them."""
+    x = -np.asarray(inputs, dtype=np.float32)
+    x -= x.mean(axis=(1, 2), keepdims=True)
+    x /= x.std(axis=(1, 2), keepdims=True) + 1e-6
+    return x

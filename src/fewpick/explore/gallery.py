@@ -1,0 +1,61 @@
+"""Pictures of an exploration run: the class gallery and the thumbnail atlas the page reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fewpick._fileutil import atomic_path
+
+ATLAS_COLUMNS = 64
+
+
+def _to_uint8(images: np.ndarray, lo: float = -2.5, hi: float = 2.5) -> np.ndarray:
+    """Normalised images (zero mean, unit sd, proteins bright) → 8-bit with proteins dark, as EM users see them."""
+    return (255 * (1 - np.clip((np.asarray(images, np.float32) - lo) / (hi - lo), 0, 1))).round().astype(np.uint8)
+
+
+def write_atlas(inputs: np.ndarray, path: str | Path, columns: int = ATLAS_COLUMNS) -> Path:
+    """All candidate images in one grayscale PNG, ``columns`` per row in candidate order (tile i at row i // columns)."""
+    from PIL import Image as PILImage
+
+    n, s, _ = inputs.shape
+    rows = max(1, -(-n // columns))
+    atlas = np.full((rows * s, columns * s), 255, np.uint8)
+    tiles = _to_uint8(inputs)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        atlas[r * s : (r + 1) * s, c * s : (c + 1) * s] = tiles[i]
+    with atomic_path(path) as tmp:
+        PILImage.fromarray(atlas).save(tmp, format="PNG")
+    return Path(path)
+
+
+def write_gallery(inputs: np.ndarray, classes: np.ndarray, path: str | Path, samples: int = 8, seed: int = 0) -> Path:
+    """One row per class: its average image, then ``samples`` random members; titled with the class size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = np.unique(classes)
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(labels), samples + 1, figsize=(1.1 * (samples + 1), 1.2 * len(labels)),
+                             squeeze=False)
+    for row, c in zip(axes, labels):
+        members = np.flatnonzero(classes == c)
+        row[0].imshow(_to_uint8(inputs[members].mean(0) / max(1e-6, inputs[members].mean(0).std())), cmap="gray",
+                      vmin=0, vmax=255)
+        row[0].set_title(f"class {c}: {len(members)}", fontsize=7)
+        pick = rng.choice(members, size=min(samples, len(members)), replace=False)
+        for ax, i in zip(row[1:], pick):
+            ax.imshow(_to_uint8(inputs[i]), cmap="gray", vmin=0, vmax=255)
+        for ax in row:
+            ax.set_axis_off()
+    fig.suptitle("classes: average (left) and random members", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)

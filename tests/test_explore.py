@@ -1,0 +1,138 @@
+"""Tomogram exploration: candidates, projection geometry, augmentations, clustering, the run folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewpick.cli import app
+from fewpick.errors import InputError
+from fewpick.evaluate import evaluate
+from fewpick.explore import candidates as cand
+from fewpick.explore.cluster import overcluster
+from fewpick.explore.embed import augment
+from fewpick.explore.run import ExploreSettings, Run, explore
+from fewpick.io import make_picks, read_picks, write_mrc, write_tilt_angles
+from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
+
+
+@pytest.fixture(scope="module")
+def tomo():
+    preset = replace(TOMO_PRESETS["easy"], shape=(80, 192, 192), n_particles=30, n_filaments=(0, 0),
+                     species=("ribosome", "cct"))
+    return simulate_tomogram(preset, seed=3, name="t0")
+
+
+def test_candidates_find_the_particles(tomo):
+    xyz, score = cand.find_candidates(tomo.tomogram, radius=6)
+    assert np.all(np.diff(score) <= 0)
+    picks = make_picks("t0", xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score)
+    truth = tomo.truth
+    r = evaluate(picks, truth, radius=float(truth.diameter_px.min()) / 2)["all_picks"]
+    assert r["recall"] >= 0.85, r
+    assert len(xyz) < 12 * len(truth)  # the mean + 0.5 sd filter keeps a manageable set
+
+
+def test_no_candidates_is_a_clear_error():
+    flat = np.zeros((40, 64, 64), np.float32)
+    with pytest.raises(InputError, match=r"flat\.mrc: no blob-like peaks"):
+        cand.find_candidates(flat, 4, source="flat.mrc")
+
+
+def test_projection_matches_the_reconstruction_geometry(tomo):
+    # particles are dark in the tilt images where the geometry puts them; the mirrored tilt does not
+    xyz = tomo.truth[["x", "y", "z"]].to_numpy(float)
+    far = np.abs(xyz[:, 2] - (tomo.tomogram.shape[0] - 1) / 2) > 10
+    xyz = xyz[far]
+    order = np.argsort(tomo.angles)
+    series, angles = tomo.tilt_series[order], tomo.angles[order]
+
+    def darkness(a):
+        crops = cand.tilt_inputs(series, a, xyz, tomo.tomogram.shape, 48, 24, max_tilt=60)
+        return float((crops.mean((1, 2)) - crops[:, 9:15, 9:15].mean((1, 2))).mean() / crops.std())
+
+    assert darkness(angles) > 2 * darkness(-angles) and darkness(angles) > 0.5
+    with pytest.raises(InputError, match=r"ts\.st: tilt series has 61 images but its \.tlt file lists 60"):
+        cand.tilt_inputs(series, angles[:60], xyz, tomo.tomogram.shape, 48, 24, source="ts.st")
+
+
+def test_augment_without_crop_or_jitter_is_a_dihedral_transform():
+    x = torch.randn(16, 1, 12, 12)
+    out = augment(x, torch.Generator().manual_seed(0), min_area=1.0, max_aspect=1.0, jitter=0.0, corner_p=0.0)
+    for a, b in zip(x[:, 0], out[:, 0]):
+        views = [torch.rot90(v, k) for v in (a, a.flip(0)) for k in range(4)]
+        assert min(float((v - b).abs().max()) for v in views) < 1e-4
+    full = augment(x, torch.Generator().manual_seed(1), corner_p=1.0)
+    corners = torch.stack([full[:, 0, :2, :2], full[:, 0, :2, -2:], full[:, 0, -2:, :2], full[:, 0, -2:, -2:]], 1)
+    assert bool(((corners == 0).flatten(2).all(-1)).any(1).all())  # every view lost one corner
+
+
+def test_overcluster_recovers_separated_groups():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10]], float)
+    truth = np.repeat(np.arange(3), [200, 120, 60])
+    pts = centres[truth] + rng.normal(scale=1.0, size=(len(truth), 2))
+    classes, over = overcluster(pts, 3, 30)
+    assert over.max() == 29 and sorted(np.bincount(classes)[1:]) == [60, 120, 200]
+    for t in range(3):  # each true group is one class, the largest class is number 1
+        assert len(np.unique(classes[truth == t])) == 1
+    assert np.all(classes[truth == 0] == 1)
+
+
+def _write(tomo, folder):
+    write_mrc(folder / "t0.mrc", tomo.tomogram, 10.0)
+    order = np.argsort(tomo.angles)
+    write_mrc(folder / "t0.st", tomo.tilt_series[order], 10.0)
+    write_tilt_angles(folder / "t0.tlt", tomo.angles[order])
+
+
+def test_cli_contract_form(tomo, tmp_path):
+    _write(tomo, tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["explore", str(tmp_path / "t0.mrc"), "--tilt-series", str(tmp_path / "t0.st"),
+                              "--tilt-angles", str(tmp_path / "t0.tlt"), "--out", str(tmp_path / "run"),
+                              "--epochs", "1", "--classes", "3"])
+    assert res.exit_code == 0, res.output
+    table = read_picks(tmp_path / "run" / "candidates.star")
+    assert {"x", "y", "z", "label"} <= set(table.columns) and set(table.label) <= {1, 2, 3}
+    assert Run(tmp_path / "run").load()["settings"]["radius"] == 6  # 60 Å at 10 Å per voxel
+    (tmp_path / "short.tlt").write_text("0\n")
+    res = runner.invoke(app, ["explore", str(tmp_path / "t0.mrc"), "--tilt-series", str(tmp_path / "t0.st"),
+                              "--tilt-angles", str(tmp_path / "short.tlt"), "--out", str(tmp_path / "run2")])
+    assert res.exit_code == 2 and "has 61 tilt images but" in res.output and "lists 1 angles" in res.output
+    assert not (tmp_path / "run2").exists()  # refused before anything was written
+
+
+def test_run_folder_resumes_and_refuses_other_versions(tomo, tmp_path):
+    _write(tomo, tmp_path)
+    s = ExploreSettings(radius=6, epochs=2, classes=3, size=24, width=8)
+    run = explore([tmp_path / "t0.mrc"], tmp_path / "run", s, tilt_series=[tmp_path / "t0.st"],
+                  tilt_angles=[tmp_path / "t0.tlt"])
+    m = run.load()
+    assert list(m["stages"]) == ["candidates", "inputs", "train", "embed", "map", "classes", "gallery"]
+    table = read_picks(run.path("candidates.star"))
+    assert set(table.label) <= {1, 2, 3} and len(table) == m["stages"]["candidates"]["count"]
+    assert np.load(run.path("embeddings.npy")).shape == (len(table), s.dim)
+    assert run.path("gallery.png").stat().st_size > 0 and run.path("thumbs.png").stat().st_size > 0
+    # a second start with the same settings does nothing again
+    stamp = run.path("embeddings.npy").stat().st_mtime_ns
+    explore([tmp_path / "t0.mrc"], tmp_path / "run", s, tilt_series=[tmp_path / "t0.st"], tilt_angles=[tmp_path / "t0.tlt"])
+    assert run.path("embeddings.npy").stat().st_mtime_ns == stamp
+    with pytest.raises(InputError, match="holds a run with other settings"):
+        explore([tmp_path / "t0.mrc"], tmp_path / "run", replace(s, classes=4), tilt_series=[tmp_path / "t0.st"],
+                tilt_angles=[tmp_path / "t0.tlt"])
+    m["version"] = 99
+    (tmp_path / "run" / "run.json").write_text(json.dumps(m))
+    with pytest.raises(InputError, match=r"run\.json: run folder format version 99 .* new folder"):
+        Run(tmp_path / "run").load()
+    bad = tmp_path / "bad.tlt"
+    bad.write_text("".join(f"{a}\n" for a in tomo.angles[:-1]))
+    with pytest.raises(InputError, match=r"t0\.st: has 61 tilt images but .*bad\.tlt lists 60 angles"):
+        explore([tmp_path / "t0.mrc"], tmp_path / "run2", s, tilt_series=[tmp_path / "t0.st"], tilt_angles=[bad])
+    assert math.isfinite(m["stages"]["train"]["final_loss"])
