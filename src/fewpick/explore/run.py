@@ -26,7 +26,7 @@ from fewpick import __version__
 from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
 from fewpick.explore import candidates as cand
-from fewpick.io import make_picks, read_picks, read_tilt_angles, read_volume, write_picks
+from fewpick.io import make_picks, read_image, read_picks, read_tilt_angles, read_volume, write_picks
 from fewpick.io.images import micrograph_key
 
 RUN_FORMAT = "fewpick-explore-run"
@@ -143,7 +143,7 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
                                "--tilt-angles); or use --mode 3d")
     if settings.mode == "2d3d":  # check every pairing before any work
         for series_path, tlt_path in zip(ts, tlt):
-            n_images, n_angles = read_volume(series_path).shape[0], len(read_tilt_angles(tlt_path))
+            n_images, n_angles = read_image(series_path, ndim=3).shape[0], len(read_tilt_angles(tlt_path))
             if n_images != n_angles:
                 raise InputError(series_path, f"has {n_images} tilt images but {tlt_path} lists {n_angles} angles")
     run = Run(out)
@@ -201,9 +201,6 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             if settings.mode == "2d3d":
                 series = read_volume(t["tilt_series"])
                 angles = read_tilt_angles(t["tilt_angles"])
-                if len(angles) != series.shape[0]:
-                    raise InputError(t["tilt_series"], f"has {series.shape[0]} tilt images but {t['tilt_angles']} "
-                                                       f"lists {len(angles)} angles")
                 parts.append(cand.tilt_inputs(np.asarray(series.data), angles, xyz, shape, settings.box_px,
                                               settings.size, settings.max_tilt, source=series.path))
             else:
