@@ -222,13 +222,18 @@ def _blob_centres(img: np.ndarray, settings: "FewShotSettings", min_score: float
     return ij[inside].astype(float)
 
 
+def _jittered(padded: np.ndarray, cy: float, cx: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The window at (cy, cx) of the unpadded image, moved by up to one pixel and turned by a random
+    dihedral transform; ``padded`` has a one-pixel margin, so a window that fits the image always fits."""
+    dy, dx = rng.integers(-1, 2, size=2)
+    return _dihedral(_window_at(padded, cy + 1 + dy, cx + 1 + dx, size), int(rng.integers(8)))
+
+
 def _blob_windows(padded: np.ndarray, centres: np.ndarray, count: int, size: int,
                   rng: np.random.Generator) -> np.ndarray:
     out = np.empty((count, size, size), np.float32)
     for i in range(count):
-        cy, cx = centres[rng.integers(len(centres))]
-        dy, dx = rng.integers(-1, 2, size=2)
-        out[i] = _dihedral(_window_at(padded, cy + 1 + dy, cx + 1 + dx, size), int(rng.integers(8)))
+        out[i] = _jittered(padded, *centres[rng.integers(len(centres))], size, rng)
     return out
 
 
@@ -448,7 +453,7 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
         net = MaskedAutoencoder(**settings.arch())
     elif net.config != settings.arch():
         raise InputError(None, "the pre-trained encoder has another architecture than these settings")
-    # exemplar windows with a margin of one pixel for jitter (clamped at the border)
+    # one pixel of reflect padding for the ±1 px jitter of exemplar and blob windows
     s = settings.size
     padded = np.pad(img, 1, mode="reflect")
     blobs = _blob_centres(img, settings) if settings.blobs > 0 else np.empty((0, 2))
@@ -460,9 +465,7 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
     for step in range(settings.finetune_steps):
         xl = np.empty((m, s, s), np.float32)
         for i, (cy, cx) in enumerate(centres):
-            dy, dx = rng.integers(-1, 2, size=2)
-            w = _window_at(padded, cy + 1 + dy, cx + 1 + dx, s)
-            xl[i] = _dihedral(w if w is not None else windows[i], int(rng.integers(8)))
+            xl[i] = _jittered(padded, cy, cx, s, rng)
         n_shift = int(round(settings.shifted * settings.unlabeled))
         n_cand = int(round(settings.blobs * settings.unlabeled)) if len(blobs) else 0
         xu = np.concatenate([_random_windows([img], settings.unlabeled - n_shift - n_cand, s, rng),
