@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.fewpick-installed
 DEMO   := demo_output
 
-.PHONY: demo test install clean help
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+.PHONY: demo test install browser clean help
 
 help:
 	@echo "make demo   - install into .venv and run the demo on simulated micrographs (writes $(DEMO)/)"
@@ -26,7 +28,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO)
 
-test: $(STAMP)
+# Debian's Chromium for the browser test of the exploration page (Playwright drives it); where it
+# cannot be installed the test says so and skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null ) || \
+	  echo "Chromium could not be installed: the browser test will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:

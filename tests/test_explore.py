@@ -73,6 +73,24 @@ def test_augment_without_crop_or_jitter_is_a_dihedral_transform():
     assert bool(((corners == 0).flatten(2).all(-1)).any(1).all())  # every view lost one corner
 
 
+def test_pca_features_separate_discs_from_rings():
+    from fewpick.explore.cluster import pca_features
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:24, :24] - 11.5
+    r = np.hypot(yy, xx)
+    disc, ring = (r < 5).astype(np.float32), ((r > 6) & (r < 9)).astype(np.float32)
+    imgs = np.stack([disc] * 30 + [ring] * 30) + rng.normal(0, 0.7, (60, 24, 24)).astype(np.float32)
+    f = pca_features(cand.normalize_inputs(-imgs), 8)
+    assert f.shape == (60, 8) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    sim = f @ f.T
+    same = np.mean([sim[i, j] for i in range(60) for j in range(60) if i != j and (i < 30) == (j < 30)])
+    other = np.mean([sim[i, j] for i in range(30) for j in range(30, 60)])
+    assert same > 0.5 and other < 0.0, (same, other)
+    classes, _ = overcluster(f, 2, 6)
+    assert len(set(classes[:30])) == 1 and len(set(classes[30:])) == 1 and classes[0] != classes[-1]
+
+
 def test_overcluster_recovers_separated_groups():
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [10, 0], [0, 10]], float)
@@ -101,7 +119,10 @@ def test_cli_contract_form(tomo, tmp_path):
     assert res.exit_code == 0, res.output
     table = read_picks(tmp_path / "run" / "candidates.star")
     assert {"x", "y", "z", "label"} <= set(table.columns) and set(table.label) <= {1, 2, 3}
-    assert Run(tmp_path / "run").load()["settings"]["radius"] == 6  # 60 Å at 10 Å per voxel
+    m = Run(tmp_path / "run").load()
+    assert m["settings"]["radius"] == 6  # 60 Å at 10 Å per voxel
+    assert m["settings"]["features"] == "pca" and "train" not in m["stages"]  # the default needs no training
+    assert not (tmp_path / "run" / "encoder.pt").exists()
     (tmp_path / "short.tlt").write_text("0\n")
     res = runner.invoke(app, ["explore", str(tmp_path / "t0.mrc"), "--tilt-series", str(tmp_path / "t0.st"),
                               "--tilt-angles", str(tmp_path / "short.tlt"), "--out", str(tmp_path / "run2")])
@@ -111,7 +132,7 @@ def test_cli_contract_form(tomo, tmp_path):
 
 def test_run_folder_resumes_and_refuses_other_versions(tomo, tmp_path):
     _write(tomo, tmp_path)
-    s = ExploreSettings(radius=6, epochs=2, classes=3, size=24, width=8)
+    s = ExploreSettings(radius=6, features="simsiam", epochs=2, classes=3, size=24, width=8)
     run = explore([tmp_path / "t0.mrc"], tmp_path / "run", s, tilt_series=[tmp_path / "t0.st"],
                   tilt_angles=[tmp_path / "t0.tlt"])
     m = run.load()

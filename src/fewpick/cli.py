@@ -641,6 +641,11 @@ class ExploreMode(str, Enum):
     threed = "3d"
 
 
+class ExploreFeatures(str, Enum):
+    simsiam = "simsiam"
+    pca = "pca"
+
+
 @explore_app.command("run")
 @handle_errors
 def explore_run(
@@ -651,7 +656,8 @@ def explore_run(
     mode: ExploreMode = typer.Option(ExploreMode.twod3d, "--mode", help="Candidate images: averaged low-tilt projections (2d3d) or a tomogram slab (3d)."),
     radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
     box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
-    classes: int = typer.Option(10, "--classes", min=1, help="h: classes on the map."),
+    features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
+    classes: int = typer.Option(20, "--classes", min=1, help="h: classes on the map (more than the kinds of particle you expect)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="SimSiam training epochs."),
     neighbors: int = typer.Option(40, "--neighbors", min=2, help="UMAP neighbours."),
@@ -681,7 +687,7 @@ def explore_run(
 
         voxel = read_volume(tomos[0]).pixel_size
         radius = max(2.0, round(60.0 / voxel)) if voxel else 6.0
-    settings = ExploreSettings(radius=radius, mode=mode.value, box=box, classes=classes, clusters=clusters,
+    settings = ExploreSettings(radius=radius, mode=mode.value, box=box, features=features.value, classes=classes, clusters=clusters,
                                epochs=epochs, neighbors=neighbors, seed=seed, threads=threads)
 
     def report(stage, info):
@@ -695,3 +701,36 @@ def explore_run(
     m = run.load()
     console.print(f"{m['stages']['candidates']['count']} candidates in {len(tomos)} tomogram(s), "
                   f"{classes} classes -> {run.folder}/ (candidates.star, gallery.png)", highlight=False)
+
+
+@explore_app.command("serve")
+@handle_errors
+def explore_serve(
+    run_folder: Path = typer.Argument(..., metavar="RUN", help="A finished run folder (from fewpick explore)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only; "
+                                                          "reach it from elsewhere through an SSH tunnel)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one)."),
+):
+    """Serve the run's interactive page: the map coloured by class, thumbnails on hover, select classes or
+    lasso a region, export the chosen particles' 3D coordinates to RUN/selected.star and RUN/selected/*.coords.
+
+    Example: [bold]fewpick explore serve run/ --port 8000[/]; from a laptop: ssh -L 8000:localhost:8000 server,
+    then open http://localhost:8000/
+    """
+    from fewpick.explore.serve import make_server
+
+    def exported(result):
+        console.print(f"exported {result['count']} particles -> {result['star']}", highlight=False)
+
+    server = make_server(run_folder, host, port, on_export=exported)
+    h, p = server.server_address[:2]
+    console.print(f"serving {run_folder} at http://{h}:{p}/  (Ctrl-C to stop)", highlight=False)
+    if h in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"from another computer: ssh -L {p}:localhost:{p} <this server>, then open "
+                      f"http://localhost:{p}/", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -13,6 +13,17 @@ import warnings
 import numpy as np
 
 
+def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0) -> np.ndarray:
+    """Unit-norm principal-component scores ``(N, components)`` of images ``(N, S, S)``: the features of
+    ``--features pca`` (no training; the leading components carry the particles' size and density)."""
+    from sklearn.decomposition import PCA
+
+    flat = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
+    k = max(1, min(components, len(flat) - 1, flat.shape[1]))
+    scores = PCA(k, random_state=seed).fit_transform(flat)
+    return (scores / np.maximum(np.linalg.norm(scores, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def umap_2d(embeddings: np.ndarray, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:
     """UMAP of unit-norm embeddings to 2D (cosine metric, ``n_neighbors`` neighbours)."""
     import umap

@@ -32,6 +32,8 @@ from fewpick.io.images import micrograph_key
 RUN_FORMAT = "fewpick-explore-run"
 RUN_VERSION = 1
 MODES = ("2d3d", "3d")
+FEATURES = ("simsiam", "pca")
+PCA_COMPONENTS = 32
 
 
 @dataclass
@@ -45,13 +47,16 @@ class ExploreSettings:
     threshold_sd: float = 0.5
     max_tilt: float = 15.0  # 2d3d: tilt images within ±max_tilt are averaged
     slab: int | None = None  # 3d: half-thickness of the averaged slab (default radius / 2)
+    # what the map is made of: principal components of the images (default: measured purer classes on simulated
+    # tomograms, bench/results/explore.md) or SimSiam embeddings (seed 001; random init, CPU-sized training)
+    features: str = "pca"
     width: int = 16  # ResNet-18-class encoder base width
     dim: int = 128
     epochs: int = 30
     batch: int = 128
     lr: float = 0.05
     neighbors: int = 40  # UMAP k
-    classes: int = 10  # h
+    classes: int = 20  # h (the seed: h well above the number of kinds of particle)
     clusters: int | None = None  # k of the over-clustering (default min(10 h, N/5))
     seed: int = 0
     threads: int = 2
@@ -69,6 +74,8 @@ class ExploreSettings:
             raise InputError(None, f"unknown mode {self.mode!r}; choose 2d3d or 3d")
         if not self.radius > 0:
             raise InputError(None, f"the candidate radius must be positive, got {self.radius:g}")
+        if self.features not in FEATURES:
+            raise InputError(None, f"unknown features {self.features!r}; choose simsiam or pca")
         if self.classes < 1:
             raise InputError(None, f"need at least one class, got {self.classes}")
 
@@ -215,7 +222,7 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
     from fewpick.explore.embed import embed, train_simsiam
     from fewpick.nn.resnet import SimSiam
 
-    if "train" not in stages:
+    if "train" not in stages and settings.features == "simsiam":
         t0 = time.perf_counter()
         model, history = train_simsiam(inputs, width=settings.width, dim=settings.dim, epochs=settings.epochs,
                                        batch=settings.batch, lr=settings.lr, seed=settings.seed,
@@ -228,10 +235,15 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
         done("train", t0, final_loss=history[-1]["loss"], epochs=len(history))
     if "embed" not in stages:
         t0 = time.perf_counter()
-        bundle = torch.load(run.path("encoder.pt"), weights_only=True)
-        model = SimSiam(**bundle["config"])
-        model.load_state_dict(bundle["state"])
-        emb = embed(model, inputs)
+        if settings.features == "simsiam":
+            bundle = torch.load(run.path("encoder.pt"), weights_only=True)
+            model = SimSiam(**bundle["config"])
+            model.load_state_dict(bundle["state"])
+            emb = embed(model, inputs)
+        else:
+            from fewpick.explore.cluster import pca_features
+
+            emb = pca_features(inputs, PCA_COMPONENTS, settings.seed)
         with atomic_path(run.path("embeddings.npy")) as tmp:
             np.save(tmp, emb)
         done("embed", t0)

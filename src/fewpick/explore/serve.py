@@ -1,0 +1,301 @@
+"""The interactive page of an exploration run (SPEC §3, step 6): ``fewpick explore serve RUN``.
+
+A small HTTP server (standard library, threads) serves one self-contained page — its script and style
+are inline, it loads nothing from elsewhere, so it works offline and through an SSH tunnel — plus the
+run's data: ``/data.json`` (map positions, classes, tomogram of each candidate), ``/thumbs.png`` (the
+atlas of candidate images) and ``/gallery.png``. The page draws the map coloured by class, shows a
+candidate's image on hover, selects whole classes (check boxes) or a region (lasso), counts the
+selection, and posts it to ``/export``, which writes the chosen candidates' 3D coordinates in the
+original tomogram voxels: ``RUN/selected.star`` (all tomograms) and ``RUN/selected/<tomogram>.coords``
+— the labels for ``fewpick tomo train``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fewpick.errors import InputError
+from fewpick.explore.gallery import ATLAS_COLUMNS
+from fewpick.explore.run import Run
+from fewpick.io import read_picks, write_picks
+
+MAX_BODY = 64 * 2**20  # a selection of a few million indices at most
+
+
+def load_view(run: Run) -> tuple[dict, pd.DataFrame]:
+    """What the page shows of a finished run: its JSON payload and the candidates table."""
+    manifest = run.load()
+    missing = [s for s in ("classes", "gallery") if s not in manifest.get("stages", {})]
+    if missing:
+        raise InputError(run.folder, f"the run is not finished (stages left: {', '.join(missing)}); run "
+                                     "'fewpick explore' again with the same options to complete it")
+    table = read_picks(run.path("candidates.star"))
+    xy = np.load(run.path("map.npy"))
+    if len(xy) != len(table) or "label" not in table.columns:
+        raise InputError(run.folder, f"map.npy has {len(xy)} points but candidates.star has {len(table)} rows "
+                                     "with{} classes: the folder is damaged; run 'fewpick explore' again into a "
+                                     "new folder".format("" if "label" in table.columns else "out"))
+    names = [t["name"] for t in manifest["tomograms"]]
+    index = {n: i for i, n in enumerate(names)}
+    classes = table["label"].to_numpy(int)
+    view = {
+        "run": run.folder.resolve().name,
+        "n": len(table),
+        "x": np.round(xy[:, 0].astype(float), 3).tolist(),
+        "y": np.round(xy[:, 1].astype(float), 3).tolist(),
+        "cls": classes.tolist(),
+        "tomo": [index.get(str(m), 0) for m in table["micrograph"]],
+        "tomograms": names,
+        "classes": sorted({int(c) for c in classes}),
+        "tile": int(manifest["settings"]["size"]),
+        "columns": ATLAS_COLUMNS,
+    }
+    return view, table
+
+
+def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | None = None) -> dict:
+    """Write the candidates ``indices`` (rows of ``candidates.star``) as ``RUN/selected.star`` and one
+    ``RUN/selected/<tomogram>.coords`` per tomogram (empty where none is chosen); returns what was written."""
+    manifest = run.load()
+    if table is None:
+        table = read_picks(run.path("candidates.star"))
+    idx = np.asarray(list(indices), dtype=np.int64)
+    if idx.size == 0:
+        raise InputError(None, "nothing is selected: choose classes or draw a lasso first")
+    if idx.min() < 0 or idx.max() >= len(table):
+        raise InputError(None, f"candidate index {int(idx.max() if idx.max() >= len(table) else idx.min())} "
+                               f"is outside 0…{len(table) - 1}")
+    chosen = table.iloc[np.unique(idx)].reset_index(drop=True)
+    names = [t["name"] for t in manifest["tomograms"]]
+    star = write_picks(chosen, run.path("selected.star"))
+    coords = write_picks(chosen[["micrograph", "x", "y", "z"]], run.path("selected") / "", "coords",
+                         micrographs=names)
+    per = {n: int((chosen["micrograph"].astype(str) == n).sum()) for n in names}
+    return {"count": len(chosen), "star": str(star[0]), "coords": [str(p) for p in coords], "per_tomogram": per}
+
+
+def _handler(run: Run, view: dict, table: pd.DataFrame):
+    page = PAGE.encode()
+    data = json.dumps(view, separators=(",", ":")).encode()
+    lock = threading.Lock()
+    files = {"/thumbs.png": run.path("thumbs.png"), "/gallery.png": run.path("gallery.png")}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "fewpick"
+
+        def log_message(self, fmt, *args):  # quiet: the terminal shows the exports only
+            pass
+
+        def _send(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, obj: dict) -> None:
+            self._send(status, json.dumps(obj).encode(), "application/json")
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            if path in ("/", "/index.html"):
+                self._send(200, page, "text/html; charset=utf-8")
+            elif path == "/data.json":
+                self._send(200, data, "application/json")
+            elif path in files:
+                try:
+                    self._send(200, files[path].read_bytes(), "image/png")
+                except OSError:
+                    self._json(404, {"error": f"{files[path].name} is missing from the run folder"})
+            else:
+                self._json(404, {"error": f"no such page: {path}"})
+
+        def do_POST(self):
+            if self.path != "/export":
+                self._json(404, {"error": f"no such action: {self.path}"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                if not 0 < length <= MAX_BODY:
+                    raise ValueError("empty or too large request")
+                body = json.loads(self.rfile.read(length))
+                indices = body["indices"]
+                if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
+                    raise ValueError("'indices' must be a list of integers")
+            except (ValueError, KeyError, TypeError) as e:
+                self._json(400, {"error": f"bad export request: {e}"})
+                return
+            try:
+                with lock:
+                    result = export_selection(run, indices, table)
+            except InputError as e:
+                self._json(400, {"error": str(e)})
+                return
+            except OSError as e:
+                self._json(500, {"error": f"could not write the selection: {e}"})
+                return
+            self.server.exports.append(result)  # type: ignore[attr-defined]
+            if self.server.on_export:  # type: ignore[attr-defined]
+                self.server.on_export(result)  # type: ignore[attr-defined]
+            self._json(200, result)
+
+    return Handler
+
+
+def make_server(run_folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+                on_export=None) -> ThreadingHTTPServer:
+    """A server for the run's page (not yet serving: call ``serve_forever``); port 0 picks a free port."""
+    run = Run(run_folder)
+    view, table = load_view(run)
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(run, view, table))
+    except socket.gaierror as e:
+        raise InputError(None, f"cannot listen on {host}:{port}: unknown host ({e.strerror})") from None
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise InputError(None, f"port {port} on {host} is already in use: choose another with --port") from None
+        raise InputError(None, f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    server.daemon_threads = True
+    server.exports = []  # type: ignore[attr-defined]
+    server.on_export = on_export  # type: ignore[attr-defined]
+    return server
+
+
+PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fewpick explore</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
+ #side{width:270px;padding:12px;overflow:auto;border-right:1px solid #ddd;background:#fafafa}
+ #main{flex:1;position:relative;overflow:hidden}
+ canvas{position:absolute;left:0;top:0;cursor:crosshair}
+ h1{font-size:16px;margin:0 0 6px} .muted{color:#666;font-size:12px}
+ .cls{display:flex;align-items:center;gap:6px;margin:2px 0;cursor:pointer}
+ .sw{width:12px;height:12px;border-radius:6px;display:inline-block}
+ button{margin:4px 4px 0 0;padding:5px 10px}
+ #count{font-weight:600;font-size:18px}
+ #tip{position:absolute;pointer-events:none;display:none;background:#fff;border:1px solid #888;padding:4px;
+      font-size:11px;box-shadow:0 2px 6px rgba(0,0,0,.25)}
+ #thumb{image-rendering:pixelated;display:block}
+ #msg{margin-top:8px;font-size:12px;word-break:break-all}
+ .err{color:#b00020}
+</style></head><body>
+<div id="side">
+ <h1>fewpick explore</h1>
+ <div class="muted" id="runname"></div>
+ <p><span id="count">0</span> selected <span class="muted" id="total"></span></p>
+ <div class="muted">Tick classes, or drag a lasso on the map (hold Alt to remove). Hover a point to see it.</div>
+ <div id="classes"></div>
+ <button id="all">All classes</button><button id="clear">Clear</button><br>
+ <button id="export" disabled>Export selected</button>
+ <div id="msg"></div>
+</div>
+<div id="main"><canvas id="map"></canvas><div id="tip"><div id="thumb"></div><span id="tiptext"></span></div></div>
+<script>
+"use strict";
+const PALETTE=["#1f77b4","#ff7f0e","#2ca02c","#d62728","#9467bd","#8c564b","#e377c2","#7f7f7f","#bcbd22","#17becf",
+ "#393b79","#e6550d","#31a354","#843c39","#7b4173","#3182bd","#fd8d3c","#74c476","#ad494a","#a55194"];
+const colour=c=>c<=PALETTE.length?PALETTE[c-1]:`hsl(${(c*47)%360},60%,45%)`;
+let D=null, sel=null, px=null, py=null, lasso=null, W=0, H=0;
+const cv=document.getElementById("map"), ctx=cv.getContext("2d"), tip=document.getElementById("tip");
+function layout(){
+  const m=document.getElementById("main"); W=m.clientWidth; H=m.clientHeight;
+  const dpr=window.devicePixelRatio||1; cv.width=W*dpr; cv.height=H*dpr; cv.style.width=W+"px"; cv.style.height=H+"px";
+  ctx.setTransform(dpr,0,0,dpr,0,0);
+  if(!D) return;
+  let x0=Infinity,x1=-Infinity,y0=Infinity,y1=-Infinity;
+  for(let i=0;i<D.n;i++){x0=Math.min(x0,D.x[i]);x1=Math.max(x1,D.x[i]);y0=Math.min(y0,D.y[i]);y1=Math.max(y1,D.y[i]);}
+  const pad=24, s=Math.min((W-2*pad)/Math.max(x1-x0,1e-9),(H-2*pad)/Math.max(y1-y0,1e-9));
+  const ox=(W-s*(x1-x0))/2, oy=(H-s*(y1-y0))/2;
+  for(let i=0;i<D.n;i++){px[i]=ox+s*(D.x[i]-x0); py[i]=oy+s*(y1-D.y[i]);}
+  draw();
+}
+function draw(){
+  ctx.clearRect(0,0,W,H);
+  let any=false; for(let i=0;i<D.n;i++) if(sel[i]){any=true;break;}
+  for(let pass=0;pass<2;pass++) for(let i=0;i<D.n;i++){
+    if((sel[i]?1:0)!==pass) continue;
+    ctx.globalAlpha=any&&!sel[i]?0.25:0.9; ctx.fillStyle=colour(D.cls[i]);
+    ctx.beginPath(); ctx.arc(px[i],py[i],sel[i]?3.5:2.5,0,6.2832); ctx.fill();
+    if(sel[i]){ctx.globalAlpha=1;ctx.strokeStyle="#000";ctx.lineWidth=0.8;ctx.stroke();}
+  }
+  ctx.globalAlpha=1;
+  if(lasso&&lasso.length>1){ctx.strokeStyle="#000";ctx.setLineDash([4,3]);ctx.beginPath();ctx.moveTo(lasso[0][0],lasso[0][1]);
+    for(const p of lasso) ctx.lineTo(p[0],p[1]); ctx.closePath(); ctx.stroke(); ctx.setLineDash([]);}
+  update();
+}
+function update(){
+  let n=0; for(let i=0;i<D.n;i++) n+=sel[i];
+  document.getElementById("count").textContent=n;
+  document.getElementById("export").disabled=n===0;
+  for(const c of D.classes){
+    let all=true,some=false; for(let i=0;i<D.n;i++) if(D.cls[i]===c){ if(sel[i]) some=true; else all=false; }
+    const b=document.getElementById("c"+c); b.checked=all; b.indeterminate=some&&!all;
+  }
+}
+function inside(x,y,poly){let r=false;for(let i=0,j=poly.length-1;i<poly.length;j=i++){
+  const xi=poly[i][0],yi=poly[i][1],xj=poly[j][0],yj=poly[j][1];
+  if(((yi>y)!==(yj>y))&&(x<(xj-xi)*(y-yi)/(yj-yi)+xi)) r=!r;} return r;}
+function pos(e){const r=cv.getBoundingClientRect(); return [e.clientX-r.left,e.clientY-r.top];}
+let removing=false;
+cv.addEventListener("mousedown",e=>{lasso=[pos(e)]; removing=e.altKey; tip.style.display="none";});
+window.addEventListener("mouseup",()=>{
+  if(!lasso) return;
+  if(lasso.length>2){ for(let i=0;i<D.n;i++) if(inside(px[i],py[i],lasso)) sel[i]=removing?0:1; }
+  lasso=null; draw();
+});
+cv.addEventListener("mousemove",e=>{
+  const [x,y]=pos(e);
+  if(lasso){lasso.push([x,y]); draw(); return;}
+  let best=-1,bd=64; for(let i=0;i<D.n;i++){const d=(px[i]-x)**2+(py[i]-y)**2; if(d<bd){bd=d;best=i;}}
+  if(best<0){tip.style.display="none"; return;}
+  const t=D.tile, k=3, col=best%D.columns, row=Math.floor(best/D.columns), th=document.getElementById("thumb");
+  th.style.width=th.style.height=(t*k)+"px";
+  th.style.backgroundImage="url(thumbs.png)";
+  th.style.backgroundSize=(D.columns*t*k)+"px "+(Math.ceil(D.n/D.columns)*t*k)+"px";
+  th.style.backgroundPosition=(-col*t*k)+"px "+(-row*t*k)+"px";
+  document.getElementById("tiptext").textContent=`#${best} · class ${D.cls[best]} · ${D.tomograms[D.tomo[best]]}`;
+  tip.style.display="block";
+  tip.style.left=Math.min(x+14,W-t*k-12)+"px"; tip.style.top=Math.min(y+14,H-t*k-30)+"px";
+});
+cv.addEventListener("mouseleave",()=>{tip.style.display="none";});
+function setClass(c,on){for(let i=0;i<D.n;i++) if(D.cls[i]===c) sel[i]=on?1:0; draw();}
+document.getElementById("all").onclick=()=>{sel.fill(1);draw();};
+document.getElementById("clear").onclick=()=>{sel.fill(0);draw();};
+document.getElementById("export").onclick=async()=>{
+  const idx=[]; for(let i=0;i<D.n;i++) if(sel[i]) idx.push(i);
+  const msg=document.getElementById("msg"); msg.className=""; msg.textContent="writing…";
+  try{
+    const r=await fetch("export",{method:"POST",headers:{"Content-Type":"application/json"},body:JSON.stringify({indices:idx})});
+    const j=await r.json();
+    if(!r.ok) throw new Error(j.error||r.statusText);
+    msg.textContent=`exported ${j.count} particles to ${j.star} and ${j.coords.length} .coords file(s)`;
+  }catch(err){msg.className="err"; msg.textContent="export failed: "+err.message;}
+};
+fetch("data.json").then(r=>r.json()).then(d=>{
+  D=d; sel=new Uint8Array(D.n); px=new Float32Array(D.n); py=new Float32Array(D.n);
+  document.getElementById("runname").textContent=`run ${D.run}: ${D.tomograms.length} tomogram(s)`;
+  document.getElementById("total").textContent=`of ${D.n}`;
+  const box=document.getElementById("classes");
+  for(const c of D.classes){
+    let n=0; for(let i=0;i<D.n;i++) n+=D.cls[i]===c;
+    const l=document.createElement("label"); l.className="cls";
+    l.innerHTML=`<input type="checkbox" id="c${c}" data-class="${c}"><span class="sw" style="background:${colour(c)}"></span>class ${c} <span class="muted">(${n})</span>`;
+    l.querySelector("input").addEventListener("change",e=>setClass(c,e.target.checked));
+    box.appendChild(l);
+  }
+  layout();
+});
+window.addEventListener("resize",()=>{if(D) layout();});
+</script></body></html>
+"""
