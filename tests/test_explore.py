@@ -62,6 +62,18 @@ def test_projection_matches_the_reconstruction_geometry(tomo):
         cand.tilt_inputs(series, angles[:60], xyz, tomo.tomogram.shape, 48, 24, source="ts.st")
 
 
+def test_slab_inputs_see_only_their_own_sections():
+    vol = np.zeros((30, 48, 64), np.float32)
+    vol[8:13, 18:23, 28:33] = -1.0  # a dark cube centred at x=30, y=20, z=10
+    xyz = np.array([[30.0, 20.0, 10.0], [30.0, 20.0, 22.0], [12.0, 20.0, 10.0]])
+    img = cand.slab_inputs(vol, xyz, box=16, size=16, half_thickness=2)
+    assert img.shape == (3, 16, 16)
+    assert img[0].min() == pytest.approx(-1.0)
+    assert np.allclose(np.argwhere(img[0] < -0.5).mean(0), [7.5, 7.5])  # centred on the candidate
+    assert img[1].min() == 0.0  # 12 sections away in z: the slab does not reach the cube
+    assert img[2].min() == 0.0  # 18 voxels away in x, outside the 16-voxel box
+
+
 def test_augment_without_crop_or_jitter_is_a_dihedral_transform():
     x = torch.randn(16, 1, 12, 12)
     out = augment(x, torch.Generator().manual_seed(0), min_area=1.0, max_aspect=1.0, jitter=0.0, corner_p=0.0)

@@ -657,7 +657,7 @@ def explore_run(
     radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
     box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
     features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
-    classes: int = typer.Option(20, "--classes", min=1, help="h: classes on the map (more than the kinds of particle you expect)."),
+    classes: int = typer.Option(40, "--classes", min=1, help="h: classes on the map (more than the kinds of particle you expect)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="SimSiam training epochs."),
     neighbors: int = typer.Option(40, "--neighbors", min=2, help="UMAP neighbours."),

@@ -32,30 +32,43 @@ def write_atlas(inputs: np.ndarray, path: str | Path, columns: int = ATLAS_COLUM
     return Path(path)
 
 
-def write_gallery(inputs: np.ndarray, classes: np.ndarray, path: str | Path, samples: int = 8, seed: int = 0) -> Path:
-    """One row per class: its average image, then ``samples`` random members; titled with the class size."""
+def write_gallery(inputs: np.ndarray, classes: np.ndarray, path: str | Path, samples: int = 8, seed: int = 0,
+                  rows_per_block: int = 20) -> Path:
+    """One row per class: its average image, then ``samples`` random members; titled with the class size.
+    More than ``rows_per_block`` classes are laid out side by side in blocks."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = np.unique(classes)
+    blocks = -(-len(labels) // rows_per_block)
+    rows = -(-len(labels) // blocks)
+    cols = samples + 1
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(labels), samples + 1, figsize=(1.1 * (samples + 1), 1.2 * len(labels)),
-                             squeeze=False)
-    for row, c in zip(axes, labels):
+    fig, axes = plt.subplots(rows, blocks * cols, figsize=(1.0 * blocks * cols, 1.1 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for k, c in enumerate(labels):
+        block, r = divmod(k, rows)
+        row = axes[r, block * cols : (block + 1) * cols]
         members = np.flatnonzero(classes == c)
-        row[0].imshow(_to_uint8(inputs[members].mean(0) / max(1e-6, inputs[members].mean(0).std())), cmap="gray",
-                      vmin=0, vmax=255)
+        mean = inputs[members].mean(0)
+        row[0].imshow(_to_uint8(mean / max(1e-6, mean.std())), cmap="gray", vmin=0, vmax=255)
         row[0].set_title(f"class {c}: {len(members)}", fontsize=7)
         pick = rng.choice(members, size=min(samples, len(members)), replace=False)
         for ax, i in zip(row[1:], pick):
             ax.imshow(_to_uint8(inputs[i]), cmap="gray", vmin=0, vmax=255)
-        for ax in row:
-            ax.set_axis_off()
     fig.suptitle("classes: average (left) and random members", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=72, format="png")
     plt.close(fig)
+    buf.seek(0)
+    with atomic_path(path) as tmp:  # the picture is grey: an 8-bit grey PNG is a third of the RGBA one
+        PILImage.open(buf).convert("L").save(tmp, format="PNG", optimize=True)
     return Path(path)

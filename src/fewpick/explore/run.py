@@ -56,7 +56,7 @@ class ExploreSettings:
     batch: int = 128
     lr: float = 0.05
     neighbors: int = 40  # UMAP k
-    classes: int = 20  # h (the seed: h well above the number of kinds of particle)
+    classes: int = 40  # h (the seed: h well above the number of kinds of particle; several classes per kind)
     clusters: int | None = None  # k of the over-clustering (default min(10 h, N/5))
     seed: int = 0
     threads: int = 2

@@ -180,25 +180,26 @@ PAGE = r"""<!doctype html>
  #main{flex:1;position:relative;overflow:hidden}
  canvas{position:absolute;left:0;top:0;cursor:crosshair}
  h1{font-size:16px;margin:0 0 6px} .muted{color:#666;font-size:12px}
- .cls{display:flex;align-items:center;gap:6px;margin:2px 0;cursor:pointer}
+ #classes{columns:2;column-gap:8px}
+ .cls{display:flex;align-items:center;gap:5px;margin:2px 0;cursor:pointer;break-inside:avoid;font-size:13px}
  .sw{width:12px;height:12px;border-radius:6px;display:inline-block}
  button{margin:4px 4px 0 0;padding:5px 10px}
  #count{font-weight:600;font-size:18px}
  #tip{position:absolute;pointer-events:none;display:none;background:#fff;border:1px solid #888;padding:4px;
       font-size:11px;box-shadow:0 2px 6px rgba(0,0,0,.25)}
  #thumb{image-rendering:pixelated;display:block}
- #msg{margin-top:8px;font-size:12px;word-break:break-all}
+ #msg{margin-top:6px;font-size:12px;word-break:break-all}
  .err{color:#b00020}
 </style></head><body>
 <div id="side">
  <h1>fewpick explore</h1>
  <div class="muted" id="runname"></div>
  <p><span id="count">0</span> selected <span class="muted" id="total"></span></p>
- <div class="muted">Tick classes, or drag a lasso on the map (hold Alt to remove). Hover a point to see it.</div>
- <div id="classes"></div>
- <button id="all">All classes</button><button id="clear">Clear</button><br>
+ <button id="all">All classes</button><button id="clear">Clear</button>
  <button id="export" disabled>Export selected</button>
  <div id="msg"></div>
+ <p class="muted">Tick classes, or drag a lasso on the map (hold Alt to remove). Hover a point to see it.</p>
+ <div id="classes"></div>
 </div>
 <div id="main"><canvas id="map"></canvas><div id="tip"><div id="thumb"></div><span id="tiptext"></span></div></div>
 <script>
@@ -284,13 +285,13 @@ document.getElementById("export").onclick=async()=>{
 };
 fetch("data.json").then(r=>r.json()).then(d=>{
   D=d; sel=new Uint8Array(D.n); px=new Float32Array(D.n); py=new Float32Array(D.n);
-  document.getElementById("runname").textContent=`run ${D.run}: ${D.tomograms.length} tomogram(s)`;
+  document.getElementById("runname").textContent=`${D.run}: ${D.tomograms.length} tomogram(s)`;
   document.getElementById("total").textContent=`of ${D.n}`;
   const box=document.getElementById("classes");
   for(const c of D.classes){
     let n=0; for(let i=0;i<D.n;i++) n+=D.cls[i]===c;
     const l=document.createElement("label"); l.className="cls";
-    l.innerHTML=`<input type="checkbox" id="c${c}" data-class="${c}"><span class="sw" style="background:${colour(c)}"></span>class ${c} <span class="muted">(${n})</span>`;
+    l.innerHTML=`<input type="checkbox" id="c${c}" data-class="${c}"><span class="sw" style="background:${colour(c)}"></span>${c} <span class="muted">(${n})</span>`;
     l.querySelector("input").addEventListener("change",e=>setClass(c,e.target.checked));
     box.appendChild(l);
   }
