@@ -11,7 +11,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -734,3 +734,116 @@ def explore_serve(
         pass
     finally:
         server.server_close()
+
+
+# ---------------------------------------------------------------- tomogram localization (MiLoPYP-class)
+
+tomo_app = typer.Typer(no_args_is_help=True, help="Few-shot particle localization in tomograms "
+                                                  "(fewpick tomo train | fewpick tomo pick).")
+app.add_typer(tomo_app, name="tomo")
+
+
+class TomoLoss(str, Enum):
+    pu_focal = "pu-focal"
+    bce = "bce"
+
+
+class TomoContrast(str, Enum):
+    debiased = "debiased"
+    biased = "biased"
+    none = "none"
+
+
+@tomo_app.command("train")
+@handle_errors
+def tomo_train(
+    tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders of .mrc/.rec); those without labels are skipped."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="Labeled centres x, y, z in the tomograms' voxels (any picks format; e.g. an exploration export RUN/selected.star)."),
+    particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: voxels (32) or physical (320A, 32nm)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
+    filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points along them (no soft positives)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per tomogram (sets π; default twice the labels)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Epochs (the learning rate drops ×0.1 every 5)."),
+    steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, help="Batches of subtomograms per epoch."),
+    box: int = typer.Option(64, "--box", min=16, help="Training subtomogram side (binned voxels)."),
+    depth: int = typer.Option(5, "--depth", min=1, help="Training subtomogram depth (binned sections)."),
+    blocks: int = typer.Option(4, "--blocks", min=2, max=6, help="U-Net encoder blocks (4 for small proteins, 5 for large)."),
+    loss: TomoLoss = typer.Option(TomoLoss.pu_focal, "--loss", help="Heat-map loss."),
+    contrast: TomoContrast = typer.Option(TomoContrast.debiased, "--contrast", help="Voxel contrastive regularisation."),
+    lambdas: Tuple[float, float, float] = typer.Option((0.1, 0.5, 0.1), "--lambdas", help="λ1 λ2 λ3: annotated, unlabeled, pseudo-label contrastive weights."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+):
+    """Train a localization model from a few labeled centres (2D U-Net + 3D fusion, PU focal loss, debiased contrast).
+
+    Example: [bold]fewpick tomo train tomos/ --labels run/selected.star --particle-diameter 32 --out ribosome.pt[/]
+    """
+    from fewpick.io import list_images, read_picks, read_volume
+    from fewpick.pickers import tomo
+    from fewpick.preprocess import parse_length
+
+    files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
+    if not files:
+        raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
+    ims = [read_volume(f) for f in files]
+    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
+    labs = read_picks(labels, require_rows=True)
+    settings = tomo.TomoSettings(diameter=diameter, filament=filament, expected_particles=expected_particles,
+                                 epochs=epochs, steps_per_epoch=steps_per_epoch, box=box, depth=depth, blocks=blocks,
+                                 loss=loss.value, contrast=contrast.value, lambdas=tuple(lambdas), seed=seed,
+                                 threads=threads)
+
+    def report(rec):
+        err_console.print(f"  epoch {rec['epoch']}/{epochs}  loss {rec['loss']:.4f} (heat map {rec['heat']:.4f}, "
+                          f"contrast {rec['contrast']:.4f})  {rec['seconds']:.0f} s", highlight=False)
+
+    model = tomo.train(ims, labs, settings, source=labels, progress=report)
+    tomo.save_model(model, out)
+    console.print(f"tomogram localization model (particle {diameter:g} voxels, binned ×{settings.bin}, "
+                  f"π {model.pi:.3g}, threshold {model.threshold:.3g}) -> {out}", highlight=False)
+
+
+@tomo_app.command("pick")
+@handle_errors
+def tomo_pick(
+    tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
+    model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star, .csv, .tsv) or a folder (one file per tomogram; .coords with --format coords)."),
+    threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (the model's, calibrated on its training tomograms)."),
+    radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder (star, coords, csv, tsv)."),
+    heat_maps: Optional[Path] = typer.Option(None, "--heat-maps", help="Also write each heat map (binned) as MRC into this folder."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+):
+    """Find every particle of the trained kind in whole tomograms.
+
+    Example: [bold]fewpick tomo pick tomos/ --model ribosome.pt --out picks.star[/]
+    """
+    import pandas as pd
+    import torch
+
+    from fewpick.io import list_images, read_volume, write_mrc, write_picks
+    from fewpick.io.images import micrograph_key
+    from fewpick.pickers import tomo
+
+    torch.set_num_threads(threads)
+    model = tomo.load_model(model_path)
+    thr = _threshold(threshold)
+    thr = model.threshold if thr == "auto" else float(thr)
+    files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
+    if not files:
+        raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
+    tables = []
+    for f in files:
+        im = read_volume(f)
+        tomo.check_isotropic(im.path)
+        heat = tomo.heat_map(model, im.data)
+        if heat_maps:
+            write_mrc(Path(heat_maps) / f"{im.name}_heat.mrc", heat, (im.pixel_size or 0) * model.settings.bin or None)
+        picks = tomo.pick_tomogram(model, im, thr, radius, heat=heat)
+        err_console.print(f"{im.name}: {len(picks)} picks", highlight=False)
+        tables.append(picks)
+    picks = pd.concat(tables, ignore_index=True)
+    written = write_picks(picks, out, fmt, micrographs=[micrograph_key(f) for f in files])
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
+    console.print(f"{len(picks)} picks in {len(files)} tomogram(s) -> {where}", highlight=False)

@@ -1,0 +1,59 @@
+"""The localization network of SPEC §4: a 2D U-Net on every xy slice, fused across slices in 3D.
+
+``(B, 1, D, H, W)`` subtomograms → the U-Net sees ``B·D`` slices ``(1, H, W)`` (xy holds most of the
+information in a tomogram), its ``C``-channel outputs are stacked back into ``(B, C, D, H, W)`` and a
+3D convolution (``fuse`` slices deep) mixes neighbouring slices into the feature map ``M``. Two 1×1×1 heads
+read ``M``: the centre heat map (one logit per voxel) and the projection ``F`` for the contrastive terms.
+H and W must be multiples of ``2**(blocks − 1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SliceUNet3D(nn.Module):
+    def __init__(self, width: int = 16, blocks: int = 4, fuse: int = 3, proj_dim: int = 32):
+        super().__init__()
+        if blocks < 2:
+            raise ValueError("the U-Net needs at least 2 encoder blocks")
+        self.config = {"width": width, "blocks": blocks, "fuse": fuse, "proj_dim": proj_dim}
+        chans = [width * 2 ** min(i, 3) for i in range(blocks)]
+        self.down = nn.ModuleList([_block(1 if i == 0 else chans[i - 1], c) for i, c in enumerate(chans)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2)
+                                 for i in range(blocks - 1, 0, -1)])
+        self.dec = nn.ModuleList([_block(2 * chans[i - 1], chans[i - 1]) for i in range(blocks - 1, 0, -1)])
+        c = chans[0]
+        self.fuse = nn.Sequential(nn.Conv3d(c, c, (fuse, 3, 3), padding=(fuse // 2, 1, 1), bias=False),
+                                  nn.BatchNorm3d(c), nn.ReLU(inplace=True))
+        self.heat = nn.Conv3d(c, 1, 1)
+        self.proj = nn.Sequential(nn.Conv3d(c, c, 1), nn.ReLU(inplace=True), nn.Conv3d(c, proj_dim, 1))
+        nn.init.constant_(self.heat.bias, -4.0)  # start near "nothing here": most voxels are background
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (len(self.down) - 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, d, h, w = x.shape
+        y = x.permute(0, 2, 1, 3, 4).reshape(b * d, 1, h, w)
+        skips = []
+        for i, blk in enumerate(self.down):
+            y = blk(y if i == 0 else F.max_pool2d(y, 2))
+            skips.append(y)
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1])):
+            y = dec(torch.cat([up(y), skip], dim=1))
+        y = y.reshape(b, d, -1, h, w).permute(0, 2, 1, 3, 4)
+        return self.fuse(y)
+
+    def forward(self, x: torch.Tensor, with_projection: bool = True):
+        m = self.features(x)
+        logits = self.heat(m)[:, 0]
+        return (logits, self.proj(m)) if with_projection else (logits, None)

@@ -1,0 +1,403 @@
+"""Few-shot particle localization in tomograms (SPEC §4, seed 001's localization module).
+
+From a few labeled centres, a :class:`~fewpick.nn.unet.SliceUNet3D` learns a per-voxel centre heat map:
+
+- the tomogram is binned so that the particle is about ``target_diameter`` voxels wide, denoised with a
+  Gaussian, and standardised;
+- training draws small subtomograms (``box × box × depth``, 64 × 64 × 5 by default; half of them around
+  a label), so its cost does not grow with the tomogram;
+- targets are Gaussians splatted on the labels (the centre voxel is the true positive, the voxels around
+  it soft positives, the rest unlabeled), scored by the PU focal loss (or BCE for the ablation);
+- each subtomogram and an augmented copy (90° rotation / flip in xy, intensity jitter, noise) form the
+  Siamese pair; the copy's outputs are mapped back so both views align voxel by voxel, and the debiased
+  voxel contrast (λ1, λ2, λ3) ties their projections;
+- Adam, lr 1e-3, ×0.1 every 5 epochs.
+
+Picking runs the network over the whole tomogram in overlapping tiles (bounded memory), then 3D
+max-pool NMS on the heat map with a kernel of the particle's size and a threshold. Coordinates are in
+voxels of the tomogram as given.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage as ndi
+import torch
+
+from fewpick import __version__
+from fewpick._fileutil import atomic_path
+from fewpick.errors import InputError
+from fewpick.explore.candidates import block_bin
+from fewpick.extract import nms
+from fewpick.io import Image, make_picks
+from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
+from fewpick.nn.unet import SliceUNet3D
+
+MODEL_FORMAT = "fewpick-tomo-model"
+MODEL_FORMAT_VERSION = 1
+LOSSES = ("pu-focal", "bce")
+CONTRASTS = ("debiased", "biased", "none")
+
+
+@dataclass
+class TomoSettings:
+    """Training settings. Lengths in voxels of the tomogram as given unless stated."""
+
+    diameter: float
+    filament: bool = False
+    target_diameter: float = 12.0  # the particle's width after binning, voxels
+    box: int = 64  # training subtomogram side (binned voxels)
+    depth: int = 5  # training subtomogram depth (binned sections)
+    width: int = 16
+    blocks: int = 4
+    batch: int = 8
+    epochs: int = 10
+    steps_per_epoch: int = 30
+    lr: float = 1e-3
+    loss: str = "pu-focal"
+    gamma: float = 2.0
+    contrast: str = "debiased"
+    lambdas: tuple[float, float, float] = (0.1, 0.5, 0.1)
+    expected_particles: float | None = None  # per tomogram; default: twice the labels
+    seed: int = 0
+    threads: int = 2
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def bin(self) -> int:
+        return max(1, int(round(self.diameter / self.target_diameter)))
+
+    def check(self) -> None:
+        if not self.diameter > 0:
+            raise InputError(None, f"the particle diameter must be positive, got {self.diameter:g}")
+        if self.loss not in LOSSES:
+            raise InputError(None, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.contrast not in CONTRASTS:
+            raise InputError(None, f"unknown contrast {self.contrast!r}; choose one of {', '.join(CONTRASTS)}")
+        if self.box % 2 ** (self.blocks - 1):
+            raise InputError(None, f"the box ({self.box}) must be a multiple of {2 ** (self.blocks - 1)} for "
+                                   f"{self.blocks} encoder blocks")
+
+
+@dataclass
+class TomoModel:
+    net: SliceUNet3D
+    settings: TomoSettings
+    pi: float
+    voxel_size: float | None
+    history: list = field(default_factory=list)
+    # probability 0.5, the PU classifier's own boundary; with ``expected_particles`` the level that yields that
+    # many picks in the training tomograms (:func:`calibrate_threshold`)
+    threshold: float = 0.5
+
+
+# ---------------------------------------------------------------- data
+
+
+def check_isotropic(path: str | os.PathLike) -> None:
+    """Refuse MRC volumes whose header gives different voxel sizes along x, y and z."""
+    path = Path(path)
+    if path.suffix.lower() not in (".mrc", ".rec", ".map", ".st", ".ali"):
+        return
+    import mrcfile
+
+    try:
+        with mrcfile.mmap(path, mode="r", permissive=True) as m:
+            v = m.voxel_size
+            sizes = np.array([float(v.x), float(v.y), float(v.z)])
+    except Exception:  # unreadable headers are reported by the reader itself
+        return
+    if np.all(sizes > 0) and (sizes.max() - sizes.min()) > 0.01 * sizes.max():
+        raise InputError(path, f"anisotropic voxels ({sizes[0]:g} × {sizes[1]:g} × {sizes[2]:g} Å along x, y, z): "
+                               "resample the tomogram to cubic voxels first")
+
+
+def prepare(volume: np.ndarray, factor: int, sigma: float = 1.0) -> np.ndarray:
+    """Bin by ``factor`` (block means), denoise with a Gaussian, standardise, and invert: dense matter bright."""
+    v = block_bin(volume, factor)
+    v = ndi.gaussian_filter(v, sigma, mode="reflect")
+    v -= v.mean()
+    v /= v.std() + 1e-6
+    return -v
+
+
+def targets(shape: tuple[int, int, int], centres_zyx: np.ndarray, radius: float) -> np.ndarray:
+    """Gaussian splats (σ = radius / 2, peak 1 at the centre voxel, cut below 0.1) on a ``(z, y, x)`` grid."""
+    out = np.zeros(shape, np.float32)
+    sigma = max(1.0, radius / 2)
+    half = int(np.ceil(2.2 * sigma))
+    offs = np.arange(-half, half + 1)
+    gz, gy, gx = np.meshgrid(offs, offs, offs, indexing="ij")
+    for c in np.asarray(centres_zyx, float):
+        ci = np.round(c).astype(int)
+        d2 = (gz + ci[0] - c[0]) ** 2 + (gy + ci[1] - c[1]) ** 2 + (gx + ci[2] - c[2]) ** 2
+        g = np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
+        g[g < 0.1] = 0
+        sl_out, sl_g = [], []
+        for axis in range(3):
+            lo, hi = ci[axis] - half, ci[axis] + half + 1
+            a, b = max(lo, 0), min(hi, shape[axis])
+            if a >= b:
+                break
+            sl_out.append(slice(a, b))
+            sl_g.append(slice(a - lo, b - lo))
+        else:
+            np.maximum(out[tuple(sl_out)], g[tuple(sl_g)], out=out[tuple(sl_out)])
+            out[tuple(np.clip(ci, 0, np.array(shape) - 1))] = 1.0
+    return out
+
+
+def _labels_zyx(labels: pd.DataFrame, image: Image, source) -> np.ndarray:
+    if "z" not in labels.columns or labels["z"].isna().all():
+        raise InputError(source, "the labels have no z coordinates (a 2D picks file?); a tomogram needs x, y, z")
+    xyz = labels[["x", "y", "z"]].to_numpy(float)
+    if not np.isfinite(xyz).all():
+        raise InputError(source, "some labels have missing or non-finite coordinates")
+    nz, ny, nx = image.shape
+    bad = (xyz < -0.5).any(1) | (xyz[:, 0] > nx - 0.5) | (xyz[:, 1] > ny - 0.5) | (xyz[:, 2] > nz - 0.5)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(source, f"label {i + 1} at x={xyz[i, 0]:g}, y={xyz[i, 1]:g}, z={xyz[i, 2]:g} lies outside "
+                                 f"{image.name} ({nx}×{ny}×{nz} voxels, x×y×z)")
+    return xyz[:, ::-1]
+
+
+@dataclass
+class _Item:
+    volume: np.ndarray  # prepared, binned (z, y, x)
+    target: np.ndarray
+    centres: np.ndarray  # binned (z, y, x)
+
+
+def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, source) -> list[_Item]:
+    b = settings.bin
+    items = []
+    by_name = {str(k): g for k, g in labels.groupby(labels["micrograph"].astype(str))}
+    for im in tomograms:
+        rows = by_name.get(im.name)
+        if rows is None or not len(rows):
+            continue
+        zyx = _labels_zyx(rows, im, source)
+        vol = prepare(np.asarray(im.data), b)
+        if vol.shape[0] < settings.depth or vol.shape[1] < settings.box or vol.shape[2] < settings.box:
+            raise InputError(im.path, f"binned ×{b} to {vol.shape[2]}×{vol.shape[1]}×{vol.shape[0]} voxels, smaller "
+                                      f"than the training box {settings.box}×{settings.box}×{settings.depth}: "
+                                      "use a smaller --box or a smaller binning")
+        centres = (zyx - (b - 1) / 2) / b
+        radius = settings.diameter / b / 2
+        items.append(_Item(vol, targets(vol.shape, centres, radius), centres))
+    if not items:
+        raise InputError(source, "no label names any of the tomograms given (labels name tomograms by file stem: "
+                                 f"{', '.join(sorted(by_name)[:5])})")
+    return items
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator):
+    """A random xy dihedral transform, intensity jitter and noise; returns the view and the inverse map."""
+    k = int(torch.randint(0, 4, (1,), generator=gen))
+    flip = bool(torch.rand(1, generator=gen) < 0.5)
+    y = torch.rot90(x, k, dims=(-2, -1))
+    if flip:
+        y = torch.flip(y, dims=(-1,))
+    scale = 0.8 + 0.4 * torch.rand(x.shape[0], generator=gen)
+    shift = 0.4 * torch.rand(x.shape[0], generator=gen) - 0.2
+    y = y * scale.view(-1, *[1] * (x.dim() - 1)) + shift.view(-1, *[1] * (x.dim() - 1))
+    y = y + 0.1 * torch.randn(y.shape, generator=gen)
+
+    def inverse(t: torch.Tensor) -> torch.Tensor:
+        if flip:
+            t = torch.flip(t, dims=(-1,))
+        return torch.rot90(t, -k, dims=(-2, -1))
+
+    return y, inverse
+
+
+def _sample(items: list[_Item], settings: TomoSettings, rng: np.random.Generator):
+    d, s = settings.depth, settings.box
+    xs, ts = [], []
+    for _ in range(settings.batch):
+        it = items[rng.integers(len(items))]
+        nz, ny, nx = it.volume.shape
+        if rng.random() < 0.5 and len(it.centres):
+            c = it.centres[rng.integers(len(it.centres))] + np.array([rng.integers(-1, 2), *rng.integers(-s // 4, s // 4 + 1, 2)])
+            z0, y0, x0 = int(round(c[0])) - d // 2, int(round(c[1])) - s // 2, int(round(c[2])) - s // 2
+        else:
+            z0, y0, x0 = rng.integers(0, nz - d + 1), rng.integers(0, ny - s + 1), rng.integers(0, nx - s + 1)
+        z0, y0, x0 = int(np.clip(z0, 0, nz - d)), int(np.clip(y0, 0, ny - s)), int(np.clip(x0, 0, nx - s))
+        xs.append(it.volume[z0 : z0 + d, y0 : y0 + s, x0 : x0 + s])
+        ts.append(it.target[z0 : z0 + d, y0 : y0 + s, x0 : x0 + s])
+    return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ts))
+
+
+def class_prior(items: list[_Item], settings: TomoSettings) -> float:
+    """π: the positive target mass of every particle (``expected_particles`` per tomogram, default twice the
+    labels) over the unlabeled voxels."""
+    pis = []
+    for it in items:
+        n = settings.expected_particles or 2.0 * len(it.centres)
+        per = it.target.sum() / max(1, len(it.centres))
+        pis.append(n * per / it.target.size)
+    return float(np.clip(np.mean(pis), 1e-6, 0.5))
+
+
+def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
+          progress: Callable[[dict], None] | None = None) -> TomoModel:
+    """Train a localization model on labeled tomograms (labels name them by file stem)."""
+    settings.check()
+    torch.set_num_threads(settings.threads)
+    for im in tomograms:
+        check_isotropic(im.path)
+    items = _items(tomograms, labels, settings, source)
+    pi = class_prior(items, settings)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    net = SliceUNet3D(settings.width, settings.blocks)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5 * settings.steps_per_epoch, gamma=0.1)
+    history = []
+    t0 = time.perf_counter()
+    net.train()
+    use_contrast = settings.contrast != "none"
+    for epoch in range(settings.epochs):
+        sums = np.zeros(3)
+        for _ in range(settings.steps_per_epoch):
+            x, t = _sample(items, settings, rng)
+            view, inverse = _augment(x, gen)
+            both = torch.cat([x, view])
+            logits, proj = net(both, with_projection=use_contrast)
+            b = x.shape[0]
+            z1, z2 = logits[:b], inverse(logits[b:])
+            if settings.loss == "pu-focal":
+                heat = 0.5 * (pu_focal_loss(z1, t, pi, settings.gamma) + pu_focal_loss(z2, t, pi, settings.gamma))
+            else:
+                heat = 0.5 * (bce_loss(z1, t) + bce_loss(z2, t))
+            con = heat.new_zeros(())
+            if use_contrast:
+                prob = torch.sigmoid(0.5 * (z1 + z2)).detach()
+                con = voxel_contrast(proj[:b], inverse(proj[b:]), t, prob, pi, weights=settings.lambdas,
+                                     biased=settings.contrast == "biased", generator=gen)
+            loss = heat + con
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            sums += [loss.item(), heat.item(), con.item()]
+        mean = [float(v) / settings.steps_per_epoch for v in sums]
+        rec = {"epoch": epoch + 1, "loss": mean[0], "heat": mean[1], "contrast": mean[2],
+               "seconds": round(time.perf_counter() - t0, 1)}
+        history.append(rec)
+        if progress:
+            progress(rec)
+    net.eval()
+    model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history)
+    if settings.expected_particles:
+        model.threshold = calibrate_threshold(model, items)
+    return model
+
+
+def calibrate_threshold(model: TomoModel, items: list[_Item]) -> float:
+    """The heat-map level at which each training tomogram yields its expected number of particles
+    (``expected_particles``, else twice its labels), median over tomograms, within [0.05, 0.95]."""
+    levels = []
+    r = max(1.0, model.settings.diameter / model.settings.bin / 2)
+    for it in items:
+        _, score = nms(_heat(model.net, it.volume), r, 0.0, footprint="box")
+        n = int(round(model.settings.expected_particles or 2 * len(it.centres)))
+        levels.append(score[min(n, len(score)) - 1] if len(score) else 0.5)
+    return float(np.clip(np.median(levels), 0.05, 0.95))
+
+
+# ---------------------------------------------------------------- inference
+
+
+def heat_map(model: TomoModel, volume: np.ndarray, tile: int = 256, chunk: int = 16) -> np.ndarray:
+    """The centre probability of every binned voxel ``(z, y, x)`` of a tomogram as given."""
+    return _heat(model.net, prepare(np.asarray(volume), model.settings.bin), tile, chunk)
+
+
+@torch.no_grad()
+def _heat(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> np.ndarray:
+    """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution."""
+    net.eval()
+    nz, ny, nx = v.shape
+    m = net.multiple
+    halo_xy = 16
+    halo_z = net.config["fuse"] // 2
+    out = np.zeros(v.shape, np.float32)
+    step = max(m, tile - 2 * halo_xy)
+    for z0 in range(0, nz, chunk):
+        za, zb = max(0, z0 - halo_z), min(nz, z0 + chunk + halo_z)
+        for y0 in range(0, ny, step):
+            for x0 in range(0, nx, step):
+                ya, yb = max(0, y0 - halo_xy), min(ny, y0 + step + halo_xy)
+                xa, xb = max(0, x0 - halo_xy), min(nx, x0 + step + halo_xy)
+                block = v[za:zb, ya:yb, xa:xb]
+                ph, pw = (-block.shape[1]) % m, (-block.shape[2]) % m
+                if ph or pw:
+                    block = np.pad(block, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+                logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None], with_projection=False)
+                p = torch.sigmoid(logits[0]).numpy()[:, : yb - ya, : xb - xa]
+                zs, ys, xs = z0 - za, y0 - ya, x0 - xa
+                ze, ye, xe = min(nz, z0 + chunk), min(ny, y0 + step), min(nx, x0 + step)
+                out[z0:ze, y0:ye, x0:xe] = p[zs : zs + ze - z0, ys : ys + ye - y0, xs : xs + xe - x0]
+    return out
+
+
+def pick_tomogram(model: TomoModel, image: Image, threshold: float = 0.5, radius: float | None = None,
+                  heat: np.ndarray | None = None) -> pd.DataFrame:
+    """Picks ``(micrograph, x, y, z, score)`` in the tomogram's voxels: 3D NMS on the heat map (kernel of the
+    particle's radius unless ``radius`` is given, in the tomogram's voxels), scores ≥ ``threshold``."""
+    b = model.settings.bin
+    h = heat if heat is not None else heat_map(model, image.data)
+    r = (radius if radius is not None else model.settings.diameter / 2) / b
+    zyx, score = nms(h, max(1.0, r), threshold, footprint="box")
+    xyz = zyx[:, ::-1] * b + (b - 1) / 2
+    return make_picks(image.name, xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score)
+
+
+# ---------------------------------------------------------------- files
+
+
+def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
+    bundle = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
+              "settings": asdict(model.settings), "config": model.net.config, "pi": model.pi,
+              "voxel_size": model.voxel_size, "history": model.history, "threshold": model.threshold,
+              "state_dict": model.net.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike) -> TomoModel:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such model file")
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"not a fewpick model file ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
+        raise InputError(path, "not a fewpick tomogram localization model (train one with 'fewpick tomo train')")
+    if bundle.get("format_version") != MODEL_FORMAT_VERSION:
+        raise InputError(path, f"model file format {bundle.get('format_version')} (written by fewpick "
+                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
+                               f"{MODEL_FORMAT_VERSION}: retrain the model")
+    s = dict(bundle["settings"])
+    s["lambdas"] = tuple(s["lambdas"])
+    settings = TomoSettings(**s)
+    net = SliceUNet3D(**bundle["config"])
+    try:
+        net.load_state_dict(bundle["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
+    net.eval()
+    return TomoModel(net, settings, float(bundle["pi"]), bundle.get("voxel_size"), list(bundle.get("history", [])),
+                     float(bundle.get("threshold", 0.5)))

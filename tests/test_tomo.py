@@ -1,0 +1,147 @@
+"""Few-shot tomogram localization: losses, targets, augmentation, training on a simulated tomogram, errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mrcfile
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewpick.cli import app
+from fewpick.errors import InputError
+from fewpick.evaluate import evaluate
+from fewpick.io import make_picks, read_picks, read_volume, write_mrc, write_picks
+from fewpick.losses.tomo import pu_focal_loss, voxel_contrast
+from fewpick.pickers import tomo as T
+from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
+
+
+@pytest.fixture(scope="module")
+def sim():
+    preset = replace(TOMO_PRESETS["easy"], shape=(64, 192, 192), n_particles=28, n_filaments=(0, 0),
+                     species=("ribosome", "cct"))
+    return simulate_tomogram(preset, seed=7, name="t0")
+
+
+def _truth(sim, species="ribosome"):
+    t = sim.truth[sim.truth.species == species]
+    return make_picks("t0", t.x, t.y, t.z), float(t.diameter_px.iloc[0])
+
+
+def test_pu_focal_loss_known_values():
+    z = torch.tensor([-0.5, -1.0, 0.5, -3.0])
+    t = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    p = torch.sigmoid(z)
+    l_pos = -((1 - p) ** 2) * torch.log(p)
+    l_neg = -(p**2) * torch.log(1 - p)
+    pi = 0.1
+    expect = pi * l_pos[0] + (l_neg[1:].mean() - pi * l_neg[0])
+    assert float(l_neg[1:].mean() - pi * l_neg[0]) > 0
+    assert float(pu_focal_loss(z, t, pi)) == pytest.approx(float(expect), rel=1e-5)
+    # a confident positive that the unlabeled voxels cannot balance: the negative risk goes below 0 and the
+    # nnPU step minimises its negative instead (a non-negative value)
+    z2 = torch.tensor([5.0, -6.0, -6.0])
+    t2 = torch.tensor([1.0, 0.0, 0.0])
+    p2 = torch.sigmoid(z2)
+    neg = float((-(p2[1:] ** 2) * torch.log(1 - p2[1:])).mean() - 0.45 * (-(p2[0] ** 2) * torch.log(1 - p2[0])))
+    assert neg < 0 and float(pu_focal_loss(z2, t2, 0.45)) == pytest.approx(-neg, rel=1e-5)
+    # gradient: raising a labeled centre's logit lowers the loss
+    zz = torch.tensor([0.0, 0.0, 0.0], requires_grad=True)
+    pu_focal_loss(zz, torch.tensor([1.0, 0.0, 0.0]), 0.05).backward()
+    assert zz.grad[0] < 0 and zz.grad[1] > 0
+
+
+def test_voxel_contrast_rewards_aligned_views():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(1, 8, 2, 8, 8, generator=g)
+    target = torch.zeros(1, 2, 8, 8)
+    target[0, 1, 3:5, 3:5] = 1.0
+    prob = torch.full((1, 2, 8, 8), 0.1)
+    aligned = voxel_contrast(f, f, target, prob, 0.05, generator=torch.Generator().manual_seed(1))
+    shuffled = voxel_contrast(f, f[..., torch.randperm(8, generator=g)], target, prob, 0.05,
+                              generator=torch.Generator().manual_seed(1))
+    assert float(aligned) < float(shuffled)
+    biased = voxel_contrast(f, f, target, prob, 0.05, biased=True, generator=torch.Generator().manual_seed(1))
+    assert float(biased) != pytest.approx(float(aligned))
+    assert float(voxel_contrast(f, f, target, prob, 0.05, weights=(0, 0, 0))) == 0.0
+
+
+def test_targets_peak_at_the_labels():
+    t = T.targets((10, 20, 20), np.array([[5.0, 10.0, 10.0], [0.0, 0.0, 19.0]]), radius=3.0)
+    assert t[5, 10, 10] == 1.0 and t[0, 0, 19] == 1.0
+    assert t.max() == 1.0 and t[(t > 0)].min() >= 0.1
+    assert t[5, 10, 12] == pytest.approx(t[5, 10, 8]) and t[5, 10, 12] < 1
+    assert t[5, 10, 17] == 0.0  # beyond the splat
+
+
+def test_augment_inverse_realigns_the_view():
+    x = torch.randn(2, 1, 3, 16, 16)
+    for seed in range(6):
+        view, inverse = T._augment(x, torch.Generator().manual_seed(seed))
+        back = inverse(view)
+        r = np.corrcoef(back.numpy().ravel(), x.numpy().ravel())[0, 1]
+        assert r > 0.95
+
+
+def test_trains_and_finds_ribosomes(sim, tmp_path):
+    truth, diameter = _truth(sim)
+    vol = tmp_path / "t0.mrc"
+    write_mrc(vol, sim.tomogram, sim.voxel_size)
+    im = read_volume(vol)
+    labels = truth.iloc[:8]
+    s = T.TomoSettings(diameter=diameter, epochs=6, steps_per_epoch=10, batch=4, seed=0)
+    model = T.train([im], labels, s)
+    assert s.bin == 3 and 0 < model.pi < 0.5 and len(model.history) == 6
+    # a short training: the heat map is not yet confident, but its peaks rank the ribosomes first
+    picks = T.pick_tomogram(model, im, 0.05)
+    r = evaluate(picks, truth, radius=diameter / 2)["best"]
+    assert r["f1"] >= 0.8, r
+    path = T.save_model(model, tmp_path / "m.pt")
+    again = T.load_model(path)
+    np.testing.assert_allclose(T.heat_map(again, im.data), T.heat_map(model, im.data), atol=1e-6)
+
+
+def test_bad_inputs_are_clear_errors(sim, tmp_path):
+    truth, diameter = _truth(sim)
+    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
+    im = read_volume(tmp_path / "t0.mrc")
+    s = T.TomoSettings(diameter=diameter, epochs=1, steps_per_epoch=1, batch=2)
+    outside = truth.iloc[:3].copy()
+    outside.loc[outside.index[1], "z"] = 500.0
+    with pytest.raises(InputError, match=r"labels\.star: label 2 at .*z=500 lies outside t0"):
+        T.train([im], outside, s, source="labels.star")
+    flat = truth.iloc[:3].drop(columns=["z"])
+    with pytest.raises(InputError, match="no z coordinates"):
+        T.train([im], flat, s, source="labels.star")
+    with pytest.raises(InputError, match="smaller than the training box"):
+        T.train([im], truth.iloc[:3], replace(s, box=128))
+    aniso = tmp_path / "aniso.mrc"
+    write_mrc(aniso, sim.tomogram[:, :96, :96], 10.0)
+    with mrcfile.open(aniso, mode="r+") as m:
+        m.voxel_size = (10.0, 10.0, 14.0)
+    with pytest.raises(InputError, match=r"aniso\.mrc: anisotropic voxels \(10 × 10 × 14"):
+        T.check_isotropic(aniso)
+    other = tmp_path / "old.pt"
+    torch.save({"format": T.MODEL_FORMAT, "format_version": 0, "fewpick_version": "0.0.1"}, other)
+    with pytest.raises(InputError, match="model file format 0 .* retrain"):
+        T.load_model(other)
+
+
+def test_cli_contract_form(sim, tmp_path):
+    truth, diameter = _truth(sim)
+    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
+    write_picks(truth.iloc[:6], tmp_path / "labels.star")
+    runner = CliRunner()
+    res = runner.invoke(app, ["tomo", "train", str(tmp_path / "t0.mrc"), "--labels", str(tmp_path / "labels.star"),
+                              "--particle-diameter", f"{diameter:g}", "--out", str(tmp_path / "m.pt"), "--epochs", "1",
+                              "--steps-per-epoch", "2"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["tomo", "pick", str(tmp_path / "t0.mrc"), "--model", str(tmp_path / "m.pt"),
+                              "--out", str(tmp_path / "picks.star"), "--threshold", "0.01"])
+    assert res.exit_code == 0, res.output
+    picks = read_picks(tmp_path / "picks.star")
+    assert {"x", "y", "z", "score"} <= set(picks.columns) and len(picks) > 0
+    assert picks.z.between(0, 63).all() and picks.x.between(0, 191).all()
