@@ -145,3 +145,47 @@ def test_cli_contract_form(sim, tmp_path):
     picks = read_picks(tmp_path / "picks.star")
     assert {"x", "y", "z", "score"} <= set(picks.columns) and len(picks) > 0
     assert picks.z.between(0, 63).all() and picks.x.between(0, 191).all()
+
+
+def test_tubular_post_processing_traces_a_curved_filament():
+    from fewpick.pickers.filament import trace_filaments
+
+    rng = np.random.default_rng(0)
+    y = np.arange(10, 190, 3.0)
+    x = 60 + 0.002 * (y - 100) ** 2  # gently curved, along y
+    z = 30 + 0.05 * y
+    line = np.stack([x, y, z], 1) + rng.normal(0, 0.5, (len(y), 3))
+    across = np.stack([np.arange(20, 180, 3.0), np.full(54, 150.0), np.full(54, 20.0)], 1)  # a second one, along x
+    junk = rng.uniform([0, 0, 0], [190, 190, 60], (15, 3))
+    pts = np.concatenate([line, across, junk])
+    picks = make_picks("t0", pts[:, 0], pts[:, 1], pts[:, 2], score=np.ones(len(pts)))
+    out = trace_filaments(picks, link=6.0)
+    assert sorted(out["rlnHelicalTubeID"].unique()) == [1, 2]
+    first = out[out.rlnHelicalTubeID == 1].to_numpy()  # the longer one: along y
+    f = out[out.rlnHelicalTubeID == 1]
+    assert len(first) == pytest.approx((y.max() - y.min()) / 2, abs=3)  # resampled with step 2 along the axis
+    np.testing.assert_allclose(f.x, 60 + 0.002 * (f.y - 100) ** 2, atol=1.5)
+    np.testing.assert_allclose(f.z, 30 + 0.05 * f.y, atol=1.5)
+    g = out[out.rlnHelicalTubeID == 2]
+    np.testing.assert_allclose(g.y, 150, atol=1) and np.testing.assert_allclose(g.z, 20, atol=1)
+    # a tight kink exceeds the curvature limit
+    kink = make_picks("t0", 60 + 0.2 * (y - 100) ** 2 / 10, y, np.full(len(y), 30.0), score=np.ones(len(y)))
+    assert len(trace_filaments(kink, link=12.0, max_curvature=0.01)) == 0
+
+
+def test_filament_model_traces_a_microtubule(tmp_path):
+    from scipy.spatial import cKDTree
+
+    preset = replace(TOMO_PRESETS["easy"], shape=(64, 192, 192), n_particles=10, n_filaments=(1, 1),
+                     species=("cct",))
+    sim = simulate_tomogram(preset, seed=2, name="f0")
+    line = sim.truth[sim.truth.species == "microtubule"]
+    write_mrc(tmp_path / "f0.mrc", sim.tomogram, sim.voxel_size)
+    im = read_volume(tmp_path / "f0.mrc")
+    labels = make_picks("f0", line.x.iloc[::8], line.y.iloc[::8], line.z.iloc[::8])
+    s = T.TomoSettings(diameter=25.0, filament=True, epochs=6, steps_per_epoch=10, batch=4, seed=0)
+    model = T.train([im], labels, s)
+    out = T.pick_tomogram(model, im, 0.05, filament={"link": 12.0, "max_residual": 4.0})
+    assert len(out) and out["rlnHelicalTubeID"].min() == 1
+    d, _ = cKDTree(line[["x", "y", "z"]].to_numpy(float)).query(out[["x", "y", "z"]].to_numpy(float))
+    assert np.mean(d <= 6) >= 0.8, np.percentile(d, [50, 90])

@@ -799,8 +799,8 @@ def tomo_train(
 
     model = tomo.train(ims, labs, settings, source=labels, progress=report)
     tomo.save_model(model, out)
-    console.print(f"tomogram localization model (particle {diameter:g} voxels, binned ×{settings.bin}, "
-                  f"π {model.pi:.3g}, threshold {model.threshold:.3g}) -> {out}", highlight=False)
+    console.print(f"tomogram localization model ({'filament' if filament else 'particle'} {diameter:g} voxels, "
+                  f"binned ×{settings.bin}, π {model.pi:.3g}) -> {out}", highlight=False)
 
 
 @tomo_app.command("pick")
@@ -809,13 +809,18 @@ def tomo_pick(
     tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
     out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star, .csv, .tsv) or a folder (one file per tomogram; .coords with --format coords)."),
-    threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (the model's, calibrated on its training tomograms)."),
+    threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (Otsu's split of each tomogram's peaks; with a model trained with --expected-particles, its calibrated level)."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder (star, coords, csv, tsv)."),
     heat_maps: Optional[Path] = typer.Option(None, "--heat-maps", help="Also write each heat map (binned) as MRC into this folder."),
+    link: Optional[float] = typer.Option(None, "--link", help="Filament models: join points closer than this, voxels (default: the filament diameter)."),
+    max_residual: float = typer.Option(3.0, "--max-residual", help="Filament models: largest RMS distance of the points from their quadratic fit, voxels."),
+    max_curvature: float = typer.Option(0.05, "--max-curvature", help="Filament models: largest curvature of the fit, 1/voxels."),
+    step: float = typer.Option(2.0, "--step", help="Filament models: spacing of the output points along each filament, voxels."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
 ):
-    """Find every particle of the trained kind in whole tomograms.
+    """Find every particle of the trained kind in whole tomograms (filament models: points along each filament,
+    with rlnHelicalTubeID).
 
     Example: [bold]fewpick tomo pick tomos/ --model ribosome.pt --out picks.star[/]
     """
@@ -829,7 +834,6 @@ def tomo_pick(
     torch.set_num_threads(threads)
     model = tomo.load_model(model_path)
     thr = _threshold(threshold)
-    thr = model.threshold if thr == "auto" else float(thr)
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
@@ -840,7 +844,10 @@ def tomo_pick(
         heat = tomo.heat_map(model, im.data)
         if heat_maps:
             write_mrc(Path(heat_maps) / f"{im.name}_heat.mrc", heat, (im.pixel_size or 0) * model.settings.bin or None)
-        picks = tomo.pick_tomogram(model, im, thr, radius, heat=heat)
+        fil = {"max_residual": max_residual, "max_curvature": max_curvature, "step": step}
+        if link:
+            fil["link"] = link
+        picks = tomo.pick_tomogram(model, im, thr, radius, heat=heat, filament=fil)
         err_console.print(f"{im.name}: {len(picks)} picks", highlight=False)
         tables.append(picks)
     picks = pd.concat(tables, ignore_index=True)

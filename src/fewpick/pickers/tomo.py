@@ -191,8 +191,13 @@ def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSetti
                                       f"than the training box {settings.box}×{settings.box}×{settings.depth}: "
                                       "use a smaller --box or a smaller binning")
         centres = (zyx - (b - 1) / 2) / b
-        radius = settings.diameter / b / 2
-        items.append(_Item(vol, targets(vol.shape, centres, radius), centres))
+        if settings.filament:  # fibres: the labeled voxels are positive, everything else unlabeled (no soft positives)
+            tgt = np.zeros(vol.shape, np.float32)
+            idx = np.clip(np.round(centres).astype(int), 0, np.array(vol.shape) - 1)
+            tgt[tuple(idx.T)] = 1.0
+        else:
+            tgt = targets(vol.shape, centres, settings.diameter / b / 2)
+        items.append(_Item(vol, tgt, centres))
     if not items:
         raise InputError(source, "no label names any of the tomograms given (labels name tomograms by file stem: "
                                  f"{', '.join(sorted(by_name)[:5])})")
@@ -351,16 +356,56 @@ def _heat(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> 
     return out
 
 
-def pick_tomogram(model: TomoModel, image: Image, threshold: float = 0.5, radius: float | None = None,
-                  heat: np.ndarray | None = None) -> pd.DataFrame:
+def auto_threshold(scores: np.ndarray, floor: float = 0.05) -> float:
+    """Otsu's threshold on the log-odds of the NMS peaks scoring ≥ ``floor``: the heat map's peaks fall into
+    confident particles and a mass of weak background peaks; 0.5 where there are too few peaks to split."""
+    s = np.asarray(scores, float)
+    s = s[(s >= floor) & (s < 1)]
+    if len(s) < 10:
+        return 0.5
+    x = np.log(s / (1 - s))
+    hist, edges = np.histogram(x, 256)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    s0 = np.cumsum(hist * centres)
+    m0 = s0 / np.maximum(w0, 1)
+    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
+    t = centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)]
+    return float(1 / (1 + np.exp(-t)))
+
+
+def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto", radius: float | None = None,
+                  heat: np.ndarray | None = None, filament: dict | None = None) -> pd.DataFrame:
     """Picks ``(micrograph, x, y, z, score)`` in the tomogram's voxels: 3D NMS on the heat map (kernel of the
-    particle's radius unless ``radius`` is given, in the tomogram's voxels), scores ≥ ``threshold``."""
+    particle's radius unless ``radius`` is given, in the tomogram's voxels), scores ≥ ``threshold``.
+
+    ``"auto"``: the model's calibrated threshold when it was trained with ``expected_particles``, else
+    :func:`auto_threshold` of this tomogram's peaks.
+
+    Filament models: NMS with a kernel of 3 binned voxels, then :func:`~fewpick.pickers.filament.trace_filaments`
+    (``filament`` holds its options: ``link`` in the tomogram's voxels, default the filament's diameter, and
+    ``max_residual``, ``max_curvature``, ``step``, ``min_points``); the output has ``rlnHelicalTubeID``."""
     b = model.settings.bin
     h = heat if heat is not None else heat_map(model, image.data)
-    r = (radius if radius is not None else model.settings.diameter / 2) / b
-    zyx, score = nms(h, max(1.0, r), threshold, footprint="box")
+    if model.settings.filament:
+        r = 1.0  # a 3 × 3 × 3 kernel
+    else:
+        r = max(1.0, (radius if radius is not None else model.settings.diameter / 2) / b)
+    if threshold == "auto":
+        if model.settings.expected_particles:
+            threshold = model.threshold
+        else:
+            threshold = auto_threshold(nms(h, r, 0.05, footprint="box")[1])
+    zyx, score = nms(h, r, float(threshold), footprint="box")
     xyz = zyx[:, ::-1] * b + (b - 1) / 2
-    return make_picks(image.name, xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score)
+    picks = make_picks(image.name, xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score)
+    if model.settings.filament:
+        from fewpick.pickers.filament import trace_filaments
+
+        opts = {"link": model.settings.diameter, **(filament or {})}
+        picks = trace_filaments(picks, **opts)
+    return picks
 
 
 # ---------------------------------------------------------------- files
