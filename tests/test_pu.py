@@ -94,10 +94,10 @@ def test_model_file_round_trip_and_version_check(sim_set, trained, tmp_path):
     bundle = torch.load(path, weights_only=True)
     bundle["format_version"] = 99
     torch.save(bundle, tmp_path / "future.pt")
-    with pytest.raises(InputError, match=r"future\.pt: model file format 99 .* retrain"):
+    with pytest.raises(InputError, match=r"future\.pt: PU picker model file format 99 .* train it again"):
         pu.load_model(tmp_path / "future.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(InputError, match=r"junk\.pt: not a fewpick model file"):
+    with pytest.raises(InputError, match=r"junk\.pt: not a fewpick PU picker model file"):
         pu.load_model(tmp_path / "junk.pt")
 
 

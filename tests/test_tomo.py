@@ -126,7 +126,7 @@ def test_bad_inputs_are_clear_errors(sim, tmp_path):
         T.check_isotropic(aniso)
     other = tmp_path / "old.pt"
     torch.save({"format": T.MODEL_FORMAT, "format_version": 0, "fewpick_version": "0.0.1"}, other)
-    with pytest.raises(InputError, match="model file format 0 .* retrain"):
+    with pytest.raises(InputError, match=r"old\.pt: tomogram localization model file format 0 .* train it again"):
         T.load_model(other)
 
 

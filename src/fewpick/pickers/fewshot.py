@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from fewpick import __version__
-from fewpick._fileutil import atomic_path
+from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
 from fewpick.extract import nms, threshold_knn_density
 from fewpick.io.images import Image, match_names
@@ -307,21 +307,7 @@ def scs_loss(f_l: torch.Tensor, f_u: torch.Tensor, mode: str = "adjusted", pi: f
 
 
 def _load_bundle(path: str | os.PathLike, fmt: str, what: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, f"no such {what} file")
-    try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, f"not a fewpick {what} file ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(bundle, dict) or bundle.get("format") != fmt:
-        found = bundle.get("format") if isinstance(bundle, dict) else None
-        raise InputError(path, f"not a fewpick {what} file" + (f" (it is a {found!r} file)" if found else ""))
-    if bundle.get("format_version") != MODEL_FORMAT_VERSION:
-        raise InputError(path, f"{what} file format {bundle.get('format_version')} (written by fewpick "
-                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
-                               f"{MODEL_FORMAT_VERSION}: train it again")
-    return bundle
+    return load_torch_bundle(path, fmt, MODEL_FORMAT_VERSION, what)
 
 
 def _settings_from(d: dict) -> FewShotSettings:

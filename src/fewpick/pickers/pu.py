@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from fewpick import __version__
-from fewpick._fileutil import atomic_path
+from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
 from fewpick.extract import ball, nms, threshold_gmm
 from fewpick.io.images import Image, match_names
@@ -182,18 +182,7 @@ def _build(settings: PUSettings) -> PickerCNN:
 def load_model(path: str | os.PathLike) -> PUModel:
     """Read a model file written by :func:`save_model`; clear errors for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such model file")
-    try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, f"not a fewpick model file ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
-        raise InputError(path, "not a fewpick PU picker model file")
-    if bundle.get("format_version") != MODEL_FORMAT_VERSION:
-        raise InputError(path, f"model file format {bundle.get('format_version')} (written by fewpick "
-                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
-                               f"{MODEL_FORMAT_VERSION}: retrain the model")
+    bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
     settings = PUSettings(**bundle["settings"])
     net = _build(settings)
     try:

@@ -32,7 +32,7 @@ import scipy.ndimage as ndi
 import torch
 
 from fewpick import __version__
-from fewpick._fileutil import atomic_path
+from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
 from fewpick.explore.candidates import block_bin
 from fewpick.extract import nms
@@ -422,19 +422,7 @@ def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike) -> TomoModel:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such model file")
-    try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, f"not a fewpick model file ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
-        raise InputError(path, "not a fewpick tomogram localization model (train one with 'fewpick tomo train')")
-    if bundle.get("format_version") != MODEL_FORMAT_VERSION:
-        raise InputError(path, f"model file format {bundle.get('format_version')} (written by fewpick "
-                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
-                               f"{MODEL_FORMAT_VERSION}: retrain the model")
+    bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "tomogram localization model")
     s = dict(bundle["settings"])
     s["lambdas"] = tuple(s["lambdas"])
     settings = TomoSettings(**s)
@@ -442,7 +430,7 @@ def load_model(path: str | os.PathLike) -> TomoModel:
     try:
         net.load_state_dict(bundle["state_dict"])
     except RuntimeError as exc:
-        raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
+        raise InputError(Path(path), f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
     net.eval()
     return TomoModel(net, settings, float(bundle["pi"]), bundle.get("voxel_size"), list(bundle.get("history", [])),
                      float(bundle.get("threshold", 0.5)))
