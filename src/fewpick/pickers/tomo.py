@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -68,7 +68,6 @@ class TomoSettings:
     expected_particles: float | None = None  # per tomogram; default: twice the labels
     seed: int = 0
     threads: int = 2
-    extra: dict = field(default_factory=dict)
 
     @property
     def bin(self) -> int:
@@ -423,7 +422,8 @@ def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
 
 def load_model(path: str | os.PathLike) -> TomoModel:
     bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "tomogram localization model")
-    s = dict(bundle["settings"])
+    known = {f.name for f in fields(TomoSettings)}
+    s = {k: v for k, v in bundle["settings"].items() if k in known}
     s["lambdas"] = tuple(s["lambdas"])
     settings = TomoSettings(**s)
     net = SliceUNet3D(**bundle["config"])
