@@ -391,12 +391,15 @@ def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto
         r = 1.0  # a 3 × 3 × 3 kernel
     else:
         r = max(1.0, (radius if radius is not None else model.settings.diameter / 2) / b)
-    if threshold == "auto":
-        if model.settings.expected_particles:
-            threshold = model.threshold
-        else:
-            threshold = auto_threshold(nms(h, r, 0.05, footprint="box")[1])
-    zyx, score = nms(h, r, float(threshold), footprint="box")
+    if threshold == "auto" and not model.settings.expected_particles:
+        # one NMS pass: greedy suppression only looks at higher peaks, so cutting its output at t ≥ 0.05 is
+        # the same as suppressing with threshold t
+        zyx, score = nms(h, r, 0.05, footprint="box")
+        keep = score >= auto_threshold(score)
+        zyx, score = zyx[keep], score[keep]
+    else:
+        threshold = model.threshold if threshold == "auto" else float(threshold)
+        zyx, score = nms(h, r, threshold, footprint="box")
     xyz = zyx[:, ::-1] * b + (b - 1) / 2
     picks = make_picks(image.name, xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score)
     if model.settings.filament:
