@@ -86,6 +86,17 @@ def test_augment_inverse_realigns_the_view():
         assert r > 0.95
 
 
+def test_auto_threshold_splits_particles_from_background_peaks():
+    rng = np.random.default_rng(0)
+    # as in a heat map's NMS peaks: a mass of weak background peaks, other species in the middle, the particles
+    background, others = rng.uniform(0.05, 0.1, 880), rng.uniform(0.1, 0.25, 120)
+    particles = rng.uniform(0.45, 0.85, 60)
+    scores = np.concatenate([background, others, particles, rng.uniform(0.0, 0.05, 500)])
+    t = T.auto_threshold(scores)
+    assert (particles >= t).all() and (background < t).all() and (others >= t).mean() < 0.1, t
+    assert T.auto_threshold(scores[-509:]) == 0.5  # 9 peaks above the floor: too few to split
+
+
 def test_trains_and_finds_ribosomes(sim, tmp_path):
     truth, diameter = _truth(sim)
     vol = tmp_path / "t0.mrc"
@@ -173,6 +184,23 @@ def test_tubular_post_processing_traces_a_curved_filament():
     assert len(trace_filaments(kink, link=12.0, max_curvature=0.01)) == 0
 
 
+def test_filament_labels_join_along_each_filament_only():
+    from fewpick.pickers.filament import label_segments, rasterise
+
+    # clicks every 8 voxels along two parallel filaments 12 voxels apart, in shuffled order
+    y = np.arange(0, 80, 8.0)
+    pts = np.concatenate([np.stack([np.full(len(y), 20.0), y, np.full(len(y), 5.0)], 1),
+                          np.stack([np.full(len(y), 32.0), y, np.full(len(y), 5.0)], 1)])
+    pts = pts[np.random.default_rng(1).permutation(len(pts))]
+    for link in (10.0, 30.0):  # the link reaches across to the other filament, yet the chains stay apart
+        seg = label_segments(pts, link=link)
+        assert len(seg) == 2 * (len(y) - 1) and np.all(seg[:, 0, 0] == seg[:, 1, 0])
+        np.testing.assert_allclose(np.linalg.norm(seg[:, 0] - seg[:, 1], axis=1), 8.0)
+    assert len(label_segments(pts, link=7.0)) == 0  # clicks farther apart than the link are not joined
+    vox = rasterise(seg, (96, 96, 16))  # every voxel of both centre lines, nothing between
+    assert set(map(int, vox[:, 0])) == {20, 32} and len(vox) == 2 * 73
+
+
 def test_filament_model_traces_a_microtubule(tmp_path):
     from scipy.spatial import cKDTree
 
@@ -185,7 +213,10 @@ def test_filament_model_traces_a_microtubule(tmp_path):
     labels = make_picks("f0", line.x.iloc[::8], line.y.iloc[::8], line.z.iloc[::8])
     s = T.TomoSettings(diameter=25.0, filament=True, epochs=6, steps_per_epoch=10, batch=4, seed=0)
     model = T.train([im], labels, s)
-    out = T.pick_tomogram(model, im, 0.05, filament={"link": 12.0, "max_residual": 4.0})
+    out = T.pick_tomogram(model, im, "auto", filament={"max_residual": 4.0})  # link: the diameter
     assert len(out) and out["rlnHelicalTubeID"].min() == 1
-    d, _ = cKDTree(line[["x", "y", "z"]].to_numpy(float)).query(out[["x", "y", "z"]].to_numpy(float))
+    true_xyz, out_xyz = line[["x", "y", "z"]].to_numpy(float), out[["x", "y", "z"]].to_numpy(float)
+    d, _ = cKDTree(true_xyz).query(out_xyz)
     assert np.mean(d <= 6) >= 0.8, np.percentile(d, [50, 90])
+    covered = cKDTree(out_xyz).query(true_xyz)[0] <= 6  # the centre line is found along most of its length
+    assert covered.mean() >= 0.6, covered.mean()

@@ -761,7 +761,7 @@ def tomo_train(
     labels: Path = typer.Option(..., "--labels", "-l", help="Labeled centres x, y, z in the tomograms' voxels (any picks format; e.g. an exploration export RUN/selected.star)."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: voxels (32) or physical (320A, 32nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
-    filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points along them (no soft positives)."),
+    filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points clicked along them; points less than 3 diameters apart are joined into centre lines (true positives, no soft positives)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per tomogram (sets π; default twice the labels)."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Epochs (the learning rate drops ×0.1 every 5)."),
     steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, help="Batches of subtomograms per epoch."),

@@ -31,6 +31,45 @@ def components(xyz: np.ndarray, link: float) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def label_segments(xyz: np.ndarray, link: float) -> np.ndarray:
+    """The segments ``(m, 2, 3)`` that join points clicked along filaments into chains: each point is joined to
+    its nearest neighbour, and to the nearest one on the other side of it (beyond a right angle from the first),
+    both closer than ``link``. A chain follows its own filament and does not bridge to a parallel one farther
+    away than the clicks' spacing."""
+    n = len(xyz)
+    if n < 2:
+        return np.zeros((0, 2, 3))
+    k = min(n, 12)
+    dist, idx = cKDTree(xyz).query(xyz, k)
+    edges = set()
+    for i in range(n):
+        near = [(d, j) for d, j in zip(dist[i, 1:], idx[i, 1:]) if d < link and j < n]
+        if not near:
+            continue
+        j1 = near[0][1]
+        edges.add((min(i, j1), max(i, j1)))
+        first = xyz[j1] - xyz[i]
+        for _, j in near[1:]:
+            if np.dot(xyz[j] - xyz[i], first) < 0:
+                edges.add((min(i, j), max(i, j)))
+                break
+    if not edges:
+        return np.zeros((0, 2, 3))
+    e = np.array(sorted(edges))
+    return np.stack([xyz[e[:, 0]], xyz[e[:, 1]]], axis=1)
+
+
+def rasterise(segments: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Integer grid points (rows in ``shape``'s axis order) on the segments, sampled every half voxel."""
+    pts = [np.zeros((0, len(shape)))]
+    for a, b in segments:
+        n = int(np.ceil(2 * np.linalg.norm(b - a))) + 1
+        pts.append(a + np.linspace(0, 1, n)[:, None] * (b - a))
+    idx = np.round(np.concatenate(pts)).astype(int)
+    idx = idx[((idx >= 0) & (idx < np.array(shape))).all(1)]
+    return np.unique(idx, axis=0)
+
+
 def fit_curve(xyz: np.ndarray) -> dict:
     """Quadratic fit of a point cloud along its principal axis: frame, coefficients, residual, curvature."""
     centre = xyz.mean(0)

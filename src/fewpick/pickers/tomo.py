@@ -66,6 +66,7 @@ class TomoSettings:
     contrast: str = "debiased"
     lambdas: tuple[float, float, float] = (0.1, 0.5, 0.1)
     expected_particles: float | None = None  # per tomogram; default: twice the labels
+    label_link: float = 3.0  # filaments: labels closer than this many diameters are on one filament and joined
     seed: int = 0
     threads: int = 2
 
@@ -190,10 +191,19 @@ def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSetti
                                       f"than the training box {settings.box}×{settings.box}×{settings.depth}: "
                                       "use a smaller --box or a smaller binning")
         centres = (zyx - (b - 1) / 2) / b
-        if settings.filament:  # fibres: the labeled voxels are positive, everything else unlabeled (no soft positives)
-            tgt = np.zeros(vol.shape, np.float32)
+        if settings.filament:
+            # fibres: TP + unlabeled only (no soft positives). The points clicked along a filament are joined
+            # into chains (links shorter than ``label_link`` diameters), and every voxel within one voxel of
+            # the joins is a true positive: a few clicks mark the whole centre line. (A one-voxel line gave a
+            # prior π ~ 1e-4 and heat maps that, on 2 of 3 seeds, never rose above the background.)
+            from fewpick.pickers.filament import label_segments, rasterise
+
+            line = np.zeros(vol.shape, bool)
             idx = np.clip(np.round(centres).astype(int), 0, np.array(vol.shape) - 1)
-            tgt[tuple(idx.T)] = 1.0
+            line[tuple(idx.T)] = True
+            link = settings.label_link * settings.diameter / b
+            line[tuple(rasterise(label_segments(centres, link), vol.shape).T)] = True
+            tgt = ndi.binary_dilation(line, ndi.generate_binary_structure(3, 1)).astype(np.float32)
         else:
             tgt = targets(vol.shape, centres, settings.diameter / b / 2)
         items.append(_Item(vol, tgt, centres))
@@ -356,22 +366,24 @@ def _heat(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> 
 
 
 def auto_threshold(scores: np.ndarray, floor: float = 0.05) -> float:
-    """Otsu's threshold on the log-odds of the NMS peaks scoring ≥ ``floor``: the heat map's peaks fall into
-    confident particles and a mass of weak background peaks; 0.5 where there are too few peaks to split."""
+    """Otsu's threshold on the NMS peaks scoring ≥ ``floor``: the heat map's peaks fall into a mass of weak
+    background peaks and the particles; 0.5 where there are too few peaks to split.
+
+    The split is taken on the probabilities themselves. (On their log-odds, the background's long low tail
+    drew the split down into the other species' peaks: on the ribosome benchmark's 9 models, mean F1 0.84
+    against 0.92 here.)"""
     s = np.asarray(scores, float)
-    s = s[(s >= floor) & (s < 1)]
+    s = s[(s >= floor) & (s <= 1)]
     if len(s) < 10:
         return 0.5
-    x = np.log(s / (1 - s))
-    hist, edges = np.histogram(x, 256)
+    hist, edges = np.histogram(s, 256)
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     s0 = np.cumsum(hist * centres)
     m0 = s0 / np.maximum(w0, 1)
     m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    t = centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)]
-    return float(1 / (1 + np.exp(-t)))
+    return float(centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
 
 
 def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto", radius: float | None = None,
