@@ -1,6 +1,6 @@
 """Filament benchmark of the tomogram localization (issue 7, benchmark 3).
 
-    .venv/bin/python bench/tomo_filament_bench.py [--seeds 0 1 2] [--every 8]
+    .venv/bin/python bench/tomo_filament_bench.py [--seeds 0 1 2] [--every 8] [--rescore]
 
 On the simulated tomograms of bench/tomo_bench.py (realistic preset: 1–3 microtubules each), a filament
 model is trained from every ``--every``-th centre-line point of the microtubules in two training tomograms
@@ -46,8 +46,16 @@ def scores(picks: pd.DataFrame, truth: pd.DataFrame) -> dict:
         if len(pp):
             covered += int((cKDTree(pp).query(tp)[0] <= TOL).sum())
             false += int((cKDTree(tp).query(pp)[0] > TOL).sum())
+    per_tube = {}
+    for (name, tube), t in truth.groupby(["micrograph", "rlnHelicalTubeID"]):
+        pp = picks[picks["micrograph"].astype(str) == str(name)][["x", "y", "z"]].to_numpy(float)
+        tp = t[["x", "y", "z"]].to_numpy(float)
+        d = tp[-1] - tp[0]
+        key = f"{name}/{int(tube)} ({np.degrees(np.arctan2(abs(d[1]), abs(d[0]))):.0f}° from x)"
+        per_tube[key] = float((cKDTree(pp).query(tp)[0] <= TOL).mean()) if len(pp) else 0.0
     length_nm = line_length_nm(truth)  # 10 Å voxels: 1 voxel = 1 nm
-    return {"coverage": covered / max(1, len(truth)), "false_per_100nm": 100 * false / max(length_nm, 1e-9),
+    return {"coverage": covered / max(1, len(truth)), "coverage_per_tube": per_tube,
+            "false_per_100nm": 100 * false / max(length_nm, 1e-9),
             "output_points": n_out, "true_length_nm": length_nm,
             "tubes_out": int(picks.groupby(["micrograph", "rlnHelicalTubeID"]).ngroups) if len(picks) else 0,
             "tubes_true": int(truth.groupby(["micrograph", "rlnHelicalTubeID"]).ngroups)}
@@ -59,12 +67,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--every", type=int, default=8, help="label every n-th true centre-line point (every 16 nm)")
+    ap.add_argument("--rescore", action="store_true", help="score the picks of the last run again (no training)")
     a = ap.parse_args()
     for s in TRAIN_SEEDS + TEST_SEEDS:
         simulate(s)
     train_truth = truth_of("microtubule", TRAIN_SEEDS[:2])
     test_truth = truth_of("microtubule", TEST_SEEDS)
     rows = []
+    if a.rescore:
+        import json
+
+        from _common import RESULTS
+
+        for r in json.loads((RESULTS / "tomo_filaments.json").read_text())["rows"]:
+            rows.append({**r, **scores(read_picks(WORK / f"picks_mt_{r['seed']}.star"), test_truth)})
+        a.seeds = []
     for seed in a.seeds:
         labels = train_truth.iloc[seed % a.every :: a.every]
         lab_path = WORK / f"labels_mt_{seed}.star"
@@ -94,6 +111,10 @@ def main() -> None:
                   f"{r['tubes_out']} / {r['tubes_true']} | {r['train_s']:.0f} | {r['pick_s_per_tomogram']:.1f} |")
     md.append(f"| mean | | {df.coverage.mean():.3f} ± {df.coverage.std(ddof=0):.3f} | "
               f"{df.false_per_100nm.mean():.1f} | | {df.train_s.mean():.0f} | {df.pick_s_per_tomogram.mean():.1f} |")
+    md += ["", "Coverage of each true filament (its direction in the xy plane; the tilt axis is y), per seed:", "",
+           "| filament | " + " | ".join(f"seed {r['seed']}" for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    for key in rows[0]["coverage_per_tube"]:
+        md.append(f"| {key} | " + " | ".join(f"{r['coverage_per_tube'][key]:.2f}" for r in rows) + " |")
     write_results("tomo_filaments", {"rows": rows, "every": a.every}, "\n".join(md))
     print("\n".join(md))
 
