@@ -194,8 +194,8 @@ def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSetti
         if settings.filament:
             # fibres: TP + unlabeled only (no soft positives). The points clicked along a filament are joined
             # into chains (links shorter than ``label_link`` diameters), and every voxel within one voxel of
-            # the joins is a true positive: a few clicks mark the whole centre line. (A one-voxel line gave a
-            # prior π ~ 1e-4 and heat maps that, on 2 of 3 seeds, never rose above the background.)
+            # the joins is a true positive: a few clicks mark the whole centre line. (Single clicked voxels gave
+            # π ~ 1e-4 and no heat on realistic tomograms; with this line, training still depends on the seed.)
             from fewpick.pickers.filament import label_segments, rasterise
 
             line = np.zeros(vol.shape, bool)
