@@ -14,7 +14,7 @@ from fewpick.cli import app
 from fewpick.errors import InputError
 from fewpick.evaluate import evaluate
 from fewpick.io import make_picks, read_picks, read_volume, write_mrc, write_picks
-from fewpick.losses.tomo import pu_focal_loss, voxel_contrast
+from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
 from fewpick.pickers import tomo as T
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
@@ -38,7 +38,8 @@ def test_pu_focal_loss_known_values():
     l_pos = -((1 - p) ** 2) * torch.log(p)
     l_neg = -(p**2) * torch.log(1 - p)
     pi = 0.1
-    expect = pi * l_pos[0] + (l_neg[1:].mean() - pi * l_neg[0])
+    # the nnPU risk divided by π (a loss per positive voxel)
+    expect = l_pos[0] + (l_neg[1:].mean() - pi * l_neg[0]) / pi
     assert float(l_neg[1:].mean() - pi * l_neg[0]) > 0
     assert float(pu_focal_loss(z, t, pi)) == pytest.approx(float(expect), rel=1e-5)
     # a confident positive that the unlabeled voxels cannot balance: the negative risk goes below 0 and the
@@ -47,11 +48,33 @@ def test_pu_focal_loss_known_values():
     t2 = torch.tensor([1.0, 0.0, 0.0])
     p2 = torch.sigmoid(z2)
     neg = float((-(p2[1:] ** 2) * torch.log(1 - p2[1:])).mean() - 0.45 * (-(p2[0] ** 2) * torch.log(1 - p2[0])))
-    assert neg < 0 and float(pu_focal_loss(z2, t2, 0.45)) == pytest.approx(-neg, rel=1e-5)
+    assert neg < 0 and float(pu_focal_loss(z2, t2, 0.45)) == pytest.approx(-neg / 0.45, rel=1e-5)
+    # the unlabeled voxels' own positive fraction π_U corrects their negative risk; π weighs the positives
+    expect_u = l_pos[0] + (l_neg[1:].mean() - 0.02 * l_neg[0]) / pi
+    assert float(pu_focal_loss(z, t, pi, pi_unlabeled=0.02)) == pytest.approx(float(expect_u), rel=1e-5)
     # gradient: raising a labeled centre's logit lowers the loss
     zz = torch.tensor([0.0, 0.0, 0.0], requires_grad=True)
     pu_focal_loss(zz, torch.tensor([1.0, 0.0, 0.0]), 0.05).backward()
     assert zz.grad[0] < 0 and zz.grad[1] > 0
+
+
+def test_class_prior_counts_only_unlabeled_particles_in_the_unlabeled_voxels():
+    vol = np.zeros((10, 40, 40), np.float32)
+    centres = np.array([[5.0, 10, 10], [5, 30, 30]])
+    tgt = T.targets(vol.shape, centres, 2.0)
+    item = T._Item(vol, tgt, centres)
+    per = tgt.sum() / 2
+    pi, pi_u = T.class_prior([item], T.TomoSettings(diameter=12))  # default: twice the labels, 4 particles
+    assert pi == pytest.approx(4 * per / tgt.size) and pi_u == pytest.approx(2 * per / (tgt.size - tgt.sum()))
+    pi, pi_u = T.class_prior([item], T.TomoSettings(diameter=12, expected_particles=2))  # every one labeled
+    assert pi == pytest.approx(2 * per / tgt.size) and pi_u == 0
+
+
+def test_bce_loss_is_per_positive_mass():
+    z = torch.tensor([2.0, -1.0, 0.5, -3.0])
+    t = torch.tensor([1.0, 0.5, 0.0, 0.0])
+    each = -(t * torch.nn.functional.logsigmoid(z) + (1 - t) * torch.nn.functional.logsigmoid(-z))
+    assert float(bce_loss(z, t)) == pytest.approx(float(each.sum() / 1.5), rel=1e-5)
 
 
 def test_voxel_contrast_rewards_aligned_views():
@@ -95,6 +118,19 @@ def test_auto_threshold_splits_particles_from_background_peaks():
     t = T.auto_threshold(scores)
     assert (particles >= t).all() and (background < t).all() and (others >= t).mean() < 0.1, t
     assert T.auto_threshold(scores[-509:]) == 0.5  # 9 peaks above the floor: too few to split
+
+
+def test_auto_threshold_moves_above_lookalikes_but_keeps_a_broad_class_whole():
+    rng = np.random.default_rng(1)
+    background = rng.uniform(0.05, 0.1, 2000)
+    # lookalike species score in a middle band, the target above: the cut goes between them
+    others, target = rng.normal(0.38, 0.06, 200).clip(0.1, 1), rng.normal(0.7, 0.06, 60).clip(0, 1)
+    t = T.auto_threshold(np.concatenate([background, others, target]))
+    assert (target >= t).mean() > 0.95 and (others >= t).mean() < 0.05, t
+    # without them, a broad particle class (0.3-0.8) is not cut in two
+    broad = rng.uniform(0.3, 0.8, 80)
+    t = T.auto_threshold(np.concatenate([background[:300], broad]))
+    assert (broad >= t).mean() > 0.95 and (background[:300] < t).all(), t
 
 
 def test_trains_and_finds_ribosomes(sim, tmp_path):

@@ -809,7 +809,7 @@ def tomo_pick(
     tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
     out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star, .csv, .tsv) or a folder (one file per tomogram; .coords with --format coords)."),
-    threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (Otsu's split of each tomogram's peaks; with a model trained with --expected-particles, its calibrated level)."),
+    threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them; with a model trained with --expected-particles, its calibrated level)."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder (star, coords, csv, tsv)."),
     heat_maps: Optional[Path] = typer.Option(None, "--heat-maps", help="Also write each heat map (binned) as MRC into this folder."),
