@@ -3,7 +3,7 @@
     .venv/bin/python bench/tomo_filament_bench.py [--seeds 0 1 2] [--every 8] [--rescore]
 
 On the simulated tomograms of bench/tomo_bench.py (realistic preset: 1–3 microtubules each), a filament
-model is trained from every ``--every``-th centre-line point of the microtubules in two training tomograms
+model is trained from every ``--every``-th centre-line point of the microtubules in the four training tomograms
 (``fewpick tomo train --filament``), and ``fewpick tomo pick`` traces the two held-out tomograms. Scores:
 the fraction of the true centre line (points every 2 nm) within 2 voxels of an output point, and the output
 points with no true centre-line point within 2 voxels, per 100 nm of true filament.
@@ -71,7 +71,7 @@ def main() -> None:
     a = ap.parse_args()
     for s in TRAIN_SEEDS + TEST_SEEDS:
         simulate(s)
-    train_truth = truth_of("microtubule", TRAIN_SEEDS[:2])
+    train_truth = truth_of("microtubule", TRAIN_SEEDS)
     test_truth = truth_of("microtubule", TEST_SEEDS)
     rows = []
     if a.rescore:
@@ -87,7 +87,7 @@ def main() -> None:
         lab_path = WORK / f"labels_mt_{seed}.star"
         write_picks(labels[["micrograph", "x", "y", "z"]], lab_path)
         model = WORK / f"model_mt_{seed}.pt"
-        tomos = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TRAIN_SEEDS[:2]]
+        tomos = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TRAIN_SEEDS]
         train_s, train_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
                                                  "--particle-diameter", "25", "--filament", "--out", str(model),
                                                  "--seed", str(seed)])
@@ -101,7 +101,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     md = ["## Filaments (microtubules): two held-out 512×512×200 tomograms", "",
-          f"Labels: every {a.every}th true centre-line point (2 nm apart) of the microtubules in two training "
+          f"Labels: every {a.every}th true centre-line point (2 nm apart) of the microtubules in the four training "
           "tomograms. Coverage: true centre-line points within 2 voxels of an output point. False: output points "
           "with no true centre-line point within 2 voxels, per 100 nm of true filament.", "",
           "| seed | labels | coverage | false / 100 nm | filaments out / true | train s | pick s / tomogram |",
