@@ -37,6 +37,7 @@ KEEP = False
 # seed 001's ablations: the full loss, without the contrastive term, plain (biased) contrast, BCE for PU focal
 VARIANTS = {"full": [], "no-contrast": ["--contrast", "none"], "biased-contrast": ["--contrast", "biased"],
             "bce": ["--loss", "bce"]}
+METHODS = {"dog_baseline": "DoG + NMS", "tm_baseline": "template matching (true map)"}  # the baselines' names
 
 
 def simulate(seed: int) -> Path:
@@ -94,7 +95,7 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
     out = WORK / f"picks_{model.stem[6:]}.star"
     tests = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TEST_SEEDS]
     # every peak ≥ 0.05, then each tomogram cut at its automatic threshold: the same picks as the CLI's
-    # --threshold auto (one NMS pass, cut at Otsu's split of those peaks), and the oracle cut over all peaks
+    # --threshold auto (one NMS pass, cut at auto_threshold of those peaks), and the oracle cut over all peaks
     pick_s, pick_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "pick", *tests, "--model", str(model), "--out", str(out),
                                            "--threshold", "0.05"])
     res = score_peaks(out, test_truth, diameter)
@@ -153,7 +154,7 @@ def dog_baseline(species: str, diameter: float, test_truth: pd.DataFrame) -> dic
         cuts.append(np.full(len(sc), sc.mean() + 0.5 * sc.std()))
     picks = pd.concat(tables, ignore_index=True)
     keep = picks["score"].to_numpy() >= np.concatenate(cuts)
-    return {"species": species, "method": "DoG + NMS", **baseline_scores(picks, keep, test_truth, diameter / 2),
+    return {"species": species, "method": METHODS["dog_baseline"], **baseline_scores(picks, keep, test_truth, diameter / 2),
             "seconds_per_tomogram": (time.perf_counter() - t0) / len(TEST_SEEDS)}
 
 
@@ -173,7 +174,7 @@ def tm_baseline(species: str, diameter: float, test_truth: pd.DataFrame, step: f
         keep.append(sc >= info["threshold"])
         infos.append(info)
     picks = pd.concat(tables, ignore_index=True)
-    return {"species": species, "method": "template matching (true map)",
+    return {"species": species, "method": METHODS["tm_baseline"],
             **baseline_scores(picks, np.concatenate(keep), test_truth, diameter / 2),
             "orientations": infos[0]["orientations"], "angular_step_deg": step, "bin": infos[0]["bin"],
             "seconds_per_tomogram": float(np.mean([i["seconds"] for i in infos]))}
@@ -211,8 +212,7 @@ def main() -> None:
         test_truth = truth_of(sp, TEST_SEEDS)
         diameter = float(test_truth["diameter_px"].iloc[0])
         for fn in (dog_baseline, tm_baseline):
-            method = "DoG + NMS" if fn is dog_baseline else "template matching (true map)"
-            hit = [b for b in cached if b["species"] == sp and b["method"] == method]  # they use no model
+            hit = [b for b in cached if b["species"] == sp and b["method"] == METHODS[fn.__name__]]  # no model
             base.append(hit[0] if hit else fn(sp, diameter, test_truth))
             print(f"{sp} {base[-1]['method']}: F1 {base[-1]['auto_f1']:.3f} at its own cut, "
                   f"{base[-1]['best_f1']:.3f} at the best", flush=True)
