@@ -117,11 +117,17 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
     if ashman_d <= 2:
         med = np.median(s)
         return float(med - 2 * 1.4826 * np.median(np.abs(s - med)))
-    high = int(np.argmax(means))
-    grid = np.linspace(means.min(), s.max(), 2048)
-    post = gmm.predict_proba(grid[:, None])[:, high]
+    cut = upper_component_start(gmm, means.min(), s.max(), 2048)
+    return float(np.median(s)) if cut is None else cut
+
+
+def upper_component_start(gmm, lo: float, hi: float, n: int) -> float | None:
+    """The lowest of ``n`` levels from ``lo`` to ``hi`` at which a fitted 1D Gaussian mixture's highest
+    component is the more probable one (posterior ≥ 0.5); None if there is none."""
+    grid = np.linspace(lo, hi, n)
+    post = gmm.predict_proba(grid[:, None])[:, int(np.argmax(gmm.means_[:, 0]))]
     above = np.flatnonzero(post >= 0.5)
-    return float(grid[above[0]]) if len(above) else float(np.median(s))
+    return float(grid[above[0]]) if len(above) else None
 
 
 def threshold_knn_density(scores: np.ndarray, k: int = 5) -> float:

@@ -35,7 +35,7 @@ from fewpick import __version__
 from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
 from fewpick.explore.candidates import block_bin
-from fewpick.extract import nms
+from fewpick.extract import nms, upper_component_start
 from fewpick.io import Image, make_picks
 from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
 from fewpick.nn.unet import SliceUNet3D
@@ -404,10 +404,8 @@ def auto_threshold(scores: np.ndarray, floor: float = 0.05, bic_margin: float = 
     if two.bic(u) + bic_margin >= one.bic(u):
         return t1
     lo, hi = np.sort(two.means_[:, 0])
-    grid = np.linspace(lo, hi, 512)[:, None]
-    post = two.predict_proba(grid)[:, int(np.argmax(two.means_[:, 0]))]
-    above = np.flatnonzero(post >= 0.5)
-    return max(t1, float(grid[above[0], 0])) if len(above) else t1
+    cut = upper_component_start(two, lo, hi, 512)
+    return t1 if cut is None else max(t1, cut)
 
 
 def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto", radius: float | None = None,
