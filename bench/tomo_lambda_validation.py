@@ -37,8 +37,12 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=50)
     ap.add_argument("--keep", action="store_true", help="reuse models already trained in bench/work/tomo_validation")
     args = ap.parse_args()
+    shared = tb.WORK / "data"  # the benchmark's simulated tomograms, simulated once for both scripts
+    shared.mkdir(parents=True, exist_ok=True)
     tb.WORK = tb.ROOT / "bench" / "work" / "tomo_validation"
-    (tb.WORK / "data").mkdir(parents=True, exist_ok=True)
+    tb.WORK.mkdir(parents=True, exist_ok=True)
+    if not (tb.WORK / "data").exists():
+        (tb.WORK / "data").symlink_to(shared, target_is_directory=True)
     tb.TRAIN_SEEDS, tb.TEST_SEEDS = (21, 22, 23), (24,)
     tb.KEEP = args.keep
     for s in (*tb.TRAIN_SEEDS, *tb.TEST_SEEDS):
