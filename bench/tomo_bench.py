@@ -262,27 +262,39 @@ def ablations(a) -> None:
     rows = rescore("tomo_ablations")[0] if a.rescore else []
     if a.rescore:
         a.seeds = sorted({r["seed"] for r in rows})
-    for sp in [] if a.rescore else a.species:
+        ablation_report(rows, a)
+        return
+    for sp in a.species:
         test_truth = truth_of(sp, TEST_SEEDS)
         diameter = float(test_truth["diameter_px"].iloc[0])
         for n in a.labels:
             for variant in VARIANTS:
                 for seed in a.seeds:
                     rows.append(run_fewpick(sp, n, seed, diameter, test_truth, variant))
+                    ablation_report(rows, a, quiet=True)  # after every model: a run cut short keeps its rows
+    ablation_report(rows, a)
+
+
+def ablation_report(rows: list, a, quiet: bool = False) -> None:
+    from fewpick.pickers.tomo import TomoSettings
+
     df = pd.DataFrame(rows)
     md = ["## Ablations (seed 001): F1 on two held-out 512×512×200 tomograms", "",
-          "| species | labels | variant | F1 (auto threshold) | precision | recall | best-threshold F1 | train s |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| species | labels | variant | seeds | F1 (auto threshold) | precision | recall | best-threshold F1 | "
+          "train s |", "|---|---|---|---|---|---|---|---|---|"]
     for (sp, n, v), g in df.groupby(["species", "labels", "variant"], sort=False):
-        md.append(f"| {sp} | {n} | {v} | {g.f1.mean():.3f} ± {g.f1.std(ddof=0):.3f} | {g.precision.mean():.3f} | "
-                  f"{g.recall.mean():.3f} | {g.best_f1.mean():.3f} ± {g.best_f1.std(ddof=0):.3f} | "
-                  f"{g.train_s.mean():.0f} |")
-    md += ["", "Variants: full = PU focal loss + debiased voxel contrast (λ 0.1/0.5/0.1); no-contrast = "
+        md.append(f"| {sp} | {n} | {v} | {len(g)} | {g.f1.mean():.3f} ± {g.f1.std(ddof=0):.3f} | "
+                  f"{g.precision.mean():.3f} | {g.recall.mean():.3f} | {g.best_f1.mean():.3f} ± "
+                  f"{g.best_f1.std(ddof=0):.3f} | {g.train_s.mean():.0f} |")
+    lam = "/".join(f"{w:g}" for w in TomoSettings(diameter=1).lambdas)
+    md += ["", f"Variants: full = PU focal loss + debiased voxel contrast (λ {lam}, the default); no-contrast = "
            "`--contrast none`; biased-contrast = `--contrast biased` (plain InfoNCE negatives); bce = `--loss bce` "
            "(labeled Gaussians against everything else as negative).",
-           f"{len(a.seeds)} seeds ({', '.join(map(str, a.seeds))}): label draws and training seeds; mean ± sd."]
+           f"Seeds {', '.join(map(str, a.seeds))}: label draws and training seeds; mean ± sd."]
     write_results("tomo_ablations", {"rows": rows}, "\n".join(md))
-    print("\n".join(md))
+    if not quiet:
+        print("\n".join(md))
+
 
 if __name__ == "__main__":
     main()
