@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -86,12 +87,16 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
     model = WORK / (f"model_{tag}.pt" if variant == "full" else f"model_{tag}_{variant}.pt")
     meta = model.with_suffix(".json")
     if KEEP and model.exists() and meta.exists():  # --keep: reuse a model trained by the same code
-        train_s, train_mib = json.loads(meta.read_text())
+        train_s, train_mib, *assumed = json.loads(meta.read_text())
+        assumed = assumed[0] if assumed else None  # not recorded before the estimated prior
     else:
-        train_s, train_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
-                                                 "--particle-diameter", f"{diameter:g}", "--out", str(model),
-                                                 "--seed", str(seed), *VARIANTS[variant]])
-        meta.write_text(json.dumps([train_s, train_mib]))
+        train_s, train_mib, out = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
+                                                   "--particle-diameter", f"{diameter:g}", "--out", str(model),
+                                                   "--seed", str(seed), *VARIANTS[variant]])
+        m = re.search(r"from\s+(\d+)\s+particles\s+assumed", out)  # the prior π's count, from the CLI's summary
+        assumed = int(m.group(1)) if m else None
+        meta.write_text(json.dumps([train_s, train_mib, assumed]))
+    present = int(pool["micrograph"].isin(labels["micrograph"].unique()).sum())  # in the training tomograms used
     out = WORK / f"picks_{model.stem[6:]}.star"
     tests = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TEST_SEEDS]
     # every peak ≥ 0.05, then each tomogram cut at its automatic threshold: the same picks as the CLI's
@@ -101,7 +106,8 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
     res = score_peaks(out, test_truth, diameter)
     print(f"{model.stem[6:]}: F1 {res['f1']:.3f} (P {res['precision']:.3f} R {res['recall']:.3f}), train {train_s:.0f} s "
           f"{train_mib:.0f} MiB, pick {pick_s / len(tests):.1f} s/tomogram {pick_mib:.0f} MiB", flush=True)
-    return {"species": species, "labels": n, "seed": seed, "variant": variant, "training_tomograms": len(tomos), **res,
+    return {"species": species, "labels": n, "seed": seed, "variant": variant, "training_tomograms": len(tomos),
+            "particles_assumed": assumed, "particles_present": present, **res,
             "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_tomogram": pick_s / len(tests),
             "pick_peak_mib": pick_mib}
 
@@ -232,15 +238,21 @@ def report(rows: list, base: list, a, quiet: bool = False) -> None:
     df = pd.DataFrame(rows).sort_values(["species", "labels", "seed"], key=lambda c: c.map(
         {sp: i for i, sp in enumerate(a.species)}) if c.name == "species" else c, kind="stable")
     md = ["## Globular targets: F1 on two held-out 512×512×200 tomograms (matching radius = particle radius)", "",
-          "| species | labels | seeds | fewpick F1 (auto threshold) | precision | recall | best-threshold F1 | train s | "
-          "train peak MiB | pick s / tomogram | pick peak MiB |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| species | labels | seeds | particles assumed / present | fewpick F1 (auto threshold) | precision | "
+          "recall | best-threshold F1 | train s | train peak MiB | pick s / tomogram | pick peak MiB |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (sp, n), g in df.groupby(["species", "labels"], sort=False):
-        md.append(f"| {sp} | {n} | {len(g)} | {g.f1.mean():.3f} ± {g.f1.std(ddof=0):.3f} | {g.precision.mean():.3f} | "
+        assumed = g.get("particles_assumed", pd.Series(dtype=float)).dropna()
+        present = g.get("particles_present", pd.Series(dtype=float)).dropna()
+        counts = (f"{assumed.mean():.0f} / {present.mean():.0f}" if len(assumed) == len(g) and len(present) == len(g)
+                  else "not recorded")
+        md.append(f"| {sp} | {n} | {len(g)} | {counts} | {g.f1.mean():.3f} ± {g.f1.std(ddof=0):.3f} | {g.precision.mean():.3f} | "
                   f"{g.recall.mean():.3f} | {g.best_f1.mean():.3f} ± {g.best_f1.std(ddof=0):.3f} | "
                   f"{g.train_s.mean():.0f} | {g.train_peak_mib.max():.0f} | {g.pick_s_per_tomogram.mean():.1f} | "
                   f"{g.pick_peak_mib.max():.0f} |")
-    md += ["", f"{len(a.seeds)} seeds ({', '.join(map(str, a.seeds))}): label draws and training seeds; mean ± sd.",
+    md += ["", f"{len(a.seeds)} seeds ({', '.join(map(str, a.seeds))}): label draws and training seeds; mean ± sd. "
+           "Particles assumed: the count behind the prior π in the training tomograms (twice the labels, or the "
+           "held-out estimate where lower), mean over seeds; present: the species' particles there.",
            f"Training tomograms: simulated seeds {TRAIN_SEEDS}; test: {TEST_SEEDS} (realistic preset).", "",
            "## Baselines on the same test tomograms (no labels)", "",
            "| species | method | F1 at its own cut | precision | recall | F1 at the best (oracle) cut | s / tomogram |",

@@ -70,6 +70,26 @@ def test_class_prior_counts_only_unlabeled_particles_in_the_unlabeled_voxels():
     assert pi == pytest.approx(2 * per / tgt.size) and pi_u == 0
 
 
+def test_estimated_count_caps_the_prior_where_labels_cover_the_particles(tmp_path):
+    preset = replace(TOMO_PRESETS["easy"], shape=(64, 256, 256), n_particles=64, n_filaments=(0, 0),
+                     species=("ribosome",))
+    sim = simulate_tomogram(preset, seed=7, name="t0")
+    truth, diameter = _truth(sim)
+    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
+    im = read_volume(tmp_path / "t0.mrc")
+    s = T.TomoSettings(diameter=diameter, steps_per_epoch=10, batch=4, seed=0)
+    items = T._items([im], truth, s, None)  # every ribosome labeled: none left for the unlabeled voxels
+    (est,) = T.estimate_particles(items, s)
+    n = len(truth)
+    # an upper bound (half of the held-out 29 score above their median, less a 90 % margin), below twice the labels
+    assert n > 40 and n <= est <= 1.5 * n, (est, n)
+    pi, pi_u = T.class_prior(items, s, [est])
+    pi2, pi_u2 = T.class_prior(items, s)
+    assert pi < pi2 and pi_u < 0.5 * pi_u2
+    assert T.estimate_particles(T._items([im], truth.iloc[:11], s, None), s) is None  # too few to hold out
+    assert T.estimate_particles(items, replace(s, prior_epochs=0)) is None
+
+
 def test_bce_loss_is_per_positive_mass():
     z = torch.tensor([2.0, -1.0, 0.5, -3.0])
     t = torch.tensor([1.0, 0.5, 0.0, 0.0])

@@ -762,7 +762,7 @@ def tomo_train(
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: voxels (32) or physical (320A, 32nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
     filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points clicked along them; points less than 3 diameters apart are joined into centre lines (true positives, no soft positives)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per tomogram (sets π; default twice the labels)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per tomogram (sets π). Default: twice the labels, capped by an estimate from half the labels held out (where labels already cover most particles)."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Epochs (the learning rate drops ×0.1 every 5)."),
     steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, help="Batches of subtomograms per epoch."),
     box: int = typer.Option(64, "--box", min=16, help="Training subtomogram side (binned voxels)."),
@@ -794,6 +794,11 @@ def tomo_train(
                                  threads=threads)
 
     def report(rec):
+        if "estimated" in rec:
+            err_console.print(f"  prior: {rec['estimated']:.0f} particles assumed in {rec['tomograms']} training "
+                              f"tomograms, {rec['labels']} of them labeled (held-out estimate, at most twice the "
+                              f"labels)  {rec['seconds']:.0f} s", highlight=False)
+            return
         err_console.print(f"  epoch {rec['epoch']}/{epochs}  loss {rec['loss']:.4f} (heat map {rec['heat']:.4f}, "
                           f"contrast {rec['contrast']:.4f})  {rec['seconds']:.0f} s", highlight=False)
 

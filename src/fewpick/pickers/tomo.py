@@ -67,7 +67,10 @@ class TomoSettings:
     # contrast weights against the heat-map loss per positive voxel: the paper's 0.1, 0.5, 0.1 (1:5:1) ×16, the
     # scale chosen on a validation split of the benchmark's training tomograms (×1, ×4, ×16, ×64 tried)
     lambdas: tuple[float, float, float] = (1.6, 8.0, 1.6)
-    expected_particles: float | None = None  # per tomogram; default: twice the labels
+    expected_particles: float | None = None  # per tomogram; default: twice the labels, or fewer (prior_epochs)
+    # epochs of a quick labeled-against-unlabeled classifier trained on half the labels, whose scores of the other
+    # half cap the assumed count where labels already cover most particles (:func:`estimate_particles`); 0: off
+    prior_epochs: int = 3
     label_link: float = 3.0  # filaments: labels closer than this many diameters are on one filament and joined
     seed: int = 0
     threads: int = 2
@@ -98,6 +101,9 @@ class TomoModel:
     # probability 0.5, the PU classifier's own boundary; with ``expected_particles`` the level that yields that
     # many picks in the training tomograms (:func:`calibrate_threshold`)
     threshold: float = 0.5
+    # the particles assumed in each training tomogram (π's source): expected_particles, the capped estimate, or
+    # twice the labels
+    particles: list = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- data
@@ -252,17 +258,85 @@ def _sample(items: list[_Item], settings: TomoSettings, rng: np.random.Generator
     return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ts))
 
 
-def class_prior(items: list[_Item], settings: TomoSettings) -> tuple[float, float]:
-    """(π, π_U): the positive target mass of every particle (``expected_particles`` per tomogram, default twice
-    its labels) over all voxels, and that of the particles left unlabeled over the unlabeled voxels."""
+def class_prior(items: list[_Item], settings: TomoSettings,
+                counts: Sequence[float] | None = None) -> tuple[float, float]:
+    """(π, π_U): the positive target mass of every particle (``expected_particles`` per tomogram, else ``counts``,
+    else twice its labels) over all voxels, and that of the particles left unlabeled over the unlabeled voxels."""
     pis, pus = [], []
-    for it in items:
+    for i, it in enumerate(items):
         n_lab = len(it.centres)
-        n = settings.expected_particles or 2.0 * n_lab
+        n = settings.expected_particles or (counts[i] if counts is not None else 2.0 * n_lab)
         per = it.target.sum() / max(1, n_lab)
         pis.append(n * per / it.target.size)
         pus.append(max(0.0, n - n_lab) * per / max(1.0, it.target.size - it.target.sum()))
     return float(np.clip(np.mean(pis), 1e-6, 0.5)), float(np.clip(np.mean(pus), 0.0, 0.5))
+
+
+def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: float = 0.5) -> list[float] | None:
+    """Particles per training tomogram, estimated from held-out labels, within [labels, twice the labels].
+
+    Half the labels train a plain labeled-against-unlabeled classifier (BCE, ``prior_epochs`` epochs); the
+    other half, unlabeled to it, are a random sample of the particles it has not seen. Its heat-map peaks that
+    score at least the held-out half's median, away from the training half, are counted and divided by the
+    fraction of unseen particles that reach that level: at least a half less a 90 % Hoeffding margin, so the
+    count is an upper bound (Elkan & Noto's held-out estimate, counted at one level; none of it depends on π).
+    It only ever lowers the default, twice the labels: with few labels it is noisy (lookalikes pass the median,
+    the margin is wide), and too large a prior lifts lookalikes while too small a one only weakens the heat map.
+    Where labels cover most particles (200 CCT labels of 246 in the benchmark) it keeps the prior from assuming
+    ~200 unlabeled ones. ``None`` where it cannot be measured: fewer than 12 labels (too few held out for the
+    margin), or half the held-out labels without a peak.
+    """
+    if settings.prior_epochs <= 0 or settings.filament:
+        return None
+    n_all = np.array([len(it.centres) for it in items])
+    m = int(n_all.sum()) // 2  # labels held out
+    # the fraction of all unseen particles scoring at least the held-out median: a half in the sample; its lower
+    # bound at 90 % confidence (Hoeffding) makes the count an upper bound, so noise from few held-out labels
+    # leaves the default alone rather than lowering it (below 12 labels the bound is too loose to count)
+    frac = (1 - quantile) - np.sqrt(np.log(10) / (2 * max(m, 1)))
+    if frac <= 0.05:
+        return None
+    rng = np.random.default_rng(settings.seed + 7919)
+    held = rng.permutation(int(n_all.sum())) < m
+    held = np.split(held, np.cumsum(n_all)[:-1])
+    r = settings.diameter / settings.bin / 2
+    half = [_Item(it.volume, targets(it.volume.shape, it.centres[~h], r), it.centres[~h]) for it, h in zip(items, held)]
+    torch.manual_seed(settings.seed + 7919)
+    gen = torch.Generator().manual_seed(settings.seed + 7919)
+    net = SliceUNet3D(settings.width, settings.blocks)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    net.train()
+    for _ in range(settings.prior_epochs * settings.steps_per_epoch):
+        x, t = _sample(half, settings, rng)
+        view, inverse = _augment(x, gen)
+        logits, _ = net(view, with_projection=False)
+        loss = bce_loss(inverse(logits), t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    from scipy.spatial import cKDTree
+
+    r_match = max(1.0, r)
+
+    def near(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each point: whether a centre lies within r_match, and the nearest centre's index."""
+        if not len(points) or not len(centres):
+            return np.zeros(len(points), bool), np.zeros(len(points), int)
+        d, i = cKDTree(centres).query(points)
+        return d <= r_match, i
+
+    unlabeled, held_scores = [], []
+    for it, tr, h in zip(items, half, held):
+        p, sc = nms(_heat(net, it.volume), r_match, 0.02, footprint="box")
+        p, sc = np.asarray(p, float).reshape(-1, 3), np.asarray(sc, float)
+        found, i = near(it.centres[h], p)
+        held_scores += list(np.where(found, sc[i] if len(sc) else 0.0, 0.0))
+        unlabeled.append(sc[~near(p, tr.centres)[0]])
+    level = float(np.quantile(held_scores, quantile))
+    if level <= 0.02:
+        return None
+    est = [len(tr.centres) + (sc >= level).sum() / frac for tr, sc in zip(half, unlabeled)]
+    return [float(np.clip(e, n, 2 * n)) for e, n in zip(est, n_all)]
 
 
 def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
@@ -273,7 +347,12 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     for im in tomograms:
         check_isotropic(im.path)
     items = _items(tomograms, labels, settings, source)
-    pi, pi_u = class_prior(items, settings)
+    t0 = time.perf_counter()
+    counts = None if settings.expected_particles else estimate_particles(items, settings)
+    if progress and counts is not None:
+        progress({"estimated": sum(counts), "labels": sum(len(it.centres) for it in items), "tomograms": len(items),
+                  "seconds": round(time.perf_counter() - t0, 1)})
+    pi, pi_u = class_prior(items, settings, counts)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -316,7 +395,9 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         if progress:
             progress(rec)
     net.eval()
-    model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history)
+    assumed = [float(settings.expected_particles or (counts[i] if counts else 2.0 * len(it.centres)))
+               for i, it in enumerate(items)]
+    model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=assumed)
     if settings.expected_particles:
         model.threshold = calibrate_threshold(model, items)
     return model
@@ -453,6 +534,7 @@ def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
     bundle = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
               "settings": asdict(model.settings), "config": model.net.config, "pi": model.pi,
               "voxel_size": model.voxel_size, "history": model.history, "threshold": model.threshold,
+              "particles": model.particles,
               "state_dict": model.net.state_dict()}
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
@@ -472,4 +554,4 @@ def load_model(path: str | os.PathLike) -> TomoModel:
         raise InputError(Path(path), f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
     net.eval()
     return TomoModel(net, settings, float(bundle["pi"]), bundle.get("voxel_size"), list(bundle.get("history", [])),
-                     float(bundle.get("threshold", 0.5)))
+                     float(bundle.get("threshold", 0.5)), list(bundle.get("particles", [])))
