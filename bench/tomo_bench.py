@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -87,15 +86,13 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
     model = WORK / (f"model_{tag}.pt" if variant == "full" else f"model_{tag}_{variant}.pt")
     meta = model.with_suffix(".json")
     if KEEP and model.exists() and meta.exists():  # --keep: reuse a model trained by the same code
-        train_s, train_mib, *assumed = json.loads(meta.read_text())
-        assumed = assumed[0] if assumed else None  # not recorded before the estimated prior
+        train_s, train_mib = json.loads(meta.read_text())[:2]
     else:
-        train_s, train_mib, out = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
-                                                   "--particle-diameter", f"{diameter:g}", "--out", str(model),
-                                                   "--seed", str(seed), *VARIANTS[variant]])
-        m = re.search(r"from\s+(\d+)\s+particles\s+assumed", out)  # the prior π's count, from the CLI's summary
-        assumed = int(m.group(1)) if m else None
-        meta.write_text(json.dumps([train_s, train_mib, assumed]))
+        train_s, train_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
+                                                 "--particle-diameter", f"{diameter:g}", "--out", str(model),
+                                                 "--seed", str(seed), *VARIANTS[variant]])
+        meta.write_text(json.dumps([train_s, train_mib]))
+    assumed = particles_assumed(model, n)
     present = int(pool["micrograph"].isin(labels["micrograph"].unique()).sum())  # in the training tomograms used
     out = WORK / f"picks_{model.stem[6:]}.star"
     tests = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TEST_SEEDS]
@@ -110,6 +107,17 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
             "particles_assumed": assumed, "particles_present": present, **res,
             "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_tomogram": pick_s / len(tests),
             "pick_peak_mib": pick_mib}
+
+
+def particles_assumed(model: Path, labels: int) -> float | None:
+    """The particle count behind the model's prior π, summed over its training tomograms: saved in the model
+    since the held-out estimate; before it, always twice the labels (``None`` with --expected-particles)."""
+    import torch
+
+    bundle = torch.load(model, map_location="cpu", weights_only=False)
+    if bundle.get("particles"):
+        return float(sum(bundle["particles"]))
+    return None if bundle["settings"].get("expected_particles") else 2.0 * labels
 
 
 def score_peaks(path: Path, test_truth: pd.DataFrame, diameter: float) -> dict:
@@ -136,7 +144,9 @@ def rescore(name: str) -> tuple[list, list]:
     for r in data["rows"]:
         tt = truth_of(r["species"], TEST_SEEDS)
         tag = f"{r['species']}_{r['labels']}_{r['seed']}" + ("" if r["variant"] == "full" else f"_{r['variant']}")
-        rows.append({**r, **score_peaks(WORK / f"picks_{tag}.star", tt, float(tt["diameter_px"].iloc[0]))})
+        model = WORK / f"model_{tag}.pt"
+        assumed = {"particles_assumed": particles_assumed(model, r["labels"])} if model.exists() else {}
+        rows.append({**r, **assumed, **score_peaks(WORK / f"picks_{tag}.star", tt, float(tt["diameter_px"].iloc[0]))})
     return rows, data.get("baselines", [])
 
 

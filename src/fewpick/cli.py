@@ -805,7 +805,8 @@ def tomo_train(
     model = tomo.train(ims, labs, settings, source=labels, progress=report)
     tomo.save_model(model, out)
     console.print(f"tomogram localization model ({'filament' if filament else 'particle'} {diameter:g} voxels, "
-                  f"binned ×{settings.bin}, π {model.pi:.3g}) -> {out}", highlight=False)
+                  f"binned ×{settings.bin}, π {model.pi:.3g} from {sum(model.particles):.0f} particles assumed in "
+                  f"{len(model.particles)} training tomograms) -> {out}", highlight=False)
 
 
 @tomo_app.command("pick")
