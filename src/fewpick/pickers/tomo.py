@@ -258,14 +258,22 @@ def _sample(items: list[_Item], settings: TomoSettings, rng: np.random.Generator
     return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ts))
 
 
+def assumed_particles(items: list[_Item], settings: TomoSettings,
+                      estimate: Sequence[float] | None = None) -> list[float]:
+    """The particles assumed in each training tomogram: ``expected_particles``, else the held-out ``estimate``
+    (:func:`estimate_particles`), else twice its labels."""
+    return [float(settings.expected_particles or (estimate[i] if estimate is not None else 2.0 * len(it.centres)))
+            for i, it in enumerate(items)]
+
+
 def class_prior(items: list[_Item], settings: TomoSettings,
                 counts: Sequence[float] | None = None) -> tuple[float, float]:
-    """(π, π_U): the positive target mass of every particle (``expected_particles`` per tomogram, else ``counts``,
-    else twice its labels) over all voxels, and that of the particles left unlabeled over the unlabeled voxels."""
+    """(π, π_U): the positive target mass of every particle (``counts`` per tomogram, by default
+    :func:`assumed_particles`) over all voxels, and that of the particles left unlabeled over the unlabeled voxels."""
+    counts = assumed_particles(items, settings) if counts is None else counts
     pis, pus = [], []
-    for i, it in enumerate(items):
+    for it, n in zip(items, counts):
         n_lab = len(it.centres)
-        n = settings.expected_particles or (counts[i] if counts is not None else 2.0 * n_lab)
         per = it.target.sum() / max(1, n_lab)
         pis.append(n * per / it.target.size)
         pus.append(max(0.0, n - n_lab) * per / max(1.0, it.target.size - it.target.sum()))
@@ -348,8 +356,9 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         check_isotropic(im.path)
     items = _items(tomograms, labels, settings, source)
     t0 = time.perf_counter()
-    counts = None if settings.expected_particles else estimate_particles(items, settings)
-    if progress and counts is not None:
+    estimate = None if settings.expected_particles else estimate_particles(items, settings)
+    counts = assumed_particles(items, settings, estimate)
+    if progress and estimate is not None:
         progress({"estimated": sum(counts), "labels": sum(len(it.centres) for it in items), "tomograms": len(items),
                   "seconds": round(time.perf_counter() - t0, 1)})
     pi, pi_u = class_prior(items, settings, counts)
@@ -395,22 +404,20 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         if progress:
             progress(rec)
     net.eval()
-    assumed = [float(settings.expected_particles or (counts[i] if counts else 2.0 * len(it.centres)))
-               for i, it in enumerate(items)]
-    model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=assumed)
+    model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=counts)
     if settings.expected_particles:
         model.threshold = calibrate_threshold(model, items)
     return model
 
 
 def calibrate_threshold(model: TomoModel, items: list[_Item]) -> float:
-    """The heat-map level at which each training tomogram yields its expected number of particles
-    (``expected_particles``, else twice its labels), median over tomograms, within [0.05, 0.95]."""
+    """The heat-map level at which each training tomogram yields the particles assumed in it
+    (:func:`assumed_particles`), median over tomograms, within [0.05, 0.95]."""
     levels = []
     r = max(1.0, model.settings.diameter / model.settings.bin / 2)
-    for it in items:
+    for it, n in zip(items, model.particles or assumed_particles(items, model.settings)):
         _, score = nms(_heat(model.net, it.volume), r, 0.0, footprint="box")
-        n = int(round(model.settings.expected_particles or 2 * len(it.centres)))
+        n = int(round(n))
         levels.append(score[min(n, len(score)) - 1] if len(score) else 0.5)
     return float(np.clip(np.median(levels), 0.05, 0.95))
 
