@@ -79,6 +79,15 @@ def test_density_threshold_cuts_between_the_modes():
     assert threshold_knn_density(np.array([0.1, 0.3])) == pytest.approx(0.2)  # too few: the median
 
 
+def test_crowded_micrographs_narrow_the_suppression():
+    s = fs.FewShotSettings(diameter=36)  # window 43 px -> 24 px: 1.8 original px per resampled px
+    assert fs.crowded_suppress(s, (571, 571)) == 0.75  # no count: unchanged
+    crowded = fs.FewShotSettings(diameter=36, expected_particles=544)  # a crowded 1024² micrograph
+    assert fs.crowded_suppress(crowded, (571, 571)) == pytest.approx(0.375)
+    sparse = fs.FewShotSettings(diameter=36, expected_particles=40)
+    assert fs.crowded_suppress(sparse, (571, 571)) == 0.75
+
+
 def test_refine_peaks_finds_the_parabola_vertex():
     yy, xx = np.mgrid[0:9, 0:9]
     scores = -((yy - 4.3) ** 2) - (xx - 3.8) ** 2
@@ -156,6 +165,14 @@ def test_model_file_round_trip_cli_and_version_check(sim, trained, tmp_path):
     res = runner.invoke(app, ["pick", str(tmp_path / "s1.mrc"), "--model", str(path), "--out", str(tmp_path / "q.star")])
     assert res.exit_code == 0, res.output
     assert len(read_picks(tmp_path / "q.star")) == len(cli)
+    # --min-distance (a fraction of the particle radius) overrides the model's suppression radius
+    counts = {}
+    for md in ("0.2", "3"):
+        res = runner.invoke(app, ["fewshot", "pick", str(tmp_path / "s1.mrc"), "--model", str(path), "-t", "-1e9",
+                                  "--min-distance", md, "--out", str(tmp_path / f"md{md}.star")])
+        assert res.exit_code == 0, res.output
+        counts[md] = len(read_picks(tmp_path / f"md{md}.star"))
+    assert counts["0.2"] > 2 * counts["3"], counts
     bundle = torch.load(path, weights_only=True)
     bundle["format_version"] = 7
     torch.save(bundle, tmp_path / "old.pt")

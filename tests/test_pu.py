@@ -158,3 +158,35 @@ def test_cli_train_and_pick_with_model(sim_set, tmp_path):
     r = runner.invoke(app, ["train", str(tmp_path / "m0.mrc"), "--labels", str(tmp_path / "labels.star"), "-d", "40",
                             "--pi", "0.7", "--out", str(tmp_path / "bad.pt")])
     assert r.exit_code == 2 and "outside (0, 0.5)" in r.output and not (tmp_path / "bad.pt").exists()
+
+
+def test_minimum_distance_follows_how_crowded_the_micrographs_are():
+    # 544 particles of radius 9 binned px on 512² (a crowded real set): random spacing 11 px < 1.5 r
+    assert pu.auto_min_distance(544, 512 * 512, 9.0) == 0.5
+    # 83 particles of radius 8.2 on 455² (sparse): spacing 25 px, 3 radii
+    assert pu.auto_min_distance(83, 455 * 455, 8.2) == 1.0
+    # in between it moves linearly with the spacing: spacing 1.75 r gives 0.75
+    assert pu.auto_min_distance(100, (2 * 1.75 * 10) ** 2 * 100, 10.0) == pytest.approx(0.75)
+    assert pu.auto_min_distance(0, 100.0, 1.0) == 1.0
+
+
+def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatch):
+    """Two score peaks 0.45 diameters apart are two picks at half the radius, one at the whole diameter."""
+    model, _ = trained
+    assert model.settings.min_distance == 1.0  # 40 particles on 512² are sparse
+    f = model.factor
+    yy, xx = np.mgrid[:128, :128].astype(np.float32)
+    sep = 0.45 * model.settings.diameter / f  # binned px
+    peaks = [(64.0, 50.0), (64.0, 50.0 + sep)]
+    fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0) for y, x in peaks).astype(np.float32) * 5 - 2
+    monkeypatch.setattr(pu, "_logits", lambda net, binned: fake[: binned.shape[0], : binned.shape[1]])
+    data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
+    try:
+        model.settings.min_distance = 0.5
+        picks = pu.pick_micrograph(model, data, "m", threshold=0.0)
+        assert len(picks) == 2
+        np.testing.assert_allclose(sorted(picks.x / f), [50.0, 50.0 + sep], atol=0.6)
+        model.settings.min_distance = 2.0
+        assert len(pu.pick_micrograph(model, data, "m", threshold=0.0)) == 1
+    finally:
+        model.settings.min_distance = 1.0

@@ -182,7 +182,7 @@ def pick(
 
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
-                                match=None, score_maps=None, max_picks=max_picks, pixel_size=pixel_size, fmt=fmt,
+                                match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
                                 box_size=box_size, threads=2)
     files = list_images(images)
     first = read_micrograph(files[0], pixel_size=pixel_size)
@@ -258,6 +258,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an interruption."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
+    min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius. Default: from the expected count, half the radius on crowded micrographs, the whole radius on sparse ones."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
 ):
@@ -277,7 +278,8 @@ def train(
     labs = read_picks(labels, require_rows=True)
     settings = pu.PUSettings(diameter=diameter, method=method.value, pi=pi, expected_particles=expected_particles,
                              bin_factor=bin_factor, ge_weight=ge_weight, slack=slack, autoencoder=autoencoder,
-                             steps=steps, steps_per_epoch=steps_per_epoch, seed=seed, threads=threads)
+                             steps=steps, steps_per_epoch=steps_per_epoch, min_distance=min_distance, seed=seed,
+                             threads=threads)
     v_ims = v_labs = None
     if val_images or val_labels:
         if not (val_images and val_labels):
@@ -515,6 +517,7 @@ def fewshot_train(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 6000)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: on crowded micrographs picks may then lie closer together."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
@@ -538,6 +541,7 @@ def fewshot_train(
         ex = select_picks(ex, (), exemplar_count, seed) if len(ex) > exemplar_count else ex
     settings = _fewshot_settings(diameter, scs=scs.value, pi=pi, alpha=alpha, tau=tau, beta=beta, unlabeled=unlabeled,
                                  blobs=blobs, finetune_steps=steps, pretrain_steps=pretrain_steps, window_ratio=window_ratio,
+                                 expected_particles=expected_particles,
                                  seed=seed, train_threads=threads)
     pre_ims = None
     if pretrain_images:
@@ -569,6 +573,7 @@ def fewshot_pick(
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
     score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
+    min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=4.0, help="Closest two picks may lie, as a fraction of the particle radius (default: the model's)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
@@ -586,6 +591,8 @@ def fewshot_pick(
 
     m = fs.load_model(model)
     m.settings.threads = threads
+    if min_distance is not None:
+        m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)
     err_console.print(fs.model_summary(m), highlight=False)
     thr = _threshold(threshold)

@@ -17,7 +17,8 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    they are matched at picking (``scs_view="masked"``: of the masked views, as in seed 002).
 3. **Picking**: the encoder slides over each micrograph (stride ``size/8``) with no masking; a
    window's score is its max (or mean) cosine similarity to the exemplars' features; non-maximum
-   suppression within 0.75 × the diameter gives one pick per particle, and a per-micrograph
+   suppression within 0.75 × the diameter gives one pick per particle (narrowed down to half of that
+   when an expected particle count says the micrographs are crowded), and a per-micrograph
    threshold is cut at the deepest valley of the density of the sorted peak scores (k = 5 nearest
    neighbours; :func:`fewpick.extract.threshold_knn_density`).
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from fewpick import __version__
 from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
-from fewpick.extract import nms, threshold_knn_density
+from fewpick.extract import auto_min_distance, nms, threshold_knn_density
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside, make_picks
 from fewpick.nn.vit import MaskedAutoencoder
@@ -86,7 +87,8 @@ class FewShotSettings:
     scs_view: str = "full"  # SCS on the encoder features of the whole windows, as matched at picking, or "masked" views (seed 002)
     stride: int | None = None  # sliding stride in resampled px (default size // 8)
     match: str = "max"
-    suppress: float = 0.75  # NMS radius as a fraction of the particle diameter
+    suppress: float = 0.75  # NMS radius as a fraction of the particle diameter (on sparse micrographs)
+    expected_particles: float | None = None  # per micrograph, if the user knows: narrows the NMS when crowded
     seed: int = 0
     threads: int = 2  # torch threads for picking (sliding windows: large batches)
     train_threads: int = 2  # for training (one is faster only when other jobs share the cores)
@@ -477,6 +479,17 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
     return FewShotModel(net, settings, windows, reference.pixel_size, reference.name, pretrained or {}, history)
 
 
+def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int]) -> float:
+    """The suppression radius (fraction of the diameter) for micrographs of this resampled shape: the setting,
+    narrowed by :func:`fewpick.extract.auto_min_distance` (to half of it at most) when the expected particle
+    count says they are crowded; unchanged without a count."""
+    if not settings.expected_particles:
+        return settings.suppress
+    radius = settings.diameter / settings.scale / 2
+    area = float(resampled_shape[0] * resampled_shape[1])
+    return settings.suppress * auto_min_distance(settings.expected_particles, area, radius)
+
+
 def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, out: str | os.PathLike, *,
           pretrain_images: Sequence[Image] | None = None, pretrained_path: str | os.PathLike | None = None,
           no_pretrain: bool = False, exemplars_source=None,
@@ -487,6 +500,10 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     """
     settings.check()
     ref_img = prepare(reference, settings.scale)
+    # the exemplars are checked before pre-training, which takes minutes
+    exemplar_windows(reference, ref_img, _exemplars_for(reference, exemplars, exemplars_source), settings,
+                     exemplars_source, min_exemplars)
+    settings = replace(settings, suppress=crowded_suppress(settings, ref_img.shape))
     net, info = None, {}
     if pretrained_path is not None:
         net, pre_settings, info = load_pretrained(pretrained_path)
@@ -620,4 +637,5 @@ def model_summary(model: FewShotModel) -> str:
     pre = model.pretrained
     pre_text = (f"pre-trained on {len(pre.get('micrographs', []))} micrograph(s)" if pre else "not pre-trained")
     return (f"few-shot picker: {len(model.exemplars)} exemplars on {model.reference}, particle {s.diameter:g} px, "
-            f"window {s.window:.0f} px → {s.size} px, ViT {s.dim}×{s.depth}, SCS {s.scs}, {pre_text}")
+            f"window {s.window:.0f} px → {s.size} px, ViT {s.dim}×{s.depth}, SCS {s.scs}, {pre_text}, "
+            f"picks at least {s.suppress:.3g} diameters apart")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from fewpick import __version__
 from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
-from fewpick.extract import ball, nms, threshold_gmm
+from fewpick.extract import auto_min_distance, ball, nms, threshold_gmm
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside, make_picks
 from fewpick.losses.pu import PU_METHODS, pu_loss
@@ -67,6 +67,9 @@ class PUSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
+    # picks closer than this fraction of the particle radius suppress each other; None: automatic at training
+    # (see auto_min_distance), and 1 for models written before it existed
+    min_distance: float | None = None
     seed: int = 0
     threads: int = 2
 
@@ -75,6 +78,12 @@ class PUSettings:
 
     def label_radius(self) -> float:
         return self.label_radius_binned or max(1.5, 0.15 * self.diameter / self.factor())
+
+    def suppression_radius(self) -> float:
+        """Radius of the non-maximum suppression, binned px (at least 1)."""
+        fraction = 1.0 if self.min_distance is None else self.min_distance
+        return max(1.0, fraction * self.diameter / 2 / self.factor())
+
 
 
 @dataclass
@@ -287,6 +296,10 @@ def train(
     if not 0 < pi < 0.5:
         raise InputError(None, f"class prior π = {pi:.4g} lies outside (0, 0.5): check --expected-particles / --pi "
                                f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
+    if settings.min_distance is None:
+        area = float(np.mean([it.image.size for it in items]))
+        count = settings.expected_particles or pi * area / float(ball(settings.label_radius(), 2).sum())
+        settings = replace(settings, min_distance=auto_min_distance(count, area, settings.diameter / 2 / settings.factor()))
     if settings.tile <= 2 * (PickerCNN(settings.width).receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
     min_side = min(min(it.image.shape) for it in items)
@@ -357,7 +370,7 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
     for it in items:
         k = s.expected_particles if s.expected_particles else model.pi * it.image.size / disk
         logits = _logits(model.net, it.image)
-        _, scores = nms(logits, s.diameter / 2 / model.factor, -np.inf)
+        _, scores = nms(logits, s.suppression_radius(), -np.inf)
         if len(scores):
             cuts.append(float(scores[min(len(scores), max(1, int(round(k)))) - 1]))
     return float(np.median(cuts)) if cuts else 0.0
@@ -400,7 +413,7 @@ def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: floa
     """Picks of one micrograph in original pixels; scores are logits. ``threshold=None`` uses the model's."""
     threshold = model.threshold if threshold is None else threshold
     logits, scale = score_map(model, data)
-    radius = model.settings.diameter / 2 / model.factor
+    radius = model.settings.suppression_radius()
     thr = -np.inf if threshold == "auto" else float(threshold)
     coords, scores = nms(logits, radius, thr, max_picks=max_picks)
     if threshold == "auto" and len(scores):
@@ -420,4 +433,5 @@ def model_summary(model: PUModel) -> str:
     s = model.settings
     return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
             f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
+            f"picks at least {1.0 if s.min_distance is None else s.min_distance:g} radius apart, "
             f"default threshold {model.threshold:.3g}")
