@@ -79,6 +79,13 @@ class PUSettings:
     def label_radius(self) -> float:
         return self.label_radius_binned or max(1.5, 0.15 * self.diameter / self.factor())
 
+    def particles_in(self, pi: float, binned_area: float) -> float:
+        """Particles expected on a micrograph of this binned area: ``--expected-particles``, else from π
+        (each particle's label disk covers the fraction π of the unlabeled pixels)."""
+        if self.expected_particles:
+            return float(self.expected_particles)
+        return pi * binned_area / float(ball(self.label_radius(), 2).sum())
+
     def suppression_radius(self) -> float:
         """Radius of the non-maximum suppression, binned px (at least 1)."""
         fraction = 1.0 if self.min_distance is None else self.min_distance
@@ -298,8 +305,8 @@ def train(
                                f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
     if settings.min_distance is None:
         area = float(np.mean([it.image.size for it in items]))
-        count = settings.expected_particles or pi * area / float(ball(settings.label_radius(), 2).sum())
-        settings = replace(settings, min_distance=auto_min_distance(count, area, settings.diameter / 2 / settings.factor()))
+        settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
+                                                                    settings.diameter / 2 / settings.factor()))
     if settings.tile <= 2 * (PickerCNN(settings.width).receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
     min_side = min(min(it.image.shape) for it in items)
@@ -365,10 +372,9 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
     """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
     with k the expected number of particles per micrograph (from ``--expected-particles``, or from π)."""
     s = model.settings
-    disk = float(ball(s.label_radius(), 2).sum())
     cuts = []
     for it in items:
-        k = s.expected_particles if s.expected_particles else model.pi * it.image.size / disk
+        k = s.particles_in(model.pi, it.image.size)
         logits = _logits(model.net, it.image)
         _, scores = nms(logits, s.suppression_radius(), -np.inf)
         if len(scores):
