@@ -185,27 +185,32 @@ def run_fewshot(rs: RealSet, exemplars: pd.DataFrame, run: Path, seed: int, extr
             "pick_peak_mib": p_mib}
 
 
-def _topaz_inputs(rs: RealSet, split: str) -> Path:
-    """Topaz 0.3.20 cannot read PNGs: the micrographs as float32 MRC, then Topaz's own preprocessing."""
+def _topaz_mrc(rs: RealSet, split: str) -> Path:
+    """Topaz 0.3.20 cannot read PNGs: the micrographs as float32 MRC (made once, not timed)."""
     import mrcfile
     from PIL import Image
 
     files = rs.train if split == "train" else rs.test
-    mrc, pre = WORK / "topaz_data" / rs.name / f"{split}_mrc", WORK / "topaz_data" / rs.name / f"{split}_pre"
-    if pre.is_dir() and len(list(pre.glob("*.mrc"))) == len(files):
-        return pre
-    mrc.mkdir(parents=True, exist_ok=True)
-    for p in files:
-        mrcfile.new(mrc / f"{p.stem}.mrc", np.asarray(Image.open(p), dtype=np.float32), overwrite=True)
-    pre.mkdir(parents=True, exist_ok=True)
-    _timed([str(TOPAZ), "preprocess", "-s", str(rs.topaz_factor), "-d", "-1", "--num-workers", "0", "-o", str(pre),
-            *map(str, sorted(mrc.glob("*.mrc")))])
-    return pre
+    mrc = WORK / "topaz_data" / rs.name / f"{split}_mrc"
+    if not (mrc.is_dir() and len(list(mrc.glob("*.mrc"))) == len(files)):
+        mrc.mkdir(parents=True, exist_ok=True)
+        for p in files:
+            mrcfile.new(mrc / f"{p.stem}.mrc", np.asarray(Image.open(p), dtype=np.float32), overwrite=True)
+    return mrc
+
+
+def _topaz_preprocess(rs: RealSet, split: str, out: Path) -> tuple[float, float]:
+    """Topaz's own preprocessing (downsampling, GMM normalisation) of one split into ``out``: (seconds, MiB)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return _timed([str(TOPAZ), "preprocess", "-s", str(rs.topaz_factor), "-d", "-1", "--num-workers", "0", "-o",
+                   str(out), *map(str, sorted(_topaz_mrc(rs, split).glob("*.mrc")))])
 
 
 def run_topaz(rs: RealSet, labels: pd.DataFrame, run: Path, updates: int) -> dict:
     f = rs.topaz_factor
-    pre_train = _topaz_inputs(rs, "train")
+    pre_train = WORK / "topaz_data" / rs.name / "train_pre"  # shared by the runs of a set
+    if not (pre_train.is_dir() and len(list(pre_train.glob("*.mrc"))) == len(rs.train)):
+        _topaz_preprocess(rs, "train", pre_train)
     targets = pd.DataFrame({"image_name": labels.micrograph, "x_coord": (labels.x / f).round().astype(int),
                             "y_coord": (labels.y / f).round().astype(int)})
     targets.to_csv(run / "targets.txt", sep="\t", index=False)
@@ -221,15 +226,8 @@ def run_topaz(rs: RealSet, labels: pd.DataFrame, run: Path, updates: int) -> dic
                          "-j", "1", "--num-workers", "0", "--num-epochs", "1", "--epoch-size", str(updates),
                          "--save-prefix", str(run / "topaz"), "-o", str(run / "topaz_log.txt")])
     # picking = Topaz's preprocessing of the test micrographs + extraction (the MRC conversion is not counted)
-    pre_test = WORK / "topaz_data" / rs.name / "test_pre"
-    fresh = not pre_test.is_dir()
-    _topaz_inputs(rs, "test")
-    pre_s, pre_mib = (0.0, 0.0)
-    if not fresh:  # time the preprocessing once more, so every run reports the same work
-        tmp = run / "pre_test"
-        tmp.mkdir(exist_ok=True)
-        pre_s, pre_mib = _timed([str(TOPAZ), "preprocess", "-s", str(f), "-d", "-1", "--num-workers", "0", "-o",
-                                 str(tmp), *map(str, sorted((pre_test.parent / "test_mrc").glob("*.mrc")))])
+    pre_test = run / "pre_test"
+    pre_s, pre_mib = _topaz_preprocess(rs, "test", pre_test)
     e_s, e_mib = _timed([str(TOPAZ), "extract", "-m", str(run / "topaz_epoch1.sav"), "-r",
                          str(int(round(rs.diameter / 2 / f))), "-x", str(f), "-t", "-20", "-d", "-1", "--num-workers",
                          "0", "-o", str(run / "topaz_picks.txt"), *map(str, sorted(pre_test.glob("*.mrc")))])

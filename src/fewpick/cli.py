@@ -250,7 +250,7 @@ def train(
     method: PUMethod = typer.Option(PUMethod.ge_binomial, "--method", help="Positive-unlabeled objective."),
     ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),
     slack: float = typer.Option(0.0, "--slack", help="β of nnPU: how far below 0 the negative risk may go."),
-    autoencoder: float = typer.Option(0.0, "--autoencoder", help="Weight a of the reconstruction error (0 = classifier only; seed 003 uses N/10)."),
+    autoencoder: float = typer.Option(0.0, "--autoencoder", help="Weight a of the reconstruction error (0 = classifier only; the Topaz paper uses N/10)."),
     steps: int = typer.Option(1500, "--steps", min=1, help="Optimiser steps (learning rate decays to 0 over them)."),
     steps_per_epoch: int = typer.Option(100, "--steps-per-epoch", min=1, help="Steps between checkpoints / validation."),
     val_images: Optional[List[Path]] = typer.Option(None, "--val-images", help="Held-out micrographs for the AUPRC shown each epoch."),
