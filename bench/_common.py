@@ -45,11 +45,12 @@ def self_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_results(name: str, data: dict, table_md: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_results(name: str, data: dict, table_md: str, folder: Path | None = None) -> None:
+    folder = Path(folder) if folder is not None else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
     data = {"machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]), **data}
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
     m = data["machine"]
     header = (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}  \n"
               f"Command: `{data['command']}`\n\n")
-    (RESULTS / f"{name}.md").write_text(header + table_md + "\n")
+    (folder / f"{name}.md").write_text(header + table_md + "\n")

@@ -35,6 +35,60 @@ simulate_app = typer.Typer(help="Simulate micrographs or tomograms with exact gr
 app.add_typer(simulate_app, name="simulate")
 
 
+def _device_option():
+    return typer.Option("auto", "--device", help="Where the network runs: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
+
+
+def _device(spec: str):
+    """Resolve --device once per command (one clear error for a GPU that is not there) and say which is used."""
+    from fewpick.device import device_name, resolve_device
+
+    dev = resolve_device(spec)
+    if dev.type != "cpu" or spec not in ("auto", "cpu"):
+        err_console.print(f"device: {device_name(dev)}", highlight=False)
+    return dev
+
+
+def _resume_option():
+    return typer.Option(False, "--resume", help="Skip the micrographs whose picks an earlier, interrupted run of this command already wrote.")
+
+
+def _strict_option():
+    return typer.Option(False, "--strict", help="Stop at the first unreadable or bad micrograph (default: list it in the failures file and go on).")
+
+
+def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs"):
+    """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
+    the rate and the time left, one line per bad file, and a summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fewpick.batch import pick_files
+
+    with Progress(TextColumn("picking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("pick", total=len(files), info="")
+
+        def update(e):
+            eta = e["eta_s"]
+            left = f"{int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d} left" if eta == eta else ""
+            progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s  {left}")
+
+        result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
+                            progress=update, kind=what, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
+    if not result.picked and not result.skipped:
+        raise InputError(None, f"no {what} could be picked; the reasons are in {result.failures_file}")
+    done = len(result.picked) + len(result.skipped)
+    where = result.written[0] if len(result.written) == 1 and result.parts != Path(out) else f"{len(result.written)} files in {result.parts}"
+    extra = f" ({len(result.skipped)} already done)" if result.skipped else ""
+    console.print(f"{result.n_picks} picks in {done} {what}{extra} -> {where}", highlight=False)
+    if result.parts != Path(out):
+        console.print(f"per-{what[:-1]} picks in {result.parts}/", highlight=False)
+    if result.failed:
+        err_console.print(f"[yellow]warning:[/] {len(result.failed)} of {len(files)} {what} failed; listed in "
+                          f"{result.failures_file} (fix them and run again with --resume)", highlight=False)
+    return result
+
+
 def handle_errors(func):
     """Turn :class:`FewpickError` into one line on stderr and exit status 2."""
 
@@ -163,6 +217,9 @@ def pick(
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say (star, box, tsv, csv, coords)."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
+    device: str = _device_option(),
+    resume: bool = _resume_option(),
+    strict: bool = _strict_option(),
 ):
     """Pick particles with a trained model, or with a classic method (no training).
 
@@ -170,10 +227,8 @@ def pick(
     or: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
     """
     import numpy as np
-    import pandas as pd
-    from rich.progress import Progress
 
-    from fewpick.io import list_images, read_image, read_micrograph, write_picks
+    from fewpick.io import list_images, read_image, read_micrograph
     from fewpick.pickers.classic import ClassicSettings, pick_micrograph, prepare_templates
     from fewpick.preprocess import parse_length
 
@@ -183,14 +238,14 @@ def pick(
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
                                 match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
-                                box_size=box_size, threads=2)
+                                box_size=box_size, threads=2, device=device, resume=resume, strict=strict)
     files = list_images(images)
-    first = read_micrograph(files[0], pixel_size=pixel_size)
+    first = _first_readable(files, pixel_size, strict)
     pu_model = None
     if model is not None:
         from fewpick.pickers import pu
 
-        pu_model = pu.load_model(model)
+        pu_model = pu.load_model(model, _device(device))
         diameter = pu_model.settings.diameter
         thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
         err_console.print(pu.model_summary(pu_model), highlight=False)
@@ -209,22 +264,32 @@ def pick(
         if not np.isfinite(t_img.data).all():
             raise InputError(template, "template holds NaN or infinite values")
         templates = prepare_templates(t_img.data, settings, t_img.pixel_size, first.pixel_size, angular_step)
-    tables = []
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("picking", total=len(files))
-        for i, path in enumerate(files):
-            image = first if i == 0 else read_micrograph(path, pixel_size=pixel_size)
-            if first.pixel_size and image.pixel_size and abs(image.pixel_size - first.pixel_size) > 1e-3 * first.pixel_size:
-                raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {first.pixel_size:g} Å of {files[0].name}")
-            if pu_model is not None:
-                tables.append(pu.pick_micrograph(pu_model, image.data, image.name, thr, max_picks))
-            else:
-                tables.append(pick_micrograph(image.data, settings, image.name, templates))
-            progress.advance(task)
-    picks = pd.concat(tables, ignore_index=True)
-    written = write_picks(picks, out, fmt, box_size=box_size or diameter, micrographs=[f.stem for f in files])
-    where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
-    console.print(f"{len(picks)} picks in {len(files)} micrographs -> {where}")
+    def read(path):
+        image = read_micrograph(path, pixel_size=pixel_size)
+        if first.pixel_size and image.pixel_size and abs(image.pixel_size - first.pixel_size) > 1e-3 * first.pixel_size:
+            raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {first.pixel_size:g} Å of {first.name}")
+        return image
+
+    def pick_one(image):
+        if pu_model is not None:
+            return pu.pick_micrograph(pu_model, image.data, image.name, thr, max_picks)
+        return pick_micrograph(image.data, settings, image.name, templates)
+
+    _run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict)
+
+
+def _first_readable(files, pixel_size, strict: bool):
+    """The first micrograph that reads (its header sets the pixel size the others must match); the batch
+    itself reports the ones that do not."""
+    from fewpick.io import read_micrograph
+
+    for path in files:
+        try:
+            return read_micrograph(path, pixel_size=pixel_size)
+        except InputError:
+            if strict or path == files[-1]:
+                raise
+    raise InputError(None, "no micrographs given")
 
 
 # ---------------------------------------------------------------- train
@@ -261,6 +326,7 @@ def train(
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius. Default: from the expected count, half the radius on crowded micrographs, the whole radius on sparse ones."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    device: str = _device_option(),
 ):
     """Train a positive-unlabeled CNN picker from a few labeled particles.
 
@@ -272,6 +338,7 @@ def train(
     from fewpick.pickers import pu
     from fewpick.preprocess import parse_length
 
+    dev = _device(device)
     files = list_images(images)
     ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
     diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
@@ -295,7 +362,7 @@ def train(
             progress.update(task, completed=entry["step"], info=info)
 
         model = pu.train(ims, labs, settings, out, labels_source=labels, val_images=v_ims, val_labels=v_labs,
-                         resume=resume, progress=report)
+                         resume=resume, progress=report, device=dev)
     console.print(f"{pu.model_summary(model)} -> {out}", highlight=False)
 
 
@@ -467,6 +534,7 @@ def fewshot_pretrain(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    device: str = _device_option(),
 ):
     """Pre-train the masked autoencoder on unlabeled micrographs (reconstruction only).
 
@@ -479,6 +547,7 @@ def fewshot_pretrain(
     from fewpick.pickers import fewshot as fs
     from fewpick.preprocess import parse_length
 
+    dev = _device(device)
     files = list_images(images)
     if len(files) > max_images:
         files = [files[i] for i in np.linspace(0, len(files) - 1, max_images).round().astype(int)]
@@ -490,7 +559,7 @@ def fewshot_pretrain(
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
         task = progress.add_task("pretrain", total=steps, info="")
         net, info = fs.pretrain(ims, settings, progress=lambda e: progress.update(
-            task, completed=e["step"], info=f"loss {e['loss']:.4f}"))
+            task, completed=e["step"], info=f"loss {e['loss']:.4f}"), device=dev)
     fs.save_pretrained(net, settings, info, out)
     console.print(f"encoder pre-trained on {len(ims)} micrograph(s), window {settings.window:.0f} px -> {out}",
                   highlight=False)
@@ -521,6 +590,7 @@ def fewshot_train(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
+    device: str = _device_option(),
 ):
     """Train the few-shot picker on one reference micrograph and its exemplars.
 
@@ -534,6 +604,7 @@ def fewshot_train(
 
     if pretrained is not None and (pretrain_images or no_pretrain):
         raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
+    dev = _device(device)
     ref = read_micrograph(reference, pixel_size=pixel_size)
     diameter = parse_length(particle_diameter, ref.pixel_size, "--particle-diameter")
     ex = read_picks(exemplars, require_rows=True)
@@ -558,7 +629,7 @@ def fewshot_train(
             progress.update(task, completed=done, info=info)
 
         model = fs.train(ref, ex, settings, out, pretrain_images=pre_ims, pretrained_path=pretrained,
-                         no_pretrain=no_pretrain, exemplars_source=exemplars, progress=report)
+                         no_pretrain=no_pretrain, exemplars_source=exemplars, progress=report, device=dev)
     console.print(f"{fs.model_summary(model)} -> {out}", highlight=False)
 
 
@@ -578,39 +649,35 @@ def fewshot_pick(
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    device: str = _device_option(),
+    resume: bool = _resume_option(),
+    strict: bool = _strict_option(),
 ):
     """Pick particles with a few-shot model: slide the encoder, match the exemplars, cut per micrograph.
 
     Example: [bold]fewpick fewshot pick mics/ --model fewshot.pt --out picks.star --score-maps maps/[/]
     """
-    import pandas as pd
-    from rich.progress import Progress
-
-    from fewpick.io import list_images, read_micrograph, write_picks
+    from fewpick.io import list_images, read_micrograph
     from fewpick.pickers import fewshot as fs
 
-    m = fs.load_model(model)
+    m = fs.load_model(model, _device(device))
     m.settings.threads = threads
     if min_distance is not None:
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)
     err_console.print(fs.model_summary(m), highlight=False)
     thr = _threshold(threshold)
-    tables = []
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("picking", total=len(files))
-        for f in files:
-            im = read_micrograph(f, pixel_size=pixel_size)
-            keep = {} if score_maps else None
-            tables.append(fs.pick_micrograph(m, im, thr, match=match.value if match else None, stride=stride,
-                                             max_picks=max_picks, keep_map=keep))
-            if score_maps:
-                fs.write_score_map(keep, Path(score_maps), im.name)
-            progress.advance(task)
-    picks = pd.concat(tables, ignore_index=True)
-    written = write_picks(picks, out, fmt, box_size=box_size or m.settings.diameter, micrographs=[f.stem for f in files])
-    where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
-    console.print(f"{len(picks)} picks in {len(files)} micrographs -> {where}")
+
+    def pick_one(im):
+        keep = {} if score_maps else None
+        picks = fs.pick_micrograph(m, im, thr, match=match.value if match else None, stride=stride,
+                                   max_picks=max_picks, keep_map=keep)
+        if score_maps:
+            fs.write_score_map(keep, Path(score_maps), im.name)
+        return picks
+
+    _run_batch(files, lambda f: read_micrograph(f, pixel_size=pixel_size), pick_one, out, fmt,
+               box_size or m.settings.diameter, resume, strict)
 
 
 def main() -> None:
@@ -671,6 +738,7 @@ def explore_run(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     force: bool = typer.Option(False, "--force", help="Start the run folder again even if it holds another run."),
+    device: str = _device_option(),
 ):
     """Explore tomograms without labels: what is abundant in them, as classes on a 2D map.
 
@@ -704,7 +772,8 @@ def explore_run(
             extra = f", {info['count']} candidates" if "count" in info else ""
             err_console.print(f"{stage}: {info['seconds']:.1f} s{extra}", highlight=False)
 
-    run = explore(tomos, out, settings, tilt_series=ts, tilt_angles=tlt or None, force=force, progress=report)
+    run = explore(tomos, out, settings, tilt_series=ts, tilt_angles=tlt or None, force=force, progress=report,
+                  device=_device(device))
     m = run.load()
     console.print(f"{m['stages']['candidates']['count']} candidates in {len(tomos)} tomogram(s), "
                   f"{classes} classes -> {run.folder}/ (candidates.star, gallery.png)", highlight=False)
@@ -780,6 +849,7 @@ def tomo_train(
     lambdas: Tuple[float, float, float] = typer.Option((1.6, 8.0, 1.6), "--lambdas", help="λ1 λ2 λ3: annotated, unlabeled, pseudo-label contrastive weights, against the heat-map loss per positive voxel (the paper's 0.1 0.5 0.1, ×16)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    device: str = _device_option(),
 ):
     """Train a localization model from a few labeled centres (2D U-Net + 3D fusion, PU focal loss, debiased contrast).
 
@@ -789,6 +859,7 @@ def tomo_train(
     from fewpick.pickers import tomo
     from fewpick.preprocess import parse_length
 
+    dev = _device(device)
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
@@ -809,7 +880,7 @@ def tomo_train(
         err_console.print(f"  epoch {rec['epoch']}/{epochs}  loss {rec['loss']:.4f} (heat map {rec['heat']:.4f}, "
                           f"contrast {rec['contrast']:.4f})  {rec['seconds']:.0f} s", highlight=False)
 
-    model = tomo.train(ims, labs, settings, source=labels, progress=report)
+    model = tomo.train(ims, labs, settings, source=labels, progress=report, device=dev)
     tomo.save_model(model, out)
     console.print(f"tomogram localization model ({'filament' if filament else 'particle'} {diameter:g} voxels, "
                   f"binned ×{settings.bin}, π {model.pi:.3g} from {sum(model.particles):.0f} particles assumed in "
@@ -831,29 +902,32 @@ def tomo_pick(
     max_curvature: float = typer.Option(0.05, "--max-curvature", help="Filament models: largest curvature of the fit, 1/voxels."),
     step: float = typer.Option(2.0, "--step", help="Filament models: spacing of the output points along each filament, voxels."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    device: str = _device_option(),
+    resume: bool = _resume_option(),
+    strict: bool = _strict_option(),
 ):
     """Find every particle of the trained kind in whole tomograms (filament models: points along each filament,
     with rlnHelicalTubeID).
 
     Example: [bold]fewpick tomo pick tomos/ --model ribosome.pt --out picks.star[/]
     """
-    import pandas as pd
     import torch
 
-    from fewpick.io import list_images, read_volume, write_mrc, write_picks
-    from fewpick.io.images import micrograph_key
+    from fewpick.io import list_images, read_volume, write_mrc
     from fewpick.pickers import tomo
 
     torch.set_num_threads(threads)
-    model = tomo.load_model(model_path)
+    model = tomo.load_model(model_path, _device(device))
     thr = _threshold(threshold)
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
-    tables = []
-    for f in files:
+    def read(f):
         im = read_volume(f)
         tomo.check_isotropic(im.path)
+        return im
+
+    def pick_one(im):
         heat = tomo.heat_map(model, im.data)
         if heat_maps:
             write_mrc(Path(heat_maps) / f"{im.name}_heat.mrc", heat, (im.pixel_size or 0) * model.settings.bin or None)
@@ -862,8 +936,6 @@ def tomo_pick(
             fil["link"] = link
         picks = tomo.pick_tomogram(model, im, thr, radius, heat=heat, filament=fil)
         err_console.print(f"{im.name}: {len(picks)} picks", highlight=False)
-        tables.append(picks)
-    picks = pd.concat(tables, ignore_index=True)
-    written = write_picks(picks, out, fmt, micrographs=[micrograph_key(f) for f in files])
-    where = written[0] if len(written) == 1 else f"{len(written)} files in {out}"
-    console.print(f"{len(picks)} picks in {len(files)} tomogram(s) -> {where}", highlight=False)
+        return picks
+
+    _run_batch(files, read, pick_one, out, fmt, None, resume, strict, what="tomograms")

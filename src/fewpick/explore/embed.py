@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from fewpick._fileutil import atomic_path
+from fewpick.device import cpu_state, module_device, resolve_device
 from fewpick.losses.simsiam import simsiam_loss
 from fewpick.nn.resnet import SimSiam
 
@@ -67,8 +68,10 @@ def _lr(step: int, total: int, base: float) -> float:
 
 def train_simsiam(inputs: np.ndarray, *, width: int = 16, dim: int = 128, epochs: int = 30, batch: int = 128,
                   lr: float = 0.05, seed: int = 0, checkpoint: str | Path | None = None,
-                  progress: Callable[[dict], None] | None = None) -> tuple[SimSiam, list[dict]]:
-    """Train SimSiam on normalised inputs ``(N, S, S)``; returns the model (eval mode) and the loss history.
+                  progress: Callable[[dict], None] | None = None,
+                  device: str | torch.device = "auto") -> tuple[SimSiam, list[dict]]:
+    """Train SimSiam on normalised inputs ``(N, S, S)`` on ``device``; returns the model (eval mode) and the
+    loss history. The augmentations are drawn on the CPU (the same on any device), then moved.
 
     ``lr`` is per 256 images (scaled by ``batch/256``, as in SimSiam). With ``checkpoint``, the state is saved
     after every epoch and a matching checkpoint there is resumed from.
@@ -79,14 +82,15 @@ def train_simsiam(inputs: np.ndarray, *, width: int = 16, dim: int = 128, epochs
     batch = min(batch, n)
     per_epoch = max(1, n // batch)
     total = epochs * per_epoch
+    dev = resolve_device(device)
     torch.manual_seed(seed)
-    model = SimSiam(width, dim)
+    model = SimSiam(width, dim).to(dev)
     base = lr * batch / 256
     opt = torch.optim.SGD(model.parameters(), lr=base, momentum=0.9, weight_decay=1e-4)
     start, history = 0, []
     config = {"n": n, "width": width, "dim": dim, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed}
     if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state.get("config") == config:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
@@ -102,7 +106,7 @@ def train_simsiam(inputs: np.ndarray, *, width: int = 16, dim: int = 128, epochs
             for g in opt.param_groups:
                 g["lr"] = _lr(epoch * per_epoch + i, total, base)
             x = data[order[i * batch : (i + 1) * batch]]
-            loss = simsiam_loss(*model(augment(x, gen), augment(x, gen)))
+            loss = simsiam_loss(*model(augment(x, gen).to(dev), augment(x, gen).to(dev)))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -112,7 +116,7 @@ def train_simsiam(inputs: np.ndarray, *, width: int = 16, dim: int = 128, epochs
             progress(history[-1])
         if checkpoint is not None:
             with atomic_path(checkpoint) as tmp:
-                torch.save({"config": config, "model": model.state_dict(), "opt": opt.state_dict(),
+                torch.save({"config": config, "model": cpu_state(model), "opt": opt.state_dict(),
                             "epoch": epoch + 1, "history": history}, tmp)
     model.eval()
     return model, history
@@ -120,10 +124,11 @@ def train_simsiam(inputs: np.ndarray, *, width: int = 16, dim: int = 128, epochs
 
 @torch.no_grad()
 def embed(model: SimSiam, inputs: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Unit-norm embeddings ``(N, dim)`` of normalised inputs ``(N, S, S)``."""
+    """Unit-norm embeddings ``(N, dim)`` of normalised inputs ``(N, S, S)``, on the model's device."""
     model.eval()
+    dev = module_device(model)
     out = []
     for i in range(0, len(inputs), batch):
-        x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch], dtype=np.float32))[:, None]
-        out.append(F.normalize(model.embed(x), dim=1).numpy())
+        x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch], dtype=np.float32))[:, None].to(dev)
+        out.append(F.normalize(model.embed(x), dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config["dim"]), np.float32)

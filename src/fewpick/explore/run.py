@@ -134,11 +134,14 @@ def _settings_dict(s: ExploreSettings) -> dict:
 def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, settings: ExploreSettings, *,
             tilt_series: Sequence[str | os.PathLike] | None = None,
             tilt_angles: Sequence[str | os.PathLike] | None = None, force: bool = False,
-            progress: Callable[[str, dict], None] | None = None) -> Run:
-    """Run (or resume) the whole exploration into ``out``; returns the :class:`Run`."""
+            progress: Callable[[str, dict], None] | None = None, device: str = "auto") -> Run:
+    """Run (or resume) the whole exploration into ``out`` (SimSiam on ``device``); returns the :class:`Run`."""
     import torch
 
+    from fewpick.device import cpu_state, resolve_device
+
     settings.check()
+    dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
     tomos = [Path(t) for t in tomograms]
     if not tomos:
@@ -226,11 +229,11 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
         t0 = time.perf_counter()
         model, history = train_simsiam(inputs, width=settings.width, dim=settings.dim, epochs=settings.epochs,
                                        batch=settings.batch, lr=settings.lr, seed=settings.seed,
-                                       checkpoint=run.path("encoder.ckpt"),
+                                       checkpoint=run.path("encoder.ckpt"), device=dev,
                                        progress=(lambda e: progress("epoch", e)) if progress else None)
         with atomic_path(run.path("encoder.pt")) as tmp:
             torch.save({"format": "fewpick-explore-encoder", "version": RUN_VERSION, "config": model.config,
-                        "state": model.state_dict()}, tmp)
+                        "state": cpu_state(model)}, tmp)
         run.path("encoder.ckpt").unlink(missing_ok=True)
         done("train", t0, final_loss=history[-1]["loss"], epochs=len(history))
     if "embed" not in stages:
@@ -239,7 +242,7 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             bundle = torch.load(run.path("encoder.pt"), weights_only=True)
             model = SimSiam(**bundle["config"])
             model.load_state_dict(bundle["state"])
-            emb = embed(model, inputs)
+            emb = embed(model.to(dev), inputs)
         else:
             from fewpick.explore.cluster import pca_features
 

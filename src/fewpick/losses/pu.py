@@ -33,7 +33,7 @@ def ge_binomial_penalty(z_unl: torch.Tensor, pi: float) -> torch.Tensor:
     sd = var.sqrt()
     k = torch.arange(n + 1, dtype=torch.float32, device=g.device)
     # log p_k of Binomial(n, pi)
-    log_p = (torch.lgamma(torch.tensor(n + 1.0)) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+    log_p = (math.lgamma(n + 1.0) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
              + k * math.log(pi) + (n - k) * math.log1p(-pi))
     # q_k: the normal N(mu, var) integrated over [k - 1/2, k + 1/2]
     normal = torch.distributions.Normal(mu, sd)

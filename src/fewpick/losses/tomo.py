@@ -106,7 +106,8 @@ def voxel_contrast(f1: torch.Tensor, f2: torch.Tensor, target: torch.Tensor, pro
     def draw(mask: torch.Tensor) -> torch.Tensor:
         idx = torch.nonzero(mask).reshape(-1)
         if idx.numel() > samples:
-            idx = idx[torch.randperm(idx.numel(), generator=generator)[:samples]]
+            # drawn on the CPU generator: the same voxels on any device
+            idx = idx[torch.randperm(idx.numel(), generator=generator)[:samples].to(idx.device)]
         return idx
 
     ann = draw(t > 0)

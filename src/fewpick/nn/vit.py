@@ -119,7 +119,7 @@ class MaskedAutoencoder(nn.Module):
         tokens = self.embed(x).flatten(2).transpose(1, 2) + self.pos
         b, t, d = tokens.shape
         keep = max(1, int(round(t * (1 - mask_ratio))))
-        noise = torch.rand(b, t, generator=generator)
+        noise = torch.rand(b, t, generator=generator).to(tokens.device)  # drawn on the CPU: the same on any device
         order = noise.argsort(dim=1)
         restore = order.argsort(dim=1)
         visible = order[:, :keep]
@@ -132,7 +132,7 @@ class MaskedAutoencoder(nn.Module):
         for blk in self.dec_blocks:
             full = blk(full)
         pred = self.dec_pred(self.dec_norm(full))
-        masked = torch.ones(b, t)
+        masked = torch.ones(b, t, device=tokens.device)
         masked[:, :keep] = 0
         masked = torch.gather(masked, 1, restore)
         err = ((pred - self.patches(x)) ** 2).mean(dim=-1)
@@ -157,9 +157,11 @@ class MaskedAutoencoder(nn.Module):
         h, w = image.shape
         if h < s or w < s:
             raise ValueError(f"image {h}×{w} is smaller than the {s} px window")
-        img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+        weight, bias = self.embed.weight, self.embed.bias
+        dev = weight.device
+        img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(dev)
         ny, nx = (h - s) // stride + 1, (w - s) // stride + 1
-        # window mean and sd from summed-area tables (float64 for accuracy)
+        # window mean and sd from summed-area tables (float64 for accuracy, on the CPU)
         sat = F.pad(torch.from_numpy(np.asarray(image, np.float64)).cumsum(0).cumsum(1), (1, 0, 1, 0))
         sat2 = F.pad(torch.from_numpy(np.asarray(image, np.float64) ** 2).cumsum(0).cumsum(1), (1, 0, 1, 0))
         ys, xs = torch.arange(ny) * stride, torch.arange(nx) * stride
@@ -173,11 +175,10 @@ class MaskedAutoencoder(nn.Module):
             inv = (1.0 / ((box(sat2) - mu**2).clamp(min=0).sqrt() + 1e-5)).float()
         else:
             inv = torch.ones_like(mu, dtype=torch.float32)
-        mu = mu.float()
-        weight, bias = self.embed.weight, self.embed.bias
+        mu, inv, ys, xs = mu.float().to(dev), inv.to(dev), ys.to(dev), xs.to(dev)
         emb = F.conv2d(img[None, None], weight)[0].permute(1, 2, 0)  # (h-p+1, w-p+1, dim), no bias
         ones = weight.sum(dim=(1, 2, 3))  # conv of a constant 1
-        grid = torch.arange(self.grid) * p
+        grid = torch.arange(self.grid, device=dev) * p
         pos = self.pos[0].reshape(self.grid, self.grid, -1)
         for r0 in range(0, ny, rows_per_chunk):
             r1 = min(ny, r0 + rows_per_chunk)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from fewpick import __version__
 from fewpick._fileutil import atomic_path, load_torch_bundle
+from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
 from fewpick.extract import auto_min_distance, nms, threshold_knn_density
 from fewpick.io.images import Image, match_names
@@ -138,12 +139,21 @@ class FewShotModel:
     reference: str = ""
     pretrained: dict = field(default_factory=dict)  # what the encoder was pre-trained on
     history: list = field(default_factory=list)
+    # run-time choice, not stored: bfloat16 matrix products when picking on a GPU. Off: on an H100 it saved no
+    # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
+    mixed_precision: bool = False
+
+    def to(self, device: str | torch.device = "auto") -> "FewShotModel":
+        """Move the network to ``device`` (see :mod:`fewpick.device`); returns the model."""
+        self.net.to(resolve_device(device))
+        return self
 
     @torch.inference_mode()
     def exemplar_features(self) -> torch.Tensor:
-        """Unit-norm features of the exemplars, (m, dim)."""
+        """Unit-norm features of the exemplars, (m, dim), on the network's device."""
         self.net.eval()
-        return F.normalize(self.net.features(torch.from_numpy(self.exemplars)[:, None]), dim=1)
+        x = torch.from_numpy(self.exemplars)[:, None].to(module_device(self.net))
+        return F.normalize(self.net.features(x).float(), dim=1)
 
 
 # ---------------------------------------------------------------- data
@@ -337,22 +347,23 @@ def is_model_file(path: str | os.PathLike) -> bool:
 
 def save_pretrained(net: MaskedAutoencoder, settings: FewShotSettings, info: dict, path: str | os.PathLike) -> Path:
     bundle = {"format": PRETRAINED_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
-              "settings": asdict(settings), "info": info, "state_dict": net.state_dict()}
+              "settings": asdict(settings), "info": info, "state_dict": cpu_state(net)}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
     return path
 
 
-def load_pretrained(path: str | os.PathLike) -> tuple[MaskedAutoencoder, FewShotSettings, dict]:
+def load_pretrained(path: str | os.PathLike, device: str | torch.device = "auto"
+                    ) -> tuple[MaskedAutoencoder, FewShotSettings, dict]:
     bundle = _load_bundle(path, PRETRAINED_FORMAT, "pre-trained encoder")
     settings = _settings_from(bundle["settings"])
-    return _net_from(bundle, settings, path), settings, dict(bundle.get("info", {}))
+    return _net_from(bundle, settings, path).to(resolve_device(device)), settings, dict(bundle.get("info", {}))
 
 
 def save_model(model: FewShotModel, path: str | os.PathLike) -> Path:
     bundle = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
-              "settings": asdict(model.settings), "state_dict": model.net.state_dict(),
+              "settings": asdict(model.settings), "state_dict": cpu_state(model.net),
               "exemplars": torch.from_numpy(np.ascontiguousarray(model.exemplars)), "pixel_size": model.pixel_size,
               "reference": model.reference, "pretrained": model.pretrained, "history": model.history}
     path = Path(path)
@@ -361,10 +372,10 @@ def save_model(model: FewShotModel, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_model(path: str | os.PathLike) -> FewShotModel:
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> FewShotModel:
     bundle = _load_bundle(path, MODEL_FORMAT, "few-shot picker model")
     settings = _settings_from(bundle["settings"])
-    net = _net_from(bundle, settings, path)
+    net = _net_from(bundle, settings, path).to(resolve_device(device))
     return FewShotModel(net, settings, bundle["exemplars"].numpy(), bundle.get("pixel_size"),
                         bundle.get("reference", ""), dict(bundle.get("pretrained", {})), list(bundle.get("history", [])))
 
@@ -382,10 +393,12 @@ def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.opti
 
 
 def pretrain(images: Sequence[Image], settings: FewShotSettings, *, net: MaskedAutoencoder | None = None,
-             progress: Callable[[dict], None] | None = None, prepared: Sequence[np.ndarray] | None = None
-             ) -> tuple[MaskedAutoencoder, dict]:
-    """Pre-train the MAE by masked reconstruction on random windows of ``images``; returns the net and a summary."""
+             progress: Callable[[dict], None] | None = None, prepared: Sequence[np.ndarray] | None = None,
+             device: str | torch.device = "auto") -> tuple[MaskedAutoencoder, dict]:
+    """Pre-train the MAE by masked reconstruction on random windows of ``images`` on ``device``; returns the
+    net and a summary."""
     settings.check()
+    dev = resolve_device(device)
     torch.set_num_threads(settings.train_threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -396,14 +409,14 @@ def pretrain(images: Sequence[Image], settings: FewShotSettings, *, net: MaskedA
             raise InputError(im.path, f"micrograph is smaller than one {settings.window:.0f} px window")
     weights = np.array([p.size for p in prepared], float)
     weights /= weights.sum()
-    net = net or MaskedAutoencoder(**settings.arch())
+    net = (net or MaskedAutoencoder(**settings.arch())).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched = _schedule(opt, settings.pretrain_steps, max(1, settings.pretrain_steps // 20))
     net.train()
     t0, running, history = time.perf_counter(), [], []
     for step in range(settings.pretrain_steps):
         x = torch.from_numpy(_random_windows(prepared, settings.pretrain_batch, settings.size, rng, weights))[:, None]
-        loss, _ = net(x, settings.mask_ratio, gen)
+        loss, _ = net(x.to(dev), settings.mask_ratio, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -425,9 +438,11 @@ def pretrain(images: Sequence[Image], settings: FewShotSettings, *, net: MaskedA
 def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, *,
              net: MaskedAutoencoder | None = None, pretrained: dict | None = None, exemplars_source=None,
              prepared: np.ndarray | None = None, progress: Callable[[dict], None] | None = None,
-             min_exemplars: int = 2) -> FewShotModel:
-    """Fine-tune on the reference micrograph: exemplars + random unlabeled windows, ``L_MSE + β·L̂_SCS``."""
+             min_exemplars: int = 2, device: str | torch.device = "auto") -> FewShotModel:
+    """Fine-tune on the reference micrograph on ``device``: exemplars + random unlabeled windows,
+    ``L_MSE + β·L̂_SCS``."""
     settings.check()
+    dev = resolve_device(device)
     torch.set_num_threads(settings.train_threads)
     torch.manual_seed(settings.seed + 1)
     rng = np.random.default_rng(settings.seed + 1)
@@ -441,6 +456,7 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
         net = MaskedAutoencoder(**settings.arch())
     elif net.config != settings.arch():
         raise InputError(None, "the pre-trained encoder has another architecture than these settings")
+    net = net.to(dev)
     # one pixel of reflect padding for the ±1 px jitter of exemplar and blob windows
     s = settings.size
     padded = np.pad(img, 1, mode="reflect")
@@ -459,7 +475,7 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
         xu = np.concatenate([_random_windows([img], settings.unlabeled - n_shift - n_cand, s, rng),
                              _shifted_windows(img, centres, n_shift, settings, rng),
                              _blob_windows(padded, blobs, n_cand, s, rng)])
-        x = torch.from_numpy(np.concatenate([xl, xu]))[:, None]
+        x = torch.from_numpy(np.concatenate([xl, xu]))[:, None].to(dev)
         mse, feats = net(x, settings.mask_ratio, gen)
         if settings.scs_view == "full":
             feats = net.features(x)
@@ -493,12 +509,15 @@ def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int]
 def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, out: str | os.PathLike, *,
           pretrain_images: Sequence[Image] | None = None, pretrained_path: str | os.PathLike | None = None,
           no_pretrain: bool = False, exemplars_source=None,
-          progress: Callable[[dict], None] | None = None, min_exemplars: int = 2) -> FewShotModel:
-    """Pre-train (unless given a pre-trained encoder or told not to) and fine-tune; write the model to ``out``.
+          progress: Callable[[dict], None] | None = None, min_exemplars: int = 2,
+          device: str | torch.device = "auto") -> FewShotModel:
+    """Pre-train (unless given a pre-trained encoder or told not to) and fine-tune on ``device``; write the
+    model to ``out``.
 
     Without ``pretrain_images`` the encoder is pre-trained on the reference micrograph alone.
     """
     settings.check()
+    dev = resolve_device(device)
     ref_img = prepare(reference, settings.scale)
     # the exemplars are checked before pre-training, which takes minutes
     exemplar_windows(reference, ref_img, _exemplars_for(reference, exemplars, exemplars_source), settings,
@@ -506,7 +525,7 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     settings = replace(settings, suppress=crowded_suppress(settings, ref_img.shape))
     net, info = None, {}
     if pretrained_path is not None:
-        net, pre_settings, info = load_pretrained(pretrained_path)
+        net, pre_settings, info = load_pretrained(pretrained_path, dev)
         if pre_settings.arch() != settings.arch():
             raise InputError(pretrained_path, "pre-trained encoder has another architecture "
                                               f"({pre_settings.arch()}) than asked ({settings.arch()})")
@@ -514,9 +533,9 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     elif not no_pretrain:
         images = list(pretrain_images or [reference])
         prepared = [ref_img if im is reference else prepare(im, settings.scale) for im in images]
-        net, info = pretrain(images, settings, prepared=prepared, progress=progress)
+        net, info = pretrain(images, settings, prepared=prepared, progress=progress, device=dev)
     model = finetune(reference, exemplars, settings, net=net, pretrained=info, exemplars_source=exemplars_source,
-                     prepared=ref_img, progress=progress, min_exemplars=min_exemplars)
+                     prepared=ref_img, progress=progress, min_exemplars=min_exemplars, device=dev)
     save_model(model, out)
     return model
 
@@ -550,9 +569,14 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
     ex = model.exemplar_features()
     ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
     out = np.empty((ny, nx), np.float32)
-    for r0, feats in model.net.sliding_features(img, stride):
-        sim = F.normalize(feats, dim=-1) @ ex.T  # (rows, nx, m)
-        out[r0 : r0 + feats.shape[0]] = (sim.amax(-1) if match == "max" else sim.mean(-1)).numpy()
+    dev = module_device(model.net)
+    # a GPU takes many more window rows at once
+    chunk = 16 if dev.type == "cpu" else 256
+    with mixed_precision(dev, model.mixed_precision):
+        for r0, feats in model.net.sliding_features(img, stride, rows_per_chunk=chunk):
+            with torch.autocast(dev.type, enabled=False):  # the similarities in full precision
+                sim = F.normalize(feats.float(), dim=-1) @ ex.float().T  # (rows, nx, m)
+            out[r0 : r0 + feats.shape[0]] = (sim.amax(-1) if match == "max" else sim.mean(-1)).float().cpu().numpy()
     return out, scale, stride
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from fewpick import __version__
 from fewpick._fileutil import atomic_path, load_torch_bundle
+from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
 from fewpick.extract import auto_min_distance, ball, nms, threshold_gmm
 from fewpick.io.images import Image, match_names
@@ -103,10 +104,18 @@ class PUModel:
     pixel_size: float | None
     history: list = field(default_factory=list)
     threshold: float = 0.0  # default score cut (logit), calibrated on the training micrographs
+    # run-time choice, not stored: bfloat16 convolutions when picking on a GPU. Off: on an H100 it saved no
+    # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
+    mixed_precision: bool = False
 
     @property
     def factor(self) -> int:
         return self.settings.factor()
+
+    def to(self, device: str | torch.device = "auto") -> "PUModel":
+        """Move the network to ``device`` (see :mod:`fewpick.device`); returns the model."""
+        self.net.to(resolve_device(device))
+        return self
 
 
 # ---------------------------------------------------------------- data
@@ -182,7 +191,7 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
     bundle = {
         "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
         "settings": asdict(model.settings), "pi": model.pi, "pixel_size": model.pixel_size,
-        "receptive_field": model.net.receptive_field, "state_dict": model.net.state_dict(),
+        "receptive_field": model.net.receptive_field, "state_dict": cpu_state(model.net),
         "history": model.history, "threshold": model.threshold,
     }
     path = Path(path)
@@ -195,8 +204,8 @@ def _build(settings: PUSettings) -> PickerCNN:
     return PickerCNN(width=settings.width, decoder_patch=7 if settings.autoencoder > 0 else 0)
 
 
-def load_model(path: str | os.PathLike) -> PUModel:
-    """Read a model file written by :func:`save_model`; clear errors for anything else."""
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> PUModel:
+    """Read a model file written by :func:`save_model` onto ``device``; clear errors for anything else."""
     path = Path(path)
     bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
     settings = PUSettings(**bundle["settings"])
@@ -205,7 +214,7 @@ def load_model(path: str | os.PathLike) -> PUModel:
         net.load_state_dict(bundle["state_dict"])
     except RuntimeError as exc:
         raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
-    net.eval()
+    net.eval().to(resolve_device(device))
     return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
                    float(bundle.get("threshold", 0.0)))
 
@@ -253,7 +262,7 @@ def _step_loss(net: PickerCNN, x: torch.Tensor, mask: torch.Tensor, settings: PU
     z_pos = z[pos]
     z_unl_all = z[~pos]
     n = min(z_unl_all.numel(), settings.unlabeled_per_tile * x.shape[0])
-    idx = torch.randperm(z_unl_all.numel(), generator=gen)[:n]
+    idx = torch.randperm(z_unl_all.numel(), generator=gen)[:n].to(z.device)
     loss = pu_loss(z_pos, z_unl_all[idx], pi, settings.method, settings.ge_weight, settings.slack)
     if recon is not None:
         k = net.decoder_patch
@@ -273,8 +282,12 @@ def train(
     val_labels: pd.DataFrame | None = None,
     resume: bool = False,
     progress: Callable[[dict], None] | None = None,
+    device: str | torch.device = "auto",
 ) -> PUModel:
-    """Train a PU picker and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
+    """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
+
+    Batches are drawn on the CPU from seeded generators, so a seeded run trains on the same tiles on any
+    device; the weights differ between devices by floating-point rounding only.
 
     Raises
     ------
@@ -288,6 +301,7 @@ def train(
         raise InputError(labels_source, "holds no particle coordinates")
     if settings.diameter >= min(min(im.shape) for im in images):
         raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
+    dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -316,7 +330,7 @@ def train(
     if val_images is not None and val_labels is not None:
         val_items = (val_images, val_labels)
 
-    net = _build(settings).to(memory_format=torch.channels_last)
+    net = _build(settings).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
@@ -340,7 +354,8 @@ def train(
     for step in range(step0, settings.steps):
         net.train()
         x, m = _sample_batch(items, settings, rng)
-        loss = _step_loss(net, x.contiguous(memory_format=torch.channels_last), m, settings, pi, gen)
+        x = x.to(dev).contiguous(memory_format=torch.channels_last)
+        loss = _step_loss(net, x, m.to(dev), settings, pi, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -357,7 +372,7 @@ def train(
                 entry["val_auprc"] = evaluate(picks, val_items[1], radius=settings.diameter / 2)["auprc"]
             history.append(entry)
             with atomic_path(ckpt) as tmp:
-                torch.save({"settings": asdict(settings), "net": net.state_dict(), "opt": opt.state_dict(),
+                torch.save({"settings": asdict(settings), "net": cpu_state(net), "opt": opt.state_dict(),
                             "sched": sched.state_dict(), "step": step + 1, "history": history, "rng": rng.bit_generator.state,
                             "gen": gen.get_state()}, tmp)
             if progress:
@@ -375,7 +390,7 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
     cuts = []
     for it in items:
         k = s.particles_in(model.pi, it.image.size)
-        logits = _logits(model.net, it.image)
+        logits = _logits(model.net, it.image, model.mixed_precision)
         _, scores = nms(logits, s.suppression_radius(), -np.inf)
         if len(scores):
             cuts.append(float(scores[min(len(scores), max(1, int(round(k)))) - 1]))
@@ -390,27 +405,31 @@ def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     torch.set_num_threads(model.settings.threads)
     binned = prepare(data, model.factor)
     scale = np.array(data.shape, float) / np.array(binned.shape, float)
-    return _logits(model.net, binned), scale
+    return _logits(model.net, binned, model.mixed_precision), scale
 
 
 @torch.inference_mode()
-def _logits(net: PickerCNN, binned: np.ndarray) -> np.ndarray:
-    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin.
+def _logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray:
+    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin,
+    on the device the network is on (``amp``: bfloat16 there if it is a GPU).
 
     The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
     micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
     """
     net = net.eval().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+    dev = module_device(net)
     half = net.receptive_field // 2
     padded = np.pad(binned, half, mode="reflect")
     h, w = binned.shape
-    rows = 512
+    rows = 512 if dev.type == "cpu" else 4096  # bands bound the CPU's memory; a GPU takes a micrograph at once
     out = np.empty((h, w), np.float32)
     for y0 in range(0, h, rows):
         y1 = min(h, y0 + rows)
-        band = torch.from_numpy(np.ascontiguousarray(padded[y0 : y1 + 2 * half]))[None, None].contiguous(
+        band = torch.from_numpy(np.ascontiguousarray(padded[y0 : y1 + 2 * half]))[None, None].to(dev).contiguous(
             memory_format=torch.channels_last)
-        out[y0:y1] = net(band)[0, 0].contiguous().numpy()[half : half + (y1 - y0), half : half + w]
+        with mixed_precision(dev, amp):
+            z = net(band)[0, 0]
+        out[y0:y1] = z.float().cpu().contiguous().numpy()[half : half + (y1 - y0), half : half + w]
     return out
 
 

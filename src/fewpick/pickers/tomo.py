@@ -32,6 +32,7 @@ import scipy.ndimage as ndi
 import torch
 
 from fewpick import __version__
+from fewpick.device import cpu_state, module_device, resolve_device
 from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
 from fewpick.explore.candidates import block_bin
@@ -228,10 +229,11 @@ def _augment(x: torch.Tensor, gen: torch.Generator):
     y = torch.rot90(x, k, dims=(-2, -1))
     if flip:
         y = torch.flip(y, dims=(-1,))
-    scale = 0.8 + 0.4 * torch.rand(x.shape[0], generator=gen)
-    shift = 0.4 * torch.rand(x.shape[0], generator=gen) - 0.2
+    # drawn on the CPU generator and moved: the same draws on any device
+    scale = (0.8 + 0.4 * torch.rand(x.shape[0], generator=gen)).to(x.device)
+    shift = (0.4 * torch.rand(x.shape[0], generator=gen) - 0.2).to(x.device)
     y = y * scale.view(-1, *[1] * (x.dim() - 1)) + shift.view(-1, *[1] * (x.dim() - 1))
-    y = y + 0.1 * torch.randn(y.shape, generator=gen)
+    y = y + 0.1 * torch.randn(y.shape, generator=gen).to(x.device)
 
     def inverse(t: torch.Tensor) -> torch.Tensor:
         if flip:
@@ -280,7 +282,8 @@ def class_prior(items: list[_Item], settings: TomoSettings,
     return float(np.clip(np.mean(pis), 1e-6, 0.5)), float(np.clip(np.mean(pus), 0.0, 0.5))
 
 
-def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: float = 0.5) -> list[float] | None:
+def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: float = 0.5,
+                       device: str | torch.device = "auto") -> list[float] | None:
     """Particles per training tomogram, estimated from held-out labels, within [labels, twice the labels].
 
     Half the labels train a plain labeled-against-unlabeled classifier (BCE, ``prior_epochs`` epochs); the
@@ -311,11 +314,13 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
     half = [_Item(it.volume, targets(it.volume.shape, it.centres[~h], r), it.centres[~h]) for it, h in zip(items, held)]
     torch.manual_seed(settings.seed + 7919)
     gen = torch.Generator().manual_seed(settings.seed + 7919)
-    net = SliceUNet3D(settings.width, settings.blocks)
+    dev = resolve_device(device)
+    net = SliceUNet3D(settings.width, settings.blocks).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     net.train()
     for _ in range(settings.prior_epochs * settings.steps_per_epoch):
         x, t = _sample(half, settings, rng)
+        x, t = x.to(dev), t.to(dev)
         view, inverse = _augment(x, gen)
         logits, _ = net(view, with_projection=False)
         loss = bce_loss(inverse(logits), t)
@@ -348,15 +353,16 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
 
 
 def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
-          progress: Callable[[dict], None] | None = None) -> TomoModel:
-    """Train a localization model on labeled tomograms (labels name them by file stem)."""
+          progress: Callable[[dict], None] | None = None, device: str | torch.device = "auto") -> TomoModel:
+    """Train a localization model on labeled tomograms (labels name them by file stem) on ``device``."""
     settings.check()
+    dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
     for im in tomograms:
         check_isotropic(im.path)
     items = _items(tomograms, labels, settings, source)
     t0 = time.perf_counter()
-    estimate = None if settings.expected_particles else estimate_particles(items, settings)
+    estimate = None if settings.expected_particles else estimate_particles(items, settings, device=dev)
     counts = assumed_particles(items, settings, estimate)
     if progress and estimate is not None:
         progress({"estimated": sum(counts), "labels": sum(len(it.centres) for it in items), "tomograms": len(items),
@@ -365,7 +371,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
-    net = SliceUNet3D(settings.width, settings.blocks)
+    net = SliceUNet3D(settings.width, settings.blocks).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5 * settings.steps_per_epoch, gamma=0.1)
     history = []
@@ -376,6 +382,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         sums = np.zeros(3)
         for _ in range(settings.steps_per_epoch):
             x, t = _sample(items, settings, rng)
+            x, t = x.to(dev), t.to(dev)
             view, inverse = _augment(x, gen)
             both = torch.cat([x, view])
             logits, proj = net(both, with_projection=use_contrast)
@@ -432,8 +439,10 @@ def heat_map(model: TomoModel, volume: np.ndarray, tile: int = 256, chunk: int =
 
 @torch.no_grad()
 def _heat(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> np.ndarray:
-    """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution."""
+    """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution,
+    on the device the network is on."""
     net.eval()
+    dev = module_device(net)
     nz, ny, nx = v.shape
     m = net.multiple
     halo_xy = 16
@@ -450,8 +459,8 @@ def _heat(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> 
                 ph, pw = (-block.shape[1]) % m, (-block.shape[2]) % m
                 if ph or pw:
                     block = np.pad(block, ((0, 0), (0, ph), (0, pw)), mode="reflect")
-                logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None], with_projection=False)
-                p = torch.sigmoid(logits[0]).numpy()[:, : yb - ya, : xb - xa]
+                logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None].to(dev), with_projection=False)
+                p = torch.sigmoid(logits[0]).cpu().numpy()[:, : yb - ya, : xb - xa]
                 zs, ys, xs = z0 - za, y0 - ya, x0 - xa
                 ze, ye, xe = min(nz, z0 + chunk), min(ny, y0 + step), min(nx, x0 + step)
                 out[z0:ze, y0:ye, x0:xe] = p[zs : zs + ze - z0, ys : ys + ye - y0, xs : xs + xe - x0]
@@ -542,13 +551,13 @@ def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
               "settings": asdict(model.settings), "config": model.net.config, "pi": model.pi,
               "voxel_size": model.voxel_size, "history": model.history, "threshold": model.threshold,
               "particles": model.particles,
-              "state_dict": model.net.state_dict()}
+              "state_dict": cpu_state(model.net)}
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
     return Path(path)
 
 
-def load_model(path: str | os.PathLike) -> TomoModel:
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> TomoModel:
     bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "tomogram localization model")
     known = {f.name for f in fields(TomoSettings)}
     s = {k: v for k, v in bundle["settings"].items() if k in known}
@@ -559,6 +568,6 @@ def load_model(path: str | os.PathLike) -> TomoModel:
         net.load_state_dict(bundle["state_dict"])
     except RuntimeError as exc:
         raise InputError(Path(path), f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
-    net.eval()
+    net.eval().to(resolve_device(device))
     return TomoModel(net, settings, float(bundle["pi"]), bundle.get("voxel_size"), list(bundle.get("history", [])),
                      float(bundle.get("threshold", 0.5)), list(bundle.get("particles", [])))

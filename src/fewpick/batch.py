@@ -1,0 +1,154 @@
+"""Picking many micrographs (or tomograms) in one run that survives bad files and interruptions.
+
+:func:`pick_files` is the one loop behind every ``pick`` verb: it reads each file, picks it, and writes that
+file's picks at once (atomically), so a crash loses at most the file being picked. With ``resume`` the files
+whose picks are already written are skipped. A file that cannot be read or picked is reported in one line and
+listed in the failures file, and the batch goes on (``strict`` stops at the first). Memory holds one image
+at a time; the combined picks file is assembled from the per-file picks at the end.
+
+Layout for ``out = picks.star`` (a file): the per-file picks go to ``picks_micrographs/<name>.star``
+(``picks_tomograms/`` for tomograms; STAR,
+lossless, also what RELION reads per micrograph), the combined file to ``picks.star`` (any format), failures to
+``picks_failures.txt``. For ``out = picks/`` (a folder): the per-file picks are the output, in the folder's
+format; failures go to ``picks/failures.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from fewpick._fileutil import atomic_path
+from fewpick.errors import FewpickError, InputError
+from fewpick.io.images import micrograph_key
+from fewpick.io.picks import FORMAT_SUFFIX, _per_micrograph, detect_format, make_picks, read_picks, write_picks
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: files picked now, skipped as already done, failed (name → reason), and where the
+    picks are."""
+
+    picked: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    n_picks: int = 0  # in the combined file; with a folder output, of the files picked now
+    written: list[Path] = field(default_factory=list)
+    parts: Path | None = None
+    failures_file: Path | None = None
+    seconds: float = 0.0
+
+
+def layout(out: str | os.PathLike, fmt: str | None = None, kind: str = "micrographs"
+           ) -> tuple[Path, str, Path | None, Path]:
+    """(folder of the per-file picks, their format, the combined file or None, the failures file)."""
+    out = Path(out)
+    if _per_micrograph(out):
+        part_fmt = detect_format("x.star", fmt) if fmt else "star"
+        return out, part_fmt, None, out / "failures.txt"
+    detect_format(out, fmt)  # an unknown suffix is refused before any work
+    return out.parent / f"{out.stem}_{kind}", "star", out, out.parent / f"{out.stem}_failures.txt"
+
+
+def pick_files(
+    files: Sequence[str | os.PathLike],
+    read: Callable[[Path], object],
+    pick_one: Callable[[object], pd.DataFrame],
+    out: str | os.PathLike,
+    *,
+    fmt: str | None = None,
+    box_size: float | None = None,
+    resume: bool = False,
+    strict: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    report: Callable[[str], None] | None = None,
+    kind: str = "micrographs",
+) -> BatchResult:
+    """Pick every file and write the picks as they come (see the module).
+
+    Parameters
+    ----------
+    files
+        Micrographs or tomograms, picked in this order.
+    read
+        ``path → image`` (raises :class:`~fewpick.errors.InputError` for a bad file).
+    pick_one
+        ``image → picks table`` in the image's original pixels; its ``micrograph`` column names the file.
+    out
+        A picks file (the combined picks; per-file picks beside it) or a folder (per-file picks only).
+    resume
+        Skip the files whose per-file picks are already written (by an earlier, interrupted run).
+    strict
+        Stop at the first bad file (raise its error) instead of listing it and going on.
+    progress
+        Called after each file with ``done``, ``total``, ``per_second`` and ``eta_s`` (seconds left).
+    report
+        Called with one line per failed file.
+    kind
+        ``micrographs`` or ``tomograms``: names the folder of per-file picks beside a combined file.
+    """
+    parts, part_fmt, combined, failures = layout(out, fmt, kind)
+    suffix = FORMAT_SUFFIX[part_fmt]
+    result = BatchResult(parts=parts)
+    names = [micrograph_key(Path(f).name) for f in files]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(None, f"several files share the name {dup[0]!r}: their picks would overwrite each other")
+    parts.mkdir(parents=True, exist_ok=True)
+    # temporary files (".<name>.<random>.part<suffix>") of a run that was killed while writing them
+    wanted, tail = set(names), f".part{suffix}"
+    for stale in parts.iterdir():
+        n = stale.name
+        if n.startswith(".") and n.endswith(tail) and n[1 : -len(tail)].rsplit(".", 1)[0] in wanted:
+            stale.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    todo = []
+    for f, name in zip(files, names):
+        if resume and (parts / f"{name}{suffix}").is_file():
+            result.skipped.append(name)
+        else:
+            todo.append((Path(f), name))
+    for i, (path, name) in enumerate(todo):
+        try:
+            image = read(path)
+            picks = pick_one(image)
+            picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [])
+            write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name])
+        except (FewpickError, ValueError, OSError, RuntimeError, MemoryError) as exc:
+            if strict:
+                raise
+            text = str(exc).strip()
+            reason = getattr(exc, "problem", None) or (text.splitlines()[0] if text else type(exc).__name__)
+            result.failed[name] = reason
+            if report:
+                report(f"{path}: {reason} (skipped)")
+            continue
+        result.picked.append(name)
+        result.n_picks += len(picks)
+        if progress:
+            elapsed = time.perf_counter() - t0
+            rate = (i + 1) / elapsed if elapsed > 0 else float("inf")
+            progress({"done": len(result.skipped) + i + 1, "total": len(files), "per_second": rate,
+                      "eta_s": (len(todo) - i - 1) / rate if rate > 0 else float("nan")})
+    if result.failed:
+        with atomic_path(failures) as tmp:
+            tmp.write_text("".join(f"{n}\t{r}\n" for n, r in result.failed.items()))
+        result.failures_file = failures
+    elif failures.is_file():  # from an earlier run whose failures are now picked
+        failures.unlink()
+    done = [n for n in names if n not in result.failed]
+    if combined is not None:
+        tables = [read_picks(parts / f"{n}{suffix}") for n in done]
+        tables = [t.assign(micrograph=n) for t, n in zip(tables, done)]
+        picks = pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
+        result.n_picks = len(picks)
+        result.written = write_picks(picks, combined, fmt, box_size=box_size)
+    else:
+        result.written = [parts / f"{n}{suffix}" for n in done]
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,130 @@
+"""Batch picking: picks written per micrograph as they come, bad files listed while the rest go on, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fewpick.batch import pick_files
+from fewpick.cli import app
+from fewpick.errors import InputError
+from fewpick.io import read_micrograph, read_picks, write_mrc
+from fewpick.pickers.classic import ClassicSettings, pick_micrograph
+from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
+
+SETTINGS = ClassicSettings(diameter=30.0, threshold="auto")
+
+
+def _mics(folder: Path, n: int, size: int = 384) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = SimpleMicrographConfig(size=(size, size), diameter=30, n_particles=max(6, size * size // 12000), snr=0.05)
+    files = []
+    for i in range(n):
+        image, _, _ = simulate_simple_micrograph(cfg, seed=100 + i)
+        write_mrc(folder / f"mic_{i:02d}.mrc", image.astype(np.float32), 1.0)
+        files.append(folder / f"mic_{i:02d}.mrc")
+    return files
+
+
+def _pick(im):
+    return pick_micrograph(im.data, SETTINGS, im.name)
+
+
+def _sorted(p: pd.DataFrame) -> pd.DataFrame:
+    return p.sort_values(["micrograph", "x", "y"]).reset_index(drop=True)[["micrograph", "x", "y", "score"]]
+
+
+def test_bad_micrographs_are_listed_and_the_rest_are_picked(tmp_path):
+    files = _mics(tmp_path / "mics", 4)
+    (tmp_path / "mics" / "mic_90.mrc").write_bytes(b"not an mrc file at all")
+    good = read_micrograph(files[0]).data
+    with open(tmp_path / "mics" / "mic_91.mrc", "wb") as f:  # a truncated copy: the header promises more data
+        f.write((tmp_path / "mics" / "mic_00.mrc").read_bytes()[: 1024 + good.nbytes // 2])
+    out = tmp_path / "picks.star"
+    res = CliRunner().invoke(app, ["pick", str(tmp_path / "mics"), "--method", "dog", "-d", "30", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "mic_90.mrc" in res.output and "mic_91.mrc" in res.output and "2 of 6 micrographs failed" in res.output
+    failures = (tmp_path / "picks_failures.txt").read_text().splitlines()
+    assert sorted(line.split("\t")[0] for line in failures) == ["mic_90", "mic_91"]
+    parts = sorted(p.stem for p in (tmp_path / "picks_micrographs").glob("*.star"))
+    assert parts == [f"mic_{i:02d}" for i in range(4)]
+    combined = read_picks(out)
+    assert sorted(combined.micrograph.unique()) == parts
+    expected = pd.concat([_pick(read_micrograph(f)) for f in files], ignore_index=True)
+    pd.testing.assert_frame_equal(_sorted(combined), _sorted(expected), check_dtype=False, atol=1e-3)
+    # --strict stops at the first bad file with one clear error, naming it
+    res = CliRunner().invoke(app, ["pick", str(tmp_path / "mics"), "--method", "dog", "-d", "30", "--out",
+                                   str(tmp_path / "strict.star"), "--strict"])
+    assert res.exit_code == 2 and "mic_90.mrc" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "strict.star").exists()
+
+
+def test_an_interrupted_batch_resumes_to_the_same_picks(tmp_path):
+    files = _mics(tmp_path / "mics", 5)
+    whole = pick_files(files, read_micrograph, _pick, tmp_path / "whole.star")
+    assert whole.picked == [f.stem for f in files] and not whole.failed
+
+    calls = []
+
+    def dies_after_two(im):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the job were killed while picking the third
+        calls.append(im.name)
+        return _pick(im)
+
+    with pytest.raises(KeyboardInterrupt):
+        pick_files(files, read_micrograph, dies_after_two, tmp_path / "run.star")
+    assert sorted(p.stem for p in (tmp_path / "run_micrographs").glob("*.star")) == ["mic_00", "mic_01"]
+    assert not (tmp_path / "run.star").exists()
+    again = []
+    res = pick_files(files, read_micrograph, lambda im: again.append(im.name) or _pick(im), tmp_path / "run.star",
+                     resume=True)
+    assert res.skipped == ["mic_00", "mic_01"] and again == ["mic_02", "mic_03", "mic_04"]
+    pd.testing.assert_frame_equal(_sorted(read_picks(tmp_path / "run.star")), _sorted(read_picks(tmp_path / "whole.star")))
+
+
+def test_killed_command_line_batch_resumes_to_the_same_picks(tmp_path):
+    files = _mics(tmp_path / "mics", 8, size=1024)
+    fewpick = [sys.executable, "-m", "fewpick.cli"]
+    base = ["pick", str(tmp_path / "mics"), "--method", "dog", "-d", "30", "--format", "star"]
+    subprocess.run([*fewpick, *base, "--out", str(tmp_path / "whole.star")], check=True, capture_output=True)
+    proc = subprocess.Popen([*fewpick, *base, "--out", str(tmp_path / "run.star")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    parts = tmp_path / "run_micrographs"
+    t0 = time.time()
+
+    def written():  # a file being written is a hidden temporary until it is renamed
+        return [p for p in parts.glob("*.star") if not p.name.startswith(".")]
+
+    while proc.poll() is None and len(written()) < 3 and time.time() - t0 < 120:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(written())
+    assert 3 <= done < len(files), "the batch should have been killed part-way"
+    assert not (tmp_path / "run.star").exists()
+    res = subprocess.run([*fewpick, *base, "--out", str(tmp_path / "run.star"), "--resume"], capture_output=True,
+                         text=True, check=True)
+    assert f"({done} already done)" in res.stdout
+    assert not [p for p in parts.iterdir() if p.name.startswith(".")]  # the killed run's temporary file is gone
+    pd.testing.assert_frame_equal(_sorted(read_picks(tmp_path / "run.star")), _sorted(read_picks(tmp_path / "whole.star")))
+
+
+def test_folder_output_and_duplicate_names(tmp_path):
+    files = _mics(tmp_path / "mics", 2)
+    res = pick_files(files, read_micrograph, _pick, tmp_path / "boxes/", fmt="box", box_size=30)
+    assert sorted(p.name for p in (tmp_path / "boxes").iterdir()) == ["mic_00.box", "mic_01.box"]
+    assert res.written == [tmp_path / "boxes" / "mic_00.box", tmp_path / "boxes" / "mic_01.box"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mic_00.mrc").write_bytes(files[0].read_bytes())
+    with pytest.raises(InputError, match="share the name 'mic_00'"):
+        pick_files([*files, tmp_path / "other" / "mic_00.mrc"], read_micrograph, _pick, tmp_path / "x.star")
