@@ -128,3 +128,53 @@ def test_folder_output_and_duplicate_names(tmp_path):
     (tmp_path / "other" / "mic_00.mrc").write_bytes(files[0].read_bytes())
     with pytest.raises(InputError, match="share the name 'mic_00'"):
         pick_files([*files, tmp_path / "other" / "mic_00.mrc"], read_micrograph, _pick, tmp_path / "x.star")
+
+
+def test_two_dask_workers_give_the_serial_picks_in_order(tmp_path):
+    from fewpick.batch import dask_client
+
+    files = _mics(tmp_path / "mics", 6)
+    (tmp_path / "mics" / "mic_99.mrc").write_bytes(b"broken")
+    files.append(tmp_path / "mics" / "mic_99.mrc")
+    serial = pick_files(files, read_micrograph, _pick, tmp_path / "serial.star")
+    with dask_client(workers=2) as client:
+        assert len(client.nthreads()) == 2
+        lines = []
+        par = pick_files(files, read_micrograph, _pick, tmp_path / "dask.star", client=client, report=lines.append)
+    # the bad file fails on a worker with the same clear error, and the rest are picked
+    assert par.failed == serial.failed and "mic_99" in par.failed and "mic_99.mrc" in lines[0]
+    assert par.picked == serial.picked == [f.stem for f in files[:-1]]
+    a, b = read_picks(tmp_path / "serial.star"), read_picks(tmp_path / "dask.star")
+    pd.testing.assert_frame_equal(a, b)  # same rows in the same order
+
+
+def test_cli_workers_pick_like_the_serial_run(tmp_path):
+    _mics(tmp_path / "mics", 4)
+    base = ["pick", str(tmp_path / "mics"), "--method", "dog", "-d", "30"]
+    assert CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.star")]).exit_code == 0
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b.star"), "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(read_picks(tmp_path / "a.star"), read_picks(tmp_path / "b.star"))
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "c.star"), "--workers", "2", "--scheduler", "x:1"])
+    assert res.exit_code == 2 and "give one" in res.output
+
+
+def test_a_pu_model_goes_to_the_workers_and_picks_as_it_does_here(tmp_path):
+    from fewpick.io import make_picks, write_picks
+    from fewpick.pickers import pu
+
+    files = _mics(tmp_path / "mics", 4)
+    ims = [read_micrograph(f) for f in files[:2]]
+    peaks = _pick(ims[0]).iloc[:8]
+    write_picks(make_picks(ims[0].name, peaks.x, peaks.y), tmp_path / "labels.star")
+    model = tmp_path / "pu.pt"
+    pu.train(ims, read_picks(tmp_path / "labels.star"), pu.PUSettings(diameter=30, expected_particles=12, steps=20,
+                                                                       threads=1), model)
+    base = ["pick", str(tmp_path / "mics"), "--model", str(model), "--threshold", "-1e9"]
+    assert CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.star")]).exit_code == 0
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b.star"), "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    a, b = read_picks(tmp_path / "a.star"), read_picks(tmp_path / "b.star")
+    assert len(a) > 20 and list(a.micrograph) == list(b.micrograph)
+    np.testing.assert_allclose(a[["x", "y"]].to_numpy(), b[["x", "y"]].to_numpy())
+    np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), atol=1e-4)

@@ -15,11 +15,15 @@ format; failures go to ``picks/failures.txt``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -68,6 +72,7 @@ def pick_files(
     progress: Callable[[dict], None] | None = None,
     report: Callable[[str], None] | None = None,
     kind: str = "micrographs",
+    client=None,
 ) -> BatchResult:
     """Pick every file and write the picks as they come (see the module).
 
@@ -91,6 +96,10 @@ def pick_files(
         Called with one line per failed file.
     kind
         ``micrographs`` or ``tomograms``: names the folder of per-file picks beside a combined file.
+    client
+        A Dask ``distributed.Client`` (see :func:`dask_client`): ``read`` and ``pick_one`` (with the model they
+        hold) go to each worker once, the files are picked there, and the picks come back and are written here
+        in the files' order. At most a few files per worker thread are in flight, so memory stays bounded.
     """
     parts, part_fmt, combined, failures = layout(out, fmt, kind)
     suffix = FORMAT_SUFFIX[part_fmt]
@@ -113,10 +122,9 @@ def pick_files(
             result.skipped.append(name)
         else:
             todo.append((Path(f), name))
-    for i, (path, name) in enumerate(todo):
+    for i, ((path, name), outcome) in enumerate(zip(todo, _outcomes(todo, read, pick_one, client))):
         try:
-            image = read(path)
-            picks = pick_one(image)
+            picks = outcome()
             picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [])
             write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name])
         except (FewpickError, ValueError, OSError, RuntimeError, MemoryError) as exc:
@@ -152,3 +160,57 @@ def pick_files(
         result.written = [parts / f"{n}{suffix}" for n in done]
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _read_and_pick(read: Callable, pick_one: Callable, path: Path) -> pd.DataFrame:
+    return pick_one(read(path))
+
+
+def _outcomes(todo: list[tuple[Path, str]], read: Callable, pick_one: Callable, client) -> Iterator[Callable]:
+    """For each file, in order, a call that returns its picks or raises its error: computed here when it is
+    called, or on the Dask workers (a sliding window of submitted files)."""
+    if client is None:
+        for path, _ in todo:
+            yield functools.partial(_read_and_pick, read, pick_one, path)
+        return
+    task = client.scatter(functools.partial(_read_and_pick, read, pick_one), broadcast=True, hash=False)
+    threads = sum(client.nthreads().values()) or 1
+    window = 4 * threads
+    pending: deque = deque()
+    queue = iter(todo)
+    try:
+        for path, _ in itertools.islice(queue, window):
+            pending.append(client.submit(_apply, task, path, pure=False))
+        while pending:
+            future = pending.popleft()
+            for path, _ in itertools.islice(queue, 1):
+                pending.append(client.submit(_apply, task, path, pure=False))
+            yield future.result
+            future.release()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _apply(task: Callable, path: Path) -> pd.DataFrame:
+    return task(path)
+
+
+@contextlib.contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None, threads_per_worker: int = 1):
+    """A Dask client: on an existing cluster (``scheduler``: its address, e.g. ``tcp://10.0.0.5:8786``, or a
+    scheduler file), or on a local cluster of ``workers`` processes with ``threads_per_worker`` threads each
+    (listening on 127.0.0.1 only, no dashboard). ``None`` when neither is given."""
+    if not workers and not scheduler:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        kw = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
+        with Client(**kw) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client

@@ -57,14 +57,26 @@ def _strict_option():
     return typer.Option(False, "--strict", help="Stop at the first unreadable or bad micrograph (default: list it in the failures file and go on).")
 
 
-def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs"):
+def _workers_option():
+    return typer.Option(None, "--workers", min=1, help="Pick on a local Dask cluster of this many worker processes (one torch thread each).")
+
+
+def _scheduler_option():
+    return typer.Option(None, "--scheduler", help="Pick on an existing Dask cluster: its scheduler address (tcp://HOST:8786) or scheduler file.")
+
+
+def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
+               workers: Optional[int] = None, scheduler: Optional[str] = None):
     """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
-    the rate and the time left, one line per bad file, and a summary."""
+    the rate and the time left, one line per bad file, and a summary; on Dask workers with --workers or
+    --scheduler."""
+    if workers and scheduler:
+        raise InputError(None, "--workers starts a local cluster and --scheduler uses an existing one: give one")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from fewpick.batch import pick_files
+    from fewpick.batch import dask_client, pick_files
 
-    with Progress(TextColumn("picking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+    with dask_client(workers, scheduler) as client, Progress(TextColumn("picking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   console=err_console, transient=True) as progress:
         task = progress.add_task("pick", total=len(files), info="")
 
@@ -74,7 +86,7 @@ def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, st
             progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s  {left}")
 
         result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
-                            progress=update, kind=what, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
+                            progress=update, kind=what, client=client, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
     if not result.picked and not result.skipped:
         raise InputError(None, f"no {what} could be picked; the reasons are in {result.failures_file}")
     done = len(result.picked) + len(result.skipped)
@@ -218,8 +230,11 @@ def pick(
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say (star, box, tsv, csv, coords)."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
     device: str = _device_option(),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default 2; 1 per worker with --workers or --scheduler)."),
     resume: bool = _resume_option(),
     strict: bool = _strict_option(),
+    workers: Optional[int] = _workers_option(),
+    scheduler: Optional[str] = _scheduler_option(),
 ):
     """Pick particles with a trained model, or with a classic method (no training).
 
@@ -238,7 +253,8 @@ def pick(
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
                                 match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
-                                box_size=box_size, threads=2, device=device, resume=resume, strict=strict)
+                                box_size=box_size, threads=threads or (1 if (workers or scheduler) else 2), device=device,
+                                resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
     first = _first_readable(files, pixel_size, strict)
     pu_model = None
@@ -246,6 +262,8 @@ def pick(
         from fewpick.pickers import pu
 
         pu_model = pu.load_model(model, _device(device))
+        # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
+        pu_model.settings.threads = threads or (1 if (workers or scheduler) else 2)
         diameter = pu_model.settings.diameter
         thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
         err_console.print(pu.model_summary(pu_model), highlight=False)
@@ -275,7 +293,8 @@ def pick(
             return pu.pick_micrograph(pu_model, image.data, image.name, thr, max_picks)
         return pick_micrograph(image.data, settings, image.name, templates)
 
-    _run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict)
+    _run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict, workers=workers,
+               scheduler=scheduler)
 
 
 def _first_readable(files, pixel_size, strict: bool):
@@ -652,6 +671,8 @@ def fewshot_pick(
     device: str = _device_option(),
     resume: bool = _resume_option(),
     strict: bool = _strict_option(),
+    workers: Optional[int] = _workers_option(),
+    scheduler: Optional[str] = _scheduler_option(),
 ):
     """Pick particles with a few-shot model: slide the encoder, match the exemplars, cut per micrograph.
 
@@ -661,7 +682,7 @@ def fewshot_pick(
     from fewpick.pickers import fewshot as fs
 
     m = fs.load_model(model, _device(device))
-    m.settings.threads = threads
+    m.settings.threads = 1 if (workers or scheduler) else threads  # one torch thread per Dask worker
     if min_distance is not None:
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)
@@ -676,8 +697,8 @@ def fewshot_pick(
             fs.write_score_map(keep, Path(score_maps), im.name)
         return picks
 
-    _run_batch(files, lambda f: read_micrograph(f, pixel_size=pixel_size), pick_one, out, fmt,
-               box_size or m.settings.diameter, resume, strict)
+    _run_batch(files, functools.partial(read_micrograph, pixel_size=pixel_size), pick_one, out, fmt,
+               box_size or m.settings.diameter, resume, strict, workers=workers, scheduler=scheduler)
 
 
 def main() -> None:
@@ -905,6 +926,8 @@ def tomo_pick(
     device: str = _device_option(),
     resume: bool = _resume_option(),
     strict: bool = _strict_option(),
+    workers: Optional[int] = _workers_option(),
+    scheduler: Optional[str] = _scheduler_option(),
 ):
     """Find every particle of the trained kind in whole tomograms (filament models: points along each filament,
     with rlnHelicalTubeID).
@@ -938,4 +961,5 @@ def tomo_pick(
         err_console.print(f"{im.name}: {len(picks)} picks", highlight=False)
         return picks
 
-    _run_batch(files, read, pick_one, out, fmt, None, resume, strict, what="tomograms")
+    _run_batch(files, read, pick_one, out, fmt, None, resume, strict, what="tomograms", workers=workers,
+               scheduler=scheduler)

@@ -28,3 +28,6 @@ class InputError(FewpickError, ValueError):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+    def __reduce__(self):  # so that the error crosses process boundaries (Dask workers) intact
+        return (type(self), (self.path, self.problem))
