@@ -115,6 +115,29 @@ def above(picks: pd.DataFrame, cut: float) -> pd.DataFrame:
     return picks[picks.score >= cut].reset_index(drop=True)
 
 
+def record(rows: list, models: dict, picks: dict, row: dict, model, p: pd.DataFrame) -> None:
+    rows.append(row)
+    key = f"{row['device']}#{len(models)}"
+    models[key], picks[key] = model, p
+    print(row, flush=True)
+
+
+def same_model(model, pick_one, reference: pd.DataFrame, cut: float, diameter: float, test_files, test_truth,
+               dev: torch.device, what: str) -> dict:
+    """The first device's model picking on the second device, in full and in mixed precision, against the
+    first device's picks ``reference``."""
+    out, r = {}, diameter / 10
+    for amp in (False, True):
+        model.mixed_precision = amp
+        p, s = timed_pick(pick_one, test_files, dev)
+        key = f"same_model_{'mixed' if amp else 'full'}"
+        out[key] = {"agreement_f1": agreement(above(reference, cut), above(p, cut), r),
+                    "max_score_diff": score_gap(above(reference, cut), above(p, cut), r),
+                    "auprc": evaluate(p, test_truth, radius=diameter / 2)["auprc"], "pick_s_per_micrograph": s}
+        print(f"{what} same model on {dev} ({'mixed' if amp else 'full'} precision):", out[key], flush=True)
+    return out
+
+
 def run_pu(args, devices, train_ims, test_files, labels, train_truth, test_truth, work) -> dict:
     diameter = float(labels.diameter_px.iloc[0])
     expected = len(train_truth) / len(train_ims)
@@ -135,25 +158,15 @@ def run_pu(args, devices, train_ims, test_files, labels, train_truth, test_truth
                "picks_above_threshold": int((p.score >= model.threshold).sum())}
         if dev.type == "cuda":
             row["gpu_peak_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
-        rows.append(row)
-        key = f"{dev}#{len(models)}"
-        models[key], picks[key] = model, p
-        print(row, flush=True)
+        record(rows, models, picks, row, model, p)
     (k0, m0), (k1, m1) = list(models.items())[:2]
     r = diameter / 10
     cut = m0.threshold
     out = {"rows": rows}
-    # the same weights on the second device, full and mixed precision
     same = pu.load_model(work / f"pu_{devices[0].type}.pt", devices[1])
-    for amp in (False, True):
-        same.mixed_precision = amp
-        p, s = timed_pick(lambda im: pu.pick_micrograph(same, im.data, im.name, threshold=-1e9), test_files, devices[1])
-        out[f"same_model_{'mixed' if amp else 'full'}"] = {
-            "agreement_f1": agreement(above(picks[k0], cut), above(p, cut), r),
-            "max_score_diff": score_gap(above(picks[k0], cut), above(p, cut), r),
-            "auprc": evaluate(p, test_truth, radius=diameter / 2)["auprc"], "pick_s_per_micrograph": s}
-        print(f"PU same model on {devices[1]} ({'mixed' if amp else 'full'} precision):",
-              out[f"same_model_{'mixed' if amp else 'full'}"], flush=True)
+    same.settings.threads = args.threads  # a run-time knob: not stored in the model file
+    out.update(same_model(same, lambda im: pu.pick_micrograph(same, im.data, im.name, threshold=-1e9), picks[k0], cut,
+                          diameter, test_files, test_truth, devices[1], "PU"))
     out["trained_apart"] = {"agreement_f1": agreement(above(picks[k0], cut), above(picks[k1], m1.threshold), r)}
     return out
 
@@ -183,25 +196,16 @@ def run_fewshot(args, devices, train_ims, test_files, train_truth, test_truth, w
         row = {"picker": "few-shot", "device": device_name(dev), "train_s": train_s,
                "pick_s_per_micrograph": pick_s, "auprc": evaluate(p, test_truth, radius=diameter / 2)["auprc"],
                "box_f1_auto": evaluate(auto, test_truth, box=diameter)["all_picks"]["f1"]}
-        rows.append(row)
-        key = f"{dev}#{len(models)}"
-        models[key], picks[key] = model, p
-        print(row, flush=True)
+        record(rows, models, picks, row, model, p)
     (k0, m0), (k1, m1) = list(models.items())[:2]
     r = diameter / 10
     # the picks the first model's automatic threshold keeps on each micrograph
     cut = float(np.median([fewshot.pick_micrograph(m0, read_micrograph(f)).score.min() for f in test_files]))
     out = {"rows": rows}
     same = fewshot.load_model(work / f"fewshot_{devices[0].type}.pt", devices[1])
-    for amp in (False, True):
-        same.mixed_precision = amp
-        p, s = timed_pick(lambda im: fewshot.pick_micrograph(same, im, threshold=-1e9), test_files, devices[1])
-        out[f"same_model_{'mixed' if amp else 'full'}"] = {
-            "agreement_f1": agreement(above(picks[k0], cut), above(p, cut), r),
-            "max_score_diff": score_gap(above(picks[k0], cut), above(p, cut), r),
-            "auprc": evaluate(p, test_truth, radius=diameter / 2)["auprc"], "pick_s_per_micrograph": s}
-        print(f"few-shot same model on {devices[1]} ({'mixed' if amp else 'full'} precision):",
-              out[f"same_model_{'mixed' if amp else 'full'}"], flush=True)
+    same.settings.threads = args.threads
+    out.update(same_model(same, lambda im: fewshot.pick_micrograph(same, im, threshold=-1e9), picks[k0], cut,
+                          diameter, test_files, test_truth, devices[1], "few-shot"))
     out["trained_apart"] = {"agreement_f1": agreement(above(picks[k0], cut), above(picks[k1], cut), r)}
     return out
 

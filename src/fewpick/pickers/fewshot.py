@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fewpick import __version__
-from fewpick._fileutil import atomic_path, load_torch_bundle
+from fewpick import modelfile
+from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
 from fewpick.extract import auto_min_distance, nms, threshold_knn_density
@@ -319,12 +319,11 @@ def scs_loss(f_l: torch.Tensor, f_u: torch.Tensor, mode: str = "adjusted", pi: f
 
 
 def _load_bundle(path: str | os.PathLike, fmt: str, what: str) -> dict:
-    return load_torch_bundle(path, fmt, MODEL_FORMAT_VERSION, what)
+    return modelfile.load(path, fmt, MODEL_FORMAT_VERSION, what)
 
 
-def _settings_from(d: dict) -> FewShotSettings:
-    known = {f.name for f in fields(FewShotSettings)}
-    return FewShotSettings(**{k: v for k, v in d.items() if k in known})
+def _settings_from(d: dict, path, what: str) -> FewShotSettings:
+    return modelfile.settings_from(FewShotSettings, d, path, what)
 
 
 def _net_from(bundle: dict, settings: FewShotSettings, path) -> MaskedAutoencoder:
@@ -346,35 +345,27 @@ def is_model_file(path: str | os.PathLike) -> bool:
 
 
 def save_pretrained(net: MaskedAutoencoder, settings: FewShotSettings, info: dict, path: str | os.PathLike) -> Path:
-    bundle = {"format": PRETRAINED_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
-              "settings": asdict(settings), "info": info, "state_dict": cpu_state(net)}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(bundle, tmp)
-    return path
+    return modelfile.save(path, PRETRAINED_FORMAT, MODEL_FORMAT_VERSION, settings, info=info,
+                          state_dict=cpu_state(net))
 
 
 def load_pretrained(path: str | os.PathLike, device: str | torch.device = "auto"
                     ) -> tuple[MaskedAutoencoder, FewShotSettings, dict]:
     bundle = _load_bundle(path, PRETRAINED_FORMAT, "pre-trained encoder")
-    settings = _settings_from(bundle["settings"])
+    settings = _settings_from(bundle["settings"], path, "pre-trained encoder")
     return _net_from(bundle, settings, path).to(resolve_device(device)), settings, dict(bundle.get("info", {}))
 
 
 def save_model(model: FewShotModel, path: str | os.PathLike) -> Path:
-    bundle = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
-              "settings": asdict(model.settings), "state_dict": cpu_state(model.net),
-              "exemplars": torch.from_numpy(np.ascontiguousarray(model.exemplars)), "pixel_size": model.pixel_size,
-              "reference": model.reference, "pretrained": model.pretrained, "history": model.history}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(bundle, tmp)
-    return path
+    return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, state_dict=cpu_state(model.net),
+                          exemplars=torch.from_numpy(np.ascontiguousarray(model.exemplars)),
+                          pixel_size=model.pixel_size, reference=model.reference, pretrained=model.pretrained,
+                          history=model.history)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> FewShotModel:
     bundle = _load_bundle(path, MODEL_FORMAT, "few-shot picker model")
-    settings = _settings_from(bundle["settings"])
+    settings = _settings_from(bundle["settings"], path, "few-shot picker model")
     net = _net_from(bundle, settings, path).to(resolve_device(device))
     return FewShotModel(net, settings, bundle["exemplars"].numpy(), bundle.get("pixel_size"),
                         bundle.get("reference", ""), dict(bundle.get("pretrained", {})), list(bundle.get("history", [])))

@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fewpick import __version__
-from fewpick._fileutil import atomic_path, load_torch_bundle
+from fewpick import modelfile
+from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
 from fewpick.extract import auto_min_distance, ball, nms, threshold_gmm
@@ -187,17 +187,10 @@ def class_prior(expected_particles: float, label_radius: float, binned_shapes: S
 
 
 def save_model(model: PUModel, path: str | os.PathLike) -> Path:
-    """Write a self-describing model file (atomically)."""
-    bundle = {
-        "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
-        "settings": asdict(model.settings), "pi": model.pi, "pixel_size": model.pixel_size,
-        "receptive_field": model.net.receptive_field, "state_dict": cpu_state(model.net),
-        "history": model.history, "threshold": model.threshold,
-    }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(bundle, tmp)
-    return path
+    """Write a self-describing model file (atomically; see :mod:`fewpick.modelfile`)."""
+    return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, pi=model.pi,
+                          pixel_size=model.pixel_size, receptive_field=model.net.receptive_field,
+                          state_dict=cpu_state(model.net), history=model.history, threshold=model.threshold)
 
 
 def _build(settings: PUSettings) -> PickerCNN:
@@ -207,8 +200,8 @@ def _build(settings: PUSettings) -> PickerCNN:
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> PUModel:
     """Read a model file written by :func:`save_model` onto ``device``; clear errors for anything else."""
     path = Path(path)
-    bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
-    settings = PUSettings(**bundle["settings"])
+    bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
+    settings = modelfile.settings_from(PUSettings, bundle["settings"], path, "PU picker model")
     net = _build(settings)
     try:
         net.load_state_dict(bundle["state_dict"])
@@ -340,7 +333,7 @@ def train(
         if not ckpt.is_file():
             raise InputError(ckpt, "no checkpoint to resume from")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("settings") != asdict(settings):
+        if state.get("settings") != modelfile.settings_dict(settings):
             raise InputError(ckpt, "checkpoint was written with other settings; start again without --resume")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
@@ -372,7 +365,7 @@ def train(
                 entry["val_auprc"] = evaluate(picks, val_items[1], radius=settings.diameter / 2)["auprc"]
             history.append(entry)
             with atomic_path(ckpt) as tmp:
-                torch.save({"settings": asdict(settings), "net": cpu_state(net), "opt": opt.state_dict(),
+                torch.save({"settings": modelfile.settings_dict(settings), "net": cpu_state(net), "opt": opt.state_dict(),
                             "sched": sched.state_dict(), "step": step + 1, "history": history, "rng": rng.bit_generator.state,
                             "gen": gen.get_state()}, tmp)
             if progress:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,9 +31,8 @@ import pandas as pd
 import scipy.ndimage as ndi
 import torch
 
-from fewpick import __version__
+from fewpick import modelfile
 from fewpick.device import cpu_state, module_device, resolve_device
-from fewpick._fileutil import atomic_path, load_torch_bundle
 from fewpick.errors import InputError
 from fewpick.explore.candidates import block_bin
 from fewpick.extract import nms, upper_component_start
@@ -547,22 +546,16 @@ def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto
 
 
 def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
-    bundle = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "fewpick_version": __version__,
-              "settings": asdict(model.settings), "config": model.net.config, "pi": model.pi,
-              "voxel_size": model.voxel_size, "history": model.history, "threshold": model.threshold,
-              "particles": model.particles,
-              "state_dict": cpu_state(model.net)}
-    with atomic_path(path) as tmp:
-        torch.save(bundle, tmp)
-    return Path(path)
+    return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, config=model.net.config,
+                          pi=model.pi, voxel_size=model.voxel_size, history=model.history, threshold=model.threshold,
+                          particles=model.particles, state_dict=cpu_state(model.net))
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> TomoModel:
-    bundle = load_torch_bundle(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "tomogram localization model")
-    known = {f.name for f in fields(TomoSettings)}
-    s = {k: v for k, v in bundle["settings"].items() if k in known}
-    s["lambdas"] = tuple(s["lambdas"])
-    settings = TomoSettings(**s)
+    what = "tomogram localization model"
+    bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, what)
+    settings = modelfile.settings_from(TomoSettings, bundle["settings"], path, what)
+    settings.lambdas = tuple(settings.lambdas)
     net = SliceUNet3D(**bundle["config"])
     try:
         net.load_state_dict(bundle["state_dict"])

@@ -1,0 +1,66 @@
+"""Model files: one way to write and read every trained thing fewpick saves.
+
+A model file is a ``torch.save``'d dict with ``format`` (what it is), ``format_version``, ``fewpick_version``,
+``settings`` (the dataclass that defines the model, less the run-time knobs) and the payload (weights as CPU
+tensors, and whatever else the model needs). It is written atomically (a crash never leaves half a file) and
+read with ``weights_only=True`` (no code runs while loading).
+
+Run-time knobs (CPU threads, the device) are not stored: they belong to the machine that runs the model.
+Settings are read back the same way for every model: a knob of an older file is dropped, any other key that
+the settings do not know is refused with one clear error (the file was written by a newer fewpick).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fewpick._fileutil import atomic_path, load_torch_bundle
+from fewpick.errors import InputError
+
+RUNTIME_KNOBS = ("threads", "train_threads", "device")
+
+T = TypeVar("T")
+
+
+def settings_dict(settings: Any) -> dict:
+    """The settings as stored: every field of the dataclass except the run-time knobs."""
+    return {k: v for k, v in asdict(settings).items() if k not in RUNTIME_KNOBS}
+
+
+def settings_from(cls: type[T], stored: dict, path: str | os.PathLike, what: str, **runtime) -> T:
+    """Rebuild settings of ``cls`` from a file's ``stored`` dict, with ``runtime`` knobs set for this machine."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(k for k in stored if k not in known and k not in RUNTIME_KNOBS)
+    if unknown:
+        raise InputError(path, f"{what} file has settings this fewpick does not know ({', '.join(unknown)}): it was "
+                               "written by a newer fewpick; update fewpick or train it again")
+    kept = {k: v for k, v in stored.items() if k in known and k not in RUNTIME_KNOBS}
+    kept.update({k: v for k, v in runtime.items() if k in known and v is not None})
+    try:
+        return cls(**kept)
+    except TypeError as exc:
+        raise InputError(path, f"{what} file lacks settings ({exc}); train it again") from None
+
+
+def save(path: str | os.PathLike, fmt: str, version: int, settings: Any, **payload) -> Path:
+    """Write a model file (atomically); ``settings`` is a dataclass (stored without run-time knobs) or None."""
+    import torch
+
+    from fewpick import __version__
+
+    bundle = {"format": fmt, "format_version": version, "fewpick_version": __version__, **payload}
+    if settings is not None:
+        bundle["settings"] = settings_dict(settings)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return path
+
+
+def load(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:
+    """Read a model file written by :func:`save`; one clear error for anything else (see
+    :func:`fewpick._fileutil.load_torch_bundle`)."""
+    return load_torch_bundle(path, fmt, version, what)
