@@ -247,13 +247,15 @@ def pick(
     from fewpick.pickers.classic import ClassicSettings, pick_micrograph, prepare_templates
     from fewpick.preprocess import parse_length
 
+    # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
+    threads = threads or (1 if (workers or scheduler) else 2)
     if model is not None:
         from fewpick.pickers import fewshot
 
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
                                 match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
-                                box_size=box_size, threads=threads or (1 if (workers or scheduler) else 2), device=device,
+                                box_size=box_size, threads=threads, device=device,
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
     first = _first_readable(files, pixel_size, strict)
@@ -262,8 +264,7 @@ def pick(
         from fewpick.pickers import pu
 
         pu_model = pu.load_model(model, _device(device))
-        # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
-        pu_model.settings.threads = threads or (1 if (workers or scheduler) else 2)
+        pu_model.settings.threads = threads
         diameter = pu_model.settings.diameter
         thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
         err_console.print(pu.model_summary(pu_model), highlight=False)

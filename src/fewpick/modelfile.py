@@ -17,7 +17,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fewpick._fileutil import atomic_path, load_torch_bundle
+from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
 
 RUNTIME_KNOBS = ("threads", "train_threads", "device")
@@ -61,6 +61,24 @@ def save(path: str | os.PathLike, fmt: str, version: int, settings: Any, **paylo
 
 
 def load(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:
-    """Read a model file written by :func:`save`; one clear error for anything else (see
-    :func:`fewpick._fileutil.load_torch_bundle`)."""
-    return load_torch_bundle(path, fmt, version, what)
+    """Read a model file written by :func:`save`: one clear error (naming the file) for a missing file,
+    anything that is not such a bundle, another kind of model, or another format version."""
+    import torch
+
+    from fewpick import __version__
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"no such {what} file")
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"not a fewpick {what} file ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != fmt:
+        found = bundle.get("format") if isinstance(bundle, dict) else None
+        raise InputError(path, f"not a fewpick {what} file" + (f" (it is a {found!r} file)" if found else ""))
+    if bundle.get("format_version") != version:
+        raise InputError(path, f"{what} file format {bundle.get('format_version')} (written by fewpick "
+                               f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
+                               f"{version}: train it again")
+    return bundle

@@ -143,11 +143,6 @@ class FewShotModel:
     # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
     mixed_precision: bool = False
 
-    def to(self, device: str | torch.device = "auto") -> "FewShotModel":
-        """Move the network to ``device`` (see :mod:`fewpick.device`); returns the model."""
-        self.net.to(resolve_device(device))
-        return self
-
     @torch.inference_mode()
     def exemplar_features(self) -> torch.Tensor:
         """Unit-norm features of the exemplars, (m, dim), on the network's device."""

@@ -112,11 +112,6 @@ class PUModel:
     def factor(self) -> int:
         return self.settings.factor()
 
-    def to(self, device: str | torch.device = "auto") -> "PUModel":
-        """Move the network to ``device`` (see :mod:`fewpick.device`); returns the model."""
-        self.net.to(resolve_device(device))
-        return self
-
 
 # ---------------------------------------------------------------- data
 
