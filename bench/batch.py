@@ -10,7 +10,9 @@ A PU model (100 labels, default settings) is trained once. Each run is ``fewpick
 
 - ``serial2`` / ``serial1``: one process, 2 or 1 torch threads;
 - ``workers1`` / ``workers2``: ``--workers N`` (a local Dask cluster, one torch thread per worker);
-- ``resume``: ``serial2`` killed once 40 % of the micrographs are written, then run again with ``--resume``.
+- ``resume``: ``serial2`` killed once 40 % of the micrographs are written, then run again with ``--resume``;
+- ``split2``: what the two cores allow two processes, without Dask: two ``--threads 1`` runs at once, each on
+  half of the micrographs (the rate is all micrographs over the slower run's seconds).
 
 Reported: micrographs per second, peak memory of the main process and of each worker (sampled every 0.2 s),
 whether the picks equal the serial run's (the same positions; the largest score difference), and the failures
@@ -130,6 +132,29 @@ def run(cmd: list[str], kill_at: int | None = None, parts: Path | None = None) -
     return {"seconds": seconds, "stdout": out.strip(), "killed": killed, **info}
 
 
+def split_run(mics: Path, base: list[str], out: Path, options: list[str]) -> dict:
+    """Two runs at once on the two halves of the micrographs (by name), then their picks and failures joined
+    into ``out`` and its failures file, as one run would write them."""
+    files = sorted(mics.iterdir())
+    halves = [files[0::2], files[1::2]]
+    base = [a for a in base if a != str(mics)]  # the folder, replaced by each half's files
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([*base[:2], *map(str, half), *base[2:], "--out", str(out.with_name(f"{out.stem}_{i}.star")),
+                               *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, half in enumerate(halves)]
+    mems = [Memory(p.pid) for p in procs]
+    for p in procs:
+        p.communicate()
+    seconds = time.perf_counter() - t0
+    peaks = [m.stop()["main_peak_mib"] for m in mems]
+    parts = [out.with_name(f"{out.stem}_{i}.star") for i in range(2)]
+    write_picks(pd.concat([read_picks(p) for p in parts], ignore_index=True), out)
+    fails = [out.with_name(f"{out.stem}_{i}_failures.txt") for i in range(2)]
+    out.with_name(f"{out.stem}_failures.txt").write_text("".join(f.read_text() for f in fails if f.is_file()))
+    return {"seconds": seconds, "stdout": "", "killed": False, "main_peak_mib": max(peaks), "worker_peak_mib": None,
+            "workers_seen": 0}
+
+
 def score_gap(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """The largest score difference when both runs hold the same picks (micrographs and positions), else NaN.
     Rows are compared in (micrograph, x, y) order: scores that differ in the 6th digit (1 against 2 torch
@@ -154,14 +179,14 @@ def _same(gap: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--runs", nargs="+", default=["serial2", "serial1", "workers1", "workers2", "resume"])
+    ap.add_argument("--runs", nargs="+", default=["serial2", "serial1", "workers1", "workers2", "resume", "split2"])
     ap.add_argument("--machines", type=int, default=10, help="for the estimate of 20,000 micrographs")
     args = ap.parse_args()
     mics, model = prepare(args.count)
     runs_dir = WORK / "runs"
     base = [str(FEWPICK), "pick", str(mics), "--model", str(model), "--threshold", "-1e9"]
     options = {"serial2": ["--threads", "2"], "serial1": ["--threads", "1"], "workers1": ["--workers", "1"],
-               "workers2": ["--workers", "2"], "resume": ["--threads", "2"]}
+               "workers2": ["--workers", "2"], "resume": ["--threads", "2"], "split2": ["--threads", "1"]}
     rows = {}
     for name in args.runs:
         out = runs_dir / f"{name}.star"
@@ -172,7 +197,9 @@ def main() -> None:
             for p in parts.iterdir():
                 p.unlink()
         cmd = [*base, "--out", str(out), *options[name]]
-        if name == "resume":
+        if name == "split2":
+            r = split_run(mics, base, out, options[name])
+        elif name == "resume":
             first = run(cmd, kill_at=int(0.4 * args.count), parts=parts)
             done = len([p for p in parts.glob("*.star") if not p.name.startswith(".")])
             second = run([*cmd, "--resume"])
@@ -198,6 +225,7 @@ def main() -> None:
     for name, r in rows.items():
         wpk = f"{r['worker_peak_mib']:.0f}" if r.get("worker_peak_mib") else "–"
         opts = " ".join(options[name]) + (f" (killed after {r['killed_after']}, then --resume)" if name == "resume" else "")
+        opts += " (two processes at once, each on half the files; no Dask)" if name == "split2" else ""
         md.append(f"| {name} | `{opts}` | {r['seconds']:.0f} | {r['per_second']:.2f} | {r['main_peak_mib']:.0f} | {wpk} | "
                   f"{r['picked']} | {'yes' if r['corrupt_listed'] else 'no: ' + ', '.join(r['failures'])} | "
                   f"{_same(r['score_gap_to_serial2'])} |")
@@ -208,6 +236,9 @@ def main() -> None:
         bars["2 workers / serial at 2 threads (≥ 1)"] = rows["workers2"]["per_second"] / rows["serial2"]["per_second"]
     if {"workers1", "serial1"} <= rows.keys():
         bars["1 worker / serial at 1 thread (≥ 0.9)"] = rows["workers1"]["per_second"] / rows["serial1"]["per_second"]
+    if {"split2", "serial1"} <= rows.keys():
+        bars["two processes without Dask / serial at 1 thread (what 2 cores allow)"] = (
+            rows["split2"]["per_second"] / rows["serial1"]["per_second"])
     if bars:
         md += ["", "| ratio | measured |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in bars.items()]
     best = max(rows.values(), key=lambda r: r["per_second"])["per_second"]

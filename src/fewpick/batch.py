@@ -98,8 +98,9 @@ def pick_files(
         ``micrographs`` or ``tomograms``: names the folder of per-file picks beside a combined file.
     client
         A Dask ``distributed.Client`` (see :func:`dask_client`): ``read`` and ``pick_one`` (with the model they
-        hold) go to each worker once, the files are picked there, and the picks come back and are written here
-        in the files' order. At most a few files per worker thread are in flight, so memory stays bounded.
+        hold) go to each worker once; each file is picked and its picks written there (the output folder must be
+        reachable from the workers, like the files), and the outcomes come back in the files' order. At most a
+        few files per worker thread are in flight, so memory stays bounded.
     """
     parts, part_fmt, combined, failures = layout(out, fmt, kind)
     suffix = FORMAT_SUFFIX[part_fmt]
@@ -122,11 +123,10 @@ def pick_files(
             result.skipped.append(name)
         else:
             todo.append((Path(f), name))
-    for i, ((path, name), outcome) in enumerate(zip(todo, _outcomes(todo, read, pick_one, client))):
+    task = functools.partial(_pick_and_write, read, pick_one, parts.resolve(), part_fmt, box_size)
+    for i, ((path, name), outcome) in enumerate(zip(todo, _outcomes(todo, task, client))):
         try:
-            picks = outcome()
-            picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [])
-            write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name])
+            n_picks = outcome()
         except (FewpickError, ValueError, OSError, RuntimeError, MemoryError) as exc:
             if strict:
                 raise
@@ -137,7 +137,7 @@ def pick_files(
                 report(f"{path}: {reason} (skipped)")
             continue
         result.picked.append(name)
-        result.n_picks += len(picks)
+        result.n_picks += n_picks
         if progress:
             elapsed = time.perf_counter() - t0
             rate = (i + 1) / elapsed if elapsed > 0 else float("inf")
@@ -162,29 +162,35 @@ def pick_files(
     return result
 
 
-def _read_and_pick(read: Callable, pick_one: Callable, path: Path) -> pd.DataFrame:
-    return pick_one(read(path))
+def _pick_and_write(read: Callable, pick_one: Callable, parts: Path, part_fmt: str, box_size: float | None,
+                    path: Path, name: str) -> int:
+    """Read, pick and write one file's picks (atomically); the number of picks. Runs here or on a Dask worker,
+    which then writes the file itself (the output folder must be shared, as the micrographs are)."""
+    picks = pick_one(read(path))
+    picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [])
+    write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name])
+    return len(picks)
 
 
-def _outcomes(todo: list[tuple[Path, str]], read: Callable, pick_one: Callable, client) -> Iterator[Callable]:
-    """For each file, in order, a call that returns its picks or raises its error: computed here when it is
-    called, or on the Dask workers (a sliding window of submitted files)."""
+def _outcomes(todo: list[tuple[Path, str]], task: Callable, client) -> Iterator[Callable]:
+    """For each file, in order, a call that returns ``task(path, name)`` or raises its error: computed here when
+    it is called, or on the Dask workers (a sliding window of submitted files)."""
     if client is None:
-        for path, _ in todo:
-            yield functools.partial(_read_and_pick, read, pick_one, path)
+        for path, name in todo:
+            yield functools.partial(task, path, name)
         return
-    task = client.scatter(functools.partial(_read_and_pick, read, pick_one), broadcast=True, hash=False)
+    task = client.scatter(task, broadcast=True, hash=False)
     threads = sum(client.nthreads().values()) or 1
     window = 4 * threads
     pending: deque = deque()
     queue = iter(todo)
     try:
-        for path, _ in itertools.islice(queue, window):
-            pending.append(client.submit(_apply, task, path, pure=False))
+        for path, name in itertools.islice(queue, window):
+            pending.append(client.submit(_apply, task, path, name, pure=False))
         while pending:
             future = pending.popleft()
-            for path, _ in itertools.islice(queue, 1):
-                pending.append(client.submit(_apply, task, path, pure=False))
+            for path, name in itertools.islice(queue, 1):
+                pending.append(client.submit(_apply, task, path, name, pure=False))
             yield future.result
             future.release()
     finally:
@@ -192,8 +198,8 @@ def _outcomes(todo: list[tuple[Path, str]], read: Callable, pick_one: Callable, 
             future.cancel()
 
 
-def _apply(task: Callable, path: Path) -> pd.DataFrame:
-    return task(path)
+def _apply(task: Callable, path: Path, name: str) -> int:
+    return task(path, name)
 
 
 @contextlib.contextmanager
@@ -211,6 +217,16 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
         with Client(**kw) as client:
             yield client
         return
-    with LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+    import dask
+
+    # Two Dask defaults that cost picking dearly (measured, bench/results/batch.md):
+    # - workers start with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap threshold: every
+    #   large array (a 4096² micrograph is 64 MiB; its FFTs and score maps as much again) is mapped and
+    #   unmapped afresh, and picking ran 1.6× slower than in one process;
+    # - each worker samples its running task's stack every 10 ms for the dashboard (which is off here): with
+    #   two workers on two cores the picks took 25 % longer.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.profile.enabled": False}), \
+            LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,
+                         host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
