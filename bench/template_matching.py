@@ -24,7 +24,7 @@ import scipy.fft
 import scipy.special
 from scipy.spatial.transform import Rotation
 
-from fewpick.explore.candidates import block_bin
+from fewpick.preprocess import block_bin
 from fewpick.extract import ball, nms
 from fewpick.simulate import physics
 from fewpick.simulate.species import load_species

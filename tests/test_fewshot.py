@@ -14,7 +14,9 @@ from fewpick.cli import app
 from fewpick.errors import InputError
 from fewpick.evaluate import evaluate
 from fewpick.extract import threshold_knn_density
+from fewpick.geometry import Geometry
 from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
+from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder, sincos_positions
 from fewpick.pickers import fewshot as fs
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
@@ -27,15 +29,15 @@ def test_scs_loss_hand_computed():
     m, n, pi, alpha = 2, 2, 0.25, 0.5
     s_ll, s_lu, s_uu = 4.0, 2.0, 2.0  # sums of cosine similarities (diagonals included)
     plain = 1 + alpha * s_lu / (m * n) - (1 - alpha) * s_ll / m**2
-    assert fs.scs_loss(f_l, f_u, "unadjusted", pi, alpha).item() == pytest.approx(plain)
+    assert scs_loss(f_l, f_u, "unadjusted", pi, alpha).item() == pytest.approx(plain)
     s_self = (s_ll + 2 * pi * s_lu + pi**2 * s_uu) / (m + n) ** 2
     s_cross = ((1 - pi) * s_lu + pi * (1 - pi) * s_uu) / ((m + n) * n)
-    assert fs.scs_loss(f_l, f_u, "adjusted", pi, alpha).item() == pytest.approx(1 + alpha * s_cross - (1 - alpha) * s_self)
-    assert fs.scs_loss(f_l, f_u, "adjusted", pi, alpha, tau=5.0).item() == pytest.approx(5.0)  # the floor τ
-    assert fs.scs_loss(f_l, f_u, "none").item() == 0.0
+    assert scs_loss(f_l, f_u, "adjusted", pi, alpha).item() == pytest.approx(1 + alpha * s_cross - (1 - alpha) * s_self)
+    assert scs_loss(f_l, f_u, "adjusted", pi, alpha, tau=5.0).item() == pytest.approx(5.0)  # the floor τ
+    assert scs_loss(f_l, f_u, "none").item() == 0.0
     # well separated features score lower than mixed ones
-    sep = fs.scs_loss(f_l, torch.tensor([[0.0, 1.0], [0.0, 2.0]]), "adjusted", 0.0)
-    mixed = fs.scs_loss(f_l, torch.tensor([[1.0, 0.1], [1.0, -0.1]]), "adjusted", 0.0)
+    sep = scs_loss(f_l, torch.tensor([[0.0, 1.0], [0.0, 2.0]]), "adjusted", 0.0)
+    mixed = scs_loss(f_l, torch.tensor([[1.0, 0.1], [1.0, -0.1]]), "adjusted", 0.0)
     assert sep < mixed
 
 
@@ -116,7 +118,7 @@ def test_blob_centres_are_the_particles(sim):
     s = fs.FewShotSettings(diameter=32)
     img = fs.prepare(ims[0], s.scale)
     centres = fs._blob_centres(img, s)
-    yx = fs.to_original(centres, np.array(ims[0].shape, float) / np.array(img.shape, float))
+    yx = s.geometry().to_original(centres, Geometry.scale(ims[0].shape, img.shape))
     r = evaluate(make_picks("s0", yx[:, 1], yx[:, 0]), truths[0], radius=16)["all_picks"]
     inner = _inner(truths[0], ims[0].shape, s.window / 2 + 2)  # blobs whose window leaves the image are dropped
     assert r["precision"] >= 0.9 and r["tp"] >= 0.85 * len(inner), (r, len(inner))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from fewpick.errors import InputError
+from fewpick.geometry import choose_binning
 from fewpick.preprocess import (
     bin_image,
-    choose_binning,
     difference_of_gaussians,
     fourier_crop,
     gaussian_lowpass,

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from fewpick.cli import app
 from fewpick.errors import InputError
 from fewpick.evaluate import evaluate
+from fewpick.extract import auto_threshold
 from fewpick.io import make_picks, read_picks, read_volume, write_mrc, write_picks
 from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
 from fewpick.pickers import tomo as T
@@ -135,9 +136,9 @@ def test_auto_threshold_splits_particles_from_background_peaks():
     background, others = rng.uniform(0.05, 0.1, 880), rng.uniform(0.1, 0.25, 120)
     particles = rng.uniform(0.45, 0.85, 60)
     scores = np.concatenate([background, others, particles, rng.uniform(0.0, 0.05, 500)])
-    t = T.auto_threshold(scores)
+    t = auto_threshold(scores)
     assert (particles >= t).all() and (background < t).all() and (others >= t).mean() < 0.1, t
-    assert T.auto_threshold(scores[-509:]) == 0.5  # 9 peaks above the floor: too few to split
+    assert auto_threshold(scores[-509:]) == 0.5  # 9 peaks above the floor: too few to split
 
 
 def test_auto_threshold_moves_above_lookalikes_but_keeps_a_broad_class_whole():
@@ -145,11 +146,11 @@ def test_auto_threshold_moves_above_lookalikes_but_keeps_a_broad_class_whole():
     background = rng.uniform(0.05, 0.1, 2000)
     # lookalike species score in a middle band, the target above: the cut goes between them
     others, target = rng.normal(0.38, 0.06, 200).clip(0.1, 1), rng.normal(0.7, 0.06, 60).clip(0, 1)
-    t = T.auto_threshold(np.concatenate([background, others, target]))
+    t = auto_threshold(np.concatenate([background, others, target]))
     assert (target >= t).mean() > 0.95 and (others >= t).mean() < 0.05, t
     # without them, a broad particle class (0.3-0.8) is not cut in two
     broad = rng.uniform(0.3, 0.8, 80)
-    t = T.auto_threshold(np.concatenate([background[:300], broad]))
+    t = auto_threshold(np.concatenate([background[:300], broad]))
     assert (broad >= t).mean() > 0.95 and (background[:300] < t).all(), t
 
 

@@ -65,6 +65,27 @@ def _scheduler_option():
     return typer.Option(None, "--scheduler", help="Pick on an existing Dask cluster: its scheduler address (tcp://HOST:8786) or scheduler file.")
 
 
+def _hms(seconds: float) -> str:
+    if seconds != seconds:
+        return ""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _training_progress(what: str, total: int):
+    """The progress bar of every training verb: steps done, the latest losses and the time left."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console)
+    progress.add_task(what, total=total, info="")
+    return progress
+
+
+def _train_resume_option(what: str = "OUT.ckpt"):
+    return typer.Option(False, "--resume", help=f"Continue an interrupted training from its checkpoint ({what}).")
+
+
 def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
                workers: Optional[int] = None, scheduler: Optional[str] = None):
     """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
@@ -81,8 +102,7 @@ def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, st
         task = progress.add_task("pick", total=len(files), info="")
 
         def update(e):
-            eta = e["eta_s"]
-            left = f"{int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d} left" if eta == eta else ""
+            left = f"{_hms(e['eta_s'])} left" if e["eta_s"] == e["eta_s"] else ""
             progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s  {left}")
 
         result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
@@ -244,7 +264,7 @@ def pick(
     import numpy as np
 
     from fewpick.io import list_images, read_image, read_micrograph
-    from fewpick.pickers.classic import ClassicSettings, pick_micrograph, prepare_templates
+    from fewpick.pickers.classic import ClassicPicker, ClassicSettings, prepare_templates
     from fewpick.preprocess import parse_length
 
     # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
@@ -283,16 +303,20 @@ def pick(
         if not np.isfinite(t_img.data).all():
             raise InputError(template, "template holds NaN or infinite values")
         templates = prepare_templates(t_img.data, settings, t_img.pixel_size, first.pixel_size, angular_step)
+    # what 'read' keeps of the first micrograph: not its pixels, which would travel to every Dask worker with it
+    ref_px, ref_name = first.pixel_size, first.name
+    del first
+
     def read(path):
         image = read_micrograph(path, pixel_size=pixel_size)
-        if first.pixel_size and image.pixel_size and abs(image.pixel_size - first.pixel_size) > 1e-3 * first.pixel_size:
-            raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {first.pixel_size:g} Å of {first.name}")
+        if ref_px and image.pixel_size and abs(image.pixel_size - ref_px) > 1e-3 * ref_px:
+            raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {ref_px:g} Å of {ref_name}")
         return image
 
+    picker = pu_model if pu_model is not None else ClassicPicker(settings, templates)
+
     def pick_one(image):
-        if pu_model is not None:
-            return pu.pick_micrograph(pu_model, image.data, image.name, thr, max_picks)
-        return pick_micrograph(image.data, settings, image.name, templates)
+        return picker.pick(image, thr, max_picks)
 
     _run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict, workers=workers,
                scheduler=scheduler)
@@ -340,7 +364,7 @@ def train(
     steps_per_epoch: int = typer.Option(100, "--steps-per-epoch", min=1, help="Steps between checkpoints / validation."),
     val_images: Optional[List[Path]] = typer.Option(None, "--val-images", help="Held-out micrographs for the AUPRC shown each epoch."),
     val_labels: Optional[Path] = typer.Option(None, "--val-labels", help="Their particle centres."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an interruption."),
+    resume: bool = _train_resume_option(),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius. Default: from the expected count, half the radius on crowded micrographs, the whole radius on sparse ones."),
@@ -352,8 +376,6 @@ def train(
 
     Example: [bold]fewpick train mics/ --labels labels.star --particle-diameter 68 --expected-particles 150 --out picker.pt[/]
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fewpick.io import list_images, read_micrograph, read_picks
     from fewpick.pickers import pu
     from fewpick.preprocess import parse_length
@@ -373,13 +395,10 @@ def train(
             raise InputError(None, "--val-images and --val-labels go together")
         v_ims = [read_micrograph(f, pixel_size=pixel_size) for f in list_images(val_images)]
         v_labs = read_picks(val_labels, require_rows=True)
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
-        task = progress.add_task("train", total=steps, info="")
-
+    with _training_progress("training", steps) as progress:
         def report(entry):
             info = f"loss {entry['loss']:.4f}" + (f"  val AUPRC {entry['val_auprc']:.3f}" if "val_auprc" in entry else "")
-            progress.update(task, completed=entry["step"], info=info)
+            progress.update(progress.task_ids[0], completed=entry["step"], info=f"{info}  {_hms(entry['eta_s'])} left")
 
         model = pu.train(ims, labs, settings, out, labels_source=labels, val_images=v_ims, val_labels=v_labs,
                          resume=resume, progress=report, device=dev)
@@ -555,14 +574,13 @@ def fewshot_pretrain(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = _device_option(),
+    resume: bool = _train_resume_option(),
 ):
     """Pre-train the masked autoencoder on unlabeled micrographs (reconstruction only).
 
     Example: [bold]fewpick fewshot pretrain mics/ --particle-diameter 120A --out encoder.pt[/]
     """
     import numpy as np
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fewpick.io import list_images, read_micrograph
     from fewpick.pickers import fewshot as fs
     from fewpick.preprocess import parse_length
@@ -575,11 +593,10 @@ def fewshot_pretrain(
     diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
     settings = _fewshot_settings(diameter, window_ratio=window_ratio, pretrain_steps=steps, seed=seed,
                                  train_threads=threads)
-    with Progress(TextColumn("pre-training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
-        task = progress.add_task("pretrain", total=steps, info="")
+    with _training_progress("pre-training", steps) as progress:
         net, info = fs.pretrain(ims, settings, progress=lambda e: progress.update(
-            task, completed=e["step"], info=f"loss {e['loss']:.4f}"), device=dev)
+            progress.task_ids[0], completed=e["step"], info=f"loss {e['loss']:.4f}  {_hms(e['eta_s'])} left"),
+            device=dev, checkpoint=str(out) + ".ckpt", resume=resume)
     fs.save_pretrained(net, settings, info, out)
     console.print(f"encoder pre-trained on {len(ims)} micrograph(s), window {settings.window:.0f} px -> {out}",
                   highlight=False)
@@ -611,13 +628,12 @@ def fewshot_train(
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
     device: str = _device_option(),
+    resume: bool = _train_resume_option("OUT.pretrain.ckpt, OUT.ckpt"),
 ):
     """Train the few-shot picker on one reference micrograph and its exemplars.
 
     Example: [bold]fewpick fewshot train mics/mic_001.mrc --exemplars clicks.star --particle-diameter 150 --pretrain-images mics/ --out fewshot.pt[/]
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fewpick.io import list_images, read_micrograph, read_picks, select_picks
     from fewpick.pickers import fewshot as fs
     from fewpick.preprocess import parse_length
@@ -639,17 +655,15 @@ def fewshot_train(
         pre_ims = [ref if f.resolve() == reference.resolve() else read_micrograph(f, pixel_size=pixel_size)
                    for f in list_images(pretrain_images)]
     total = settings.finetune_steps + (0 if (pretrained or no_pretrain) else settings.pretrain_steps)
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
-        task = progress.add_task("train", total=total, info="")
-
+    with _training_progress("training", total) as progress:
         def report(e):
             done = e["step"] + (settings.pretrain_steps if e["stage"] == "finetune" and total > settings.finetune_steps else 0)
             info = f"{e['stage']} loss {e['loss']:.4f}" + (f"  SCS {e['scs']:.3f}" if "scs" in e else "")
-            progress.update(task, completed=done, info=info)
+            progress.update(progress.task_ids[0], completed=done, info=f"{info}  {_hms(e['eta_s'])} left in {e['stage']}")
 
         model = fs.train(ref, ex, settings, out, pretrain_images=pre_ims, pretrained_path=pretrained,
-                         no_pretrain=no_pretrain, exemplars_source=exemplars, progress=report, device=dev)
+                         no_pretrain=no_pretrain, exemplars_source=exemplars, progress=report, device=dev,
+                         resume=resume)
     console.print(f"{fs.model_summary(model)} -> {out}", highlight=False)
 
 
@@ -872,6 +886,7 @@ def tomo_train(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = _device_option(),
+    resume: bool = _train_resume_option(),
 ):
     """Train a localization model from a few labeled centres (2D U-Net + 3D fusion, PU focal loss, debiased contrast).
 
@@ -900,9 +915,11 @@ def tomo_train(
                               f"labels)  {rec['seconds']:.0f} s", highlight=False)
             return
         err_console.print(f"  epoch {rec['epoch']}/{epochs}  loss {rec['loss']:.4f} (heat map {rec['heat']:.4f}, "
-                          f"contrast {rec['contrast']:.4f})  {rec['seconds']:.0f} s", highlight=False)
+                          f"contrast {rec['contrast']:.4f})  {rec['seconds']:.0f} s, {_hms(rec['eta_s'])} left",
+                          highlight=False)
 
-    model = tomo.train(ims, labs, settings, source=labels, progress=report, device=dev)
+    model = tomo.train(ims, labs, settings, source=labels, progress=report, device=dev,
+                       checkpoint=str(out) + ".ckpt", resume=resume)
     tomo.save_model(model, out)
     console.print(f"tomogram localization model ({'filament' if filament else 'particle'} {diameter:g} voxels, "
                   f"binned ×{settings.bin}, π {model.pi:.3g} from {sum(model.particles):.0f} particles assumed in "

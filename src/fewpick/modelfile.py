@@ -82,3 +82,14 @@ def load(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:
                                f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
                                f"{version}: train it again")
     return bundle
+
+
+def format_of(path: str | os.PathLike) -> str | None:
+    """The ``format`` a model file declares (``None`` for anything that is not a fewpick model file)."""
+    import torch
+
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    return bundle.get("format") if isinstance(bundle, dict) else None

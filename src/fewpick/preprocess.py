@@ -71,15 +71,16 @@ def bin_image(image: np.ndarray, factor: float) -> np.ndarray:
     return fourier_crop(image, binned_shape(image.shape, factor))
 
 
-def choose_binning(diameter_px: float, target_px: float = 16.0) -> int:
-    """Integer binning factor that brings a particle of ``diameter_px`` to about ``target_px``.
-
-    The result keeps the binned diameter within roughly 2/3 to 4/3 of the target
-    (11–21 px for the default 16), the size at which small CNNs and filters work best.
-    """
-    if not diameter_px > 0:
-        raise InputError(None, f"particle diameter must be positive, got {diameter_px}")
-    return max(1, int(round(diameter_px / target_px)))
+def block_bin(volume: np.ndarray, factor: int) -> np.ndarray:
+    """Bin a volume by an integer ``factor`` on every axis with block means (trailing voxels dropped)."""
+    v = np.asarray(volume, dtype=np.float32)
+    if factor <= 1:
+        return np.array(v, dtype=np.float32)
+    shape = tuple(n // factor for n in v.shape)
+    if min(shape) < 1:
+        raise ValueError(f"cannot bin a volume of shape {v.shape} by {factor}")
+    cut = v[tuple(slice(0, n * factor) for n in shape)]
+    return cut.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5), dtype=np.float32)
 
 
 def normalize(image: np.ndarray, *, robust: bool = True, clip: float | None = None) -> np.ndarray:

@@ -21,21 +21,9 @@ import scipy.ndimage as ndi
 
 from fewpick.errors import InputError
 from fewpick.extract import nms
-from fewpick.preprocess import histogram_equalize
+from fewpick.preprocess import block_bin, histogram_equalize
 
 OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
-
-
-def block_bin(volume: np.ndarray, factor: int) -> np.ndarray:
-    """Bin a volume by an integer ``factor`` on every axis with block means (trailing voxels dropped)."""
-    v = np.asarray(volume, dtype=np.float32)
-    if factor <= 1:
-        return np.array(v, dtype=np.float32)
-    shape = tuple(n // factor for n in v.shape)
-    if min(shape) < 1:
-        raise ValueError(f"cannot bin a volume of shape {v.shape} by {factor}")
-    cut = v[tuple(slice(0, n * factor) for n in shape)]
-    return cut.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5), dtype=np.float32)
 
 
 def candidate_binning(radius: float, target: float = 3.0) -> int:

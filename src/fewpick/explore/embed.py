@@ -9,7 +9,6 @@ resumable by epoch: the epoch's random streams derive from (seed, epoch).
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fewpick._fileutil import atomic_path
-from fewpick.device import cpu_state, module_device, resolve_device
+from fewpick.device import module_device, resolve_device
 from fewpick.losses.simsiam import simsiam_loss
 from fewpick.nn.resnet import SimSiam
+from fewpick.training import fit
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, *, min_area: float = 0.5, max_aspect: float = 4 / 3,
@@ -87,37 +86,24 @@ def train_simsiam(inputs: np.ndarray, *, width: int = 16, dim: int = 128, epochs
     model = SimSiam(width, dim).to(dev)
     base = lr * batch / 256
     opt = torch.optim.SGD(model.parameters(), lr=base, momentum=0.9, weight_decay=1e-4)
-    start, history = 0, []
     config = {"n": n, "width": width, "dim": dim, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed}
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("config") == config:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["opt"])
-            start, history = state["epoch"], state["history"]
     data = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None]
-    model.train()
-    t0 = time.perf_counter()
-    for epoch in range(start, epochs):
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen)
-        losses = []
-        for i in range(per_epoch):
-            for g in opt.param_groups:
-                g["lr"] = _lr(epoch * per_epoch + i, total, base)
-            x = data[order[i * batch : (i + 1) * batch]]
-            loss = simsiam_loss(*model(augment(x, gen).to(dev), augment(x, gen).to(dev)))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0})
-        if progress:
-            progress(history[-1])
-        if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"config": config, "model": cpu_state(model), "opt": opt.state_dict(),
-                            "epoch": epoch + 1, "history": history}, tmp)
+    epoch_draws: dict = {}
+
+    def step(i):
+        epoch, k = divmod(i, per_epoch)
+        if k == 0:  # each epoch's order and augmentations come from its own seed, so a resumed run draws the same
+            epoch_draws["gen"] = gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            epoch_draws["order"] = torch.randperm(n, generator=gen)
+        gen = epoch_draws["gen"]
+        for g in opt.param_groups:
+            g["lr"] = _lr(i, total, base)
+        x = data[epoch_draws["order"][k * batch : (k + 1) * batch]]
+        return {"loss": simsiam_loss(*model(augment(x, gen).to(dev), augment(x, gen).to(dev)))}
+
+    history = fit(model, opt, step, steps=total, every=per_epoch, checkpoint=checkpoint,
+                  resume="auto" if checkpoint is not None else False, config=config, index="epoch",
+                  progress=progress)
     model.eval()
     return model, history
 

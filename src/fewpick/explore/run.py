@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from fewpick import __version__
+from fewpick import __version__, modelfile
 from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
 from fewpick.explore import candidates as cand
@@ -31,6 +31,7 @@ from fewpick.io.images import micrograph_key
 
 RUN_FORMAT = "fewpick-explore-run"
 RUN_VERSION = 1
+ENCODER_FORMAT = "fewpick-explore-encoder"
 MODES = ("2d3d", "3d")
 FEATURES = ("simsiam", "pca")
 PCA_COMPONENTS = 32
@@ -231,15 +232,14 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
                                        batch=settings.batch, lr=settings.lr, seed=settings.seed,
                                        checkpoint=run.path("encoder.ckpt"), device=dev,
                                        progress=(lambda e: progress("epoch", e)) if progress else None)
-        with atomic_path(run.path("encoder.pt")) as tmp:
-            torch.save({"format": "fewpick-explore-encoder", "version": RUN_VERSION, "config": model.config,
-                        "state": cpu_state(model)}, tmp)
+        modelfile.save(run.path("encoder.pt"), ENCODER_FORMAT, RUN_VERSION, None, config=model.config,
+                       state=cpu_state(model))
         run.path("encoder.ckpt").unlink(missing_ok=True)
         done("train", t0, final_loss=history[-1]["loss"], epochs=len(history))
     if "embed" not in stages:
         t0 = time.perf_counter()
         if settings.features == "simsiam":
-            bundle = torch.load(run.path("encoder.pt"), weights_only=True)
+            bundle = modelfile.load(run.path("encoder.pt"), ENCODER_FORMAT, RUN_VERSION, "exploration encoder")
             model = SimSiam(**bundle["config"])
             model.load_state_dict(bundle["state"])
             emb = embed(model.to(dev), inputs)

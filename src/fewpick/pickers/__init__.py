@@ -1,6 +1,9 @@
-"""Pickers. Each turns micrographs into a picks table in original pixel coordinates."""
+"""Pickers. Each turns micrographs (or tomograms) into a picks table in original pixel coordinates, through
+the contract of :mod:`fewpick.pickers.base` (score map, peaks, picks)."""
 
+from fewpick.pickers.base import Picker, PickerBase, ScoreMap, picks_table
 from fewpick.pickers.classic import (
+    ClassicPicker,
     ClassicSettings,
     dog_score_map,
     pick_micrograph,
@@ -9,5 +12,18 @@ from fewpick.pickers.classic import (
     template_score_map,
 )
 
-__all__ = ["ClassicSettings", "dog_score_map", "pick_micrograph", "project_volume", "template_bank",
-           "template_score_map"]
+
+def load_picker(path, device="auto") -> Picker:
+    """Any trained model file (PU, few-shot or tomogram) as a :class:`Picker`, on ``device``."""
+    from fewpick import modelfile
+    from fewpick.pickers import fewshot, pu, tomo
+
+    fmt = modelfile.format_of(path)
+    for module in (pu, fewshot, tomo):
+        if fmt == module.MODEL_FORMAT:
+            return module.load_model(path, device)
+    return pu.load_model(path, device)  # its errors name the file and say what is wrong with it
+
+
+__all__ = ["ClassicPicker", "ClassicSettings", "Picker", "PickerBase", "ScoreMap", "dog_score_map", "load_picker",
+           "pick_micrograph", "picks_table", "project_volume", "template_bank", "template_score_map"]

@@ -10,6 +10,7 @@ coefficients in [-1, 1] (template). Higher is more particle-like.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.fft
@@ -18,8 +19,10 @@ from scipy.spatial.transform import Rotation
 
 from fewpick.errors import InputError
 from fewpick.extract import ball, nms, threshold_gmm
-from fewpick.io.picks import make_picks
-from fewpick.preprocess import bin_image, choose_binning, fourier_crop, normalize
+from fewpick.geometry import Geometry
+from fewpick.io.images import Image
+from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.preprocess import bin_image, fourier_crop, normalize
 
 _WORKERS = 2
 
@@ -55,8 +58,12 @@ class ClassicSettings:
     max_picks: int | None = None
     border: float = 0.0
 
+    def geometry(self) -> Geometry:
+        """Fourier binning to a particle of about 16 binned px (or ``bin_factor``)."""
+        return Geometry.binned(self.diameter, factor=self.bin_factor)
+
     def factor(self) -> int:
-        return self.bin_factor or choose_binning(self.diameter)
+        return self.geometry().factor
 
 
 def dog_score_map(image: np.ndarray, radius: float, dark: bool = True) -> np.ndarray:
@@ -229,32 +236,61 @@ def pick_micrograph(
     picks : DataFrame
         ``micrograph, x, y, score`` in original pixels, best first.
     """
-    data = np.asarray(data, dtype=np.float32)
-    radius = settings.diameter / 2
-    if radius * 2 >= min(data.shape):
-        raise InputError(None, f"particle diameter {settings.diameter:g} px does not fit in the "
-                               f"{data.shape[1]}x{data.shape[0]} px micrograph {name!r}")
-    factor = settings.factor()
-    small = normalize(bin_image(data, factor))
-    scale = np.array(data.shape, float) / np.array(small.shape, float)
-    r_small = radius / factor
-    if settings.method == "dog":
-        score = dog_score_map(small, r_small, settings.dark)
-    elif settings.method == "template":
-        if templates is None:
-            raise InputError(None, "template matching needs a template (--template)")
-        score = template_score_map(small, templates, r_small)
-    else:
-        raise InputError(None, f"unknown classic method {settings.method!r}; choose dog or template")
-    thr = -np.inf if settings.threshold == "auto" else float(settings.threshold)
-    coords, scores = nms(score, r_small, thr, border=settings.border / factor)
-    if settings.threshold == "auto" and len(scores):
-        keep = scores >= threshold_gmm(scores)
-        coords, scores = coords[keep], scores[keep]
-    if settings.max_picks is not None:
-        coords, scores = coords[: settings.max_picks], scores[: settings.max_picks]
-    picks = make_picks(name, coords[:, 1] * scale[1], coords[:, 0] * scale[0], score=scores)
-    return (picks, score) if return_map else picks
+    picker = ClassicPicker(settings, templates)
+    smap = picker.score_map(np.asarray(data, dtype=np.float32), name)
+    coords, scores = picker.peaks(smap)
+    picks = picks_table(name, smap.to_original(coords), scores)
+    return (picks, smap.scores) if return_map else picks
+
+
+@dataclass
+class ClassicPicker(PickerBase):
+    """A classic method as a :class:`~fewpick.pickers.base.Picker` (no training): difference of Gaussians, or
+    template matching with a bank from :func:`prepare_templates`."""
+
+    settings: ClassicSettings
+    templates: np.ndarray | None = None
+
+    def score_map(self, image: Image | np.ndarray, name: str | None = None) -> ScoreMap:
+        """Scores on the binned grid."""
+        settings = self.settings
+        data = np.asarray(image.data if isinstance(image, Image) else image, dtype=np.float32)
+        name = name or (image.name if isinstance(image, Image) else "micrograph")
+        radius = settings.diameter / 2
+        if radius * 2 >= min(data.shape):
+            raise InputError(None, f"particle diameter {settings.diameter:g} px does not fit in the "
+                                   f"{data.shape[1]}x{data.shape[0]} px micrograph {name!r}")
+        geo = settings.geometry()
+        small = normalize(bin_image(data, geo.factor))
+        scale = Geometry.scale(data.shape, small.shape)
+        r_small = geo.length(radius)
+        if settings.method == "dog":
+            score = dog_score_map(small, r_small, settings.dark)
+        elif settings.method == "template":
+            if self.templates is None:
+                raise InputError(None, "template matching needs a template (--template)")
+            score = template_score_map(small, self.templates, r_small)
+        else:
+            raise InputError(None, f"unknown classic method {settings.method!r}; choose dog or template")
+        return ScoreMap(score, lambda coords: geo.to_original(np.reshape(coords, (-1, 2)), scale))
+
+    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Suppression within the particle radius; ``threshold`` (None: the settings') a score or ``auto`` (a
+        two-Gaussian split of the peak scores)."""
+        settings = self.settings
+        threshold = settings.threshold if threshold is None else threshold
+        max_picks = settings.max_picks if max_picks is None else max_picks
+        geo = settings.geometry()
+        thr = -np.inf if threshold == "auto" else float(threshold)
+        coords, scores = nms(smap.scores, geo.length(settings.diameter / 2), thr,
+                             border=settings.border / geo.factor)
+        if threshold == "auto" and len(scores):
+            keep = scores >= threshold_gmm(scores)
+            coords, scores = coords[keep], scores[keep]
+        if max_picks is not None:
+            coords, scores = coords[:max_picks], scores[:max_picks]
+        return coords, scores
 
 
 def prepare_templates(template: np.ndarray, settings: ClassicSettings, template_pixel: float | None,

@@ -28,7 +28,6 @@ Coordinates in and out are original pixels.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -43,10 +42,14 @@ from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
 from fewpick.extract import auto_min_distance, nms, threshold_knn_density
+from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside, make_picks
+from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder
+from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
 from fewpick.preprocess import fourier_crop, normalize
+from fewpick.training import fit, seeded
 
 MODEL_FORMAT = "fewpick-fewshot-model"
 PRETRAINED_FORMAT = "fewpick-fewshot-pretrained"
@@ -94,10 +97,14 @@ class FewShotSettings:
     threads: int = 2  # torch threads for picking (sliding windows: large batches)
     train_threads: int = 2  # for training (one is faster only when other jobs share the cores)
 
+    def geometry(self) -> Geometry:
+        """Resampling that brings a window of ``window_ratio`` diameters to ``size`` px."""
+        return Geometry.resampled(self.diameter, self.window_ratio, self.size)
+
     @property
     def scale(self) -> float:
         """Original pixels per resampled pixel (never below 1: tiny particles get a wider window, not upsampling)."""
-        return max(1.0, self.window_ratio * self.diameter / self.size)
+        return self.geometry().factor
 
     @property
     def window(self) -> float:
@@ -131,7 +138,10 @@ class FewShotSettings:
 
 
 @dataclass
-class FewShotModel:
+class FewShotModel(PickerBase):
+    """A trained few-shot picker (a :class:`~fewpick.pickers.base.Picker`): the encoder, the exemplar windows
+    and the settings."""
+
     net: MaskedAutoencoder
     settings: FewShotSettings
     exemplars: np.ndarray  # (m, size, size) exemplar windows, resampled and normalised
@@ -150,6 +160,34 @@ class FewShotModel:
         x = torch.from_numpy(self.exemplars)[:, None].to(module_device(self.net))
         return F.normalize(self.net.features(x).float(), dim=1)
 
+    def score_map(self, image: Image | np.ndarray, match: str | None = None, stride: int | None = None) -> ScoreMap:
+        """Similarity to the exemplars of the window at each grid cell (see :func:`score_map`)."""
+        if isinstance(image, Image):
+            check_pixel_size(self, image)
+        scores, scale, stride = score_map(self, image, match, stride)
+        size = self.settings.size
+        return ScoreMap(scores, lambda ij: grid_to_original(np.reshape(ij, (-1, 2)), stride, size, scale),
+                        {"scale": scale, "stride": stride})
+
+    def peaks(self, smap: ScoreMap, threshold: float | str | None = "auto",
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Suppression within ``suppress`` × the diameter, the cut (``auto`` or None: the density-based cut,
+        k = 5, on this micrograph's peak scores), and each peak refined to a sub-cell position."""
+        threshold = "auto" if threshold is None else threshold
+        # windows are wider than the particle, so off-centre windows still score high: suppress within
+        # ``suppress`` × the diameter (particles do not overlap), in grid cells
+        radius = self.settings.geometry().radius(2 * self.settings.suppress) / smap.extra["stride"]
+        ij, values = nms(smap.scores, max(radius, 1.0), -np.inf, max_picks=None)
+        if threshold == "auto":
+            cut = threshold_knn_density(values, k=5) if len(values) else 0.0
+        else:
+            cut = float(threshold)
+        keep = values >= cut
+        ij, values = ij[keep], values[keep]
+        if max_picks is not None:
+            ij, values = ij[:max_picks], values[:max_picks]
+        return refine_peaks(smap.scores, ij), values
+
 
 # ---------------------------------------------------------------- data
 
@@ -163,15 +201,6 @@ def prepare(image: Image | np.ndarray, scale: float, source=None) -> np.ndarray:
         return normalize(fourier_crop(np.asarray(data, np.float32), shape) if scale != 1 else data, clip=6.0)
     except InputError as exc:
         raise InputError(source, exc.problem) from None
-
-
-def to_resampled(coords_orig: np.ndarray, scale_yx: np.ndarray) -> np.ndarray:
-    """Original (y, x) → resampled grid (sample j lies at j·scale; see :func:`fewpick.preprocess.fourier_crop`)."""
-    return np.asarray(coords_orig, float) / scale_yx
-
-
-def to_original(coords_res: np.ndarray, scale_yx: np.ndarray) -> np.ndarray:
-    return np.asarray(coords_res, float) * scale_yx
 
 
 def _window_at(img: np.ndarray, cy: float, cx: float, size: int) -> np.ndarray | None:
@@ -203,7 +232,7 @@ def _shifted_windows(img: np.ndarray, centres: np.ndarray, count: int, settings:
     """Windows off-centre from random exemplars by ½–1½ particle diameters (in a random direction): the
     neighbourhood the picker must score lower than the centre, so that one particle gives one pick."""
     out = np.empty((count, settings.size, settings.size), np.float32)
-    d = settings.diameter / settings.scale
+    d = settings.geometry().working_diameter
     i = 0
     while i < count:
         cy, cx = centres[rng.integers(len(centres))]
@@ -222,7 +251,7 @@ def _blob_centres(img: np.ndarray, settings: "FewShotSettings", min_score: float
     hard unlabeled examples (targets and look-alikes) rather than empty ice."""
     from fewpick.pickers.classic import dog_score_map
 
-    r = settings.diameter / settings.scale / 2
+    r = settings.geometry().radius()
     ij, _ = nms(dog_score_map(img, r), r, min_score)
     h = settings.size / 2 + 1
     inside = (ij[:, 0] >= h) & (ij[:, 1] >= h) & (ij[:, 0] < img.shape[0] - h) & (ij[:, 1] < img.shape[1] - h)
@@ -254,8 +283,8 @@ def exemplar_windows(reference: Image, prepared: np.ndarray, exemplars: pd.DataF
         raise InputError(source, f"{len(exemplars)} exemplar(s) on {reference.name}: the few-shot picker needs at "
                                  "least 2")
     check_inside(exemplars, {reference.name: reference.shape}, source)
-    scale = np.array(reference.shape, float) / np.array(prepared.shape, float)
-    centres = to_resampled(exemplars[["y", "x"]].to_numpy(float), scale)
+    centres = settings.geometry().to_working(exemplars[["y", "x"]].to_numpy(float),
+                                             Geometry.scale(reference.shape, prepared.shape))
     out = []
     half = settings.window / 2
     for (cy, cx), (_, row) in zip(centres, exemplars.iterrows()):
@@ -284,32 +313,6 @@ def _exemplars_for(reference: Image, exemplars: pd.DataFrame, source) -> pd.Data
 # ---------------------------------------------------------------- loss
 
 
-def scs_loss(f_l: torch.Tensor, f_u: torch.Tensor, mode: str = "adjusted", pi: float = 0.05, alpha: float = 0.5,
-             tau: float = 0.0) -> torch.Tensor:
-    """Self-cross similarity loss ``max(τ, 1 + α·S_cross − (1−α)·S_self)`` on features of exemplars ``f_l`` (m, d)
-    and unlabeled windows ``f_u`` (n, d).
-
-    ``unadjusted``: S_self = mean cosine similarity among exemplars, S_cross = mean exemplar×unlabeled.
-    ``adjusted`` (PU): with sums S_ll, S_lu, S_uu, Ŝ_self = (S_ll + 2π̂ S_lu + π̂² S_uu)/(m+n)²,
-    Ŝ_cross = ((1−π̂) S_lu + π̂(1−π̂) S_uu)/((m+n)·n). ``none``: zero.
-    """
-    if mode == "none":
-        return f_l.new_zeros(())
-    a, b = F.normalize(f_l, dim=1), F.normalize(f_u, dim=1)
-    m, n = a.shape[0], b.shape[0]
-    s_ll = (a @ a.T).sum()
-    s_lu = (a @ b.T).sum()
-    if mode == "unadjusted":
-        s_self, s_cross = s_ll / m**2, s_lu / (m * n)
-    elif mode == "adjusted":
-        s_uu = (b @ b.T).sum()
-        s_self = (s_ll + 2 * pi * s_lu + pi**2 * s_uu) / (m + n) ** 2
-        s_cross = ((1 - pi) * s_lu + pi * (1 - pi) * s_uu) / ((m + n) * n)
-    else:
-        raise ValueError(f"unknown SCS mode {mode!r}")
-    return torch.clamp(1 + alpha * s_cross - (1 - alpha) * s_self, min=tau)
-
-
 # ---------------------------------------------------------------- model files
 
 
@@ -332,11 +335,7 @@ def _net_from(bundle: dict, settings: FewShotSettings, path) -> MaskedAutoencode
 
 def is_model_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a few-shot model file (so ``fewpick pick --model`` can hand it over)."""
-    try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return False
-    return isinstance(bundle, dict) and bundle.get("format") == MODEL_FORMAT
+    return modelfile.format_of(path) == MODEL_FORMAT
 
 
 def save_pretrained(net: MaskedAutoencoder, settings: FewShotSettings, info: dict, path: str | os.PathLike) -> Path:
@@ -380,15 +379,14 @@ def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.opti
 
 def pretrain(images: Sequence[Image], settings: FewShotSettings, *, net: MaskedAutoencoder | None = None,
              progress: Callable[[dict], None] | None = None, prepared: Sequence[np.ndarray] | None = None,
-             device: str | torch.device = "auto") -> tuple[MaskedAutoencoder, dict]:
+             device: str | torch.device = "auto", checkpoint: str | os.PathLike | None = None,
+             resume: bool | str = False) -> tuple[MaskedAutoencoder, dict]:
     """Pre-train the MAE by masked reconstruction on random windows of ``images`` on ``device``; returns the
-    net and a summary."""
+    net and a summary. With ``checkpoint`` the state is saved every 100 steps; ``resume`` continues from it."""
     settings.check()
     dev = resolve_device(device)
     torch.set_num_threads(settings.train_threads)
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
+    rng, gen = seeded(settings.seed)
     prepared = list(prepared) if prepared is not None else [prepare(im, settings.scale) for im in images]
     for im, p in zip(images, prepared):
         if min(p.shape) < settings.size:
@@ -398,41 +396,37 @@ def pretrain(images: Sequence[Image], settings: FewShotSettings, *, net: MaskedA
     net = (net or MaskedAutoencoder(**settings.arch())).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched = _schedule(opt, settings.pretrain_steps, max(1, settings.pretrain_steps // 20))
-    net.train()
-    t0, running, history = time.perf_counter(), [], []
-    for step in range(settings.pretrain_steps):
+
+    def step(_):
         x = torch.from_numpy(_random_windows(prepared, settings.pretrain_batch, settings.size, rng, weights))[:, None]
         loss, _ = net(x.to(dev), settings.mask_ratio, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        running.append(float(loss.detach()))
-        if (step + 1) % 100 == 0 or step + 1 == settings.pretrain_steps:
-            entry = {"stage": "pretrain", "step": step + 1, "loss": float(np.mean(running)),
-                     "seconds": time.perf_counter() - t0}
-            running = []
-            history.append(entry)
-            if progress:
-                progress(entry)
-    net.eval()
+        return {"loss": loss}
+
+    history = fit(net, opt, step, steps=settings.pretrain_steps, every=100, sched=sched, generators=(rng, gen),
+                  checkpoint=checkpoint, resume=resume, config=_stage_config(settings, "pretrain", images),
+                  extra={"stage": "pretrain"}, progress=progress)
     info = {"micrographs": [im.name for im in images], "steps": settings.pretrain_steps,
             "window_px": settings.window, "pixel_size": images[0].pixel_size if images else None, "history": history}
     return net, info
 
 
+def _stage_config(settings: FewShotSettings, stage: str, images: Sequence[Image], **more) -> dict:
+    """What a training stage's checkpoint must match to be resumed: the settings, the stage and the images."""
+    return {"stage": stage, "settings": modelfile.settings_dict(settings), "images": [im.name for im in images],
+            **more}
+
+
 def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, *,
              net: MaskedAutoencoder | None = None, pretrained: dict | None = None, exemplars_source=None,
              prepared: np.ndarray | None = None, progress: Callable[[dict], None] | None = None,
-             min_exemplars: int = 2, device: str | torch.device = "auto") -> FewShotModel:
+             min_exemplars: int = 2, device: str | torch.device = "auto",
+             checkpoint: str | os.PathLike | None = None, resume: bool | str = False) -> FewShotModel:
     """Fine-tune on the reference micrograph on ``device``: exemplars + random unlabeled windows,
-    ``L_MSE + β·L̂_SCS``."""
+    ``L_MSE + β·L̂_SCS``. With ``checkpoint`` the state is saved every 25 steps; ``resume`` continues from it."""
     settings.check()
     dev = resolve_device(device)
     torch.set_num_threads(settings.train_threads)
-    torch.manual_seed(settings.seed + 1)
-    rng = np.random.default_rng(settings.seed + 1)
-    gen = torch.Generator().manual_seed(settings.seed + 1)
+    rng, gen = seeded(settings.seed + 1)
     rows = _exemplars_for(reference, exemplars, exemplars_source)
     img = prepare(reference, settings.scale) if prepared is None else prepared
     if min(img.shape) < settings.size + 2:
@@ -449,15 +443,14 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
     blobs = _blob_centres(img, settings) if settings.blobs > 0 else np.empty((0, 2))
     opt = torch.optim.AdamW(net.parameters(), lr=settings.finetune_lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched = _schedule(opt, settings.finetune_steps, max(1, settings.finetune_steps // 10))
-    net.train()
-    history, t0 = [], time.perf_counter()
     m = len(windows)
-    for step in range(settings.finetune_steps):
+    n_shift = int(round(settings.shifted * settings.unlabeled))
+    n_cand = int(round(settings.blobs * settings.unlabeled)) if len(blobs) else 0
+
+    def step(_):
         xl = np.empty((m, s, s), np.float32)
         for i, (cy, cx) in enumerate(centres):
             xl[i] = _jittered(padded, cy, cx, s, rng)
-        n_shift = int(round(settings.shifted * settings.unlabeled))
-        n_cand = int(round(settings.blobs * settings.unlabeled)) if len(blobs) else 0
         xu = np.concatenate([_random_windows([img], settings.unlabeled - n_shift - n_cand, s, rng),
                              _shifted_windows(img, centres, n_shift, settings, rng),
                              _blob_windows(padded, blobs, n_cand, s, rng)])
@@ -466,18 +459,13 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
         if settings.scs_view == "full":
             feats = net.features(x)
         scs = scs_loss(feats[:m], feats[m:], settings.scs, settings.pi, settings.alpha, settings.tau)
-        loss = mse + settings.beta * scs
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % 25 == 0 or step + 1 == settings.finetune_steps:
-            entry = {"stage": "finetune", "step": step + 1, "loss": float(loss.detach()), "mse": float(mse.detach()),
-                     "scs": float(scs.detach()), "seconds": time.perf_counter() - t0}
-            history.append(entry)
-            if progress:
-                progress(entry)
-    net.eval()
+        return {"loss": mse + settings.beta * scs, "mse": mse, "scs": scs}
+
+    config = _stage_config(settings, "finetune", [reference], exemplars=centres.tolist(),
+                           pretrained=(pretrained or {}).get("file"))
+    history = fit(net, opt, step, steps=settings.finetune_steps, every=25, sched=sched, generators=(rng, gen),
+                  checkpoint=checkpoint, resume=resume, config=config, reduce="last", extra={"stage": "finetune"},
+                  progress=progress)
     return FewShotModel(net, settings, windows, reference.pixel_size, reference.name, pretrained or {}, history)
 
 
@@ -487,7 +475,7 @@ def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int]
     count says they are crowded; unchanged without a count."""
     if not settings.expected_particles:
         return settings.suppress
-    radius = settings.diameter / settings.scale / 2
+    radius = settings.geometry().radius()
     area = float(resampled_shape[0] * resampled_shape[1])
     return settings.suppress * auto_min_distance(settings.expected_particles, area, radius)
 
@@ -496,11 +484,12 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
           pretrain_images: Sequence[Image] | None = None, pretrained_path: str | os.PathLike | None = None,
           no_pretrain: bool = False, exemplars_source=None,
           progress: Callable[[dict], None] | None = None, min_exemplars: int = 2,
-          device: str | torch.device = "auto") -> FewShotModel:
+          device: str | torch.device = "auto", resume: bool = False) -> FewShotModel:
     """Pre-train (unless given a pre-trained encoder or told not to) and fine-tune on ``device``; write the
     model to ``out``.
 
-    Without ``pretrain_images`` the encoder is pre-trained on the reference micrograph alone.
+    Without ``pretrain_images`` the encoder is pre-trained on the reference micrograph alone. Checkpoints go
+    to ``out + '.pretrain.ckpt'`` and ``out + '.ckpt'``; ``resume`` continues an interrupted run from them.
     """
     settings.check()
     dev = resolve_device(device)
@@ -509,6 +498,10 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     exemplar_windows(reference, ref_img, _exemplars_for(reference, exemplars, exemplars_source), settings,
                      exemplars_source, min_exemplars)
     settings = replace(settings, suppress=crowded_suppress(settings, ref_img.shape))
+    checkpoints = (Path(str(out) + ".pretrain.ckpt"), Path(str(out) + ".ckpt"))
+    if resume and not any(c.is_file() for c in checkpoints):
+        raise InputError(checkpoints[1], "no checkpoint to resume from")
+    resume = "auto" if resume else False  # a stage not reached before the interruption starts afresh
     net, info = None, {}
     if pretrained_path is not None:
         net, pre_settings, info = load_pretrained(pretrained_path, dev)
@@ -519,9 +512,11 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     elif not no_pretrain:
         images = list(pretrain_images or [reference])
         prepared = [ref_img if im is reference else prepare(im, settings.scale) for im in images]
-        net, info = pretrain(images, settings, prepared=prepared, progress=progress, device=dev)
+        net, info = pretrain(images, settings, prepared=prepared, progress=progress, device=dev,
+                             checkpoint=checkpoints[0], resume=resume)
     model = finetune(reference, exemplars, settings, net=net, pretrained=info, exemplars_source=exemplars_source,
-                     prepared=ref_img, progress=progress, min_exemplars=min_exemplars, device=dev)
+                     prepared=ref_img, progress=progress, min_exemplars=min_exemplars, device=dev,
+                     checkpoint=checkpoints[1], resume=resume)
     save_model(model, out)
     return model
 
@@ -551,7 +546,7 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
     img = prepare(image, s.scale)
     if min(img.shape) < s.size:
         raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
-    scale = np.array(data.shape, float) / np.array(img.shape, float)
+    scale = Geometry.scale(data.shape, img.shape)
     ex = model.exemplar_features()
     ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
     out = np.empty((ny, nx), np.float32)
@@ -589,7 +584,7 @@ def refine_peaks(scores: np.ndarray, ij: np.ndarray) -> np.ndarray:
 
 def grid_to_original(ij: np.ndarray, stride: int, size: int, scale: np.ndarray) -> np.ndarray:
     """Window-grid (i, j) → window centres in original (y, x) px."""
-    return to_original(np.asarray(ij, float) * stride + (size - 1) / 2, scale)
+    return (np.asarray(ij, float) * stride + (size - 1) / 2) * np.asarray(scale, float)
 
 
 def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str = "auto", *, match: str | None = None,
@@ -599,24 +594,11 @@ def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str = 
 
     ``threshold='auto'`` is the density-based cut (k = 5) on this micrograph's peak scores.
     """
-    check_pixel_size(model, image)
-    scores, scale, stride = score_map(model, image, match, stride)
+    smap = model.score_map(image, match, stride)
     if keep_map is not None:
-        keep_map.update(scores=scores, scale=scale, stride=stride)
-    # windows are wider than the particle, so off-centre windows still score high: suppress within
-    # ``suppress`` × the diameter (particles do not overlap), in grid cells
-    radius = model.settings.suppress * model.settings.diameter / model.settings.scale / stride
-    ij, values = nms(scores, max(radius, 1.0), -np.inf, max_picks=None)
-    if threshold == "auto":
-        cut = threshold_knn_density(values, k=5) if len(values) else 0.0
-    else:
-        cut = float(threshold)
-    keep = values >= cut
-    ij, values = ij[keep], values[keep]
-    if max_picks is not None:
-        ij, values = ij[:max_picks], values[:max_picks]
-    yx = grid_to_original(refine_peaks(scores, ij), stride, model.settings.size, scale)
-    return make_picks(image.name, yx[:, 1], yx[:, 0], score=values)
+        keep_map.update(scores=smap.scores, **smap.extra)
+    coords, values = model.peaks(smap, threshold, max_picks)
+    return picks_table(image.name, smap.to_original(coords), values)
 
 
 def pick_images(model: FewShotModel, images: Sequence[Image], threshold: float | str = "auto", **kw) -> pd.DataFrame:

@@ -19,7 +19,6 @@ ball) ÷ the binned micrograph's area.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,15 +29,17 @@ import torch
 import torch.nn.functional as F
 
 from fewpick import modelfile
-from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import auto_min_distance, ball, nms, threshold_gmm
+from fewpick.extract import auto_min_distance, ball, nms, threshold_at_count, threshold_gmm
+from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
-from fewpick.io.picks import check_inside, make_picks
+from fewpick.io.picks import check_inside
 from fewpick.losses.pu import PU_METHODS, pu_loss
 from fewpick.nn.cnn import PickerCNN
-from fewpick.preprocess import bin_image, choose_binning, normalize
+from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.preprocess import bin_image, normalize
+from fewpick.training import fit, seeded
 
 MODEL_FORMAT = "fewpick-pu-model"
 MODEL_FORMAT_VERSION = 1
@@ -74,11 +75,15 @@ class PUSettings:
     seed: int = 0
     threads: int = 2
 
+    def geometry(self) -> Geometry:
+        """Fourier binning to a particle of about 16 binned px (or ``bin_factor``)."""
+        return Geometry.binned(self.diameter, factor=self.bin_factor)
+
     def factor(self) -> int:
-        return self.bin_factor or choose_binning(self.diameter)
+        return self.geometry().factor
 
     def label_radius(self) -> float:
-        return self.label_radius_binned or max(1.5, 0.15 * self.diameter / self.factor())
+        return self.label_radius_binned or self.geometry().radius(0.3, minimum=1.5)
 
     def particles_in(self, pi: float, binned_area: float) -> float:
         """Particles expected on a micrograph of this binned area: ``--expected-particles``, else from π
@@ -89,14 +94,13 @@ class PUSettings:
 
     def suppression_radius(self) -> float:
         """Radius of the non-maximum suppression, binned px (at least 1)."""
-        fraction = 1.0 if self.min_distance is None else self.min_distance
-        return max(1.0, fraction * self.diameter / 2 / self.factor())
+        return self.geometry().radius(1.0 if self.min_distance is None else self.min_distance, minimum=1.0)
 
 
 
 @dataclass
-class PUModel:
-    """A trained picker: the network and every setting needed to use it."""
+class PUModel(PickerBase):
+    """A trained picker: the network and every setting needed to use it (a :class:`~fewpick.pickers.base.Picker`)."""
 
     net: PickerCNN
     settings: PUSettings
@@ -111,6 +115,25 @@ class PUModel:
     @property
     def factor(self) -> int:
         return self.settings.factor()
+
+    def score_map(self, image: Image | np.ndarray) -> ScoreMap:
+        """Logits on the binned grid."""
+        data = image.data if isinstance(image, Image) else image
+        logits, scale = score_map(self, data)
+        geo = self.settings.geometry()
+        return ScoreMap(logits, lambda coords: geo.to_original(np.reshape(coords, (-1, 2)), scale))
+
+    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Non-maximum suppression at the model's pick distance; ``threshold``: a logit, ``auto`` (a
+        two-Gaussian split of this micrograph's peaks) or None (the model's calibrated default)."""
+        threshold = self.threshold if threshold is None else threshold
+        thr = -np.inf if threshold == "auto" else float(threshold)
+        coords, scores = nms(smap.scores, self.settings.suppression_radius(), thr, max_picks=max_picks)
+        if threshold == "auto" and len(scores):
+            keep = scores >= threshold_gmm(scores)
+            coords, scores = coords[keep], scores[keep]
+        return coords, scores
 
 
 # ---------------------------------------------------------------- data
@@ -161,12 +184,11 @@ def _labels_for(images: Sequence[Image], labels: pd.DataFrame, source) -> dict[s
 
 def _items(images: Sequence[Image], labels: dict[str, pd.DataFrame], settings: PUSettings) -> list[_Item]:
     items = []
-    factor = settings.factor()
+    geo = settings.geometry()
     for im in images:
-        binned = prepare(im.data, factor)
-        scale = np.array(im.shape, float) / np.array(binned.shape, float)
+        binned = prepare(im.data, geo.factor)
         rows = labels.get(im.name)
-        centres = (np.stack([rows["y"].to_numpy(float) / scale[0], rows["x"].to_numpy(float) / scale[1]], axis=1)
+        centres = (geo.to_working(rows[["y", "x"]].to_numpy(float), Geometry.scale(im.shape, binned.shape))
                    if rows is not None and len(rows) else np.zeros((0, 2)))
         items.append(_Item(im.name, binned, _positive_mask(binned.shape, centres, settings.label_radius()), centres))
     return items
@@ -291,9 +313,7 @@ def train(
         raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
+    rng, gen = seeded(settings.seed)
     per_image = _labels_for(images, labels, labels_source)
     items = _items(images, per_image, settings)
     if settings.pi is not None:
@@ -308,63 +328,34 @@ def train(
     if settings.min_distance is None:
         area = float(np.mean([it.image.size for it in items]))
         settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
-                                                                    settings.diameter / 2 / settings.factor()))
+                                                                    settings.geometry().radius()))
     if settings.tile <= 2 * (PickerCNN(settings.width).receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
     min_side = min(min(it.image.shape) for it in items)
     if min_side < settings.tile:
         settings = PUSettings(**{**asdict(settings), "tile": int(min_side)})
-    val_items = None
-    if val_images is not None and val_labels is not None:
-        val_items = (val_images, val_labels)
 
     net = _build(settings).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
-    ckpt = Path(str(out) + ".ckpt")
-    step0, history = 0, []
-    if resume:
-        if not ckpt.is_file():
-            raise InputError(ckpt, "no checkpoint to resume from")
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("settings") != modelfile.settings_dict(settings):
-            raise InputError(ckpt, "checkpoint was written with other settings; start again without --resume")
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step0, history = state["step"], state["history"]
-        rng.bit_generator.state = state["rng"]
-        gen.set_state(state["gen"])
-    model = PUModel(net, settings, pi, images[0].pixel_size, history)
-    t0 = time.perf_counter()
-    running = []
-    for step in range(step0, settings.steps):
-        net.train()
+    model = PUModel(net, settings, pi, images[0].pixel_size, [])
+
+    def step(_):
         x, m = _sample_batch(items, settings, rng)
         x = x.to(dev).contiguous(memory_format=torch.channels_last)
-        loss = _step_loss(net, x, m.to(dev), settings, pi, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        running.append(float(loss.detach()))
-        if (step + 1) % settings.steps_per_epoch == 0 or step + 1 == settings.steps:
-            entry = {"step": step + 1, "loss": float(np.mean(running)), "seconds": time.perf_counter() - t0}
-            running = []
-            if val_items is not None:
-                from fewpick.evaluate import evaluate
+        return {"loss": _step_loss(net, x, m.to(dev), settings, pi, gen)}
 
-                net.eval()
-                picks = pick_images(model, val_items[0], threshold=-1e9)
-                entry["val_auprc"] = evaluate(picks, val_items[1], radius=settings.diameter / 2)["auprc"]
-            history.append(entry)
-            with atomic_path(ckpt) as tmp:
-                torch.save({"settings": modelfile.settings_dict(settings), "net": cpu_state(net), "opt": opt.state_dict(),
-                            "sched": sched.state_dict(), "step": step + 1, "history": history, "rng": rng.bit_generator.state,
-                            "gen": gen.get_state()}, tmp)
-            if progress:
-                progress(entry)
+    def validate():
+        from fewpick.evaluate import evaluate
+
+        picks = pick_images(model, val_images, threshold=-1e9)
+        return {"val_auprc": evaluate(picks, val_labels, radius=settings.diameter / 2)["auprc"]}
+
+    model.history = fit(net, opt, step, steps=settings.steps, every=settings.steps_per_epoch, sched=sched,
+                        generators=(rng, gen), checkpoint=Path(str(out) + ".ckpt"), resume=resume,
+                        config=modelfile.settings_dict(settings), progress=progress,
+                        validate=validate if val_images is not None and val_labels is not None else None)
     net.eval()
     model.threshold = calibrate_threshold(model, items)
     save_model(model, out)
@@ -375,14 +366,9 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
     """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
     with k the expected number of particles per micrograph (from ``--expected-particles``, or from π)."""
     s = model.settings
-    cuts = []
-    for it in items:
-        k = s.particles_in(model.pi, it.image.size)
-        logits = _logits(model.net, it.image, model.mixed_precision)
-        _, scores = nms(logits, s.suppression_radius(), -np.inf)
-        if len(scores):
-            cuts.append(float(scores[min(len(scores), max(1, int(round(k)))) - 1]))
-    return float(np.median(cuts)) if cuts else 0.0
+    peaks = [nms(_logits(model.net, it.image, model.mixed_precision), s.suppression_radius(), -np.inf)[1]
+             for it in items]
+    return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
 
 
 # ---------------------------------------------------------------- picking
@@ -392,8 +378,7 @@ def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
     torch.set_num_threads(model.settings.threads)
     binned = prepare(data, model.factor)
-    scale = np.array(data.shape, float) / np.array(binned.shape, float)
-    return _logits(model.net, binned, model.mixed_precision), scale
+    return _logits(model.net, binned, model.mixed_precision), Geometry.scale(data.shape, binned.shape)
 
 
 @torch.inference_mode()
@@ -424,21 +409,14 @@ def _logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray
 def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str | None = None,
                     max_picks: int | None = None) -> pd.DataFrame:
     """Picks of one micrograph in original pixels; scores are logits. ``threshold=None`` uses the model's."""
-    threshold = model.threshold if threshold is None else threshold
-    logits, scale = score_map(model, data)
-    radius = model.settings.suppression_radius()
-    thr = -np.inf if threshold == "auto" else float(threshold)
-    coords, scores = nms(logits, radius, thr, max_picks=max_picks)
-    if threshold == "auto" and len(scores):
-        keep = scores >= threshold_gmm(scores)
-        coords, scores = coords[keep], scores[keep]
-    return make_picks(name, coords[:, 1] * scale[1], coords[:, 0] * scale[0], score=scores)
+    smap = model.score_map(data)
+    coords, scores = model.peaks(smap, threshold, max_picks)
+    return picks_table(name, smap.to_original(coords), scores)
 
 
 def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str | None = None,
                 max_picks: int | None = None) -> pd.DataFrame:
-    tables = [pick_micrograph(model, im.data, im.name, threshold, max_picks) for im in images]
-    return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
+    return model.pick_images(images, threshold, max_picks)
 
 
 def model_summary(model: PUModel) -> str:

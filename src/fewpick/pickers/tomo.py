@@ -34,11 +34,14 @@ import torch
 from fewpick import modelfile
 from fewpick.device import cpu_state, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.explore.candidates import block_bin
-from fewpick.extract import nms, upper_component_start
-from fewpick.io import Image, make_picks
+from fewpick.extract import auto_threshold, nms, threshold_at_count
+from fewpick.geometry import Geometry
+from fewpick.io import Image
 from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
 from fewpick.nn.unet import SliceUNet3D
+from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.preprocess import block_bin
+from fewpick.training import fit, seeded
 
 MODEL_FORMAT = "fewpick-tomo-model"
 MODEL_FORMAT_VERSION = 1
@@ -77,7 +80,11 @@ class TomoSettings:
 
     @property
     def bin(self) -> int:
-        return max(1, int(round(self.diameter / self.target_diameter)))
+        return self.geometry().factor
+
+    def geometry(self) -> Geometry:
+        """Block binning that brings the particle to about ``target_diameter`` voxels."""
+        return Geometry.binned(self.diameter, self.target_diameter, block=True)
 
     def check(self) -> None:
         if not self.diameter > 0:
@@ -92,7 +99,9 @@ class TomoSettings:
 
 
 @dataclass
-class TomoModel:
+class TomoModel(PickerBase):
+    """A trained localization model (a :class:`~fewpick.pickers.base.Picker`)."""
+
     net: SliceUNet3D
     settings: TomoSettings
     pi: float
@@ -104,6 +113,39 @@ class TomoModel:
     # the particles assumed in each training tomogram (π's source): expected_particles, the capped estimate, or
     # twice the labels
     particles: list = field(default_factory=list)
+
+    def score_map(self, image: Image | np.ndarray) -> ScoreMap:
+        """The heat map: the centre probability of every binned voxel."""
+        geo = self.settings.geometry()
+        return ScoreMap(heat_map(self, image.data if isinstance(image, Image) else image),
+                        lambda zyx: geo.to_original(np.reshape(zyx, (-1, 3))))
+
+    def peaks(self, smap: ScoreMap, threshold: float | str | None = "auto", max_picks: int | None = None,
+              radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """3D non-maximum suppression (see :func:`pick_tomogram`) and the cut."""
+        threshold = "auto" if threshold is None else threshold
+        if self.settings.filament:
+            r = 1.0  # a 3 × 3 × 3 kernel
+        else:
+            geo = self.settings.geometry()
+            r = max(1.0, geo.length(radius)) if radius is not None else geo.radius(minimum=1.0)
+        if threshold == "auto" and not self.settings.expected_particles:
+            # one NMS pass: greedy suppression only looks at higher peaks, so cutting its output at t ≥ 0.05 is
+            # the same as suppressing with threshold t
+            zyx, score = nms(smap.scores, r, 0.05, footprint="box")
+            keep = score >= auto_threshold(score)
+            zyx, score = zyx[keep], score[keep]
+        else:
+            threshold = self.threshold if threshold == "auto" else float(threshold)
+            zyx, score = nms(smap.scores, r, threshold, footprint="box")
+        if max_picks is not None:
+            zyx, score = zyx[:max_picks], score[:max_picks]
+        return zyx, score
+
+    def pick(self, image: Image, threshold: float | str | None = "auto", max_picks: int | None = None,
+             radius: float | None = None, filament: dict | None = None) -> pd.DataFrame:
+        """See :func:`pick_tomogram`."""
+        return pick_tomogram(self, image, threshold, radius, filament=filament, max_picks=max_picks)
 
 
 # ---------------------------------------------------------------- data
@@ -198,7 +240,7 @@ def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSetti
             raise InputError(im.path, f"binned ×{b} to {vol.shape[2]}×{vol.shape[1]}×{vol.shape[0]} voxels, smaller "
                                       f"than the training box {settings.box}×{settings.box}×{settings.depth}: "
                                       "use a smaller --box or a smaller binning")
-        centres = (zyx - (b - 1) / 2) / b
+        centres = settings.geometry().to_working(zyx)
         if settings.filament:
             # fibres: TP + unlabeled only (no soft positives). The points clicked along a filament are joined
             # into chains (links shorter than ``label_link`` diameters), and every voxel within one voxel of
@@ -209,11 +251,11 @@ def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSetti
             line = np.zeros(vol.shape, bool)
             idx = np.clip(np.round(centres).astype(int), 0, np.array(vol.shape) - 1)
             line[tuple(idx.T)] = True
-            link = settings.label_link * settings.diameter / b
+            link = settings.geometry().length(settings.label_link * settings.diameter)
             line[tuple(rasterise(label_segments(centres, link), vol.shape).T)] = True
             tgt = ndi.binary_dilation(line, ndi.generate_binary_structure(3, 1)).astype(np.float32)
         else:
-            tgt = targets(vol.shape, centres, settings.diameter / b / 2)
+            tgt = targets(vol.shape, centres, settings.geometry().radius())
         items.append(_Item(vol, tgt, centres))
     if not items:
         raise InputError(source, "no label names any of the tomograms given (labels name tomograms by file stem: "
@@ -309,23 +351,21 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
     rng = np.random.default_rng(settings.seed + 7919)
     held = rng.permutation(int(n_all.sum())) < m
     held = np.split(held, np.cumsum(n_all)[:-1])
-    r = settings.diameter / settings.bin / 2
+    r = settings.geometry().radius()
     half = [_Item(it.volume, targets(it.volume.shape, it.centres[~h], r), it.centres[~h]) for it, h in zip(items, held)]
     torch.manual_seed(settings.seed + 7919)
     gen = torch.Generator().manual_seed(settings.seed + 7919)
     dev = resolve_device(device)
     net = SliceUNet3D(settings.width, settings.blocks).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    net.train()
-    for _ in range(settings.prior_epochs * settings.steps_per_epoch):
+
+    def step(_):
         x, t = _sample(half, settings, rng)
-        x, t = x.to(dev), t.to(dev)
-        view, inverse = _augment(x, gen)
+        view, inverse = _augment(x.to(dev), gen)
         logits, _ = net(view, with_projection=False)
-        loss = bce_loss(inverse(logits), t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        return {"loss": bce_loss(inverse(logits), t.to(dev))}
+
+    fit(net, opt, step, steps=settings.prior_epochs * settings.steps_per_epoch, every=settings.steps_per_epoch)
     from scipy.spatial import cKDTree
 
     r_match = max(1.0, r)
@@ -352,14 +392,18 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
 
 
 def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
-          progress: Callable[[dict], None] | None = None, device: str | torch.device = "auto") -> TomoModel:
-    """Train a localization model on labeled tomograms (labels name them by file stem) on ``device``."""
+          progress: Callable[[dict], None] | None = None, device: str | torch.device = "auto",
+          checkpoint: str | os.PathLike | None = None, resume: bool = False) -> TomoModel:
+    """Train a localization model on labeled tomograms (labels name them by file stem) on ``device``. With
+    ``checkpoint`` the state is saved after every epoch; ``resume`` continues an interrupted run from it."""
     settings.check()
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
     for im in tomograms:
         check_isotropic(im.path)
     items = _items(tomograms, labels, settings, source)
+    if resume and (checkpoint is None or not Path(checkpoint).is_file()):
+        raise InputError(checkpoint, "no checkpoint to resume from")
     t0 = time.perf_counter()
     estimate = None if settings.expected_particles else estimate_particles(items, settings, device=dev)
     counts = assumed_particles(items, settings, estimate)
@@ -367,49 +411,37 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         progress({"estimated": sum(counts), "labels": sum(len(it.centres) for it in items), "tomograms": len(items),
                   "seconds": round(time.perf_counter() - t0, 1)})
     pi, pi_u = class_prior(items, settings, counts)
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
+    rng, gen = seeded(settings.seed)
     net = SliceUNet3D(settings.width, settings.blocks).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5 * settings.steps_per_epoch, gamma=0.1)
-    history = []
-    t0 = time.perf_counter()
-    net.train()
     use_contrast = settings.contrast != "none"
-    for epoch in range(settings.epochs):
-        sums = np.zeros(3)
-        for _ in range(settings.steps_per_epoch):
-            x, t = _sample(items, settings, rng)
-            x, t = x.to(dev), t.to(dev)
-            view, inverse = _augment(x, gen)
-            both = torch.cat([x, view])
-            logits, proj = net(both, with_projection=use_contrast)
-            b = x.shape[0]
-            z1, z2 = logits[:b], inverse(logits[b:])
-            if settings.loss == "pu-focal":
-                heat = 0.5 * (pu_focal_loss(z1, t, pi, settings.gamma, pi_unlabeled=pi_u)
-                              + pu_focal_loss(z2, t, pi, settings.gamma, pi_unlabeled=pi_u))
-            else:
-                heat = 0.5 * (bce_loss(z1, t) + bce_loss(z2, t))
-            con = heat.new_zeros(())
-            if use_contrast:
-                prob = torch.sigmoid(0.5 * (z1 + z2)).detach()
-                con = voxel_contrast(proj[:b], inverse(proj[b:]), t, prob, pi_u, weights=settings.lambdas,
-                                     biased=settings.contrast == "biased", generator=gen)
-            loss = heat + con
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            sums += [loss.item(), heat.item(), con.item()]
-        mean = [float(v) / settings.steps_per_epoch for v in sums]
-        rec = {"epoch": epoch + 1, "loss": mean[0], "heat": mean[1], "contrast": mean[2],
-               "seconds": round(time.perf_counter() - t0, 1)}
-        history.append(rec)
-        if progress:
-            progress(rec)
-    net.eval()
+
+    def step(_):
+        x, t = _sample(items, settings, rng)
+        x, t = x.to(dev), t.to(dev)
+        view, inverse = _augment(x, gen)
+        both = torch.cat([x, view])
+        logits, proj = net(both, with_projection=use_contrast)
+        b = x.shape[0]
+        z1, z2 = logits[:b], inverse(logits[b:])
+        if settings.loss == "pu-focal":
+            heat = 0.5 * (pu_focal_loss(z1, t, pi, settings.gamma, pi_unlabeled=pi_u)
+                          + pu_focal_loss(z2, t, pi, settings.gamma, pi_unlabeled=pi_u))
+        else:
+            heat = 0.5 * (bce_loss(z1, t) + bce_loss(z2, t))
+        con = heat.new_zeros(())
+        if use_contrast:
+            prob = torch.sigmoid(0.5 * (z1 + z2)).detach()
+            con = voxel_contrast(proj[:b], inverse(proj[b:]), t, prob, pi_u, weights=settings.lambdas,
+                                 biased=settings.contrast == "biased", generator=gen)
+        return {"loss": heat + con, "heat": heat, "contrast": con}
+
+    config = {"settings": modelfile.settings_dict(settings), "tomograms": [im.name for im in tomograms],
+              "labels": [it.centres.tolist() for it in items], "pi": pi}
+    history = fit(net, opt, step, steps=settings.epochs * settings.steps_per_epoch, every=settings.steps_per_epoch,
+                  sched=sched, generators=(rng, gen), checkpoint=checkpoint, resume=resume, config=config,
+                  index="epoch", progress=progress)
     model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=counts)
     if settings.expected_particles:
         model.threshold = calibrate_threshold(model, items)
@@ -419,13 +451,10 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
 def calibrate_threshold(model: TomoModel, items: list[_Item]) -> float:
     """The heat-map level at which each training tomogram yields the particles assumed in it
     (:func:`assumed_particles`), median over tomograms, within [0.05, 0.95]."""
-    levels = []
-    r = max(1.0, model.settings.diameter / model.settings.bin / 2)
-    for it, n in zip(items, model.particles or assumed_particles(items, model.settings)):
-        _, score = nms(_heat(model.net, it.volume), r, 0.0, footprint="box")
-        n = int(round(n))
-        levels.append(score[min(n, len(score)) - 1] if len(score) else 0.5)
-    return float(np.clip(np.median(levels), 0.05, 0.95))
+    r = model.settings.geometry().radius(minimum=1.0)
+    peaks = [nms(_heat(model.net, it.volume), r, 0.0, footprint="box")[1] for it in items]
+    counts = model.particles or assumed_particles(items, model.settings)
+    return float(np.clip(threshold_at_count(peaks, counts, empty=0.5), 0.05, 0.95))
 
 
 # ---------------------------------------------------------------- inference
@@ -466,48 +495,9 @@ def _heat(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> 
     return out
 
 
-def _otsu(s: np.ndarray) -> float:
-    hist, edges = np.histogram(s, 256)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(hist * centres)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    return float(centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
-
-
-def auto_threshold(scores: np.ndarray, floor: float = 0.05, bic_margin: float = 10.0) -> float:
-    """A tomogram's cut between its particles and the rest, from its NMS peak probabilities ≥ ``floor``; 0.5
-    where there are too few peaks to split.
-
-    First Otsu's split of all those peaks: the heat map's many weak background peaks against the particle-like
-    ones. Then, above it, one Gaussian against a mixture of two (probabilities, not log-odds): if BIC prefers
-    two by more than ``bic_margin`` (10: "very strong" evidence, Kass & Raftery 1995), other particles that
-    resemble the target score in a middle band, and the cut moves up to where the upper component's posterior
-    passes 0.5. (Otsu's split alone cut CCT models below mTOR and RuvAB, precision 0.2–0.25 at recall 1; two
-    Otsu splits always cut through the ribosomes.)"""
-    s = np.asarray(scores, float)
-    s = s[(s >= floor) & (s <= 1)]
-    if len(s) < 10:
-        return 0.5
-    t1 = _otsu(s)
-    u = s[s >= t1][:, None]
-    if len(u) < 10 or np.ptp(u) < 1e-6:
-        return t1
-    from sklearn.mixture import GaussianMixture
-
-    one = GaussianMixture(1, random_state=0).fit(u)
-    two = GaussianMixture(2, random_state=0, n_init=3).fit(u)
-    if two.bic(u) + bic_margin >= one.bic(u):
-        return t1
-    lo, hi = np.sort(two.means_[:, 0])
-    cut = upper_component_start(two, lo, hi, 512)
-    return t1 if cut is None else max(t1, cut)
-
-
-def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto", radius: float | None = None,
-                  heat: np.ndarray | None = None, filament: dict | None = None) -> pd.DataFrame:
+def pick_tomogram(model: TomoModel, image: Image, threshold: float | str | None = "auto", radius: float | None = None,
+                  heat: np.ndarray | None = None, filament: dict | None = None,
+                  max_picks: int | None = None) -> pd.DataFrame:
     """Picks ``(micrograph, x, y, z, score)`` in the tomogram's voxels: 3D NMS on the heat map (kernel of the
     particle's radius unless ``radius`` is given, in the tomogram's voxels), scores ≥ ``threshold``.
 
@@ -517,23 +507,13 @@ def pick_tomogram(model: TomoModel, image: Image, threshold: float | str = "auto
     Filament models: NMS with a kernel of 3 binned voxels, then :func:`~fewpick.pickers.filament.trace_filaments`
     (``filament`` holds its options: ``link`` in the tomogram's voxels, default the filament's diameter, and
     ``max_residual``, ``max_curvature``, ``step``, ``min_points``); the output has ``rlnHelicalTubeID``."""
-    b = model.settings.bin
-    h = heat if heat is not None else heat_map(model, image.data)
-    if model.settings.filament:
-        r = 1.0  # a 3 × 3 × 3 kernel
+    if heat is None:
+        smap = model.score_map(image)
     else:
-        r = max(1.0, (radius if radius is not None else model.settings.diameter / 2) / b)
-    if threshold == "auto" and not model.settings.expected_particles:
-        # one NMS pass: greedy suppression only looks at higher peaks, so cutting its output at t ≥ 0.05 is
-        # the same as suppressing with threshold t
-        zyx, score = nms(h, r, 0.05, footprint="box")
-        keep = score >= auto_threshold(score)
-        zyx, score = zyx[keep], score[keep]
-    else:
-        threshold = model.threshold if threshold == "auto" else float(threshold)
-        zyx, score = nms(h, r, threshold, footprint="box")
-    xyz = zyx[:, ::-1] * b + (b - 1) / 2
-    picks = make_picks(image.name, xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score)
+        geo = model.settings.geometry()
+        smap = ScoreMap(heat, lambda zyx: geo.to_original(np.reshape(zyx, (-1, 3))))
+    zyx, score = model.peaks(smap, threshold, max_picks, radius)
+    picks = picks_table(image.name, smap.to_original(zyx), score)
     if model.settings.filament:
         from fewpick.pickers.filament import trace_filaments
 

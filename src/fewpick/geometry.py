@@ -1,0 +1,92 @@
+"""A picker's geometry: the particle diameter in the image's own pixels and the grid the network works on.
+
+Every picker shrinks the image before its network sees it, so that a particle spans a fixed number of
+working pixels: the PU and classic pickers and the tomogram picker bin by an integer factor (a particle of
+about 16 binned pixels in 2D; the tomogram settings choose their own target), the few-shot picker resamples
+by a real factor (its window, ``window_ratio`` particle diameters, becomes ``size`` pixels). One
+:class:`Geometry` holds the result, and every radius and coordinate conversion goes through it.
+
+Coordinates are ``(row, col[, ...])``. After Fourier binning or resampling (2D), sample ``j`` of the working
+grid lies at original ``j · scale`` on each axis, with ``scale = original shape / working shape`` (the whole
+field of view is kept, so the per-axis scale may differ slightly from the factor when a side is not a
+multiple of it). After block binning (tomograms: means of ``factor``³ voxels) it lies at the block's centre,
+``j · factor + (factor − 1) / 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fewpick.errors import InputError
+
+
+def choose_binning(diameter_px: float, target_px: float = 16.0) -> int:
+    """Integer binning factor that brings a particle of ``diameter_px`` to about ``target_px``.
+
+    The result keeps the binned diameter within roughly 2/3 to 4/3 of the target
+    (11–21 px for the default 16), the size at which small CNNs and filters work best.
+    """
+    if not diameter_px > 0:
+        raise InputError(None, f"particle diameter must be positive, got {diameter_px}")
+    return max(1, int(round(diameter_px / target_px)))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The particle ``diameter`` (original pixels) and ``factor``: original pixels per working pixel."""
+
+    diameter: float
+    factor: float
+    block: bool = False  # block binning (samples at the blocks' centres) rather than Fourier binning
+
+    @classmethod
+    def binned(cls, diameter: float, target: float = 16.0, factor: int | None = None,
+               block: bool = False) -> "Geometry":
+        """Integer binning: ``factor`` if given, else the one that brings the particle to about ``target``
+        working pixels (:func:`choose_binning`)."""
+        return cls(float(diameter), int(factor or choose_binning(diameter, target)), block)
+
+    @classmethod
+    def resampled(cls, diameter: float, window_ratio: float, size: int) -> "Geometry":
+        """Real resampling: a window of ``window_ratio`` particle diameters becomes ``size`` working pixels
+        (never upsampled: a tiny particle gets a wider window instead)."""
+        return cls(float(diameter), max(1.0, window_ratio * diameter / size))
+
+    @property
+    def working_diameter(self) -> float:
+        """The particle diameter on the working grid."""
+        return self.diameter / self.factor
+
+    def radius(self, fraction: float = 1.0, minimum: float = 0.0) -> float:
+        """``fraction`` of the particle radius on the working grid, at least ``minimum``."""
+        return max(minimum, fraction * self.diameter / 2 / self.factor)
+
+    def length(self, original: float) -> float:
+        """A length in original pixels on the working grid."""
+        return original / self.factor
+
+    def shape(self, original_shape) -> tuple[int, ...]:
+        """The working grid's shape for an image of ``original_shape`` (each side rounded, at least 1)."""
+        return tuple(max(1, int(round(n / self.factor))) for n in original_shape)
+
+    @staticmethod
+    def scale(original_shape, working_shape) -> np.ndarray:
+        """Original pixels per working pixel, per axis, after Fourier binning or resampling."""
+        return np.asarray(original_shape, float) / np.asarray(working_shape, float)
+
+    def to_original(self, coords, scale=None) -> np.ndarray:
+        """Working-grid coordinates ``(n, ndim)`` → original pixels (``scale`` from :meth:`scale`; by default
+        the factor on every axis)."""
+        c = np.asarray(coords, float)
+        if self.block:
+            return c * self.factor + (self.factor - 1) / 2
+        return c * (self.factor if scale is None else np.asarray(scale, float))
+
+    def to_working(self, coords, scale=None) -> np.ndarray:
+        """Original-pixel coordinates ``(n, ndim)`` → the working grid (the inverse of :meth:`to_original`)."""
+        c = np.asarray(coords, float)
+        if self.block:
+            return (c - (self.factor - 1) / 2) / self.factor
+        return c / (self.factor if scale is None else np.asarray(scale, float))

@@ -1,0 +1,71 @@
+"""The picker contract: what every picker (PU, few-shot, tomogram, classic) does, the same way.
+
+A picker is trained into a model by its module's ``train`` (the classic methods need no training), and the
+model picks one image in three steps:
+
+1. :meth:`Picker.score_map` — the image's scores on the picker's working grid (binned or resampled), with
+   the :class:`ScoreMap`'s ``to_original``, which maps that grid's coordinates back to the image's pixels;
+2. :meth:`Picker.peaks` — the peaks kept (non-maximum suppression and the threshold), on the working grid;
+3. :meth:`Picker.pick` — the picks table (``micrograph, x, y[, z], score``, best first) in original pixels.
+
+``pick`` is shared (:class:`PickerBase`); a picker that does more after the peaks (the tomogram picker traces
+filaments) extends it. :func:`fewpick.batch.pick_files` runs ``pick`` over many files for every ``pick`` verb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from fewpick.io.images import Image
+from fewpick.io.picks import make_picks
+
+Threshold = float | str | None  # a score, "auto" (the picker's own rule) or None (the model's default)
+
+
+@dataclass
+class ScoreMap:
+    """Scores on a picker's working grid; ``to_original`` maps grid coordinates ``(n, ndim)`` (row, col[, …]
+    order, like the array) to the image's own pixels."""
+
+    scores: np.ndarray
+    to_original: Callable[[np.ndarray], np.ndarray]
+    extra: dict = field(default_factory=dict)  # what else a picker keeps (e.g. the few-shot window stride)
+
+
+@runtime_checkable
+class Picker(Protocol):
+    """What every trained model (and the classic picker) offers."""
+
+    def score_map(self, image: Image) -> ScoreMap: ...
+
+    def peaks(self, smap: ScoreMap, threshold: Threshold = None,
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def pick(self, image: Image, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame: ...
+
+
+def picks_table(name: str, coords: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """A picks table from original-pixel coordinates in array order ((y, x) or (z, y, x))."""
+    c = np.asarray(coords, float)
+    c = c if c.ndim == 2 else c.reshape(-1, 2)
+    if c.shape[1] == 3:
+        return make_picks(name, c[:, 2], c[:, 1], c[:, 0], score=scores)
+    return make_picks(name, c[:, 1], c[:, 0], score=scores)
+
+
+class PickerBase:
+    """The shared :meth:`pick`: score map → peaks → picks table in original pixels."""
+
+    def pick(self, image: Image, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame:
+        smap = self.score_map(image)
+        coords, scores = self.peaks(smap, threshold, max_picks)
+        return picks_table(image.name, smap.to_original(coords), scores)
+
+    def pick_images(self, images, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame:
+        """Picks of several images in one table."""
+        tables = [self.pick(im, threshold, max_picks) for im in images]
+        return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
