@@ -34,6 +34,18 @@ def _problem(seed: int = 0):
     return net, opt, sched, rng, gen, step
 
 
+def _tiny_tomogram(folder: Path, seed: int):
+    """A small simulated tomogram (read back from its MRC file), 4 of its ribosomes as labels, their diameter."""
+    from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
+
+    preset = replace(TOMO_PRESETS["easy"], shape=(40, 96, 96), n_particles=6, n_filaments=(0, 0),
+                     species=("ribosome",))
+    sim = simulate_tomogram(preset, seed=seed, name="t0")
+    write_mrc(folder / "t0.mrc", sim.tomogram, sim.voxel_size)
+    t = sim.truth
+    return read_volume(folder / "t0.mrc"), make_picks("t0", t.x, t.y, t.z).iloc[:4], float(t.diameter_px.iloc[0])
+
+
 def test_fit_learns_and_reports_each_epoch():
     net, opt, sched, rng, gen, step = _problem()
     seen = []
@@ -115,7 +127,6 @@ def test_every_picker_follows_the_contract(tmp_path):
     from fewpick.pickers import fewshot as fs
     from fewpick.pickers import pu
     from fewpick.pickers import tomo as T
-    from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
     cfg = SimpleMicrographConfig(size=(320, 320), diameter=32, n_particles=20, snr=0.05)
     data, centres, _ = simulate_simple_micrograph(cfg, seed=11)
@@ -140,15 +151,9 @@ def test_every_picker_follows_the_contract(tmp_path):
     assert np.allclose(pu.pick_micrograph(pu_model, data, "c0", -1e9).score, pu_model.pick(image, -1e9).score)
     assert len(pu_model.pick(image, -1e9, max_picks=3)) == 3
 
-    preset = replace(TOMO_PRESETS["easy"], shape=(40, 96, 96), n_particles=6, n_filaments=(0, 0),
-                     species=("ribosome",))
-    sim = simulate_tomogram(preset, seed=3, name="t0")
-    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
-    vol = read_volume(tmp_path / "t0.mrc")
-    t = sim.truth
-    settings = T.TomoSettings(diameter=float(t.diameter_px.iloc[0]), epochs=1, steps_per_epoch=2, batch=2, box=24,
-                              prior_epochs=0)
-    model = T.train([vol], make_picks("t0", t.x, t.y, t.z).iloc[:4], settings)
+    vol, labels, diameter = _tiny_tomogram(tmp_path, seed=3)
+    model = T.train([vol], labels, T.TomoSettings(diameter=diameter, epochs=1, steps_per_epoch=2, batch=2, box=24,
+                                                  prior_epochs=0))
     assert isinstance(model, Picker)
     smap = model.score_map(vol)
     zyx, scores = model.peaks(smap, 0.0, max_picks=5)
@@ -159,17 +164,9 @@ def test_every_picker_follows_the_contract(tmp_path):
 
 def test_tomogram_training_resumes_from_its_checkpoint(tmp_path):
     from fewpick.pickers import tomo as T
-    from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
-    preset = replace(TOMO_PRESETS["easy"], shape=(40, 96, 96), n_particles=6, n_filaments=(0, 0),
-                     species=("ribosome",))
-    sim = simulate_tomogram(preset, seed=4, name="t0")
-    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
-    vol = read_volume(tmp_path / "t0.mrc")
-    t = sim.truth
-    labels = make_picks("t0", t.x, t.y, t.z).iloc[:4]
-    s = T.TomoSettings(diameter=float(t.diameter_px.iloc[0]), epochs=2, steps_per_epoch=2, batch=2, prior_epochs=0, box=24,
-                       threads=1)
+    vol, labels, diameter = _tiny_tomogram(tmp_path, seed=4)
+    s = T.TomoSettings(diameter=diameter, epochs=2, steps_per_epoch=2, batch=2, prior_epochs=0, box=24, threads=1)
     straight = T.train([vol], labels, s)
 
     def stop(entry):
