@@ -29,6 +29,32 @@ def test_help_lists_every_verb_and_each_has_an_example():
     assert "fewpick 0.1.0" in run("--version").output
 
 
+def _all_commands(group, prefix=()):
+    """Every command path of the CLI (typer's click group), e.g. ('fewshot', 'train')."""
+    import typer
+    import typer.main
+
+    cmd = typer.main.get_command(group) if isinstance(group, typer.Typer) else group
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield (*prefix, name)
+        yield from _all_commands(sub, (*prefix, name))
+
+
+def test_no_internal_words_in_the_readme_or_any_help():
+    """What users read speaks of their data, not of our documents, issues or folders."""
+    import re
+    from pathlib import Path
+
+    internal = re.compile(r"seed 0\d\d|\bissues?\b|\.\./shared|SPEC\.md|source document", re.I)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert not internal.findall(readme)
+    paths = list(_all_commands(app))
+    assert ("fewshot", "train") in paths and ("tomo", "pick") in paths and len(paths) > 12
+    for path in [(), *paths]:
+        text = run(*path, "--help").output
+        assert not internal.findall(text), (path, internal.findall(text))
+
+
 @pytest.fixture(scope="module")
 def simdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim")
