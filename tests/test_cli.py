@@ -92,6 +92,14 @@ def test_pick_then_evaluate_end_to_end(simdir, tmp_path):
     r = run("overlay", simdir / "sim_000.mrc", "--picks", picks, "--truth", simdir / "sim_000_truth.star",
             "--out", tmp_path / "o.png", "-d", 32)
     assert r.exit_code == 0 and (tmp_path / "o.png").stat().st_size > 10_000
+    # the diameter in Å, like every other -d (the simulator writes 2 Å/px): the same circles
+    r = run("overlay", simdir / "sim_000.mrc", "--picks", picks, "--truth", simdir / "sim_000_truth.star",
+            "--out", tmp_path / "o_A.png", "-d", "64A")
+    import matplotlib.image
+
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(matplotlib.image.imread(tmp_path / "o.png"), matplotlib.image.imread(tmp_path / "o_A.png"))
+    assert run("overlay", simdir / "sim_000.mrc", "-d", "big", "--out", tmp_path / "x.png").exit_code == 2
 
 
 def test_pick_per_micrograph_box_output_and_physical_diameter(simdir, tmp_path):
