@@ -123,6 +123,9 @@ def test_convert_round_trip_with_scale_and_flip(tmp_path):
     assert list(back["score"]) == [0.5, 0.25]
     r = run("convert", tmp_path / "out.tsv", f"{tmp_path}/boxes/", "--to", "box", "--box-size", 64)
     assert r.exit_code == 0 and (tmp_path / "boxes" / "m1.box").exists()
+    # a folder whose name has a dot-suffix: the trailing slash says folder
+    r = run("convert", tmp_path / "out.tsv", f"{tmp_path}/out.coords/", "--to", "coords")
+    assert r.exit_code == 0 and (tmp_path / "out.coords" / "m1.coords").is_file(), r.output
 
 
 def test_bad_inputs_exit_2_with_one_clear_line(tmp_path):

@@ -86,7 +86,7 @@ def _train_resume_option(what: str = "OUT.ckpt"):
     return typer.Option(False, "--resume", help=f"Continue an interrupted training from its checkpoint ({what}).")
 
 
-def _run_batch(files, read, pick_one, out: Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
+def _run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
                workers: Optional[int] = None, scheduler: Optional[str] = None):
     """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
     the rate and the time left, one line per bad file, and a summary; on Dask workers with --workers or
@@ -235,7 +235,7 @@ def simulate_tomograms(
 @handle_errors
 def pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
-    out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
+    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
     method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
@@ -480,7 +480,7 @@ def evaluate(
 @handle_errors
 def convert(
     src: Path = typer.Argument(..., metavar="IN", help="Picks file or folder to read."),
-    dst: Path = typer.Argument(..., metavar="OUT", help="File to write (format from the suffix), or a folder/ for one file per micrograph."),
+    dst: str = typer.Argument(..., metavar="OUT", help="File to write (format from the suffix), or a folder/ for one file per micrograph."),
     scale: float = typer.Option(1.0, "--scale", help="Multiply coordinates by this (e.g. the binning factor of binned picks)."),
     flip_y: Optional[float] = typer.Option(None, "--flip-y", metavar="HEIGHT", help="Flip y: y -> HEIGHT - 1 - y (HEIGHT in output pixels)."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge in pixels, for writing .box files."),
@@ -674,7 +674,7 @@ def fewshot_train(
 def fewshot_pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
-    out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
+    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
     threshold: str = typer.Option("auto", "--threshold", "-t", help="'auto' (density-based, per micrograph) or a cosine similarity; -1e9 keeps every peak."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/8, i.e. 3 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
@@ -933,7 +933,7 @@ def tomo_train(
 def tomo_pick(
     tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
-    out: Path = typer.Option(..., "--out", "-o", help="Picks file (.star, .csv, .tsv) or a folder (one file per tomogram; .coords with --format coords)."),
+    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star, .csv, .tsv) or a folder (one file per tomogram; .coords with --format coords)."),
     threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them; with a model trained with --expected-particles, its calibrated level)."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder (star, coords, csv, tsv)."),
