@@ -322,6 +322,18 @@ def pick(
                scheduler=scheduler)
 
 
+def _tilt_series_files(paths):
+    """Tilt series among ``paths``: in a folder that also holds the tomograms (``tomo.mrc`` beside ``tomo.st``,
+    as IMOD and the simulator write them) the tilt-series files (.st, .ali, .mrcs); .mrc files where there are
+    none of those."""
+    from fewpick.io import list_images
+
+    try:
+        return list_images(paths, suffixes=(".st", ".ali", ".mrcs"))
+    except InputError:
+        return list_images(paths, suffixes=(".st", ".mrc", ".mrcs", ".ali"))
+
+
 def _first_readable(files, pixel_size, strict: bool):
     """The first micrograph that reads (its header sets the pixel size the others must match); the batch
     itself reports the ones that do not."""
@@ -786,7 +798,7 @@ def explore_run(
     from fewpick.io import list_images
 
     tomos = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
-    ts = list_images(tilt_series, suffixes=(".st", ".mrc", ".mrcs", ".ali")) if tilt_series else None
+    ts = _tilt_series_files(tilt_series) if tilt_series else None
     tlt = []
     for p in tilt_angles or []:
         tlt += sorted(p.glob("*.tlt")) if p.is_dir() else [p]

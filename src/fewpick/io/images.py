@@ -125,9 +125,11 @@ def list_images(paths: Iterable[str | os.PathLike], suffixes: Sequence[str] = IM
     if not out:
         raise InputError(None, "no images given")
     keys = [micrograph_key(p) for p in out]
-    dup = {k for k in keys if keys.count(k) > 1}
+    dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:
-        raise InputError(None, f"several images share the name {sorted(dup)[0]!r}; picks files name images by stem")
+        same = [p for p, k in zip(out, keys) if k == dup[0]]
+        raise InputError(same[0], f"shares the name {dup[0]!r} with {', '.join(map(str, same[1:]))}; picks files "
+                                  "name images by their name without the suffix: give one of them")
     return out
 
 
