@@ -17,7 +17,7 @@ from fewpick.errors import InputError
 _WORKERS = 2  # the project's machines have 2 cores; scipy.fft uses them for large arrays
 
 
-def fourier_crop(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def fourier_crop(image: np.ndarray, shape: tuple[int, ...], workers: int | None = None) -> np.ndarray:
     """Resample ``image`` to a smaller ``shape`` by cropping its Fourier transform.
 
     Each axis is transformed, its frequencies above the new Nyquist dropped, and
@@ -31,12 +31,16 @@ def fourier_crop(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         Real array, any number of dimensions.
     shape
         Output shape, each axis no larger than the input's.
+    workers
+        Threads for the FFTs (default 2). A picker passes its own thread count, so that one-thread runs side by
+        side (Dask workers, several processes) do not each start two FFT threads on the same cores.
 
     Returns
     -------
     ndarray of float32, shape ``shape``
     """
     out = np.asarray(image, dtype=np.float32)
+    workers = workers or _WORKERS
     if len(shape) != out.ndim:
         raise ValueError(f"shape {shape} does not match an array of {out.ndim} dimensions")
     for axis, (n_in, n_out) in enumerate(zip(out.shape, shape)):
@@ -44,7 +48,7 @@ def fourier_crop(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
             raise ValueError(f"cannot crop axis {axis} from {n_in} to {n_out} samples")
         if n_out == n_in:
             continue
-        spectrum = scipy.fft.rfft(out, axis=axis, workers=_WORKERS)
+        spectrum = scipy.fft.rfft(out, axis=axis, workers=workers)
         keep = [slice(None)] * out.ndim
         keep[axis] = slice(0, n_out // 2 + 1)
         cropped = spectrum[tuple(keep)]
@@ -52,7 +56,7 @@ def fourier_crop(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
             nyq = [slice(None)] * out.ndim
             nyq[axis] = slice(n_out // 2, n_out // 2 + 1)
             cropped[tuple(nyq)] = cropped[tuple(nyq)].real
-        out = scipy.fft.irfft(cropped, n=n_out, axis=axis, workers=_WORKERS).astype(np.float32)
+        out = scipy.fft.irfft(cropped, n=n_out, axis=axis, workers=workers).astype(np.float32)
         out *= n_out / n_in
     return out
 
@@ -62,13 +66,13 @@ def binned_shape(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:
     return tuple(max(1, int(round(n / factor))) for n in shape)
 
 
-def bin_image(image: np.ndarray, factor: float) -> np.ndarray:
+def bin_image(image: np.ndarray, factor: float, workers: int | None = None) -> np.ndarray:
     """Fourier-bin ``image`` by ``factor`` (>= 1) on every axis; see :func:`fourier_crop`."""
     if factor < 1:
         raise ValueError(f"binning factor must be >= 1, got {factor}")
     if factor == 1:
         return np.asarray(image, dtype=np.float32)
-    return fourier_crop(image, binned_shape(image.shape, factor))
+    return fourier_crop(image, binned_shape(image.shape, factor), workers)
 
 
 def block_bin(volume: np.ndarray, factor: int) -> np.ndarray:

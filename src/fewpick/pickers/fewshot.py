@@ -192,13 +192,14 @@ class FewShotModel(PickerBase):
 # ---------------------------------------------------------------- data
 
 
-def prepare(image: Image | np.ndarray, scale: float, source=None) -> np.ndarray:
+def prepare(image: Image | np.ndarray, scale: float, source=None, threads: int | None = None) -> np.ndarray:
     """Resample a micrograph by ``scale`` (original px per output px; Fourier cropping) and normalise it robustly."""
     data = image.data if isinstance(image, Image) else image
     source = image.path if isinstance(image, Image) else source
     shape = tuple(max(1, int(round(n / scale))) for n in data.shape)
     try:
-        return normalize(fourier_crop(np.asarray(data, np.float32), shape) if scale != 1 else data, clip=6.0)
+        return normalize(fourier_crop(np.asarray(data, np.float32), shape, threads) if scale != 1 else data,
+                         clip=6.0)
     except InputError as exc:
         raise InputError(source, exc.problem) from None
 
@@ -543,7 +544,7 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
     match = match or s.match
     stride = stride or s.step()
     data = image.data if isinstance(image, Image) else image
-    img = prepare(image, s.scale)
+    img = prepare(image, s.scale, threads=s.threads)
     if min(img.shape) < s.size:
         raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
     scale = Geometry.scale(data.shape, img.shape)

@@ -139,9 +139,10 @@ class PUModel(PickerBase):
 # ---------------------------------------------------------------- data
 
 
-def prepare(data: np.ndarray, factor: int) -> np.ndarray:
-    """The network's input: Fourier-binned by ``factor`` and robustly normalised (clipped at ±6)."""
-    return normalize(bin_image(data, factor), clip=6.0)
+def prepare(data: np.ndarray, factor: int, threads: int | None = None) -> np.ndarray:
+    """The network's input: Fourier-binned by ``factor`` (FFTs on ``threads``) and robustly normalised (clipped
+    at ±6)."""
+    return normalize(bin_image(data, factor, threads), clip=6.0)
 
 
 @dataclass
@@ -377,7 +378,7 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
 def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
     torch.set_num_threads(model.settings.threads)
-    binned = prepare(data, model.factor)
+    binned = prepare(data, model.factor, model.settings.threads)
     return _logits(model.net, binned, model.mixed_precision), Geometry.scale(data.shape, binned.shape)
 
 
