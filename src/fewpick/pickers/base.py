@@ -28,12 +28,16 @@ Threshold = float | str | None  # a score, "auto" (the picker's own rule) or Non
 
 @dataclass
 class ScoreMap:
-    """Scores on a picker's working grid; ``to_original`` maps grid coordinates ``(n, ndim)`` (row, col[, …]
+    """Scores on a picker's working grid; ``mapping`` takes grid coordinates ``(n, ndim)`` (row, col[, …]
     order, like the array) to the image's own pixels."""
 
     scores: np.ndarray
-    to_original: Callable[[np.ndarray], np.ndarray]
+    mapping: Callable[[np.ndarray], np.ndarray]
     extra: dict = field(default_factory=dict)  # what else a picker keeps (e.g. the few-shot window stride)
+
+    def to_original(self, coords) -> np.ndarray:
+        """Grid coordinates (any number of them, even none) → the image's pixels, ``(n, ndim)``."""
+        return self.mapping(np.reshape(np.asarray(coords, float), (-1, self.scores.ndim)))
 
 
 @runtime_checkable
@@ -50,8 +54,7 @@ class Picker(Protocol):
 
 def picks_table(name: str, coords: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
     """A picks table from original-pixel coordinates in array order ((y, x) or (z, y, x))."""
-    c = np.asarray(coords, float)
-    c = c if c.ndim == 2 else c.reshape(-1, 2)
+    c = np.asarray(coords, float)  # (n, ndim), as ScoreMap.to_original gives them
     if c.shape[1] == 3:
         return make_picks(name, c[:, 2], c[:, 1], c[:, 0], score=scores)
     return make_picks(name, c[:, 1], c[:, 0], score=scores)

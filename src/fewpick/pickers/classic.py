@@ -9,6 +9,7 @@ coefficients in [-1, 1] (template). Higher is more particle-like.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,7 +273,7 @@ class ClassicPicker(PickerBase):
             score = template_score_map(small, self.templates, r_small)
         else:
             raise InputError(None, f"unknown classic method {settings.method!r}; choose dog or template")
-        return ScoreMap(score, lambda coords: geo.to_original(np.reshape(coords, (-1, 2)), scale))
+        return ScoreMap(score, functools.partial(geo.to_original, scale=scale))
 
     def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:

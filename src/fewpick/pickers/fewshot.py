@@ -166,7 +166,7 @@ class FewShotModel(PickerBase):
             check_pixel_size(self, image)
         scores, scale, stride = score_map(self, image, match, stride)
         size = self.settings.size
-        return ScoreMap(scores, lambda ij: grid_to_original(np.reshape(ij, (-1, 2)), stride, size, scale),
+        return ScoreMap(scores, lambda ij: grid_to_original(ij, stride, size, scale),
                         {"scale": scale, "stride": stride})
 
     def peaks(self, smap: ScoreMap, threshold: float | str | None = "auto",

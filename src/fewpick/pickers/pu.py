@@ -18,6 +18,7 @@ ball) ÷ the binned micrograph's area.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -120,8 +121,7 @@ class PUModel(PickerBase):
         """Logits on the binned grid."""
         data = image.data if isinstance(image, Image) else image
         logits, scale = score_map(self, data)
-        geo = self.settings.geometry()
-        return ScoreMap(logits, lambda coords: geo.to_original(np.reshape(coords, (-1, 2)), scale))
+        return ScoreMap(logits, functools.partial(self.settings.geometry().to_original, scale=scale))
 
     def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -114,11 +114,11 @@ class TomoModel(PickerBase):
     # twice the labels
     particles: list = field(default_factory=list)
 
-    def score_map(self, image: Image | np.ndarray) -> ScoreMap:
-        """The heat map: the centre probability of every binned voxel."""
-        geo = self.settings.geometry()
-        return ScoreMap(heat_map(self, image.data if isinstance(image, Image) else image),
-                        lambda zyx: geo.to_original(np.reshape(zyx, (-1, 3))))
+    def score_map(self, image: Image | np.ndarray, heat: np.ndarray | None = None) -> ScoreMap:
+        """The heat map: the centre probability of every binned voxel (``heat``: one computed already)."""
+        if heat is None:
+            heat = heat_map(self, image.data if isinstance(image, Image) else image)
+        return ScoreMap(heat, self.settings.geometry().to_original)
 
     def peaks(self, smap: ScoreMap, threshold: float | str | None = "auto", max_picks: int | None = None,
               radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -507,11 +507,7 @@ def pick_tomogram(model: TomoModel, image: Image, threshold: float | str | None 
     Filament models: NMS with a kernel of 3 binned voxels, then :func:`~fewpick.pickers.filament.trace_filaments`
     (``filament`` holds its options: ``link`` in the tomogram's voxels, default the filament's diameter, and
     ``max_residual``, ``max_curvature``, ``step``, ``min_points``); the output has ``rlnHelicalTubeID``."""
-    if heat is None:
-        smap = model.score_map(image)
-    else:
-        geo = model.settings.geometry()
-        smap = ScoreMap(heat, lambda zyx: geo.to_original(np.reshape(zyx, (-1, 3))))
+    smap = model.score_map(image, heat)
     zyx, score = model.peaks(smap, threshold, max_picks, radius)
     picks = picks_table(image.name, smap.to_original(zyx), score)
     if model.settings.filament:
