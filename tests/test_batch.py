@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from fewpick.batch import pick_files
 from fewpick.cli import app
 from fewpick.errors import InputError
-from fewpick.io import read_micrograph, read_picks, write_mrc
+from fewpick.io import micrograph_key, read_micrograph, read_picks, write_mrc
 from fewpick.pickers.classic import ClassicSettings, pick_micrograph
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
@@ -56,10 +56,11 @@ def test_bad_micrographs_are_listed_and_the_rest_are_picked(tmp_path):
     assert "mic_90.mrc" in res.output and "mic_91.mrc" in res.output and "2 of 6 micrographs failed" in res.output
     failures = (tmp_path / "picks_failures.txt").read_text().splitlines()
     assert sorted(line.split("\t")[0] for line in failures) == ["mic_90", "mic_91"]
-    parts = sorted(p.stem for p in (tmp_path / "picks_micrographs").glob("*.star"))
-    assert parts == [f"mic_{i:02d}" for i in range(4)]
+    parts = sorted(p.name for p in (tmp_path / "picks_micrographs").glob("*.star"))
+    assert parts == [f"mic_{i:02d}_pick.star" for i in range(4)]  # RELION's <micrograph>_<suffix>.star
     combined = read_picks(out)
-    assert sorted(combined.micrograph.unique()) == parts
+    assert sorted(combined.micrograph.unique()) == [str(tmp_path / "mics" / f"mic_{i:02d}.mrc") for i in range(4)]
+    combined = combined.assign(micrograph=combined.micrograph.map(micrograph_key))
     expected = pd.concat([_pick(read_micrograph(f)) for f in files], ignore_index=True)
     pd.testing.assert_frame_equal(_sorted(combined), _sorted(expected), check_dtype=False, atol=1e-3)
     # --strict stops at the first bad file with one clear error, naming it
@@ -84,7 +85,7 @@ def test_an_interrupted_batch_resumes_to_the_same_picks(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         pick_files(files, read_micrograph, dies_after_two, tmp_path / "run.star")
-    assert sorted(p.stem for p in (tmp_path / "run_micrographs").glob("*.star")) == ["mic_00", "mic_01"]
+    assert sorted(p.stem for p in (tmp_path / "run_micrographs").glob("*.star")) == ["mic_00_pick", "mic_01_pick"]
     assert not (tmp_path / "run.star").exists()
     again = []
     res = pick_files(files, read_micrograph, lambda im: again.append(im.name) or _pick(im), tmp_path / "run.star",

@@ -80,7 +80,8 @@ def test_pick_then_evaluate_end_to_end(simdir, tmp_path):
     picks = tmp_path / "picks.star"
     r = run("pick", simdir, "--method", "dog", "--particle-diameter", 32, "--out", picks)
     assert r.exit_code == 0, r.output
-    assert set(read_picks(picks)["micrograph"]) == {"sim_000", "sim_001"}
+    # RELION pairs picks with micrographs by path: the path as given, extension kept
+    assert set(read_picks(picks)["micrograph"]) == {str(simdir / "sim_000.mrc"), str(simdir / "sim_001.mrc")}
     r = run("evaluate", picks, simdir, "--radius", 16, "--box", 32, "--json", tmp_path / "m.json",
             "--plot", tmp_path / "pr.png", "--threshold", 0)
     assert r.exit_code == 0, r.output
@@ -106,7 +107,7 @@ def test_pick_per_micrograph_box_output_and_physical_diameter(simdir, tmp_path):
     # the simulator writes 2 Å/px, so 64 Å is the 32 px particle
     r = run("pick", simdir / "sim_000.mrc", "--particle-diameter", "64A", "--out", f"{tmp_path}/boxes/")
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "boxes" / "sim_000.star").exists()
+    assert (tmp_path / "boxes" / "sim_000_pick.star").exists()
     r = run("pick", simdir / "sim_000.mrc", "-d", 32, "--out", tmp_path / "sim_000.box")
     assert r.exit_code == 0, r.output
     text = (tmp_path / "sim_000.box").read_text().splitlines()[0].split("\t")

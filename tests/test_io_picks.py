@@ -53,9 +53,13 @@ def test_3d_round_trip_many_micrographs(tmp_path, suffix):
 
 
 def test_star_file_text_uses_relion_names(tmp_path):
-    write_picks(_table(2, z=True), tmp_path / "p.star")
+    write_picks(_table(2), tmp_path / "p.star")
     text = (tmp_path / "p.star").read_text()
-    for label in ("_rlnMicrographName", "_rlnCoordinateX", "_rlnCoordinateY", "_rlnCoordinateZ", "_rlnAutopickFigureOfMerit"):
+    for label in ("data_particles", "_rlnMicrographName", "_rlnCoordinateX", "_rlnCoordinateY", "_rlnAutopickFigureOfMerit"):
+        assert label in text
+    write_picks(_table(2, z=True), tmp_path / "t.star")  # tomograms: RELION's rlnTomoName
+    text = (tmp_path / "t.star").read_text()
+    for label in ("_rlnTomoName", "_rlnCoordinateX", "_rlnCoordinateY", "_rlnCoordinateZ", "_rlnAutopickFigureOfMerit"):
         assert label in text
 
 

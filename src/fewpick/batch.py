@@ -30,7 +30,8 @@ import pandas as pd
 from fewpick._fileutil import atomic_path
 from fewpick.errors import FewpickError, InputError
 from fewpick.io.images import micrograph_key
-from fewpick.io.picks import FORMAT_SUFFIX, _per_micrograph, detect_format, make_picks, read_picks, write_picks
+from fewpick.io.images import ImageInfo, image_info
+from fewpick.io.picks import _per_micrograph, detect_format, make_picks, part_path, read_picks, write_picks
 
 
 @dataclass
@@ -73,6 +74,8 @@ def pick_files(
     report: Callable[[str], None] | None = None,
     kind: str = "micrographs",
     client=None,
+    micrograph_prefix: str | None = None,
+    pixel_size: float | None = None,
 ) -> BatchResult:
     """Pick every file and write the picks as they come (see the module).
 
@@ -96,6 +99,11 @@ def pick_files(
         Called with one line per failed file.
     kind
         ``micrographs`` or ``tomograms``: names the folder of per-file picks beside a combined file.
+    micrograph_prefix
+        Name micrographs in RELION and cryoSPARC files as this prefix + the file name (see
+        :func:`~fewpick.io.picks.write_picks`).
+    pixel_size
+        The pixel size in Å where the files' headers give none or a wrong one.
     client
         A Dask ``distributed.Client`` (see :func:`dask_client`): ``read`` and ``pick_one`` (with the model they
         hold) go to each worker once; each file is picked and its picks written there (the output folder must be
@@ -103,7 +111,6 @@ def pick_files(
         few files per worker thread are in flight, so memory stays bounded.
     """
     parts, part_fmt, combined, failures = layout(out, fmt, kind)
-    suffix = FORMAT_SUFFIX[part_fmt]
     result = BatchResult(parts=parts)
     names = [micrograph_key(Path(f).name) for f in files]
     if len(set(names)) != len(names):
@@ -111,7 +118,8 @@ def pick_files(
         raise InputError(None, f"several files share the name {dup[0]!r}: their picks would overwrite each other")
     parts.mkdir(parents=True, exist_ok=True)
     # temporary files (".<name>.<random>.part<suffix>") of a run that was killed while writing them
-    wanted, tail = set(names), f".part{suffix}"
+    wanted = {part_path(parts, n, part_fmt).stem for n in names}
+    tail = f".part{part_path(parts, 'x', part_fmt).suffix}"
     for stale in parts.iterdir():
         n = stale.name
         if n.startswith(".") and n.endswith(tail) and n[1 : -len(tail)].rsplit(".", 1)[0] in wanted:
@@ -119,11 +127,11 @@ def pick_files(
     t0 = time.perf_counter()
     todo = []
     for f, name in zip(files, names):
-        if resume and (parts / f"{name}{suffix}").is_file():
+        if resume and part_path(parts, name, part_fmt).is_file():
             result.skipped.append(name)
         else:
             todo.append((Path(f), name))
-    task = functools.partial(_pick_and_write, read, pick_one, parts.resolve(), part_fmt, box_size)
+    task = functools.partial(_pick_and_write, read, pick_one, parts.resolve(), part_fmt, box_size, micrograph_prefix)
     for i, ((path, name), outcome) in enumerate(zip(todo, _outcomes(todo, task, client))):
         try:
             n_picks = outcome()
@@ -151,24 +159,31 @@ def pick_files(
         failures.unlink()
     done = [n for n in names if n not in result.failed]
     if combined is not None:
-        tables = [read_picks(parts / f"{n}{suffix}") for n in done]
+        tables = [read_picks(part_path(parts, n, part_fmt)) for n in done]
         tables = [t.assign(micrograph=n) for t, n in zip(tables, done)]
         picks = pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
         result.n_picks = len(picks)
-        result.written = write_picks(picks, combined, fmt, box_size=box_size)
+        by_name = dict(zip(names, files))
+        images = {n: image_info(by_name[n], pixel_size=pixel_size) for n in done}  # headers only
+        result.written = write_picks(picks, combined, fmt, box_size=box_size, images=images,
+                                     micrograph_prefix=micrograph_prefix)
     else:
-        result.written = [parts / f"{n}{suffix}" for n in done]
+        result.written = [part_path(parts, n, part_fmt) for n in done]
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def _pick_and_write(read: Callable, pick_one: Callable, parts: Path, part_fmt: str, box_size: float | None,
-                    path: Path, name: str) -> int:
+                    prefix: str | None, path: Path, name: str) -> int:
     """Read, pick and write one file's picks (atomically); the number of picks. Runs here or on a Dask worker,
     which then writes the file itself (the output folder must be shared, as the micrographs are)."""
-    picks = pick_one(read(path))
+    image = read(path)
+    picks = pick_one(image)
     picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [])
-    write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name])
+    shape, px = getattr(image, "shape", None), getattr(image, "pixel_size", None)
+    images = {name: ImageInfo(str(path), tuple(shape), px)} if shape is not None else None
+    write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name], images=images,
+                micrograph_prefix=prefix)
     return len(picks)
 
 

@@ -53,6 +53,14 @@ def _resume_option():
     return typer.Option(False, "--resume", help="Skip the micrographs whose picks an earlier, interrupted run of this command already wrote.")
 
 
+def _prefix_option():
+    return typer.Option(None, "--micrograph-prefix", metavar="FOLDER/",
+                        help="Name micrographs in RELION and cryoSPARC files as FOLDER/ + the file name (e.g. MotionCorr/job002/Movies/), to match a processing project; default: the path as given.")
+
+
+PICK_FORMATS = "star (RELION), cs (cryoSPARC), cbox (crYOLO), mod (IMOD), box (EMAN), tsv (Topaz), csv, coords"
+
+
 def _strict_option():
     return typer.Option(False, "--strict", help="Stop at the first unreadable or bad micrograph (default: list it in the failures file and go on).")
 
@@ -87,7 +95,8 @@ def _train_resume_option(what: str = "OUT.ckpt"):
 
 
 def _run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
-               workers: Optional[int] = None, scheduler: Optional[str] = None):
+               workers: Optional[int] = None, scheduler: Optional[str] = None, micrograph_prefix: Optional[str] = None,
+               pixel_size: Optional[float] = None):
     """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
     the rate and the time left, one line per bad file, and a summary; on Dask workers with --workers or
     --scheduler."""
@@ -106,7 +115,8 @@ def _run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: bo
             progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s  {left}")
 
         result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
-                            progress=update, kind=what, client=client, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
+                            progress=update, kind=what, client=client, micrograph_prefix=micrograph_prefix,
+                            pixel_size=pixel_size, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
     if not result.picked and not result.skipped:
         raise InputError(None, f"no {what} could be picked; the reasons are in {result.failures_file}")
     done = len(result.picked) + len(result.skipped)
@@ -235,7 +245,7 @@ def simulate_tomograms(
 @handle_errors
 def pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
-    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
+    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .cs .cbox .box .tsv .csv .coords .mod) or a folder/ for one file per micrograph."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
     method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
@@ -247,8 +257,9 @@ def pick(
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
     border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say (star, box, tsv, csv, coords)."),
-    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box and .cbox output (default: the particle diameter)."),
+    micrograph_prefix: Optional[str] = _prefix_option(),
     device: str = _device_option(),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default 2; 1 per worker with --workers or --scheduler)."),
     resume: bool = _resume_option(),
@@ -319,7 +330,7 @@ def pick(
         return picker.pick(image, thr, max_picks)
 
     _run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict, workers=workers,
-               scheduler=scheduler)
+               scheduler=scheduler, micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)
 
 
 def _tilt_series_files(paths):
@@ -495,26 +506,37 @@ def convert(
     dst: str = typer.Argument(..., metavar="OUT", help="File to write (format from the suffix), or a folder/ for one file per micrograph."),
     scale: float = typer.Option(1.0, "--scale", help="Multiply coordinates by this (e.g. the binning factor of binned picks)."),
     flip_y: Optional[float] = typer.Option(None, "--flip-y", metavar="HEIGHT", help="Flip y: y -> HEIGHT - 1 - y (HEIGHT in output pixels)."),
-    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge in pixels, for writing .box files."),
-    src_fmt: Optional[str] = typer.Option(None, "--from", help="Input format if its suffix does not say."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge in pixels, for writing .box and .cbox files."),
+    src_fmt: Optional[str] = typer.Option(None, "--from", help=f"Input format if its suffix does not say: {PICK_FORMATS}."),
     dst_fmt: Optional[str] = typer.Option(None, "--to", help="Output format if its suffix does not say."),
+    images: Optional[List[Path]] = typer.Option(None, "--images", help="The micrographs or tomograms the picks belong to (files or folders; only their headers are read). Needed to write cryoSPARC .cs files and RELION 5 centred coordinates, and to read the latter; RELION files then name micrographs by their path."),
+    micrograph_prefix: Optional[str] = _prefix_option(),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the --images, overriding their headers."),
     where: Optional[List[str]] = typer.Option(None, "--where", help="Keep rows with COLUMN=VALUE (repeatable), e.g. species=ribosome."),
     sample: Optional[int] = typer.Option(None, "--sample", min=1, help="Then keep N random rows (e.g. to make a small label set)."),
     seed: int = typer.Option(0, "--seed", help="Random seed for --sample."),
 ):
-    """Convert picks between STAR, BOX, Topaz TSV, CSV and .coords; optionally select and subsample rows.
+    """Convert picks between RELION STAR, cryoSPARC .cs, crYOLO .cbox, IMOD .mod, EMAN .box, Topaz TSV, CSV and
+    .coords; optionally select and subsample rows.
 
     Example: [bold]fewpick convert picks.star boxes/ --to box --box-size 64 --scale 4[/]
-    or: [bold]fewpick convert truth/ labels.star --where species=cct --sample 20[/]
+    or: [bold]fewpick convert picks.star picks.cs --images mics/[/]
+    or: [bold]fewpick convert labels/ labels.star --where label=1 --sample 20[/]
     """
-    from fewpick.io import read_picks, select_picks, transform_picks, write_picks
+    from fewpick.io import image_info, list_images, read_picks, select_picks, transform_picks, write_picks
 
+    infos = None
+    if images:
+        files = list_images(images)
+        if not files:
+            raise InputError(None, "--images: no micrographs or tomograms found in " + ", ".join(map(str, images)))
+        infos = {i.name: i for i in (image_info(f, pixel_size=pixel_size) for f in files)}
     try:
-        picks = select_picks(read_picks(src, src_fmt), where or (), sample, seed)
+        picks = select_picks(read_picks(src, src_fmt, images=infos), where or (), sample, seed)
         picks = transform_picks(picks, scale=scale, flip_y_height=flip_y)
     except InputError as exc:
         raise InputError(exc.path or src, exc.problem) from None
-    written = write_picks(picks, dst, dst_fmt, box_size=box_size)
+    written = write_picks(picks, dst, dst_fmt, box_size=box_size, images=infos, micrograph_prefix=micrograph_prefix)
     console.print(f"{len(picks)} picks -> {written[0] if len(written) == 1 else f'{len(written)} files in {dst}'}")
 
 
@@ -694,8 +716,9 @@ def fewshot_pick(
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=4.0, help="Closest two picks may lie, as a fraction of the particle radius (default: the model's)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format if the suffix does not say."),
-    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box output (default: the particle diameter)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box and .cbox output (default: the particle diameter)."),
+    micrograph_prefix: Optional[str] = _prefix_option(),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = _device_option(),
     resume: bool = _resume_option(),
@@ -727,7 +750,8 @@ def fewshot_pick(
         return picks
 
     _run_batch(files, functools.partial(read_micrograph, pixel_size=pixel_size), pick_one, out, fmt,
-               box_size or m.settings.diameter, resume, strict, workers=workers, scheduler=scheduler)
+               box_size or m.settings.diameter, resume, strict, workers=workers, scheduler=scheduler,
+               micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)
 
 
 def main() -> None:
@@ -945,10 +969,11 @@ def tomo_train(
 def tomo_pick(
     tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
-    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star, .csv, .tsv) or a folder (one file per tomogram; .coords with --format coords)."),
+    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star: RELION, voxels and RELION 5's centred ångströms; .cbox .csv .tsv) or a folder/ for one file per tomogram (--format star, mod, cbox, coords, csv, tsv)."),
     threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them; with a model trained with --expected-particles, its calibrated level)."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder (star, coords, csv, tsv)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder or its suffix does not say (star, mod, cbox, coords, csv, tsv)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .cbox output (default: the particle diameter)."),
     heat_maps: Optional[Path] = typer.Option(None, "--heat-maps", help="Also write each heat map (binned) as MRC into this folder."),
     link: Optional[float] = typer.Option(None, "--link", help="Filament models: join points closer than this, voxels (default: the filament diameter)."),
     max_residual: float = typer.Option(3.0, "--max-residual", help="Filament models: largest RMS distance of the points from their quadratic fit, voxels."),
@@ -993,5 +1018,5 @@ def tomo_pick(
         err_console.print(f"{im.name}: {len(picks)} picks", highlight=False)
         return picks
 
-    _run_batch(files, read, pick_one, out, fmt, None, resume, strict, what="tomograms", workers=workers,
-               scheduler=scheduler)
+    _run_batch(files, read, pick_one, out, fmt, box_size or model.settings.diameter, resume, strict,
+               what="tomograms", workers=workers, scheduler=scheduler)

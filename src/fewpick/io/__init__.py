@@ -2,7 +2,9 @@
 
 from fewpick.io.images import (
     Image,
+    ImageInfo,
     check_finite,
+    image_info,
     list_images,
     match_names,
     micrograph_key,
@@ -28,7 +30,7 @@ from fewpick.io.picks import (
 )
 
 __all__ = [
-    "Image", "check_finite", "list_images", "match_names", "micrograph_key", "pair_names", "read_image", "read_micrograph",
+    "Image", "ImageInfo", "image_info", "check_finite", "list_images", "match_names", "micrograph_key", "pair_names", "read_image", "read_micrograph",
     "read_tilt_angles", "read_volume", "write_image", "write_mrc", "write_tilt_angles", "FORMATS", "check_inside",
     "detect_format", "empty_picks", "make_picks", "read_picks", "select_picks", "transform_picks", "write_picks",
 ]

@@ -133,6 +133,63 @@ def list_images(paths: Iterable[str | os.PathLike], suffixes: Sequence[str] = IM
     return out
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a picks file in another program's layout needs to know of an image, read from its header.
+
+    ``path`` is the path as the user gave it (RELION and cryoSPARC name micrographs by path); ``shape`` is
+    ``(y, x)`` or ``(z, y, x)``; ``pixel_size`` in Å, ``None`` if the file does not say.
+    """
+
+    path: str
+    shape: tuple[int, ...]
+    pixel_size: float | None = None
+
+    @property
+    def name(self) -> str:
+        return micrograph_key(self.path)
+
+
+def image_info(path: str | os.PathLike, *, pixel_size: float | None = None) -> ImageInfo:
+    """The size and pixel size of an image from its header alone (no pixels are read)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "no such file")
+    suffix = p.suffix.lower()
+    px: float | None = None
+    try:
+        if suffix in MRC_SUFFIXES:
+            import mrcfile
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with mrcfile.open(p, mode="r", header_only=True, permissive=True) as mrc:
+                    h = mrc.header
+                    nx, ny, nz = int(h.nx), int(h.ny), int(h.nz)
+                    v = float(mrc.voxel_size.x)
+            shape = (ny, nx) if nz <= 1 else (nz, ny, nx)
+            px = v if v > 0 and np.isfinite(v) else None
+        elif suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                shape = tuple(int(n) for n in tif.series[0].shape)
+            if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
+                shape = shape[:2]
+        elif suffix in PIL_SUFFIXES:
+            from PIL import Image as PILImage
+
+            with PILImage.open(p) as im:
+                shape = (int(im.height), int(im.width))
+        else:
+            raise InputError(p, f"unknown image suffix {p.suffix!r}")
+    except InputError:
+        raise
+    except Exception as exc:  # each library raises its own types for a bad header
+        raise InputError(p, f"cannot read the image header ({exc})") from None
+    return ImageInfo(os.fspath(path), tuple(shape), pixel_size if pixel_size is not None else px)
+
+
 def _read_mrc(path: Path, mmap: bool) -> tuple[np.ndarray, float | None]:
     import mrcfile
 

@@ -9,9 +9,17 @@ file has none.
 Formats (chosen by suffix, or by ``fmt``):
 
 ========  ==========================================================================
-star      RELION STAR: ``rlnMicrographName``, ``rlnCoordinateX/Y/Z``,
-          ``rlnAutopickFigureOfMerit``, ``rlnClassNumber`` (read and written with
-          ``starfile``); one file for all micrographs, or one per micrograph
+star      RELION STAR (read and written with ``starfile``): micrographs as
+          ``data_particles`` with ``rlnMicrographName`` (the path as given),
+          ``rlnCoordinateX/Y``, ``rlnAutopickFigureOfMerit``, ``rlnClassNumber``;
+          tomograms with ``rlnTomoName``, ``rlnCoordinateX/Y/Z`` (voxels) and, where the
+          tomogram's size and pixel size are known, RELION 5's
+          ``rlnCenteredCoordinateX/Y/ZAngst``. One file per micrograph is RELION's
+          ``<stem>_pick.star``. Reads RELION's ``autopick.star``/``manualpick.star``
+          index of coordinate files too.
+cs        cryoSPARC particle/pick file (``cryosparc-tools``); needs the micrographs' sizes
+cbox      crYOLO ``.cbox`` (2D and 3D); needs a box size to write
+mod       IMOD point model (``imodmodel``), one file per micrograph or tomogram
 box       EMAN box: ``x_corner y_corner width height [score]``, centre = corner +
           size/2; one file per micrograph, needs a box size to write
 tsv       Topaz: ``image_name x_coord y_coord [z_coord] score``, tab separated
@@ -30,18 +38,24 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
-from fewpick.io.images import micrograph_key
+from fewpick.io import exchange
+from fewpick.io.images import ImageInfo, micrograph_key
 
-FORMATS = ("star", "box", "tsv", "csv", "coords")
-SUFFIX_FORMAT = {".star": "star", ".box": "box", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".coords": "coords"}
-FORMAT_SUFFIX = {"star": ".star", "box": ".box", "tsv": ".tsv", "csv": ".csv", "coords": ".coords"}
+FORMATS = ("star", "box", "tsv", "csv", "coords", "cs", "cbox", "mod")
+SUFFIX_FORMAT = {".star": "star", ".box": "box", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".coords": "coords",
+                 ".cs": "cs", ".cbox": "cbox", ".mod": "mod"}
+FORMAT_SUFFIX = {"star": ".star", "box": ".box", "tsv": ".tsv", "csv": ".csv", "coords": ".coords", "cs": ".cs",
+                 "cbox": ".cbox", "mod": ".mod"}
+# One file per micrograph: RELION's Import job pairs ``<stem>_<suffix>.star`` with micrograph ``<stem>``.
+PART_SUFFIX = {**FORMAT_SUFFIX, "star": "_pick.star"}
+ONE_PER_IMAGE = ("box", "coords", "cbox", "mod")
 CORE = ["micrograph", "x", "y", "z", "score", "label"]
 
 STAR_NAMES = {
@@ -156,7 +170,12 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     return SUFFIX_FORMAT[suffix]
 
 
-def _read_star(path: Path) -> pd.DataFrame:
+def part_path(folder: str | os.PathLike, name: str, fmt: str) -> Path:
+    """The file that holds one micrograph's picks in a folder of per-micrograph files."""
+    return Path(folder) / f"{micrograph_key(name)}{PART_SUFFIX[fmt]}"
+
+
+def _read_star(path: Path, images: Mapping[str, ImageInfo] | None = None) -> pd.DataFrame:
     import starfile
 
     try:
@@ -167,11 +186,22 @@ def _read_star(path: Path) -> pd.DataFrame:
         raise InputError(path, f"not a readable STAR file ({exc})") from None
     tables = [b for b in blocks.values() if isinstance(b, pd.DataFrame)]
     for table in tables:
-        if "rlnCoordinateX" in table.columns and "rlnCoordinateY" in table.columns:
+        centred = all(c in table.columns for c in exchange.CENTRED)
+        if ("rlnCoordinateX" in table.columns and "rlnCoordinateY" in table.columns) or centred:
             df = table.rename(columns={v: k for k, v in STAR_NAMES.items()}).copy()
-            if "micrograph" not in df.columns and "rlnTomoName" in df.columns:
-                df = df.rename(columns={"rlnTomoName": "micrograph"})
+            if "rlnTomoName" in df.columns:  # tomograms are named by rlnTomoName, micrographs by their path
+                df = df.drop(columns=["micrograph"], errors="ignore").rename(columns={"rlnTomoName": "micrograph"})
+            if centred and (images or "x" not in df.columns):  # RELION 5: its centred ångströms come first
+                if "micrograph" not in df.columns:
+                    df.insert(0, "micrograph", _stem_name(path))
+                df = exchange.from_centred_angstrom(df.drop(columns=["x", "y", "z"], errors="ignore"), images, path)
+            else:
+                df = df.drop(columns=list(exchange.CENTRED), errors="ignore")
             return _finish(df, path, _stem_name(path))
+    for table in tables:
+        if "rlnMicrographCoordinates" in table.columns and "rlnMicrographName" in table.columns:
+            return _finish(exchange.read_coordinate_index(path, table, lambda p: _read_star(p, images)),
+                           path, _stem_name(path))
     raise InputError(path, "STAR file has no table with rlnCoordinateX and rlnCoordinateY columns")
 
 
@@ -224,11 +254,24 @@ def _read_table(path: Path, sep: str) -> pd.DataFrame:
     return _finish(_rename_aliases(df), path, _stem_name(path))
 
 
-_READERS = {"star": _read_star, "box": _read_box, "coords": _read_coords,
-            "tsv": lambda p: _read_table(p, "\t"), "csv": lambda p: _read_table(p, ",")}
+_READERS = {"star": _read_star, "box": lambda p, i: _read_box(p), "coords": lambda p, i: _read_coords(p),
+            "tsv": lambda p, i: _read_table(p, "\t"), "csv": lambda p, i: _read_table(p, ","),
+            "cs": lambda p, i: _finish(exchange.read_cs(p), p, _stem_name(p)),
+            "cbox": lambda p, i: _finish(exchange.read_cbox(p, _stem_name(p)), p, _stem_name(p)),
+            "mod": lambda p, i: _finish(exchange.read_mod(p, _stem_name(p)), p, _stem_name(p))}
 
 
-def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows: bool = False) -> pd.DataFrame:
+def _is_index(path: Path) -> bool:
+    """A RELION list of coordinate files (its picks are in the folder's other files)."""
+    if path.suffix.lower() != ".star":
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return b"_rlnMicrographCoordinates" in head and b"_rlnCoordinateX" not in head
+
+
+def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows: bool = False,
+               images: Mapping[str, ImageInfo] | None = None) -> pd.DataFrame:
     """Read a picks/labels file, or a folder of per-micrograph files, into a picks table.
 
     Parameters
@@ -236,9 +279,12 @@ def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows:
     path
         A file, or a folder whose files of the chosen (or any known) format are read.
     fmt
-        One of ``star, box, tsv, csv, coords``; ``None`` chooses by suffix.
+        One of :data:`FORMATS`; ``None`` chooses by suffix.
     require_rows
         Raise if the result is empty (for training labels and ground truth).
+    images
+        The images the picks belong to, by name (:func:`~fewpick.io.images.image_info`): needed to read
+        RELION 5's centred ångström coordinates.
 
     Raises
     ------
@@ -249,16 +295,17 @@ def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows:
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIX_FORMAT
-                       and (fmt is None or detect_format(p) == detect_format(p, fmt)))
+                       and (fmt is None or detect_format(p) == detect_format(p, fmt)) and not _is_index(p)
+                       and not p.name.startswith("."))
         if not files:
             raise InputError(path, "folder holds no picks files (" + ", ".join(SUFFIX_FORMAT) + ")")
-        tables = [read_picks(f, fmt) for f in files]
+        tables = [read_picks(f, fmt, images=images) for f in files]
         tables = [t for t in tables if len(t)] or tables[:1]
         df = pd.concat(tables, ignore_index=True)
     elif not path.is_file():
         raise InputError(path, "no such file")
     else:
-        df = _READERS[detect_format(path, fmt)](path)
+        df = _READERS[detect_format(path, fmt)](path, images)
     if require_rows and len(df) == 0:
         raise InputError(path, "holds no particle coordinates")
     return df
@@ -274,7 +321,8 @@ def _fmt_num(values: np.ndarray, decimals: int = 3) -> list[str]:
     return [np.format_float_positional(round(float(v), decimals), trim="-") for v in values]
 
 
-def _write_one(df: pd.DataFrame, path: Path, fmt: str, box_size: float | None) -> None:
+def _write_one(df: pd.DataFrame, path: Path, fmt: str, box_size: float | None,
+               images: Mapping[str, ImageInfo] | None = None, prefix: str | None = None) -> None:
     z = has_z(df)
     scores = df["score"].to_numpy(dtype=float) if "score" in df.columns else np.full(len(df), np.nan)
     has_score = len(df) > 0 and not np.isnan(scores).all()
@@ -282,20 +330,39 @@ def _write_one(df: pd.DataFrame, path: Path, fmt: str, box_size: float | None) -
         if fmt == "star":
             import starfile
 
-            out = pd.DataFrame({STAR_NAMES["micrograph"]: df["micrograph"].astype(str),
-                                STAR_NAMES["x"]: df["x"].astype(float), STAR_NAMES["y"]: df["y"].astype(float)})
+            names = df["micrograph"].astype(str)
+            if z:  # tomograms: RELION names them (rlnTomoName) without path or suffix
+                out = pd.DataFrame({"rlnTomoName": names.map(micrograph_key)})
+            else:
+                shown = {m: exchange.display_path(m, images, prefix) for m in names.unique()}
+                out = pd.DataFrame({STAR_NAMES["micrograph"]: names.map(shown)})
+            out[STAR_NAMES["x"]] = df["x"].astype(float).to_numpy()
+            out[STAR_NAMES["y"]] = df["y"].astype(float).to_numpy()
             if z:
-                out[STAR_NAMES["z"]] = df["z"].astype(float)
+                out[STAR_NAMES["z"]] = df["z"].astype(float).to_numpy()
+                known = images and all((images.get(m) or images.get(micrograph_key(m))) is not None
+                                       and (images.get(m) or images.get(micrograph_key(m))).pixel_size
+                                       for m in names.unique())
+                if known and len(df):
+                    centred = exchange.centred_angstrom(df.reset_index(drop=True), images, path)
+                    for col in exchange.CENTRED:
+                        out[col] = centred[col].to_numpy()
             if has_score:
                 out[STAR_NAMES["score"]] = scores
             if "label" in df.columns:
                 out[STAR_NAMES["label"]] = df["label"]
             for col in df.columns:
                 if col not in CORE and col not in out.columns:
-                    out[col] = df[col]
+                    out[col] = df[col].to_numpy()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                starfile.write(out, tmp, overwrite=True)
+                starfile.write({"particles": out}, tmp, overwrite=True)
+        elif fmt == "cs":
+            exchange.write_cs(df, tmp, path, images, prefix)
+        elif fmt == "cbox":
+            exchange.write_cbox(df, tmp, path, box_size)
+        elif fmt == "mod":
+            exchange.write_mod(df, tmp, path, images)
         elif fmt in ("tsv", "csv"):
             names = TSV_NAMES if fmt == "tsv" else {c: c for c in CORE}
             out = pd.DataFrame({names["micrograph"]: df["micrograph"].astype(str), names["x"]: df["x"], names["y"]: df["y"]})
@@ -338,6 +405,8 @@ def write_picks(
     *,
     box_size: float | None = None,
     micrographs: Iterable[str] | None = None,
+    images: Mapping[str, ImageInfo] | None = None,
+    micrograph_prefix: str | None = None,
 ) -> list[Path]:
     """Write a picks table; returns the files written.
 
@@ -354,6 +423,13 @@ def write_picks(
         Box edge in pixels, needed for ``box``.
     micrographs
         With a folder: also write empty files for these micrographs if they have no picks.
+    images
+        The images by name (:func:`~fewpick.io.images.image_info`): RELION STAR files then name micrographs by
+        their path as given, tomogram picks gain RELION 5's centred ångström coordinates, and cryoSPARC ``.cs``
+        files (which need each micrograph's size) can be written.
+    micrograph_prefix
+        Name micrographs (RELION, cryoSPARC) as this prefix followed by the image's file name, e.g.
+        ``MotionCorr/job002/Movies/``, to match a processing project's layout.
 
     Every file is written to a temporary name and renamed, so an error never leaves
     a partial file behind.
@@ -370,15 +446,15 @@ def write_picks(
         written = []
         for name in names:
             part = picks[picks["micrograph"].astype(str) == name]
-            target = path / f"{micrograph_key(name)}{FORMAT_SUFFIX[fmt]}"
-            _write_one(part, target, fmt, box_size)
+            target = part_path(path, name, fmt)
+            _write_one(part, target, fmt, box_size, images, micrograph_prefix)
             written.append(target)
         return written
     fmt = detect_format(path, fmt)
-    if fmt in ("box", "coords") and picks["micrograph"].nunique() > 1:
+    if fmt in ONE_PER_IMAGE and picks["micrograph"].nunique() > 1:
         raise InputError(path, f"a .{fmt} file holds one micrograph but the picks cover "
                                f"{picks['micrograph'].nunique()}; give a folder (ending with /) to write one file each")
-    _write_one(picks, path, fmt, box_size)
+    _write_one(picks, path, fmt, box_size, images, micrograph_prefix)
     return [path]
 
 
