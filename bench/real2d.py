@@ -20,8 +20,9 @@ pre-trains on the training micrographs (apoferritin: the training micrograph and
 (downsampled so the particle radius is 3–8 px, its per-micrograph GMM normalisation), its pre-trained ResNet8
 (its default), GE-binomial with ``--pi`` for a 2D disk of radius 3, ``--topaz-updates`` updates of 256 regions
 (its default 10 × 1000 takes hours on 2 cores), ``extract -t -20`` so its whole PR curve counts. With every
-particle labelled, ``--pi`` is for 1.1× the labelled count: Topaz drops GE-binomial for plain PN when π does not
-exceed the labelled fraction, and that PN training diverged on every set.
+particle labelled the data are positive-negative: Topaz's ``--method PN`` with π the labelled fraction (its
+GE-binomial cannot run there: Topaz 0.3.20 counts (2r+1)× a 2D disk's pixels per label, so its labelled fraction
+exceeds 1 on these crowded sets and the PN fallback it picks diverges).
 
 Scores: AUPRC and best F1 with matching radius D/2 over all test micrographs; box F1 (boxes of D, IoU ≥ 0.5) at
 the picker's own automatic threshold (Topaz has none: its box F1 at its best threshold); train seconds, pick
@@ -224,14 +225,17 @@ def run_topaz(rs: RealSet, labels: pd.DataFrame, run: Path, updates: int) -> dic
             shapes.append((int(m.header.ny), int(m.header.nx)))
     area = ball(3, 2).sum()
     pi = float(np.mean([rs.expected * area / (h * w) for h, w in shapes]))
-    # With every particle labelled, π from the expected count equals the labelled fraction. Topaz then switches
-    # GE-binomial to PN ("please set pi > p_observed"), whose loss ran below -1e12 on every set here; Topaz's own
-    # advice is π above the labelled fraction, so the unlabelled regions are allowed 10 % of the labelled count.
-    observed = len(targets) * area / sum(h * w for h, w in shapes)
-    if pi <= 1.05 * observed:
-        pi = 1.1 * observed
+    method = "GE-binomial"
+    if len(targets) >= len(rs.train_truth):
+        # Every particle labelled: positive-negative data, so Topaz's PN method with π = the labelled fraction.
+        # Its GE-binomial would not run here: Topaz 0.3.20 counts a label's pixels as (2r+1) times the disk's
+        # (stats.pixels_given_radius meshes three axes for a 2D disk), so its labelled fraction exceeds 1 on
+        # these crowded sets, it switches to PN with that π, and the negatives' weight 1 - π < 0 drove the loss
+        # below -1e12 on every set.
+        method = "PN"
+        pi = len(targets) * area / sum(h * w for h, w in shapes)
     t_s, t_mib = _timed([str(TOPAZ), "train", "--train-images", str(pre_train), "--train-targets",
-                         str(run / "targets.txt"), "--pi", f"{pi:.6f}", "-r", "3", "--method", "GE-binomial", "-d", "-1",
+                         str(run / "targets.txt"), "--pi", f"{pi:.6f}", "-r", "3", "--method", method, "-d", "-1",
                          "-j", "1", "--num-workers", "0", "--num-epochs", "1", "--epoch-size", str(updates),
                          "--save-prefix", str(run / "topaz"), "-o", str(run / "topaz_log.txt")])
     # picking = Topaz's preprocessing of the test micrographs + extraction (the MRC conversion is not counted)
@@ -243,7 +247,7 @@ def run_topaz(rs: RealSet, labels: pd.DataFrame, run: Path, updates: int) -> dic
     picks = read_picks(run / "topaz_picks.txt")
     out = scores(picks, rs)
     out.update(box_f1=out["box_best_f1"], box_at="best threshold")
-    return {**out, "pi": pi, "train_s": t_s, "train_peak_mib": t_mib,
+    return {**out, "pi": pi, "topaz_method": method, "train_s": t_s, "train_peak_mib": t_mib,
             "pick_s_per_micrograph": (pre_s + e_s) / len(rs.test), "pick_peak_mib": max(pre_mib, e_mib)}
 
 
@@ -363,7 +367,8 @@ def _write(name: str, rows: list[dict], args) -> None:
     intro = ("Real annotated micrographs; matching radius D/2 for AUPRC and best F1; box F1: boxes of D, IoU ≥ 0.5, at "
              "the picker's own automatic threshold (Topaz: at its best threshold, an upper bound). Labels: 15 drawn "
              "from the training micrographs (seeds 0–2) or all of them; few-shot: 15 exemplars on one training "
-             f"micrograph. Topaz 0.3.20: pre-trained ResNet8 (its default), GE-binomial, {args.topaz_updates} updates. "
+             f"micrograph. Topaz 0.3.20: pre-trained ResNet8 (its default), GE-binomial (all labels: PN, see the script), "
+             f"{args.topaz_updates} updates. "
              "Times on 2 cores include each command's start-up; most runs shared the cores with another job "
              "(training at 1–2 threads), so they are upper bounds.")
     if any(r.get("model_from") for r in rows):
