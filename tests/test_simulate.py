@@ -189,3 +189,24 @@ def test_write_tomograms_files(tmp_path):
     assert ts.shape[0] == len(angles) == 61 and np.all(np.diff(angles) > 0)
     back = read_picks(tmp_path / "tomo_000_truth.star")
     assert len(back) == len(truth) and "z" in back.columns and "species" in back.columns
+
+
+def test_species_map_is_centred_sized_and_written_by_the_cli(tmp_path):
+    from scipy import ndimage
+    from typer.testing import CliRunner
+
+    from fewpick.cli import app
+    from fewpick.io import read_image
+    from fewpick.simulate.species import load_species, species_map
+
+    vol = species_map("enolase", 3.0)
+    sp = load_species("enolase")
+    assert vol.shape[0] == vol.shape[1] == vol.shape[2] >= 2 * sp.radius / 3.0
+    com = np.array(ndimage.center_of_mass(vol))
+    assert np.all(np.abs(com - vol.shape[0] / 2) < 1.0)  # the centre of mass sits at the box centre
+    assert vol.min() >= 0 and vol.max() > 0
+    r = CliRunner().invoke(app, ["simulate", "map", "--species", "enolase", "--pixel-size", "3", "--out",
+                                 str(tmp_path / "eno.mrc")])
+    assert r.exit_code == 0, r.output
+    im = read_image(tmp_path / "eno.mrc")
+    assert abs(im.pixel_size - 3.0) < 1e-4 and np.allclose(im.data, vol)

@@ -238,6 +238,26 @@ def simulate_tomograms(
     console.print(f"wrote {count} tomograms with {len(truth)} truth rows to {out}/")
 
 
+@simulate_app.command("map")
+@handle_errors
+def simulate_map(
+    species: str = typer.Option(..., "--species", help="One of the simulator's species: ribosome, cct, mtor, ruvab, glua3, enolase, dengue."),
+    out: Path = typer.Option(..., "--out", help="MRC file to write."),
+    pixel_size: float = typer.Option(1.2, "--pixel-size", help="Å per voxel (that of your micrographs; the simulator's micrographs are 1.2 Å/px)."),
+    resolution: Optional[float] = typer.Option(None, "--resolution", help="Low-pass to this many Å (default: 2 voxels)."),
+):
+    """Write a species' 3D density map (from its atomic model), e.g. a template for 'pick --method template'.
+
+    Example: [bold]fewpick simulate map --species cct --out cct_map.mrc[/]
+    """
+    from fewpick.io import write_mrc
+    from fewpick.simulate.species import species_map
+
+    vol = species_map(species, pixel_size, resolution=resolution)
+    write_mrc(out, vol, pixel_size)
+    console.print(f"{species}: {vol.shape[0]}³ voxels of {pixel_size:g} Å -> {out}")
+
+
 # ---------------------------------------------------------------- pick
 
 
