@@ -218,8 +218,8 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     one, every = read_picks(tmp_path / "mic_001.star"), read_picks(tmp_path / "picks.star")
-    assert len(one) > 0 and set(every.micrograph) == {"mic_001", "mic_002"}
-    assert (tmp_path / "picks_micrographs" / "mic_002.star").is_file()
+    assert len(one) > 0 and set(every.micrograph) == {"mics/mic_001.mrc", "mics/mic_002.mrc"}  # paths, as RELION
+    assert (tmp_path / "picks_micrographs" / "mic_002_pick.star").is_file()
 
 
 def test_few_shot_training_resumes_and_the_cli_refuses_a_missing_checkpoint(tmp_path):

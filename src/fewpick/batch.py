@@ -179,8 +179,9 @@ def _pick_and_write(read: Callable, pick_one: Callable, parts: Path, part_fmt: s
     which then writes the file itself (the output folder must be shared, as the micrographs are)."""
     image = read(path)
     picks = pick_one(image)
-    picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [])
     shape, px = getattr(image, "shape", None), getattr(image, "pixel_size", None)
+    volume = shape is not None and len(shape) == 3
+    picks = picks.assign(micrograph=name) if len(picks) else make_picks(name, [], [], z=[] if volume else None)
     images = {name: ImageInfo(str(path), tuple(shape), px)} if shape is not None else None
     write_picks(picks, parts, part_fmt, box_size=box_size, micrographs=[name], images=images,
                 micrograph_prefix=prefix)

@@ -343,7 +343,7 @@ def _write_one(df: pd.DataFrame, path: Path, fmt: str, box_size: float | None,
                 known = images and all((images.get(m) or images.get(micrograph_key(m))) is not None
                                        and (images.get(m) or images.get(micrograph_key(m))).pixel_size
                                        for m in names.unique())
-                if known and len(df):
+                if known:
                     centred = exchange.centred_angstrom(df.reset_index(drop=True), images, path)
                     for col in exchange.CENTRED:
                         out[col] = centred[col].to_numpy()
