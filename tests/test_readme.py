@@ -59,6 +59,19 @@ def project(tmp_path_factory):
     truth = write_tomograms(root / "Tomograms", 1, "realistic", 5, 160, 64)
     chosen = truth[truth["species"] == "ribosome"].head(12)[["micrograph", "x", "y", "z"]]
     write_picks(chosen, root / "run" / "selected.star")  # what the exploration page's Export writes
+    # a copick project holding the same tomogram as run tomo_000, with a curator's ribosome picks (Å)
+    import copick
+    from copick.models import PickableObject
+
+    from fewpick.io import read_volume
+
+    project = copick.new_config(str(root / "copick.json"), overlay_root=str(root / "copick"),
+                                pickable_objects=[PickableObject(name="ribosome", is_particle=True, radius=125.0)])
+    run = project.new_run("tomo_000")
+    run.new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(read_volume(root / "Tomograms" / "tomo_000.mrc").data)
+    curated = run.new_picks("ribosome", session_id="0", user_id="curator")
+    curated.from_numpy(chosen[["x", "y", "z"]].to_numpy(float) * 10.0)
+    curated.store()
     return root
 
 
@@ -87,3 +100,8 @@ def test_every_readme_command_runs_as_written(project, monkeypatch):
     text = (project / "particles.star").read_text()
     assert "_rlnTomoName" in text and "_rlnCenteredCoordinateXAngst" in text
     assert (project / "look.png").stat().st_size > 0 and (project / "cct_map.mrc").is_file()
+    curated = read_picks(project / "curated.star")  # the curator's picks, back in voxels
+    selected = read_picks(project / "run" / "selected.star")
+    assert len(curated) == len(selected) > 0 and set(curated["micrograph"]) == {"tomo_000"}
+    assert np.allclose(curated.sort_values("x")[["x", "y", "z"]].to_numpy(),
+                       selected.sort_values("x")[["x", "y", "z"]].to_numpy(), atol=1e-3)
