@@ -155,19 +155,24 @@ CBOX_COLUMNS = ["_CoordinateX", "_CoordinateY", "_CoordinateZ", "_Width", "_Heig
                 "_EstHeight", "_Confidence", "_NumBoxes", "_Angle"]
 
 
-def read_cbox(path: Path, default_name: str) -> pd.DataFrame:
+def star_blocks(path: Path, what: str = "STAR") -> dict:
+    """The data blocks of a STAR file (``starfile``), or one clear error naming the file."""
     import starfile
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            blocks = starfile.read(path, always_dict=True)
-    except Exception as exc:
-        raise InputError(path, f"not a readable crYOLO .cbox file ({exc})") from None
+            return starfile.read(path, always_dict=True)
+    except Exception as exc:  # the parser raises several types for a bad file
+        raise InputError(path, f"not a readable {what} file ({exc})") from None
+
+
+def read_cbox(path: Path, default_name: str) -> pd.DataFrame:
+    blocks = star_blocks(path, "crYOLO .cbox")
     table = blocks.get("cryolo")
     if table is None:
-        table = next((b for b in blocks.values() if isinstance(b, pd.DataFrame) and "_CoordinateX" in b.columns
-                      or isinstance(b, pd.DataFrame) and "CoordinateX" in b.columns), None)
+        table = next((b for b in blocks.values() if isinstance(b, pd.DataFrame)
+                      and {"_CoordinateX", "CoordinateX"} & set(b.columns)), None)
     if table is None:
         raise InputError(path, "crYOLO .cbox file has no data_cryolo table")
     table = table.rename(columns=lambda c: c.lstrip("_"))

@@ -176,14 +176,7 @@ def part_path(folder: str | os.PathLike, name: str, fmt: str) -> Path:
 
 
 def _read_star(path: Path, images: Mapping[str, ImageInfo] | None = None) -> pd.DataFrame:
-    import starfile
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            blocks = starfile.read(path, always_dict=True)
-    except Exception as exc:
-        raise InputError(path, f"not a readable STAR file ({exc})") from None
+    blocks = exchange.star_blocks(path)
     tables = [b for b in blocks.values() if isinstance(b, pd.DataFrame)]
     for table in tables:
         centred = all(c in table.columns for c in exchange.CENTRED)
