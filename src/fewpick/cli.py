@@ -306,7 +306,7 @@ def pick(
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
                                 match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
-                                box_size=box_size, threads=threads, device=device,
+                                box_size=box_size, micrograph_prefix=micrograph_prefix, threads=threads, device=device,
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
     first = _first_readable(files, pixel_size, strict)
