@@ -31,7 +31,7 @@ from fewpick._fileutil import atomic_path
 from fewpick.errors import FewpickError, InputError
 from fewpick.io.images import micrograph_key
 from fewpick.io.images import ImageInfo, image_info
-from fewpick.io.picks import _per_micrograph, detect_format, make_picks, part_path, read_picks, write_picks
+from fewpick.io.picks import FORMAT_SUFFIX, _per_micrograph, detect_format, make_picks, part_path, read_picks, write_picks
 
 
 @dataclass
@@ -119,7 +119,7 @@ def pick_files(
     parts.mkdir(parents=True, exist_ok=True)
     # temporary files (".<name>.<random>.part<suffix>") of a run that was killed while writing them
     wanted = {part_path(parts, n, part_fmt).stem for n in names}
-    tail = f".part{part_path(parts, 'x', part_fmt).suffix}"
+    tail = f".part{FORMAT_SUFFIX[part_fmt]}"
     for stale in parts.iterdir():
         n = stale.name
         if n.startswith(".") and n.endswith(tail) and n[1 : -len(tail)].rsplit(".", 1)[0] in wanted:

@@ -74,10 +74,9 @@ def read_copick_picks(config: str | os.PathLike, object_name: str, voxel_spacing
     tables = []
     for name in _runs(root, config, runs):
         for p in root.get_run(name).get_picks(object_name=object_name, user_id=user_id, session_id=session_id):
-            points, _ = p.numpy()
-            if len(points) == 0:
-                continue
             xyz = p.full_positions() / voxel_spacing
+            if len(xyz) == 0:
+                continue
             t = make_picks(name, xyz[:, 0], xyz[:, 1], z=xyz[:, 2], score=p.scores())
             tables.append(t.assign(user=p.user_id, session=p.session_id))
     if not tables:
@@ -104,16 +103,16 @@ def write_copick_picks(picks: pd.DataFrame, config: str | os.PathLike, object_na
     missing = [m for m in groups if m not in names]
     if missing:
         raise InputError(config, f"has no run {missing[0]!r} for these picks (runs: {', '.join(sorted(names))})")
-    for m in groups:
-        existing = root.get_run(m).get_picks(object_name=object_name, user_id=user_id, session_id=session_id)
-        if existing and not overwrite:
-            raise InputError(config, f"run {m!r} already holds {object_name!r} picks by {user_id!r} in session "
-                                     f"{session_id!r}; choose another session or overwrite them")
+    existing = {m: root.get_run(m).get_picks(object_name=object_name, user_id=user_id, session_id=session_id)
+                for m in groups}
+    taken = [m for m, found in existing.items() if found]
+    if taken and not overwrite:
+        raise InputError(config, f"run {taken[0]!r} already holds {object_name!r} picks by {user_id!r} in session "
+                                 f"{session_id!r}; choose another session or overwrite them")
     counts = {}
     for m, g in groups.items():
-        run = root.get_run(m)
-        found = run.get_picks(object_name=object_name, user_id=user_id, session_id=session_id)
-        target = found[0] if found else run.new_picks(object_name, session_id=session_id, user_id=user_id)
+        found = existing[m]
+        target = found[0] if found else root.get_run(m).new_picks(object_name, session_id=session_id, user_id=user_id)
         xyz = g[["x", "y", "z"]].to_numpy(dtype=float) * voxel_spacing
         score = g["score"].to_numpy(dtype=float) if "score" in g.columns else np.ones(len(g))
         target.from_numpy(xyz, scores=np.where(np.isfinite(score), score, 1.0))

@@ -37,10 +37,26 @@ from fewpick.io.images import ImageInfo, micrograph_key
 CENTRED = ("rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst")
 
 
+def image_of(images: Mapping[str, ImageInfo] | None, name: str) -> ImageInfo | None:
+    """The image a picks table's micrograph name stands for (by the name, or by the name without its folder and
+    suffix), or ``None``."""
+    images = images or {}
+    return images.get(name) or images.get(micrograph_key(name))
+
+
+def box_sizes(picks: pd.DataFrame, box_size: float | None, path: Path, what: str) -> np.ndarray:
+    """The box edge of each pick for a box format: ``box_size``, else the table's own ``box`` column."""
+    if box_size is not None:
+        return np.full(len(picks), float(box_size))
+    if "box" in picks.columns and len(picks):
+        return picks["box"].to_numpy(dtype=float)
+    raise InputError(path, f"writing {what} files needs a box size (--box-size)")
+
+
 def display_path(name: str, images: Mapping[str, ImageInfo] | None, prefix: str | None) -> str:
     """How RELION and cryoSPARC name a micrograph: its path as given (extension kept), or, with ``prefix``,
     the prefix followed by the file name (``MotionCorr/job002/Movies/`` + ``mic_001.mrc``)."""
-    info = (images or {}).get(name) or (images or {}).get(micrograph_key(name))
+    info = image_of(images, name)
     path = info.path if info is not None else name
     if prefix is None:
         return path
@@ -49,7 +65,7 @@ def display_path(name: str, images: Mapping[str, ImageInfo] | None, prefix: str 
 
 
 def _info(name: str, images: Mapping[str, ImageInfo] | None, path: Path, what: str) -> ImageInfo:
-    info = (images or {}).get(name) or (images or {}).get(micrograph_key(name))
+    info = image_of(images, name)
     if info is None:
         raise InputError(path, f"{what} needs the size of image {name!r}; give the images the picks come from "
                                "(--images)")
@@ -151,10 +167,6 @@ def write_cs(picks: pd.DataFrame, tmp: Path, path: Path, images: Mapping[str, Im
 # ---------------------------------------------------------------- crYOLO
 
 
-CBOX_COLUMNS = ["_CoordinateX", "_CoordinateY", "_CoordinateZ", "_Width", "_Height", "_Depth", "_EstWidth",
-                "_EstHeight", "_Confidence", "_NumBoxes", "_Angle"]
-
-
 def star_blocks(path: Path, what: str = "STAR") -> dict:
     """The data blocks of a STAR file (``starfile``), or one clear error naming the file."""
     import starfile
@@ -198,13 +210,7 @@ def write_cbox(picks: pd.DataFrame, tmp: Path, path: Path, box_size: float | Non
     import starfile
 
     n = len(picks)
-    if box_size is None:
-        if "box" in picks.columns and n:
-            sizes = picks["box"].to_numpy(dtype=float)
-        else:
-            raise InputError(path, "writing crYOLO .cbox files needs a box size (--box-size)")
-    else:
-        sizes = np.full(n, float(box_size))
+    sizes = box_sizes(picks, box_size, path, "crYOLO .cbox")
     three_d = "z" in picks.columns
     score = picks["score"].to_numpy(dtype=float) if "score" in picks.columns else np.full(n, np.nan)
     na = pd.array([pd.NA] * n, dtype="Float64")
@@ -258,7 +264,7 @@ def write_mod(picks: pd.DataFrame, tmp: Path, path: Path, images: Mapping[str, I
         points["object_id"] = codes
     model = ImodModel.from_dataframe(points, type=ContourType.SCATTERED)
     names = picks["micrograph"].astype(str).unique() if n else []
-    info = (images or {}).get(str(names[0])) if len(names) == 1 else None
+    info = image_of(images, str(names[0])) if len(names) == 1 else None
     if info is not None:
         nz, ny, nx = info.shape if len(info.shape) == 3 else (1, *info.shape)
         model.header.xmax, model.header.ymax, model.header.zmax = int(nx), int(ny), int(nz)

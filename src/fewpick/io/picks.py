@@ -333,10 +333,8 @@ def _write_one(df: pd.DataFrame, path: Path, fmt: str, box_size: float | None,
             out[STAR_NAMES["y"]] = df["y"].astype(float).to_numpy()
             if z:
                 out[STAR_NAMES["z"]] = df["z"].astype(float).to_numpy()
-                known = images and all((images.get(m) or images.get(micrograph_key(m))) is not None
-                                       and (images.get(m) or images.get(micrograph_key(m))).pixel_size
-                                       for m in names.unique())
-                if known:
+                known = [exchange.image_of(images, m) for m in names.unique()]
+                if images and all(i is not None and i.pixel_size for i in known):
                     centred = exchange.centred_angstrom(df.reset_index(drop=True), images, path)
                     for col in exchange.CENTRED:
                         out[col] = centred[col].to_numpy()
@@ -371,13 +369,7 @@ def _write_one(df: pd.DataFrame, path: Path, fmt: str, box_size: float | None,
                         out[col] = df[col]
             out.to_csv(tmp, sep="\t" if fmt == "tsv" else ",", index=False, float_format="%.6g")
         elif fmt == "box":
-            if box_size is None:
-                if "box" in df.columns and len(df):
-                    sizes = df["box"].to_numpy(dtype=float)
-                else:
-                    raise InputError(path, "writing EMAN .box files needs a box size (--box-size)")
-            else:
-                sizes = np.full(len(df), float(box_size))
+            sizes = exchange.box_sizes(df, box_size, path, "EMAN .box")
             cx = df["x"].to_numpy(dtype=float) - sizes / 2
             cy = df["y"].to_numpy(dtype=float) - sizes / 2
             cols = [_fmt_num(cx), _fmt_num(cy), _fmt_num(sizes), _fmt_num(sizes)]
