@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -24,6 +26,7 @@ from fewpick.explore.run import ExploreSettings, Run, explore
 from fewpick.explore.serve import export_selection, make_server
 from fewpick.io import read_picks, write_mrc, write_tilt_angles
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
+from fewpick.webserver import TOKEN_HEADER
 
 CHROMIUM = os.environ.get("FEWPICK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -60,6 +63,52 @@ def _url(srv) -> str:
     return f"http://127.0.0.1:{srv.server_address[1]}/"
 
 
+def _token(srv) -> str:
+    """The token as the page carries it (read from the served page, as a browser would)."""
+    with urllib.request.urlopen(_url(srv)) as r:
+        page = r.read().decode()
+    return re.search(r'name="fewpick-token" content="([^"]+)"', page).group(1)
+
+
+def _raw(srv, request: bytes, timeout: float = 10.0) -> tuple[int | None, dict | None]:
+    """Send bytes as they are (any Host, any header); the reply's status and JSON body, or (None, None) when the
+    server closed the connection without a reply."""
+    with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while True:
+            try:
+                c = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not c:
+                break
+            chunks.append(c)
+    reply = b"".join(chunks)
+    if not reply:
+        return None, None
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def _post(srv, body: bytes, *, host: str | None = None, ctype: str = "application/json", token: str | None = None,
+          origin: str | None = None, length: int | None = None, extra: str = "") -> bytes:
+    port = srv.server_address[1]
+    lines = [f"POST /export HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", f"Content-Type: {ctype}",
+             f"Content-Length: {len(body) if length is None else length}", "Connection: close"]
+    if token:
+        lines.append(f"{TOKEN_HEADER}: {token}")
+    if origin:
+        lines.append(f"Origin: {origin}")
+    if extra:
+        lines.append(extra)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 def _browser(p):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: 'make test' installs it with apt-get install chromium; "
@@ -90,7 +139,7 @@ def test_page_selects_a_class_and_exports_its_coordinates(server):
         page.wait_for_selector("#tip", state="visible")
         assert f"class {target}" in page.inner_text("#tiptext")
         page.click("#export")
-        page.wait_for_function("document.getElementById('msg').textContent.startsWith('exported')")
+        sync_api.expect(page.locator("#msg")).to_have_text(re.compile("^exported"))  # (no eval: the page forbids it)
         assert f"exported {len(members)} particles" in page.inner_text("#msg")
         page.screenshot(path=str(run / "page.png"))
         # a lasso around the whole map adds every other candidate
@@ -116,7 +165,7 @@ def test_export_endpoint_rejects_bad_requests(server):
 
     def post(body: bytes):
         req = urllib.request.Request(_url(srv) + "export", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", TOKEN_HEADER: _token(srv)})
         try:
             with urllib.request.urlopen(req) as r:
                 return r.status, json.loads(r.read())
@@ -128,7 +177,7 @@ def test_export_endpoint_rejects_bad_requests(server):
     status, reply = post(b'{"indices": [0, 100000]}')
     assert status == 400 and "outside" in reply["error"]
     status, reply = post(b"not json")
-    assert status == 400 and "bad export request" in reply["error"]
+    assert status == 400 and "not valid JSON" in reply["error"]
     assert not (run / "selected.star").exists()  # nothing half-written
     status, reply = post(b'{"indices": [2, 0, 2]}')
     assert status == 200 and reply["count"] == 2
@@ -153,3 +202,87 @@ def test_port_in_use_and_unfinished_runs_are_clear_errors(run_folder, tmp_path):
         make_server(run, "127.0.0.1", 0)
     with pytest.raises(InputError, match="nothing is selected"):
         export_selection(Run(run_folder), [])
+
+
+def test_only_the_page_itself_can_export(server):
+    """Each way another page could overwrite the next training's labels is refused, and nothing is written."""
+    srv, run = server
+    port, token, good = srv.server_address[1], _token(srv), b'{"indices": [5]}'
+    # the cross-site form-like post (text/plain, a foreign Origin), as `curl -X POST -H 'Content-Type: text/plain'
+    # -H 'Origin: http://evil.example' -d '{"indices":[5]}'` sent it
+    status, reply = _raw(srv, _post(srv, good, ctype="text/plain", origin="http://evil.example"))
+    assert status == 403 and "another web page" in reply["error"]
+    status, reply = _raw(srv, _post(srv, good, ctype="text/plain", token=token))
+    assert status == 415 and "application/json" in reply["error"]
+    status, reply = _raw(srv, _post(srv, good, origin="http://evil.example", token=token))
+    assert status == 403
+    status, reply = _raw(srv, _post(srv, good, token=token, extra="Sec-Fetch-Site: cross-site"))
+    assert status == 403
+    status, reply = _raw(srv, _post(srv, good))  # no token: a page that could not read ours
+    assert status == 403 and "token" in reply["error"]
+    status, reply = _raw(srv, _post(srv, good, token="x" + token[1:]))
+    assert status == 403
+    # DNS rebinding: a foreign name that resolves to this machine, for reading and for writing
+    status, reply = _raw(srv, f"GET / HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n".encode())
+    assert status == 403 and "host" in reply["error"]
+    status, reply = _raw(srv, _post(srv, good, host=f"evil.example:{port}", token=token,
+                                    origin=f"http://evil.example:{port}"))
+    assert status == 403
+    assert not (run / "selected.star").exists() and not (run / "selected").exists()
+    # the page's own request, also through an SSH tunnel on another local port
+    status, reply = _raw(srv, _post(srv, good, token=token, origin=f"http://127.0.0.1:{port}"))
+    assert status == 200 and reply["count"] == 1
+    status, reply = _raw(srv, _post(srv, b'{"indices": [5, 6]}', host="localhost:9999", token=token,
+                                    origin="http://localhost:9999"))
+    assert status == 200 and reply["count"] == 2
+    assert len(read_picks(run / "selected.star")) == 2
+
+
+def test_bad_indices_get_a_message_not_a_traceback(server):
+    srv, run = server
+    token = _token(srv)
+    for body, expect in [(b'{"indices":[123456789012345678901234567890]}', "outside"),
+                         (b'{"indices":[true,false]}', "integers only"),
+                         (b'{"indices":[1.0]}', "integers only"),
+                         (b'{"indices":["3"]}', "integers only"),
+                         (b'{"indices":-1}', "list of integers"),
+                         (b'{"indices":[-1]}', "outside"),
+                         (b'[5]', "indices"),
+                         (b'{"indices":[' + b"9" * 5000 + b"]}", "")]:
+        status, reply = _raw(srv, _post(srv, body, token=token))
+        assert status in (400, 413), (body[:60], status, reply)
+        assert expect in reply["error"] and "Traceback" not in reply["error"], reply
+    assert not (run / "selected.star").exists()
+    n = len(read_picks(run / "candidates.star"))
+    huge = json.dumps({"indices": list(range(n)) * 50}).encode()  # far beyond what n candidates need
+    status, reply = _raw(srv, _post(srv, huge, token=token))
+    assert status == 413 and "too large" in reply["error"]
+
+
+def test_silent_and_short_connections_time_out(server):
+    """Half-open connections neither pile up threads nor block the page; a body shorter than its declared length
+    is dropped after the timeout instead of hanging its handler."""
+    srv, run = server
+    srv.request_timeout = 1.0
+    token = _token(srv)
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", srv.server_address[1])) for _ in range(300)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() <= before + srv.max_connections
+        t0 = time.time()
+        time.sleep(1.5)  # the silent connections have timed out by now
+        short = socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10)
+        short.sendall(_post(srv, b'{"indices": [', token=token, length=4000))
+        t1 = time.time()
+        assert short.recv(65536) == b""  # dropped without a reply (a hang would raise socket.timeout here)
+        assert 0.5 < time.time() - t1 < 5
+        short.close()
+        assert time.time() - t0 < 10
+        status, reply = _raw(srv, _post(srv, b'{"indices": [1]}', token=token), timeout=5)
+        assert status == 200 and reply["count"] == 1
+    finally:
+        for s in idle:
+            s.close()
+    time.sleep(1.5)
+    assert threading.active_count() <= before + 2

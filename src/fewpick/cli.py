@@ -878,7 +878,8 @@ def explore_run(
 def explore_serve(
     run_folder: Path = typer.Argument(..., metavar="RUN", help="A finished run folder (from fewpick explore)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only; "
-                                                          "reach it from elsewhere through an SSH tunnel)."),
+                                                          "reach it from elsewhere through an SSH tunnel). Any "
+                                                          "other address lets others on the network open the page."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one)."),
 ):
     """Serve the run's interactive page: the map coloured by class, thumbnails on hover, select classes or
@@ -888,16 +889,13 @@ def explore_serve(
     then open http://localhost:8000/
     """
     from fewpick.explore.serve import make_server
+    from fewpick.webserver import announce
 
     def exported(result):
         console.print(f"exported {result['count']} particles -> {result['star']}", highlight=False)
 
     server = make_server(run_folder, host, port, on_export=exported)
-    h, p = server.server_address[:2]
-    console.print(f"serving {run_folder} at http://{h}:{p}/  (Ctrl-C to stop)", highlight=False)
-    if h in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"from another computer: ssh -L {p}:localhost:{p} <this server>, then open "
-                      f"http://localhost:{p}/", highlight=False)
+    announce(host, server.server_address[1], run_folder, lambda m: console.print(m, highlight=False))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -12,12 +12,9 @@ original tomogram voxels: ``RUN/selected.star`` (all tomograms) and ``RUN/select
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Sequence
 
 import numpy as np
@@ -27,8 +24,7 @@ from fewpick.errors import InputError
 from fewpick.explore.gallery import ATLAS_COLUMNS
 from fewpick.explore.run import Run
 from fewpick.io import read_picks, write_picks
-
-MAX_BODY = 64 * 2**20  # a selection of a few million indices at most
+from fewpick.webserver import PageHandler, PageServer, RequestError, body_cap, parse_indices
 
 
 def load_view(run: Run) -> tuple[dict, pd.DataFrame]:
@@ -68,12 +64,15 @@ def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | Non
     manifest = run.load()
     if table is None:
         table = read_picks(run.path("candidates.star"))
-    idx = np.asarray(list(indices), dtype=np.int64)
-    if idx.size == 0:
+    indices = list(indices)
+    if not indices:
         raise InputError(None, "nothing is selected: choose classes or draw a lasso first")
-    if idx.min() < 0 or idx.max() >= len(table):
-        raise InputError(None, f"candidate index {int(idx.max() if idx.max() >= len(table) else idx.min())} "
-                               f"is outside 0…{len(table) - 1}")
+    for i in indices:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise InputError(None, f"candidate indices must be integers, not {i!r:.40}")
+        if not 0 <= i < len(table):
+            raise InputError(None, f"candidate index {str(i)[:20]} is outside 0…{len(table) - 1}")
+    idx = np.asarray(indices, dtype=np.int64)
     chosen = table.iloc[np.unique(idx)].reset_index(drop=True)
     names = [t["name"] for t in manifest["tomograms"]]
     star = write_picks(chosen, run.path("selected.star"))
@@ -84,88 +83,54 @@ def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | Non
 
 
 def _handler(run: Run, view: dict, table: pd.DataFrame):
-    page = PAGE.encode()
     data = json.dumps(view, separators=(",", ":")).encode()
     lock = threading.Lock()
     files = {"/thumbs.png": run.path("thumbs.png"), "/gallery.png": run.path("gallery.png")}
+    cap = body_cap(len(table))
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "fewpick"
-
-        def log_message(self, fmt, *args):  # quiet: the terminal shows the exports only
-            pass
-
-        def _send(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, obj: dict) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json")
-
-        def do_GET(self):
-            path = self.path.split("?", 1)[0]
+    class Handler(PageHandler):
+        def get(self, path):
             if path in ("/", "/index.html"):
-                self._send(200, page, "text/html; charset=utf-8")
+                self.send_page(PAGE)
             elif path == "/data.json":
-                self._send(200, data, "application/json")
+                self.send_body(200, data, "application/json")
             elif path in files:
                 try:
-                    self._send(200, files[path].read_bytes(), "image/png")
+                    self.send_body(200, files[path].read_bytes(), "image/png")
                 except OSError:
-                    self._json(404, {"error": f"{files[path].name} is missing from the run folder"})
+                    raise RequestError(404, f"{files[path].name} is missing from the run folder") from None
             else:
-                self._json(404, {"error": f"no such page: {path}"})
+                raise RequestError(404, f"no such page: {path}")
 
-        def do_POST(self):
-            if self.path != "/export":
-                self._json(404, {"error": f"no such action: {self.path}"})
-                return
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-                if not 0 < length <= MAX_BODY:
-                    raise ValueError("empty or too large request")
-                body = json.loads(self.rfile.read(length))
-                indices = body["indices"]
-                if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
-                    raise ValueError("'indices' must be a list of integers")
-            except (ValueError, KeyError, TypeError) as e:
-                self._json(400, {"error": f"bad export request: {e}"})
-                return
+        def post(self, path):
+            if path != "/export":
+                raise RequestError(404, f"no such action: {path}")
+            body = self.read_json(cap)
+            if not isinstance(body, dict) or "indices" not in body:
+                raise RequestError(400, "bad export request: send {\"indices\": [...]}")
+            indices = parse_indices(body["indices"], len(table))
             try:
                 with lock:
                     result = export_selection(run, indices, table)
             except InputError as e:
-                self._json(400, {"error": str(e)})
-                return
+                raise RequestError(400, str(e)) from None
             except OSError as e:
-                self._json(500, {"error": f"could not write the selection: {e}"})
-                return
+                raise RequestError(500, f"could not write the selection: {e}") from None
             self.server.exports.append(result)  # type: ignore[attr-defined]
             if self.server.on_export:  # type: ignore[attr-defined]
                 self.server.on_export(result)  # type: ignore[attr-defined]
-            self._json(200, result)
+            self.send_json(200, result)
 
     return Handler
 
 
 def make_server(run_folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-                on_export=None) -> ThreadingHTTPServer:
-    """A server for the run's page (not yet serving: call ``serve_forever``); port 0 picks a free port."""
+                on_export=None) -> PageServer:
+    """A server for the run's page (not yet serving: call ``serve_forever``); port 0 picks a free port.
+    Only the page itself can export (see :mod:`fewpick.webserver`)."""
     run = Run(run_folder)
     view, table = load_view(run)
-    try:
-        server = ThreadingHTTPServer((host, port), _handler(run, view, table))
-    except socket.gaierror as e:
-        raise InputError(None, f"cannot listen on {host}:{port}: unknown host ({e.strerror})") from None
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise InputError(None, f"port {port} on {host} is already in use: choose another with --port") from None
-        raise InputError(None, f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    server.daemon_threads = True
+    server = PageServer(host, port, _handler(run, view, table))
     server.exports = []  # type: ignore[attr-defined]
     server.on_export = on_export  # type: ignore[attr-defined]
     return server
@@ -174,6 +139,7 @@ def make_server(run_folder: str | os.PathLike, host: str = "127.0.0.1", port: in
 PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fewpick explore</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="fewpick-token" content="__FEWPICK_TOKEN__">
 <style>
  body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
  #side{width:270px;padding:12px;overflow:auto;border-right:1px solid #ddd;background:#fafafa}
@@ -207,6 +173,7 @@ PAGE = r"""<!doctype html>
 const PALETTE=["#1f77b4","#ff7f0e","#2ca02c","#d62728","#9467bd","#8c564b","#e377c2","#7f7f7f","#bcbd22","#17becf",
  "#393b79","#e6550d","#31a354","#843c39","#7b4173","#3182bd","#fd8d3c","#74c476","#ad494a","#a55194"];
 const colour=c=>c<=PALETTE.length?PALETTE[c-1]:`hsl(${(c*47)%360},60%,45%)`;
+const TOKEN=document.querySelector('meta[name="fewpick-token"]').content;
 let D=null, sel=null, px=null, py=null, lasso=null, W=0, H=0;
 const cv=document.getElementById("map"), ctx=cv.getContext("2d"), tip=document.getElementById("tip");
 function layout(){
@@ -277,7 +244,7 @@ document.getElementById("export").onclick=async()=>{
   const idx=[]; for(let i=0;i<D.n;i++) if(sel[i]) idx.push(i);
   const msg=document.getElementById("msg"); msg.className=""; msg.textContent="writing…";
   try{
-    const r=await fetch("export",{method:"POST",headers:{"Content-Type":"application/json"},body:JSON.stringify({indices:idx})});
+    const r=await fetch("export",{method:"POST",headers:{"Content-Type":"application/json","X-Fewpick-Token":TOKEN},body:JSON.stringify({indices:idx})});
     const j=await r.json();
     if(!r.ok) throw new Error(j.error||r.statusText);
     msg.textContent=`exported ${j.count} particles to ${j.star} and ${j.coords.length} .coords file(s)`;
