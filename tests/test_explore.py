@@ -129,6 +129,10 @@ def test_cli_contract_form(tomo, tmp_path):
                               "--tilt-angles", str(tmp_path / "t0.tlt"), "--out", str(tmp_path / "run"),
                               "--epochs", "1", "--classes", "3"])
     assert res.exit_code == 0, res.output
+    # each stage says what it starts (UMAP included) before it says how long it took
+    for stage in ("candidates", "inputs", "embed", "map", "classes", "gallery"):
+        assert res.output.index(f"{stage}: ") < res.output.index(f"{stage}: ", res.output.index(f"{stage}: ") + 1)
+    assert "UMAP" in res.output and "tomogram 1/1 (t0)" in res.output
     table = read_picks(tmp_path / "run" / "candidates.star")
     assert {"x", "y", "z", "label"} <= set(table.columns) and set(table.label) <= {1, 2, 3}
     m = Run(tmp_path / "run").load()

@@ -98,7 +98,7 @@ def _raw(srv, request: bytes, timeout: float = 10.0) -> tuple[int | None, dict |
 def _post(srv, body: bytes, *, host: str | None = None, ctype: str = "application/json", token: str | None = None,
           origin: str | None = None, length: int | None = None, extra: str = "") -> bytes:
     port = srv.server_address[1]
-    lines = [f"POST /export HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", f"Content-Type: {ctype}",
+    lines = ["POST /export HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", f"Content-Type: {ctype}",
              f"Content-Length: {len(body) if length is None else length}", "Connection: close"]
     if token:
         lines.append(f"{TOKEN_HEADER}: {token}")

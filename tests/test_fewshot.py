@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import torch
 from typer.testing import CliRunner
 
@@ -162,7 +166,14 @@ def test_model_file_round_trip_cli_and_version_check(sim, trained, tmp_path):
     assert res.exit_code == 0, res.output
     cli = read_picks(tmp_path / "p.star")
     assert evaluate(cli, truths[1], radius=16)["all_picks"]["f1"] >= 0.7
-    assert (tmp_path / "maps" / "s1_scores.png").stat().st_size > 0 and (tmp_path / "maps" / "s1_scores.mrc").exists()
+    assert (tmp_path / "maps" / "s1_scores.mrc").exists()
+    png = plt.imread(tmp_path / "maps" / "s1_scores.png")  # readable: ~1,200 px wide, the micrograph's aspect
+    h, w = ims[1].shape
+    assert png.shape[1] >= 1000 and abs(png.shape[0] / png.shape[1] - 0.9 * h / w) < 0.25
+    # the colour bar: columns right of the map holding viridis' both ends (the map's own end before 0.84 of the width)
+    low = (np.abs(png[..., :3] - np.array([0.267, 0.005, 0.329])).sum(-1) < 0.1).any(axis=0)
+    high = (np.abs(png[..., :3] - np.array([0.993, 0.906, 0.144])).sum(-1) < 0.1).any(axis=0)
+    assert np.flatnonzero(low & high).max() > 0.84 * png.shape[1]
     # the plain verb hands a few-shot model over
     res = runner.invoke(app, ["pick", str(tmp_path / "s1.mrc"), "--model", str(path), "--out", str(tmp_path / "q.star")])
     assert res.exit_code == 0, res.output

@@ -183,6 +183,46 @@ def test_tomogram_training_resumes_from_its_checkpoint(tmp_path):
         T.train([vol], labels, s, checkpoint=tmp_path / "other.ckpt", resume=True)
 
 
+def test_tomogram_training_reports_from_its_first_step_and_resumes_after_the_prior(tmp_path, monkeypatch):
+    """With the particle-count estimate on (12+ labels), progress starts at the estimate's first step with a time
+    left for the whole run; a run killed after the estimate resumes without estimating again, to the same model."""
+    from fewpick.pickers import tomo as T
+    from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
+
+    preset = replace(TOMO_PRESETS["easy"], shape=(40, 128, 128), n_particles=16, n_filaments=(0, 0),
+                     species=("ribosome",))
+    sim = simulate_tomogram(preset, seed=2, name="t0")
+    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
+    vol, t = read_volume(tmp_path / "t0.mrc"), sim.truth
+    labels = make_picks("t0", t.x, t.y, t.z)
+    assert len(labels) >= 12
+    s = T.TomoSettings(diameter=float(t.diameter_px.iloc[0]), epochs=2, steps_per_epoch=2, batch=2, prior_epochs=1,
+                       box=24, threads=1)
+    seen = []
+    straight = T.train([vol], labels, s, progress=seen.append)
+    assert seen[0].get("first_step") and seen[0]["stage"] == "prior" and seen[0]["eta_s"] > 0
+    assert [r.get("stage") for r in seen if "epoch" in r][:1] == ["prior"]
+    assert any(r.get("first_step") and r.get("stage") is None for r in seen)  # the training's own first step
+
+    def stop(entry):
+        if entry.get("epoch") == 1 and entry.get("stage") is None:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "m.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        T.train([vol], labels, s, checkpoint=ckpt, progress=stop)
+    assert Path(str(ckpt) + ".prior.json").is_file()
+
+    def no_second_estimate(*a, **k):
+        raise AssertionError("the estimate ran again on resume")
+
+    monkeypatch.setattr(T, "estimate_particles", no_second_estimate)
+    resumed = T.train([vol], labels, s, checkpoint=ckpt, resume=True)
+    assert resumed.particles == straight.particles and resumed.pi == pytest.approx(straight.pi)
+    for k, v in straight.net.state_dict().items():
+        torch.testing.assert_close(resumed.net.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+
+
 def test_load_picker_reads_any_model_file(tmp_path):
     from fewpick.pickers import load_picker
     from fewpick.pickers import pu

@@ -860,8 +860,16 @@ def explore_run(
                                epochs=epochs, neighbors=neighbors, seed=seed, threads=threads)
 
     def report(stage, info):
-        if stage == "epoch":
-            err_console.print(f"  epoch {info['epoch']}/{epochs}  loss {info['loss']:.3f}", highlight=False)
+        if stage == "begin":
+            err_console.print(f"{info['stage']}: {info['what']}…", highlight=False)
+        elif stage == "tomogram":
+            err_console.print(f"  tomogram {info['i']}/{info['n']} ({info['name']})  {info['seconds']:.0f} s, "
+                              f"{_hms(info['eta_s'])} left", highlight=False)
+        elif stage == "epoch":
+            if info.get("first_step"):
+                return
+            err_console.print(f"  epoch {info['epoch']}/{epochs}  loss {info['loss']:.3f}  {info['seconds']:.0f} s, "
+                              f"{_hms(info['eta_s'])} left", highlight=False)
         else:
             extra = f", {info['count']} candidates" if "count" in info else ""
             err_console.print(f"{stage}: {info['seconds']:.1f} s{extra}", highlight=False)
@@ -965,6 +973,16 @@ def tomo_train(
                                  threads=threads)
 
     def report(rec):
+        if rec.get("first_step"):
+            what = "estimating the particle count" if rec.get("stage") == "prior" else "training"
+            err_console.print(f"  {what}: first step {rec['seconds']:.1f} s, about {_hms(rec['eta_s'])} left"
+                              f"{' in all' if rec.get('stage') == 'prior' else ''}", highlight=False)
+            return
+        if rec.get("stage") == "prior":
+            err_console.print(f"  estimating the particle count (a quick model on half the labels): epoch "
+                              f"{rec['epoch']}/{rec['prior_epochs']}  loss {rec['loss']:.4f}  {rec['seconds']:.0f} s, "
+                              f"about {_hms(rec['eta_s'])} left in all", highlight=False)
+            return
         if "estimated" in rec:
             err_console.print(f"  prior: {rec['estimated']:.0f} particles assumed in {rec['tomograms']} training "
                               f"tomograms, {rec['labels']} of them labeled (held-out estimate, at most twice the "

@@ -65,6 +65,7 @@ def fit(
     extra: dict | None = None,
     validate: Callable[[], dict] | None = None,
     progress: Callable[[dict], None] | None = None,
+    ping_first: bool = False,
 ) -> list[dict]:
     """Run ``steps`` optimisation steps of ``step`` (see the module); returns the history (one entry per epoch).
 
@@ -84,6 +85,9 @@ def fit(
         Fields every entry carries (e.g. ``{"stage": "pretrain"}``).
     validate
         Called (network in eval mode) at every entry; its dict is added to the entry.
+    ping_first
+        Also call ``progress`` after the first step (``{"first_step": True, "seconds", "eta_s"}`` and ``extra``),
+        so that a long first epoch does not leave the user without news.
     """
     if reduce not in ("mean", "last"):
         raise ValueError(f"reduce must be 'mean' or 'last', not {reduce!r}")
@@ -112,6 +116,9 @@ def fit(
         if sched is not None:
             sched.step()
         count += 1
+        if ping_first and progress and i == start and steps - i > 1:
+            sec = time.perf_counter() - t0
+            progress({**(extra or {}), "first_step": True, "seconds": sec, "eta_s": sec * (steps - i - 1)})
         for k, v in losses.items():
             v = v.detach()
             sums[k] = v if (reduce == "last" or k not in sums) else sums[k] + v

@@ -184,18 +184,31 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
         if progress:
             progress(stage, manifest["stages"][stage])
 
+    def begin(stage: str, what: str) -> None:
+        if progress:
+            progress("begin", {"stage": stage, "what": what})
+
+    def each(stage: str, i: int, n: int, name: str, t0: float) -> None:
+        if progress:
+            sec = time.perf_counter() - t0
+            progress("tomogram", {"stage": stage, "i": i + 1, "n": n, "name": name, "seconds": sec,
+                                  "eta_s": sec / (i + 1) * (n - i - 1)})
+
     stages = manifest["stages"]
+    n_tomo = len(manifest["tomograms"])
     # 1–2: candidates
     if "candidates" not in stages:
+        begin("candidates", f"finding candidates in {n_tomo} tomogram(s)")
         t0 = time.perf_counter()
         tables = []
-        for t in manifest["tomograms"]:
+        for i, t in enumerate(manifest["tomograms"]):
             vol = read_volume(t["path"])
             xyz, score = cand.find_candidates(np.asarray(vol.data), settings.radius,
                                               threshold_sd=settings.threshold_sd, source=vol.path)
             tables.append(make_picks(t["name"], xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score))
             t["shape_zyx"] = list(vol.shape)
             t["voxel_size"] = vol.pixel_size
+            each("candidates", i, n_tomo, t["name"], t0)
         table = pd.concat(tables, ignore_index=True)
         write_picks(table, run.path("candidates.star"))
         done("candidates", t0, count=len(table), per_tomogram={t["name"]: int((table.micrograph == t["name"]).sum())
@@ -203,9 +216,11 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
     table = read_picks(run.path("candidates.star"))
     # 3: inputs
     if "inputs" not in stages:
+        begin("inputs", f"cutting out {len(table)} candidates' images"
+                        f"{' from the tilt series' if settings.mode == '2d3d' else ''}")
         t0 = time.perf_counter()
         parts = []
-        for t in manifest["tomograms"]:
+        for i, t in enumerate(manifest["tomograms"]):
             rows = table[table.micrograph == t["name"]]
             xyz = rows[["x", "y", "z"]].to_numpy(float)
             shape = tuple(t["shape_zyx"])
@@ -217,6 +232,7 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             else:
                 vol = read_volume(t["path"])
                 parts.append(cand.slab_inputs(vol.data, xyz, settings.box_px, settings.size, settings.slab_px))
+            each("inputs", i, n_tomo, t["name"], t0)
         inputs = cand.normalize_inputs(np.concatenate(parts))
         with atomic_path(run.path("inputs.npy")) as tmp:
             np.save(tmp, inputs.astype(np.float16))
@@ -227,6 +243,7 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
     from fewpick.nn.resnet import SimSiam
 
     if "train" not in stages and settings.features == "simsiam":
+        begin("train", f"learning features of the candidates (SimSiam, {settings.epochs} epochs)")
         t0 = time.perf_counter()
         model, history = train_simsiam(inputs, width=settings.width, dim=settings.dim, epochs=settings.epochs,
                                        batch=settings.batch, lr=settings.lr, seed=settings.seed,
@@ -237,6 +254,8 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
         run.path("encoder.ckpt").unlink(missing_ok=True)
         done("train", t0, final_loss=history[-1]["loss"], epochs=len(history))
     if "embed" not in stages:
+        begin("embed", "describing every candidate" + (" with the encoder" if settings.features == "simsiam"
+                                                       else " by its principal components"))
         t0 = time.perf_counter()
         if settings.features == "simsiam":
             bundle = modelfile.load(run.path("encoder.pt"), ENCODER_FORMAT, RUN_VERSION, "exploration encoder")
@@ -254,18 +273,22 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
     from fewpick.explore.cluster import overcluster, umap_2d
 
     if "map" not in stages:
+        begin("map", f"laying out {len(table)} candidates on a 2D map (UMAP; its first run in a session also "
+                     "compiles, about a minute)")
         t0 = time.perf_counter()
         xy = umap_2d(np.load(run.path("embeddings.npy")), settings.neighbors, settings.seed)
         with atomic_path(run.path("map.npy")) as tmp:
             np.save(tmp, xy)
         done("map", t0)
     if "classes" not in stages:
+        begin("classes", f"grouping the map into {settings.classes} classes")
         t0 = time.perf_counter()
         classes, _ = overcluster(np.load(run.path("map.npy")), settings.classes, settings.clusters, settings.seed)
         table["label"] = classes
         write_picks(table, run.path("candidates.star"))
         done("classes", t0, sizes={int(c): int((classes == c).sum()) for c in np.unique(classes)})
     if "gallery" not in stages:
+        begin("gallery", "drawing the class gallery and the page's thumbnails")
         t0 = time.perf_counter()
         from fewpick.explore.gallery import write_atlas, write_gallery
 

@@ -597,7 +597,7 @@ def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str = 
     """
     smap = model.score_map(image, match, stride)
     if keep_map is not None:
-        keep_map.update(scores=smap.scores, **smap.extra)
+        keep_map.update(scores=smap.scores, to_original=smap.to_original, shape=image.shape, **smap.extra)
     coords, values = model.peaks(smap, threshold, max_picks)
     return picks_table(image.name, smap.to_original(coords), values)
 
@@ -608,7 +608,9 @@ def pick_images(model: FewShotModel, images: Sequence[Image], threshold: float |
 
 
 def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
-    """Write a similarity map from :func:`pick_micrograph` (``keep_map``) as ``<name>_scores.png`` and ``.mrc``."""
+    """Write a similarity map from :func:`pick_micrograph` (``keep_map``) as ``<name>_scores.png`` — drawn over
+    the micrograph's own extent and aspect, about 1,200 px wide, with a colour bar — and as ``<name>_scores.mrc``
+    (the window grid's values)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -619,8 +621,25 @@ def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     png, mrc = folder / f"{name}_scores.png", folder / f"{name}_scores.mrc"
     scores = kept["scores"]
+    gh, gw = scores.shape
+    if "to_original" in kept:
+        h, w = kept["shape"]
+        (y0, x0), (y1, x1) = kept["to_original"](np.array([[0, 0], [max(gh - 1, 1), max(gw - 1, 1)]]))
+    else:  # a map kept without its geometry: one cell per grid point
+        h, w, y0, x0, y1, x1 = gh, gw, 0.0, 0.0, max(gh - 1, 1), max(gw - 1, 1)
+    dy, dx = (y1 - y0) / max(gh - 1, 1), (x1 - x0) / max(gw - 1, 1)
+    fig, ax = plt.subplots(figsize=(8, max(2.0, 8 * h / w * 0.9)), dpi=150, layout="constrained")
+    im = ax.imshow(scores, cmap="viridis", vmin=-1, vmax=1, interpolation="nearest", aspect="equal",
+                   extent=(x0 - dx / 2, x0 + dx * (gw - 0.5), y0 + dy * (gh - 0.5), y0 - dy / 2))
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+    ax.set_title(f"{name}: similarity to the exemplars", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="cosine similarity (picks are its peaks)")
     with atomic_path(png) as tmp:
-        plt.imsave(tmp, scores, cmap="viridis", vmin=-1, vmax=1, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
+    plt.close(fig)
     write_mrc(mrc, scores.astype(np.float32), None)
     return [png, mrc]
 

@@ -20,6 +20,7 @@ voxels of the tomogram as given.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import scipy.ndimage as ndi
 import torch
 
 from fewpick import modelfile
+from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, module_device, resolve_device
 from fewpick.errors import InputError
 from fewpick.extract import auto_threshold, nms, threshold_at_count
@@ -324,7 +326,8 @@ def class_prior(items: list[_Item], settings: TomoSettings,
 
 
 def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: float = 0.5,
-                       device: str | torch.device = "auto") -> list[float] | None:
+                       device: str | torch.device = "auto",
+                       progress: Callable[[dict], None] | None = None) -> list[float] | None:
     """Particles per training tomogram, estimated from held-out labels, within [labels, twice the labels].
 
     Half the labels train a plain labeled-against-unlabeled classifier (BCE, ``prior_epochs`` epochs); the
@@ -365,7 +368,8 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
         logits, _ = net(view, with_projection=False)
         return {"loss": bce_loss(inverse(logits), t.to(dev))}
 
-    fit(net, opt, step, steps=settings.prior_epochs * settings.steps_per_epoch, every=settings.steps_per_epoch)
+    fit(net, opt, step, steps=settings.prior_epochs * settings.steps_per_epoch, every=settings.steps_per_epoch,
+        index="epoch", extra={"stage": "prior"}, progress=progress, ping_first=True)
     from scipy.spatial import cKDTree
 
     r_match = max(1.0, r)
@@ -391,6 +395,38 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
     return [float(np.clip(e, n, 2 * n)) for e, n in zip(est, n_all)]
 
 
+def _prior_estimate(items: list[_Item], settings: TomoSettings, dev: torch.device, checkpoint, resume: bool,
+                    progress: Callable[[dict], None] | None) -> list[float] | None:
+    """:func:`estimate_particles` (none with ``expected_particles``), reporting its epochs with ``stage: prior``
+    and a time left that counts the training after it; saved beside the checkpoint, so that a resumed run does
+    not estimate again."""
+    if settings.expected_particles or settings.prior_epochs <= 0 or settings.filament:
+        return None
+    key = {"settings": modelfile.settings_dict(settings), "labels": [it.centres.tolist() for it in items]}
+    saved = Path(str(checkpoint) + ".prior.json") if checkpoint is not None else None
+    if resume and saved is not None and saved.is_file():
+        try:
+            stored = json.loads(saved.read_text())
+            if stored.get("key") == json.loads(json.dumps(key)):
+                return stored["estimate"]
+        except (OSError, ValueError):
+            pass
+    main_steps = settings.epochs * settings.steps_per_epoch
+
+    def report(rec: dict) -> None:
+        if progress:
+            per_step = rec["seconds"] / (1 if rec.get("first_step") else rec["epoch"] * settings.steps_per_epoch)
+            # a training step works on two views and the contrastive head: about twice a prior step
+            progress({**rec, "prior_epochs": settings.prior_epochs,
+                      "eta_s": rec["eta_s"] + 2 * per_step * main_steps})
+
+    estimate = estimate_particles(items, settings, device=dev, progress=report)
+    if saved is not None:
+        with atomic_path(saved) as tmp:
+            Path(tmp).write_text(json.dumps({"key": key, "estimate": estimate}))
+    return estimate
+
+
 def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
           progress: Callable[[dict], None] | None = None, device: str | torch.device = "auto",
           checkpoint: str | os.PathLike | None = None, resume: bool = False) -> TomoModel:
@@ -405,7 +441,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise InputError(checkpoint, "no checkpoint to resume from")
     t0 = time.perf_counter()
-    estimate = None if settings.expected_particles else estimate_particles(items, settings, device=dev)
+    estimate = _prior_estimate(items, settings, dev, checkpoint, resume, progress)
     counts = assumed_particles(items, settings, estimate)
     if progress and estimate is not None:
         progress({"estimated": sum(counts), "labels": sum(len(it.centres) for it in items), "tomograms": len(items),
@@ -441,7 +477,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
               "labels": [it.centres.tolist() for it in items], "pi": pi}
     history = fit(net, opt, step, steps=settings.epochs * settings.steps_per_epoch, every=settings.steps_per_epoch,
                   sched=sched, generators=(rng, gen), checkpoint=checkpoint, resume=resume, config=config,
-                  index="epoch", progress=progress)
+                  index="epoch", progress=progress, ping_first=True)
     model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=counts)
     if settings.expected_particles:
         model.threshold = calibrate_threshold(model, items)
