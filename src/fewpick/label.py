@@ -1,0 +1,586 @@
+"""The labelling and review page: ``fewpick label MICROGRAPHS… --particle-diameter D --out labels.star``.
+
+A user clicks a few particles on their own micrographs, trains a picker from them in the background, looks at its
+picks with a score threshold, picks every micrograph and saves the picks — all in one page served from this
+machine (see :mod:`fewpick.webserver` for what keeps it safe). :class:`LabelSession` is the library side: the
+micrographs, the labels (saved as a RELION STAR file in original pixels after every change), one background job
+at a time (training or picking) with its progress, and the picks. :func:`make_server` serves its page.
+
+Micrographs are shown binned to at most ``DISPLAY_MAX`` pixels a side and low-passed, so a 4096² micrograph loads
+at once; coordinates on the page are converted to original pixels on the server.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fewpick.errors import InputError
+from fewpick.geometry import Geometry
+from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
+from fewpick.io.images import Image, image_info, micrograph_key, pair_names
+from fewpick.preprocess import fourier_crop, gaussian_lowpass, normalize
+from fewpick.webserver import PageHandler, PageServer, RequestError, parse_indices
+
+DISPLAY_MAX = 1024
+MAX_POINTS = 20_000  # labels on one micrograph, at most
+PICKERS = ("fewshot", "pu")
+
+
+@dataclass
+class LabelSettings:
+    """What the page trains and how. ``pu_options``/``fewshot_options`` override the pickers' settings (e.g.
+    fewer steps for a quick look)."""
+
+    diameter: float  # original pixels
+    picker: str = "fewshot"
+    expected_particles: float | None = None
+    threads: int = 2
+    device: str = "auto"
+    pu_options: dict = field(default_factory=dict)
+    fewshot_options: dict = field(default_factory=dict)
+
+
+class LabelSession:
+    """The state behind the page: micrographs, labels, the background job, the model and its picks."""
+
+    def __init__(self, micrographs: Sequence[str | os.PathLike], out: str | os.PathLike, settings: LabelSettings,
+                 *, model_out: str | os.PathLike | None = None, picks_out: str | os.PathLike | None = None,
+                 pixel_size: float | None = None):
+        if not micrographs:
+            raise InputError(None, "no micrographs given")
+        if not settings.diameter > 0:
+            raise InputError(None, f"the particle diameter must be positive, got {settings.diameter:g}")
+        if settings.picker not in PICKERS:
+            raise InputError(None, f"unknown picker {settings.picker!r}; choose {' or '.join(PICKERS)}")
+        self.settings = settings
+        self.out = Path(out)
+        stem = self.out.with_suffix("")
+        self.model_out = Path(model_out) if model_out else Path(f"{stem}_model.pt")
+        self.picks_out = Path(picks_out) if picks_out else Path(f"{stem}_picks.star")
+        self.pixel_size = pixel_size
+        self.paths: list[Path] = []
+        self.shapes: list[tuple[int, int]] = []
+        self.bad: dict[str, str] = {}  # micrographs that cannot be read: name → why (the rest go on)
+        for p in map(Path, micrographs):
+            try:
+                info = image_info(p)
+                if len(info.shape) != 2:
+                    raise InputError(p, f"is not a 2D micrograph (shape {info.shape})")
+                if settings.diameter >= min(info.shape):
+                    raise InputError(p, f"is smaller than one particle ({settings.diameter:g} px)")
+                self.paths.append(p)
+                self.shapes.append(tuple(int(n) for n in info.shape))
+            except InputError as e:
+                self.bad[str(p)] = str(e)
+        if not self.paths:
+            raise InputError(None, "none of the micrographs can be read: " + "; ".join(self.bad.values()))
+        self.names = [micrograph_key(p) for p in self.paths]
+        if len(set(self.names)) != len(self.names):
+            raise InputError(None, "two micrographs have the same name; give each once")
+        self.labels: dict[str, np.ndarray] = {n: np.zeros((0, 2)) for n in self.names}
+        if self.out.is_file():  # continue where the user left off
+            self._load_labels()
+        self.lock = threading.RLock()
+        self._display: OrderedDict[int, tuple[bytes, np.ndarray]] = OrderedDict()
+        self._candidates: dict[int, list] = {}
+        self.job: dict[str, Any] = {"state": "idle"}
+        self.model = None
+        self.picker_kind: str | None = None
+        self.picks: dict[str, pd.DataFrame] = {}
+        self.default_threshold: float | None = None
+        self.auto_thresholds: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- labels
+
+    def _load_labels(self) -> None:
+        table = read_picks(self.out)
+        if not len(table):
+            return
+        pairs = pair_names(self.names, dict.fromkeys(table["micrograph"].astype(str)))
+        for name, key in pairs.items():
+            rows = table[table["micrograph"].astype(str) == key]
+            self.labels[name] = rows[["x", "y"]].to_numpy(float)
+
+    def index(self, value: Any) -> int:
+        return parse_indices([value], len(self.paths), "micrograph")[0]
+
+    def set_labels(self, i: int, points: Any) -> dict:
+        """Replace micrograph ``i``'s labels by ``points`` (``[[x, y], …]``, original pixels) and save them all."""
+        if not isinstance(points, list) or len(points) > MAX_POINTS:
+            raise RequestError(400, f"'points' must be a list of at most {MAX_POINTS} [x, y] pairs")
+        h, w = self.shapes[i]
+        xy = []
+        for p in points:
+            if (not isinstance(p, list) or len(p) != 2 or not all(type(v) in (int, float) for v in p)
+                    or not all(math.isfinite(v) for v in p)):
+                raise RequestError(400, f"each point must be [x, y] with two numbers, not {str(p)[:40]}")
+            if not (0 <= p[0] <= w - 1 and 0 <= p[1] <= h - 1):
+                raise RequestError(400, f"point {p} lies outside the {w}×{h} px micrograph")
+            xy.append((float(p[0]), float(p[1])))
+        with self.lock:
+            self.labels[self.names[i]] = np.array(xy, float).reshape(-1, 2)
+            path = self.save_labels()
+        return {"count": len(xy), "total": self.label_count(), "path": str(path)}
+
+    def label_count(self) -> int:
+        return int(sum(len(v) for v in self.labels.values()))
+
+    def label_table(self) -> pd.DataFrame:
+        tables = [make_picks(n, v[:, 0], v[:, 1]) for n, v in self.labels.items() if len(v)]
+        return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
+
+    def save_labels(self) -> Path:
+        """Write every label (RELION STAR, micrographs named by their path as given), atomically."""
+        return write_picks(self.label_table(), self.out, images=self._infos())[0]
+
+    def _infos(self) -> dict:
+        return {n: image_info(p) for n, p in zip(self.names, self.paths)}
+
+    # ---------------------------------------------------------------- display
+
+    def image(self, i: int) -> Image:
+        return read_micrograph(self.paths[i], pixel_size=self.pixel_size)
+
+    def display(self, i: int) -> tuple[bytes, np.ndarray]:
+        """A PNG of micrograph ``i`` binned to at most ``DISPLAY_MAX`` px a side and low-passed, and the scale
+        (original px per display px, y and x)."""
+        with self.lock:
+            if i in self._display:
+                self._display.move_to_end(i)
+                return self._display[i]
+        from PIL import Image as PILImage
+
+        data = self.image(i).data
+        factor = max(1.0, max(data.shape) / DISPLAY_MAX)
+        shape = tuple(max(1, int(round(n / factor))) for n in data.shape)
+
+        small = fourier_crop(data, shape, self.settings.threads) if shape != data.shape else np.asarray(data, np.float32)
+        # low-pass to about a tenth of the particle (display px), then map ±3 spreads to 0…255
+        sigma = max(0.5, 0.1 * self.settings.diameter / factor)
+        shown = normalize(gaussian_lowpass(small, sigma), clip=3.0)
+        grey = np.round((shown + 3.0) / 6.0 * 255).astype(np.uint8)
+        buf = io.BytesIO()
+        PILImage.fromarray(grey).save(buf, format="PNG")
+        result = (buf.getvalue(), Geometry.scale(data.shape, small.shape))
+        with self.lock:
+            self._display[i] = result
+            while len(self._display) > 6:
+                self._display.popitem(last=False)
+        return result
+
+    def candidates(self, i: int) -> list[list[float]]:
+        """Difference-of-Gaussians candidates of micrograph ``i`` (original px), to click on."""
+        with self.lock:
+            if i in self._candidates:
+                return self._candidates[i]
+        from fewpick.pickers.classic import ClassicSettings, pick_micrograph
+
+        picks = pick_micrograph(self.image(i).data, ClassicSettings(diameter=self.settings.diameter),
+                                self.names[i])
+        out = np.round(picks[["x", "y"]].to_numpy(float), 1).tolist()
+        with self.lock:
+            self._candidates[i] = out
+        return out
+
+    # ---------------------------------------------------------------- background jobs
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict:
+        with self.lock:
+            return {"job": dict(self.job), "label_count": self.label_count(),
+                    "per_micrograph": [len(self.labels[n]) for n in self.names],
+                    "model": self.picker_kind, "picked": len(self.picks), "of": len(self.paths),
+                    "threshold": self.default_threshold, "labels_path": str(self.out),
+                    "model_path": str(self.model_out), "picks_path": str(self.picks_out)}
+
+    def _run(self, kind: str, work) -> None:
+        if self.busy():
+            raise RequestError(409, f"busy: {self.job.get('what', 'a job')} is still running")
+        with self.lock:
+            self.job = {"state": "running", "kind": kind, "what": kind, "fraction": 0.0, "started": time.time()}
+
+        def target():
+            try:
+                work()
+                with self.lock:
+                    self.job.update(state="done", fraction=1.0, seconds=round(time.time() - self.job["started"], 1))
+            except InputError as e:
+                with self.lock:
+                    self.job.update(state="error", message=str(e))
+            except Exception as e:  # shown on the page; the server goes on
+                traceback.print_exc()
+                with self.lock:
+                    self.job.update(state="error", message=f"{type(e).__name__}: {e}")
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def _progress(self, fraction: float, text: str, eta: float | None = None) -> None:
+        with self.lock:
+            self.job.update(fraction=round(float(min(max(fraction, 0.0), 1.0)), 4), text=text,
+                            eta_s=None if eta is None else round(float(eta), 1))
+
+    def start_training(self, picker: str | None = None, expected_particles: float | None = None) -> None:
+        """Train the few-shot or the PU picker from the labels, in the background."""
+        picker = picker or self.settings.picker
+        if picker not in PICKERS:
+            raise RequestError(400, f"unknown picker {picker!r}; choose {' or '.join(PICKERS)}")
+        labels = self.label_table()
+        if len(labels) < 2:
+            raise RequestError(409, "click at least 2 particles first (about 15 work well)")
+        expected = expected_particles or self.settings.expected_particles
+        if picker == "pu" and not expected:
+            raise RequestError(400, "the PU picker needs the expected number of particles per micrograph")
+        self._run("training", lambda: self._train(picker, labels, expected))
+
+    def _train(self, picker: str, labels: pd.DataFrame, expected: float | None) -> None:
+        s = self.settings
+        counts = labels["micrograph"].value_counts()
+        if picker == "pu":
+            from fewpick.pickers import pu
+
+            settings = pu.PUSettings(diameter=s.diameter, expected_particles=float(expected), threads=s.threads,
+                                     **s.pu_options)
+            used = [i for i, n in enumerate(self.names) if n in counts.index]
+            images = [self.image(i) for i in used]
+            total = settings.steps
+
+            def report(rec):
+                done = rec.get("step", 0)
+                self._progress(done / total, f"training the PU picker: step {done}/{total}, loss "
+                                             f"{rec.get('loss', float('nan')):.3f}", rec.get("eta_s"))
+
+            model = pu.train(images, labels, settings, self.model_out, progress=report, device=s.device)
+        else:
+            from fewpick.pickers import fewshot
+
+            ref = self.names.index(str(counts.index[0]))  # the micrograph with the most labels
+            settings = fewshot.FewShotSettings(diameter=s.diameter, expected_particles=expected,
+                                               **s.fewshot_options)
+
+            def report(rec):
+                stage = rec.get("stage", "")
+                n = settings.pretrain_steps if stage == "pretrain" else settings.finetune_steps
+                done = rec.get("step", 0)
+                before = 0.0 if stage == "pretrain" else 0.7
+                part = 0.7 if stage == "pretrain" else 0.3
+                self._progress(before + part * done / max(n, 1),
+                               f"training the few-shot picker ({'pre-training' if stage == 'pretrain' else 'on your labels'}):"
+                               f" step {done}/{n}", rec.get("eta_s"))
+
+            model = fewshot.train(self.image(ref), labels[labels.micrograph == self.names[ref]], settings,
+                                  self.model_out, progress=report, device=s.device)
+        with self.lock:
+            self.model, self.picker_kind = model, picker
+            self.picks, self.auto_thresholds = {}, {}
+            self.default_threshold = float(model.threshold) if picker == "pu" else None
+
+    def picks_of(self, i: int) -> dict:
+        """Every peak of micrograph ``i`` (original px) with its score, and the picker's own threshold there."""
+        if self.model is None:
+            raise RequestError(409, "train a picker first")
+        name = self.names[i]
+        with self.lock:
+            table = self.picks.get(name)
+        if table is None:
+            table = self._pick(i)
+        with self.lock:
+            thr = self.default_threshold if self.default_threshold is not None else self.auto_thresholds.get(name)
+        return {"x": np.round(table.x.to_numpy(float), 1).tolist(), "y": np.round(table.y.to_numpy(float), 1).tolist(),
+                "score": np.round(table.score.to_numpy(float), 4).tolist(), "threshold": thr}
+
+    def _pick(self, i: int) -> pd.DataFrame:
+        model, name = self.model, self.names[i]
+        image = self.image(i)
+        smap = model.score_map(image)
+        coords, scores = model.peaks(smap, -1e9)
+        table = make_picks(name, *smap.to_original(coords)[:, ::-1].T, score=scores)
+        if self.picker_kind == "fewshot":
+            _, auto = model.peaks(smap, "auto")
+            auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
+        else:
+            auto_thr = None
+        with self.lock:
+            self.picks[name] = table
+            if auto_thr is not None:
+                self.auto_thresholds[name] = auto_thr
+        return table
+
+    def start_picking(self) -> None:
+        """Pick every micrograph with the trained picker, in the background."""
+        if self.model is None:
+            raise RequestError(409, "train a picker first")
+
+        def work():
+            t0, n = time.time(), len(self.paths)
+            for i in range(n):
+                if self.names[i] not in self.picks:
+                    try:
+                        self._pick(i)
+                    except InputError as e:  # one bad micrograph is reported; the rest go on
+                        with self.lock:
+                            self.bad[str(self.paths[i])] = str(e)
+                sec = time.time() - t0
+                self._progress((i + 1) / n, f"picking: micrograph {i + 1}/{n}", sec / (i + 1) * (n - i - 1))
+
+        self._run("picking", work)
+
+    def save_picks(self, threshold: Any) -> dict:
+        """Write the picks of every micrograph scoring at least ``threshold`` (RELION STAR, original px)."""
+        if type(threshold) not in (int, float) or not math.isfinite(threshold):
+            raise RequestError(400, "'threshold' must be a number")
+        if self.busy():
+            raise RequestError(409, "wait for the running job to finish")
+        missing = [n for n in self.names if n not in self.picks]
+        if self.model is None or missing:
+            raise RequestError(409, f"pick every micrograph first ({len(missing)} not picked yet)")
+        table = pd.concat([t[t.score >= threshold] for t in self.picks.values()], ignore_index=True)
+        path = write_picks(table, self.picks_out, images=self._infos())[0]
+        return {"count": len(table), "path": str(path), "micrographs": len(self.picks)}
+
+
+# ---------------------------------------------------------------- server
+
+
+def _handler(session: LabelSession):
+    class Handler(PageHandler):
+        def get(self, path):
+            s = session
+            if path in ("/", "/index.html"):
+                self.send_page(PAGE)
+            elif path == "/session.json":
+                self.send_json(200, {"names": s.names, "shapes": s.shapes, "diameter": s.settings.diameter,
+                                     "picker": s.settings.picker, "expected": s.settings.expected_particles,
+                                     "labels": {n: np.round(v, 1).tolist() for n, v in s.labels.items()},
+                                     "bad": s.bad, **s.status()})
+            elif path == "/status.json":
+                self.send_json(200, s.status())
+            elif path.startswith("/image/") and path.endswith(".png"):
+                i = self._index(path[len("/image/"):-4])
+                png, _ = s.display(i)
+                self.send_body(200, png, "image/png")
+            elif path.startswith("/candidates/"):
+                self.send_json(200, {"points": s.candidates(self._index(path[len("/candidates/"):]))})
+            elif path.startswith("/picks/"):
+                self.send_json(200, s.picks_of(self._index(path[len("/picks/"):])))
+            else:
+                raise RequestError(404, f"no such page: {path}")
+
+        def _index(self, text: str) -> int:
+            if not text.isdigit() or len(text) > 9:
+                raise RequestError(400, f"no micrograph {text[:20]!r}")
+            return session.index(int(text))
+
+        def post(self, path):
+            s = session
+            body = self.read_json(64 * MAX_POINTS + 4096)
+            if not isinstance(body, dict):
+                raise RequestError(400, "send a JSON object")
+            try:
+                if path == "/labels":
+                    reply = s.set_labels(s.index(body.get("micrograph")), body.get("points"))
+                elif path == "/train":
+                    expected = body.get("expected_particles")
+                    if expected is not None and (type(expected) not in (int, float) or not 0 < expected < 1e7):
+                        raise RequestError(400, "'expected_particles' must be a positive number")
+                    s.start_training(body.get("picker"), expected)
+                    reply = s.status()
+                elif path == "/pick":
+                    s.start_picking()
+                    reply = s.status()
+                elif path == "/save-picks":
+                    reply = s.save_picks(body.get("threshold"))
+                else:
+                    raise RequestError(404, f"no such action: {path}")
+            except InputError as e:
+                raise RequestError(400, str(e)) from None
+            except OSError as e:
+                raise RequestError(500, f"could not write: {e}") from None
+            self.send_json(200, reply)
+
+    return Handler
+
+
+def make_server(session: LabelSession, host: str = "127.0.0.1", port: int = 8000) -> PageServer:
+    """A server for the session's page (not yet serving: call ``serve_forever``); port 0 picks a free port."""
+    return PageServer(host, port, _handler(session))
+
+
+PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fewpick label</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="fewpick-token" content="__FEWPICK_TOKEN__">
+<style>
+ body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
+ #side{width:290px;padding:10px 12px;overflow:auto;border-right:1px solid #ddd;background:#fafafa;flex:none}
+ #main{flex:1;position:relative;overflow:hidden;background:#111}
+ canvas{position:absolute;left:0;top:0}
+ h1{font-size:16px;margin:0 0 4px} h2{font-size:13px;margin:12px 0 4px;text-transform:uppercase;color:#555}
+ .muted{color:#666;font-size:12px} .err{color:#b00020} #saved,#pmsg,#job{word-break:break-all}
+ .key{display:inline-block;width:10px;height:10px;border-radius:6px;border:2px solid;margin:0 3px -1px 6px}
+ #list{max-height:28vh;overflow:auto;border:1px solid #ddd;background:#fff}
+ .mic{padding:2px 6px;cursor:pointer;display:flex;justify-content:space-between;font-size:13px}
+ .mic.on{background:#dbeafe} .mic .n{color:#555}
+ button{margin:3px 4px 0 0;padding:4px 9px} input[type=range]{width:100%}
+ .big{font-weight:600;font-size:17px}
+ #bar{height:8px;background:#e5e7eb;border-radius:4px;overflow:hidden;margin-top:4px}
+ #fill{height:100%;width:0;background:#2563eb}
+ #hint{position:absolute;left:8px;bottom:6px;color:#ddd;font-size:12px;pointer-events:none}
+</style></head><body>
+<div id="side">
+ <h1>fewpick label</h1>
+ <div class="muted">particle <span id="diam"></span> px · click a particle to add it, click it again to remove it;
+  drag to pan, wheel to zoom</div>
+ <h2>Micrographs</h2>
+ <div id="list"></div>
+ <p><span class="big" id="count">0</span> particles here, <span id="total">0</span> in all
+  <br><span class="muted" id="saved"></span></p>
+ <label><input type="checkbox" id="cands"> show candidates (faint) to click on</label><br>
+ <label class="muted">contrast <input type="range" id="contrast" min="0.3" max="3" step="0.05" value="1"></label>
+ <h2>Train</h2>
+ <label><input type="radio" name="picker" value="fewshot"> few-shot picker</label>
+ <label><input type="radio" name="picker" value="pu"> PU picker</label><br>
+ <label class="muted">expected particles per micrograph <input id="expected" type="number" min="1" style="width:70px"></label><br>
+ <button id="train">Train</button>
+ <div id="bar"><div id="fill"></div></div>
+ <div class="muted" id="job"></div>
+ <h2>Review</h2>
+ <label class="muted">score threshold <span id="thrv"></span><input type="range" id="thr" min="0" max="1" step="0.001" disabled></label>
+ <p><span class="big" id="npicks">–</span> picks here at this threshold
+  <br><span class="muted"><span class="key" style="border-color:#a3e635"></span>your labels
+  <span class="key" style="border-color:#22d3ee"></span>picks</span></p>
+ <button id="pickall" disabled>Pick every micrograph</button><button id="savepicks" disabled>Save picks</button>
+ <div class="muted" id="pmsg"></div>
+</div>
+<div id="main"><canvas id="view"></canvas><div id="hint"></div></div>
+<script>
+"use strict";
+const TOKEN=document.querySelector('meta[name="fewpick-token"]').content;
+const cv=document.getElementById("view"), ctx=cv.getContext("2d"), $=id=>document.getElementById(id);
+let S=null, cur=0, img=null, scale=[1,1], view={s:1,ox:0,oy:0}, W=0, H=0, cands=null, picks=null, thr=null, polling=false;
+async function post(path, body){
+  const r=await fetch(path,{method:"POST",headers:{"Content-Type":"application/json","X-Fewpick-Token":TOKEN},body:JSON.stringify(body)});
+  const j=await r.json(); if(!r.ok) throw new Error(j.error||r.statusText); return j;
+}
+function layout(){const m=$("main"); W=m.clientWidth; H=m.clientHeight; const d=window.devicePixelRatio||1;
+  cv.width=W*d; cv.height=H*d; cv.style.width=W+"px"; cv.style.height=H+"px"; ctx.setTransform(d,0,0,d,0,0); draw();}
+function fit(){ if(!img) return; const s=Math.min(W/img.width,H/img.height); view={s, ox:(W-s*img.width)/2, oy:(H-s*img.height)/2}; }
+// original pixels <-> screen: display sample j lies at original j*scale; its pixel is drawn from ox+j*s to ox+(j+1)*s
+function toScreen(x,y){return [view.ox+(x/scale[1]+0.5)*view.s, view.oy+(y/scale[0]+0.5)*view.s];}
+function toOriginal(sx,sy){return [((sx-view.ox)/view.s-0.5)*scale[1], ((sy-view.oy)/view.s-0.5)*scale[0]];}
+function radius(){return S.diameter/2/scale[1]*view.s;}
+function draw(){
+  ctx.clearRect(0,0,W,H); if(!img) return;
+  ctx.filter=`contrast(${$("contrast").value})`; ctx.imageSmoothingEnabled=view.s<2;
+  ctx.drawImage(img, view.ox, view.oy, img.width*view.s, img.height*view.s); ctx.filter="none";
+  const r=radius();
+  if(cands && $("cands").checked){ ctx.strokeStyle="rgba(255,255,255,0.35)"; ctx.lineWidth=1;
+    for(const [x,y] of cands){const [a,b]=toScreen(x,y); ctx.beginPath(); ctx.arc(a,b,r,0,6.2832); ctx.stroke();}}
+  if(picks && thr!==null){ ctx.strokeStyle="#22d3ee"; ctx.lineWidth=1.5; let n=0;
+    for(let k=0;k<picks.x.length;k++){ if(picks.score[k]<thr) continue; n++;
+      const [a,b]=toScreen(picks.x[k],picks.y[k]); ctx.beginPath(); ctx.arc(a,b,r*0.8,0,6.2832); ctx.stroke(); }
+    $("npicks").textContent=n; document.body.dataset.picks=n; }
+  ctx.strokeStyle="#a3e635"; ctx.lineWidth=2;
+  for(const [x,y] of S.labels[S.names[cur]]){const [a,b]=toScreen(x,y); ctx.beginPath(); ctx.arc(a,b,r,0,6.2832); ctx.stroke();}
+}
+function counts(){
+  $("count").textContent=S.labels[S.names[cur]].length;
+  let t=0; S.names.forEach((n,i)=>{const k=S.labels[n].length; t+=k; document.querySelector(`#m${i} .n`).textContent=k;});
+  $("total").textContent=t;
+}
+async function openMic(i){
+  cur=i; document.querySelectorAll(".mic").forEach(e=>e.classList.toggle("on", e.id==="m"+i));
+  const im=new Image(); im.src=`image/${i}.png`; await im.decode(); img=im;
+  scale=[S.shapes[i][0]/im.height, S.shapes[i][1]/im.width]; fit(); cands=null; picks=null;
+  counts(); draw(); document.body.dataset.ready=i;
+  if($("cands").checked) loadCands();
+  if(S.model) loadPicks();
+}
+async function loadCands(){ const i=cur; const j=await (await fetch(`candidates/${i}`)).json(); if(i===cur){cands=j.points; draw();} }
+async function loadPicks(){
+  const i=cur; const r=await fetch(`picks/${i}`); const j=await r.json(); if(!r.ok||i!==cur) return;
+  picks=j; const sc=j.score; if(!sc.length) return;
+  const lo=Math.min(...sc), hi=Math.max(...sc), t=$("thr");
+  t.min=lo; t.max=hi; t.step=(hi-lo)/1000||0.001; t.disabled=false;
+  if(thr===null) thr=(j.threshold!==null&&j.threshold!==undefined)?j.threshold:lo;
+  t.value=thr; $("thrv").textContent=(+thr).toFixed(3); draw();
+}
+async function saveLabels(){
+  try{ const j=await post("labels",{micrograph:cur, points:S.labels[S.names[cur]]});
+    $("saved").className="muted"; $("saved").textContent=`saved ${j.total} labels to ${j.path}`; }
+  catch(e){ $("saved").className="err"; $("saved").textContent="not saved: "+e.message; }
+}
+let drag=null;
+cv.addEventListener("mousedown",e=>{drag={x:e.offsetX,y:e.offsetY,ox:view.ox,oy:view.oy,moved:false};});
+window.addEventListener("mousemove",e=>{ if(!drag) return; const dx=e.clientX-cv.getBoundingClientRect().left-drag.x, dy=e.clientY-cv.getBoundingClientRect().top-drag.y;
+  if(Math.abs(dx)+Math.abs(dy)>3) drag.moved=true; if(drag.moved){view.ox=drag.ox+dx; view.oy=drag.oy+dy; draw();} });
+window.addEventListener("mouseup",e=>{ if(!drag) return; const d=drag; drag=null; if(d.moved||!img) return;
+  const [x,y]=toOriginal(d.x,d.y), L=S.labels[S.names[cur]], h=S.shapes[cur][0], w=S.shapes[cur][1];
+  if(x<0||y<0||x>w-1||y>h-1) return;
+  const rr=(S.diameter/2)**2; let hit=-1;
+  for(let k=0;k<L.length;k++){ if((L[k][0]-x)**2+(L[k][1]-y)**2<rr){hit=k;break;} }
+  if(hit>=0) L.splice(hit,1);
+  else { let p=[Math.round(x*10)/10, Math.round(y*10)/10];
+    if(cands && $("cands").checked){ let best=rr/4; for(const c of cands){const d2=(c[0]-x)**2+(c[1]-y)**2; if(d2<best){best=d2;p=c.slice();}} }
+    L.push(p); }
+  counts(); draw(); saveLabels(); });
+cv.addEventListener("wheel",e=>{ e.preventDefault(); const f=Math.exp(-e.deltaY*0.0015), x=e.offsetX, y=e.offsetY;
+  view.ox=x-(x-view.ox)*f; view.oy=y-(y-view.oy)*f; view.s*=f; draw(); },{passive:false});
+$("contrast").addEventListener("input",draw);
+$("cands").addEventListener("change",()=>{ if($("cands").checked&&!cands) loadCands(); draw(); });
+$("thr").addEventListener("input",()=>{ thr=+$("thr").value; $("thrv").textContent=thr.toFixed(3); draw(); });
+$("train").onclick=async()=>{
+  const picker=document.querySelector('input[name=picker]:checked').value, e=$("expected").value;
+  try{ await post("train",{picker, expected_particles: e?+e:null}); thr=null; poll(); }
+  catch(err){ $("job").className="err"; $("job").textContent=err.message; }
+};
+$("pickall").onclick=async()=>{ try{ await post("pick",{}); poll(); }catch(err){ $("pmsg").className="err"; $("pmsg").textContent=err.message; } };
+$("savepicks").onclick=async()=>{
+  try{ const j=await post("save-picks",{threshold:thr}); $("pmsg").className="muted";
+    $("pmsg").textContent=`saved ${j.count} picks from ${j.micrographs} micrographs to ${j.path}`; }
+  catch(err){ $("pmsg").className="err"; $("pmsg").textContent=err.message; }
+};
+function hms(s){ if(s===null||s===undefined) return ""; s=Math.round(s); return s>=60?`${Math.floor(s/60)} min ${s%60} s left`:`${s} s left`; }
+async function poll(){
+  if(polling) return; polling=true;
+  try{ for(;;){
+    const st=await (await fetch("status.json")).json(); const j=st.job;
+    $("fill").style.width=((j.fraction||0)*100)+"%";
+    $("job").className=j.state==="error"?"err":"muted";
+    $("job").textContent=j.state==="running"?`${j.text||j.what+"…"} ${hms(j.eta_s)}`:
+      j.state==="error"?"failed: "+j.message: j.state==="done"?`${j.kind} done in ${j.seconds} s`:"";
+    S.model=st.model; $("pickall").disabled=!st.model||j.state==="running";
+    $("savepicks").disabled=!(st.model&&st.picked===st.of)||j.state==="running";
+    if(st.threshold!==null&&thr===null) thr=st.threshold;
+    if(j.state!=="running"){ if(st.model&&!picks) loadPicks(); if(j.kind==="picking"&&j.state==="done") $("pmsg").textContent=`picked ${st.picked} of ${st.of} micrographs`; break; }
+    await new Promise(r=>setTimeout(r,700));
+  } } finally { polling=false; }
+}
+fetch("session.json").then(r=>r.json()).then(s=>{
+  S=s; $("diam").textContent=S.diameter; if(S.expected) $("expected").value=S.expected;
+  document.querySelector(`input[name=picker][value=${S.picker}]`).checked=true;
+  const list=$("list");
+  S.names.forEach((n,i)=>{const d=document.createElement("div"); d.className="mic"; d.id="m"+i;
+    d.innerHTML=`<span></span><span class="n"></span>`; d.firstChild.textContent=n; d.onclick=()=>openMic(i); list.appendChild(d);});
+  for(const [p,why] of Object.entries(S.bad)){const d=document.createElement("div"); d.className="mic err"; d.textContent="unreadable: "+why; list.appendChild(d);}
+  layout(); openMic(0); if(S.job&&S.job.state==="running") poll();
+});
+window.addEventListener("resize",()=>{layout();});
+window.fp={toScreen, toOriginal, get view(){return view;}, get cur(){return cur;}};
+</script></body></html>
+"""

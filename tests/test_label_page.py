@@ -1,0 +1,158 @@
+"""The labelling and review page: a real browser clicks particles, trains a small picker, moves the threshold,
+picks every micrograph and saves; the files are checked against the simulation's truth. Also the session's
+errors and the server's refusals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from fewpick.evaluate import evaluate
+from fewpick.io import make_picks, read_picks, write_mrc
+from fewpick.label import LabelSession, LabelSettings, make_server
+from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
+from fewpick.webserver import TOKEN_HEADER
+
+from test_explore_page import _browser, _raw, _token, _url  # noqa: E402  (same browser set-up and raw requests)
+
+D = 40.0
+
+
+@pytest.fixture(scope="module")
+def micrographs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("label")
+    truths = []
+    for k in range(2):
+        cfg = SimpleMicrographConfig(size=(448, 512), diameter=D, n_particles=30, snr=0.05)
+        image, centres, _ = simulate_simple_micrograph(cfg, seed=30 + k)
+        write_mrc(d / f"mic{k}.mrc", image, 2.0)
+        truths.append(make_picks(f"mic{k}", centres[:, 0], centres[:, 1]))
+    (d / "broken.mrc").write_bytes(b"not an image")
+    return d, truths
+
+
+def _session(d, out, **kw):
+    settings = LabelSettings(diameter=D, picker="pu", threads=2,
+                             pu_options={"steps": 300, "steps_per_epoch": 100, "seed": 1}, **kw)
+    return LabelSession([d / "mic0.mrc", d / "mic1.mrc", d / "broken.mrc"], out, settings)
+
+
+@pytest.fixture()
+def served(micrographs, tmp_path):
+    d, truths = micrographs
+    session = _session(d, tmp_path / "labels.star")
+    srv = make_server(session, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv, session, truths, tmp_path
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_click_train_review_and_save_in_a_browser(served):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by 'make test'")
+    expect = sync_api.expect
+    srv, session, truths, tmp = served
+    truth = truths[0]
+    requests = []
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(_url(srv))
+        expect(page.locator("body")).to_have_attribute("data-ready", "0")
+        assert "unreadable" in page.inner_text("#list")  # the broken file is listed, the others go on
+        box = page.locator("#view").bounding_box()
+
+        def click(x, y):
+            sx, sy = page.evaluate("([x, y]) => fp.toScreen(x, y)", [float(x), float(y)])
+            page.mouse.click(box["x"] + sx, box["y"] + sy)
+
+        chosen = truth.sample(15, random_state=0)
+        for k, (x, y) in enumerate(chosen[["x", "y"]].to_numpy(), 1):
+            click(x, y)
+            expect(page.locator("#count")).to_have_text(str(k))
+        x, y = chosen[["x", "y"]].to_numpy()[0]
+        click(x + 3, y - 2)  # a click inside a labelled particle removes it …
+        expect(page.locator("#count")).to_have_text("14")
+        click(x, y)  # … and a click puts it back
+        expect(page.locator("#count")).to_have_text("15")
+        expect(page.locator("#saved")).to_contain_text("saved 15 labels")
+        # train the PU picker (expected count typed in), watch its progress to the end
+        page.check("input[name=picker][value=pu]")
+        page.fill("#expected", "30")
+        page.click("#train")
+        expect(page.locator("#job")).to_contain_text("training done", timeout=240_000)
+        expect(page.locator("#thr")).to_be_enabled()
+        before = int(page.inner_text("#npicks"))
+        page.focus("#thr")
+        for _ in range(150):  # move the slider up by 15 % of its range
+            page.keyboard.press("ArrowRight")
+        after = int(page.inner_text("#npicks"))
+        thr = float(page.input_value("#thr"))
+        assert after < before
+        page.click("#pickall")
+        expect(page.locator("#pmsg")).to_contain_text("picked 2 of 2", timeout=120_000)
+        page.click("#savepicks")
+        expect(page.locator("#pmsg")).to_contain_text("saved")
+        page.screenshot(path=str(tmp / "label_page.png"))
+        browser.close()
+    assert all(u.startswith(_url(srv)) for u in requests), requests  # nothing from elsewhere
+    # the labels: 15 of the true particles, in original pixels
+    labels = read_picks(tmp / "labels.star")
+    assert len(labels) == 15 and set(labels.micrograph.map(lambda m: m.split("/")[-1])) == {"mic0.mrc"}
+    d = np.hypot(*(labels[["x", "y"]].to_numpy()[:, None] - chosen[["x", "y"]].to_numpy()[None]).transpose(2, 0, 1))
+    assert d.min(axis=1).max() < 1.5
+    # the picks: every micrograph, all at or above the chosen threshold, as many on mic0 as the page showed
+    picks = read_picks(tmp / "labels_picks.star")
+    assert picks.score.min() >= thr - 1e-3 and (picks.micrograph.str.endswith("mic0.mrc")).sum() == after
+    names = picks.micrograph.map(lambda m: m.split("/")[-1][:-4])
+    other = picks[names == "mic1"].assign(micrograph="mic1")
+    assert evaluate(other, truths[1], radius=D / 2)["all_picks"]["recall"] >= 0.5  # on the unlabelled micrograph
+    assert (tmp / "labels_model.pt").is_file()
+
+
+def test_labels_are_checked_and_only_the_page_can_change_them(served):
+    srv, session, truths, tmp = served
+    token = _token(srv)
+
+    def post(path, body, headers=None):
+        req = urllib.request.Request(_url(srv) + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", TOKEN_HEADER: token,
+                                              **(headers or {})})
+        try:
+            with urllib.request.urlopen(req) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    assert post("labels", {"micrograph": 0, "points": [[10, 10], [20.5, 30]]})[0] == 200
+    for body, expect in [({"micrograph": 0, "points": [[600, 10]]}, "outside"),
+                         ({"micrograph": 0, "points": [[True, 10]]}, "two numbers"),
+                         ({"micrograph": 0, "points": [["1", 2]]}, "two numbers"),
+                         ({"micrograph": 7, "points": []}, "outside"),
+                         ({"micrograph": True, "points": []}, "integers"),
+                         ({"micrograph": 0, "points": "x"}, "list")]:
+        status, reply = post("labels", body)
+        assert status == 400 and expect in reply["error"], (body, reply)
+    status, reply = post("train", {"picker": "pu"})  # no expected count
+    assert status == 400 and "expected number" in reply["error"]
+    status, reply = post("save-picks", {"threshold": 0})
+    assert status == 409 and "pick every micrograph" in reply["error"]
+    status, reply = post("labels", {"micrograph": 0, "points": []}, {"Origin": "http://evil.example"})
+    assert status == 403
+    status, _ = _raw(srv, f"POST /labels HTTP/1.1\r\nHost: 127.0.0.1:{srv.server_address[1]}\r\nContent-Type: "
+                          "text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".encode())
+    assert status == 415
+    table = read_picks(tmp / "labels.star")  # the refused requests changed nothing
+    assert len(table) == 2 and np.allclose(table[["x", "y"]].to_numpy(), [[10, 10], [20.5, 30]])
+    # an existing labels file is loaded by the next session
+    d = session.paths[0].parent
+    resumed = _session(d, tmp / "labels.star")
+    assert resumed.label_count() == 2 and re.search("broken", " ".join(resumed.bad))
