@@ -138,6 +138,28 @@ def test_page_selects_a_class_and_exports_its_coordinates(server):
         page.mouse.move(box["x"] + pos[0], box["y"] + pos[1])
         page.wait_for_selector("#tip", state="visible")
         assert f"class {target}" in page.inner_text("#tiptext")
+        # hovering a class average shows its members; the gallery marks the selected class
+        page.hover(f"#g{target}")
+        assert page.locator("#members div").count() == min(48, len(members))
+        assert "sel" in page.get_attribute(f"#g{target}", "class")
+        # clicking a point on the map shows its section in the slice viewer, the candidate ringed in its colour
+        hit = table.iloc[page.evaluate("i => nearest(px[i], py[i])", int(members.index[0]))]  # the point clicked
+        z = int(np.floor(hit.z + 0.5))  # the page rounds halves up
+        page.mouse.click(box["x"] + pos[0], box["y"] + pos[1])
+        sync_api.expect(page.locator("body")).to_have_attribute("data-section", f"0/{z}")
+        in_slab = int(page.inner_text("#inslab"))
+        assert in_slab == int((abs(table.z - z) <= 6).sum()) and in_slab >= 1
+        # clicking a candidate in the slice takes it out of the selection, clicking again puts it back
+        sbox = page.locator("#slice").bounding_box()
+        k = sbox["width"] / page.evaluate("document.getElementById('slice').width")
+        sx, sy = page.evaluate("i => [(D.xyz[i][0] + 0.5) * cur.scale, (D.xyz[i][1] + 0.5) * cur.scale]",
+                               int(hit.name))
+        was = int(page.inner_text("#count"))
+        page.mouse.click(sbox["x"] + sx * k, sbox["y"] + sy * k)
+        assert int(page.inner_text("#count")) == was + (-1 if int(hit.label) == target else 1)
+        page.mouse.click(sbox["x"] + sx * k, sbox["y"] + sy * k)
+        assert page.inner_text("#count") == str(len(members))
+        page.mouse.move(box["x"] + 5, box["y"] + 5)
         page.click("#export")
         sync_api.expect(page.locator("#msg")).to_have_text(re.compile("^exported"))  # (no eval: the page forbids it)
         assert f"exported {len(members)} particles" in page.inner_text("#msg")

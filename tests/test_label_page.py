@@ -40,7 +40,7 @@ def micrographs(tmp_path_factory):
 
 def _session(d, out, **kw):
     settings = LabelSettings(diameter=D, picker="pu", threads=2,
-                             pu_options={"steps": 300, "steps_per_epoch": 100, "seed": 1}, **kw)
+                             pu_options={"steps": 200, "steps_per_epoch": 50, "seed": 1}, **kw)
     return LabelSession([d / "mic0.mrc", d / "mic1.mrc", d / "broken.mrc"], out, settings)
 
 
@@ -88,7 +88,7 @@ def test_click_train_review_and_save_in_a_browser(served):
         page.check("input[name=picker][value=pu]")
         page.fill("#expected", "30")
         page.click("#train")
-        expect(page.locator("#job")).to_contain_text("training done", timeout=240_000)
+        expect(page.locator("#job")).to_contain_text("training done", timeout=600_000)
         expect(page.locator("#thr")).to_be_enabled()
         before = int(page.inner_text("#npicks"))
         page.focus("#thr")
