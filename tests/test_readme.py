@@ -1,8 +1,9 @@
 """Every fewpick command in the README runs as written, in order, on tiny simulated data laid out as the README's
 examples (a RELION project's ``MotionCorr/job002/Movies/``, ``Tomograms/``).
 
-Left out, each for a reason a user would share: ``explore serve`` (a server that waits for its user; the page
-is tested in ``test_explore_page.py``, and the file its Export button writes is made here from the truth),
+Left out, each for a reason a user would share: ``explore serve`` and ``label`` (servers that wait for their
+user; the pages are tested in ``test_explore_page.py`` and ``test_label_page.py``, and the file the exploration
+page's Export button writes is made here from the truth),
 ``--scheduler`` (needs a running Dask cluster), ``--device cuda`` and ``CUDA_VISIBLE_DEVICES`` (need a GPU;
 ``test_device.py`` runs those where one exists). Training commands get a few extra options that shorten them
 (fewer steps and epochs): the README's commands train for minutes.
@@ -22,7 +23,7 @@ from fewpick.cli import app
 from fewpick.io import read_picks, write_mrc, write_picks
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SKIP = ("explore serve", "--scheduler", "--device cuda", "CUDA_VISIBLE_DEVICES")
+SKIP = ("explore serve", "fewpick label ", "--scheduler", "--device cuda", "CUDA_VISIBLE_DEVICES")
 SHORTER = {  # verb → options appended so that the test trains in seconds
     ("train",): ["--steps", "60"],
     ("fewshot", "train"): ["--pretrain-steps", "40", "--steps", "40"],
