@@ -71,17 +71,39 @@ def picking_rows(set_name: str, run: str) -> list[dict]:
     return [{"set": set_name, "seed": 0, "kind": "picking", **r} for r in rows]
 
 
-def train_rows(set_name: str, name: str, changes: dict, seed: int) -> list[dict]:
+def train_rows(set_name: str, name: str, changes: dict, seed: int, labels: str = "15", init: Path | None = None,
+               note: str | None = None) -> list[dict]:
     rs = load_set(set_name)
     settings = pu.PUSettings(diameter=rs.diameter, expected_particles=rs.expected, seed=seed, threads=1, **changes)
-    out = WORK / "ablations" / set_name / f"{name}_s{seed}.pt"
+    out = WORK / "ablations" / set_name / f"{name}_{labels}_s{seed}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    model = pu.train([read_micrograph(p) for p in rs.train], draw_labels(rs, "15", seed), settings, out)
+    model = pu.train([read_micrograph(p) for p in rs.train], draw_labels(rs, labels, seed), settings, out,
+                     init=init)
     train_s = time.time() - t0
     maps = [(p.stem, *pu.score_map(model, read_micrograph(p).data)) for p in rs.test]
-    return [{"set": set_name, "seed": seed, "kind": "training", "change": f"{name} {json.dumps(changes)}, min distance {md:g} r",
-             "train_s": train_s, **score(model, rs, maps, md)} for md in (1.0, 0.5)]
+    md = model.settings.min_distance
+    return [{"set": set_name, "seed": seed, "kind": "training", "labels": labels,
+             "change": f"{name} {note or json.dumps(changes)}, min distance {md:g} r (automatic)",
+             "train_s": train_s, **score(model, rs, maps, md)}]
+
+
+def load_rows() -> list[dict]:
+    path = RESULTS / "real2d_ablations.json"
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
+def write_rows(rows: list[dict]) -> None:
+    md = ["PU picker, 15 labels (bench/real2d.py's draw for the seed) or every training label, scored on each set's "
+          "test micrographs (matching radius D/2). 'r' is the particle radius; the old default was min distance 1 r, "
+          "the new 0.5 r (automatic: from the expected count). One seed per row; train s on 2 cores, one thread.", "",
+          "| set | labels | seed | change | AUPRC | best F1 | recall of all picks | train s |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["set"], r.get("labels", "15"), r["kind"], r["change"], r["seed"])):
+        ts = f"{r['train_s']:.0f}" if "train_s" in r else ""
+        md.append(f"| {r['set']} | {r.get('labels', '15')} | {r['seed']} | {r['change']} | {r['auprc']:.3f} | "
+                  f"{r['best_f1']:.3f} | {r['recall_all_picks']:.3f} | {ts} |")
+    write_results("real2d_ablations", {"rows": rows}, "\n".join(md))
 
 
 def main() -> None:
@@ -91,26 +113,20 @@ def main() -> None:
     ap.add_argument("--picking", action="store_true")
     ap.add_argument("--train", nargs="*", default=[], metavar="NAME=JSON")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--labels", default="15", help="'15' (bench/real2d.py's draw for --seed) or 'all'")
     args = ap.parse_args()
-    path = RESULTS / "real2d_ablations.json"
-    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-    key = lambda r: (r["set"], r["change"], r["seed"])  # noqa: E731
+    rows = load_rows()
+    key = lambda r: (r["set"], r.get("labels", "15"), r["change"], r["seed"])  # noqa: E731
     for s in args.sets:
         new = picking_rows(s, args.run) if args.picking else []
         for spec in args.train:
             name, js = spec.split("=", 1)
-            new += train_rows(s, name, json.loads(js), args.seed)
+            new += train_rows(s, name, json.loads(js), args.seed, args.labels)
         keys = {key(r) for r in new}
         rows = [r for r in rows if key(r) not in keys] + new
         for r in new:
             print(f"{s} {r['change']}: AUPRC {r['auprc']:.3f}, best F1 {r['best_f1']:.3f}", flush=True)
-    md = ["PU picker, 15 labels (bench/real2d.py's draw), scored on each set's test micrographs (matching radius D/2). "
-          "'r' is the particle radius; the old default was min distance 1 r, the new 0.5 r. One seed per row.", "",
-          "| set | seed | change | AUPRC | best F1 | recall of all picks |", "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["set"], r["kind"], r["change"], r["seed"])):
-        md.append(f"| {r['set']} | {r['seed']} | {r['change']} | {r['auprc']:.3f} | {r['best_f1']:.3f} | "
-                  f"{r['recall_all_picks']:.3f} |")
-    write_results("real2d_ablations", {"rows": rows}, "\n".join(md))
+    write_rows(rows)
 
 
 if __name__ == "__main__":

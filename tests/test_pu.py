@@ -124,6 +124,25 @@ def test_resume_continues_from_the_checkpoint(sim_set, tmp_path):
         pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "b.pt", resume=True)
 
 
+def test_training_can_start_from_another_models_weights(sim_set, tmp_path):
+    """``init``: the network starts from a trained model's weights (a learning rate of ~0 leaves them there);
+    a different network is refused; other widths and block layouts build and save."""
+    ims, truths = sim_set
+    s = pu.PUSettings(diameter=40, expected_particles=40, steps=20, steps_per_epoch=20, seed=2)
+    first = pu.train(ims[:1], truths[0].iloc[:10], s, tmp_path / "a.pt")
+    still = pu.train(ims[1:2], truths[1].iloc[:5], pu.replace(s, lr=1e-12, seed=5), tmp_path / "b.pt",
+                     init=tmp_path / "a.pt")
+    for k, v in first.net.state_dict().items():
+        if v.dtype.is_floating_point and "running" not in k:  # batch-norm statistics follow the new data
+            torch.testing.assert_close(still.net.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    other = pu.replace(s, width=16, dilations=(1, 2, 4), binned_diameter=12.0)
+    with pytest.raises(InputError, match="network differs"):
+        pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt", init=first)
+    small = pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt")
+    assert small.net.receptive_field == 5 + 4 * 7 and small.factor == 3  # 40 px → about 12 px: ×3
+    assert pu.load_model(tmp_path / "c.pt").net.receptive_field == small.net.receptive_field
+
+
 def test_bad_training_input(sim_set, tmp_path):
     ims, truths = sim_set
     s = pu.PUSettings(diameter=40, expected_particles=40, steps=1)

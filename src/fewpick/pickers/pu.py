@@ -63,6 +63,8 @@ class PUSettings:
     slack: float = 0.0  # β of nnPU
     autoencoder: float = 0.0  # a: weight of the reconstruction error (0 = classifier only)
     width: int = 24
+    dilations: tuple[int, ...] = (1, 2, 3)  # one residual block per entry (see PickerCNN)
+    binned_diameter: float = 16.0  # the particle's diameter after binning (the binning factor's target)
     steps: int = 1500
     steps_per_epoch: int = 100
     batch: int = 8
@@ -78,7 +80,7 @@ class PUSettings:
 
     def geometry(self) -> Geometry:
         """Fourier binning to a particle of about 16 binned px (or ``bin_factor``)."""
-        return Geometry.binned(self.diameter, factor=self.bin_factor)
+        return Geometry.binned(self.diameter, self.binned_diameter, factor=self.bin_factor)
 
     def factor(self) -> int:
         return self.geometry().factor
@@ -212,7 +214,8 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
 
 
 def _build(settings: PUSettings) -> PickerCNN:
-    return PickerCNN(width=settings.width, decoder_patch=7 if settings.autoencoder > 0 else 0)
+    return PickerCNN(width=settings.width, dilations=tuple(settings.dilations),
+                     decoder_patch=7 if settings.autoencoder > 0 else 0)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> PUModel:
@@ -294,8 +297,13 @@ def train(
     resume: bool = False,
     progress: Callable[[dict], None] | None = None,
     device: str | torch.device = "auto",
+    init: "PUModel | str | os.PathLike | None" = None,
 ) -> PUModel:
     """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
+
+    ``init``: a PU model (or its file) whose network weights training starts from instead of random ones; it
+    must have the same network (width, blocks, autoencoder) and should have been trained at the same binned
+    particle size.
 
     Batches are drawn on the CPU from seeded generators, so a seeded run trains on the same tiles on any
     device; the weights differ between devices by floating-point rounding only.
@@ -330,13 +338,22 @@ def train(
         area = float(np.mean([it.image.size for it in items]))
         settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
                                                                     settings.geometry().radius()))
-    if settings.tile <= 2 * (PickerCNN(settings.width).receptive_field // 2) + 8:
+    if settings.tile <= 2 * (_build(settings).receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
     min_side = min(min(it.image.shape) for it in items)
     if min_side < settings.tile:
         settings = PUSettings(**{**asdict(settings), "tile": int(min_side)})
 
-    net = _build(settings).to(dev, memory_format=torch.channels_last)
+    net = _build(settings)
+    if init is not None:
+        start = init if isinstance(init, PUModel) else load_model(init, "cpu")
+        try:
+            net.load_state_dict(cpu_state(start.net))
+        except RuntimeError:
+            raise InputError(init if not isinstance(init, PUModel) else None,
+                             "the starting model's network differs from this one (width, blocks or autoencoder); "
+                             "train from scratch or with the same network settings") from None
+    net = net.to(dev, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
