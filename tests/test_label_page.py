@@ -156,3 +156,38 @@ def test_labels_are_checked_and_only_the_page_can_change_them(served):
     d = session.paths[0].parent
     resumed = _session(d, tmp / "labels.star")
     assert resumed.label_count() == 2 and re.search("broken", " ".join(resumed.bad))
+
+
+def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_path):
+    d, truths = micrographs
+    settings = LabelSettings(diameter=D, threads=2, fewshot_options={"pretrain_steps": 30, "finetune_steps": 30})
+    session = LabelSession([d / "mic0.mrc", d / "mic1.mrc"], tmp_path / "l.star", settings)
+    session.set_labels(0, truths[0][["x", "y"]].to_numpy(float)[:12].tolist())
+    session.start_training()  # the default picker: few-shot
+    session._thread.join(timeout=600)
+    assert session.job["state"] == "done", session.job
+    assert session.job["fraction"] == 1.0 and (tmp_path / "l_model.pt").is_file()
+    shown = session.picks_of(1)
+    assert len(shown["x"]) == len(shown["score"]) > 0 and shown["threshold"] is not None
+    assert min(shown["score"]) <= shown["threshold"] <= max(shown["score"])  # its own automatic cut
+    session.start_picking()
+    session._thread.join(timeout=300)
+    saved = session.save_picks(shown["threshold"])
+    assert saved["micrographs"] == 2 and saved["count"] == len(read_picks(tmp_path / "l_picks.star"))
+
+
+def test_servers_listening_beyond_this_machine_warn_and_still_check_the_host(micrographs, tmp_path):
+    from fewpick.label import make_server as serve_labels
+    from fewpick.webserver import warn_if_exposed
+
+    assert warn_if_exposed("127.0.0.1") is None and warn_if_exposed("localhost") is None
+    assert "anyone who can reach this machine" in warn_if_exposed("0.0.0.0")
+    d, _ = micrographs
+    srv = serve_labels(LabelSession([d / "mic0.mrc"], tmp_path / "l.star", LabelSettings(diameter=D)), "0.0.0.0", 0)
+    try:
+        port = srv.server_address[1]
+        assert srv.host_allowed(f"127.0.0.1:{port}") and srv.host_allowed(f"10.1.2.3:{port}")  # addresses typed in
+        assert not srv.host_allowed(f"evil.example:{port}") and not srv.host_allowed(None)
+        assert not srv.host_allowed(f"10.1.2.3:{port + 1}")
+    finally:
+        srv.server_close()
