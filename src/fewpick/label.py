@@ -31,7 +31,7 @@ from fewpick.geometry import Geometry
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
 from fewpick.preprocess import fourier_crop, gaussian_lowpass, normalize
-from fewpick.webserver import PageHandler, PageServer, RequestError, parse_indices
+from fewpick.webserver import PageHandler, PageServer, RequestError, page_head, parse_indices
 
 DISPLAY_MAX = 1024
 MAX_POINTS = 20_000  # labels on one micrograph, at most
@@ -421,11 +421,7 @@ def make_server(session: LabelSession, host: str = "127.0.0.1", port: int = 8000
     return PageServer(host, port, _handler(session))
 
 
-PAGE = r"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fewpick label</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="fewpick-token" content="__FEWPICK_TOKEN__">
-<style>
+PAGE = page_head("fewpick label") + r"""<style>
  body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
  #side{width:290px;padding:10px 12px;overflow:auto;border-right:1px solid #ddd;background:#fafafa;flex:none}
  #main{flex:1;position:relative;overflow:hidden;background:#111}
@@ -470,7 +466,6 @@ PAGE = r"""<!doctype html>
 <div id="main"><canvas id="view"></canvas><div id="hint"></div></div>
 <script>
 "use strict";
-const TOKEN=document.querySelector('meta[name="fewpick-token"]').content;
 const cv=document.getElementById("view"), ctx=cv.getContext("2d"), $=id=>document.getElementById(id);
 let S=null, cur=0, img=null, scale=[1,1], view={s:1,ox:0,oy:0}, W=0, H=0, cands=null, picks=null, thr=null, polling=false;
 async function post(path, body){

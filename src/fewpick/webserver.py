@@ -268,6 +268,15 @@ class PageHandler(BaseHTTPRequestHandler):
         raise RequestError(404, f"no such action: {path}")
 
 
+def page_head(title: str) -> str:
+    """The start of a page: its title, and this server's token (``TOKEN`` in the page's scripts), which
+    :meth:`PageHandler.send_page` fills in and every change the page sends must carry."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<meta name="fewpick-token" content="__FEWPICK_TOKEN__">\n'
+            '<script>const TOKEN=document.querySelector(\'meta[name="fewpick-token"]\').content;</script>\n')
+
+
 def announce(host: str, port: int, what: str, say) -> None:
     """Print where the page is, how to reach it through SSH, and a warning when it is exposed."""
     say(f"serving {what} at http://{'localhost' if is_loopback(host) else host}:{port}/  (Ctrl-C to stop)")

@@ -25,7 +25,7 @@ from fewpick.errors import InputError
 from fewpick.explore.gallery import ATLAS_COLUMNS
 from fewpick.explore.run import Run
 from fewpick.io import read_picks, write_picks
-from fewpick.webserver import PageHandler, PageServer, RequestError, body_cap, parse_indices
+from fewpick.webserver import PageHandler, PageServer, RequestError, body_cap, page_head, parse_indices
 
 
 def load_view(run: Run) -> tuple[dict, pd.DataFrame]:
@@ -212,11 +212,7 @@ def make_server(run_folder: str | os.PathLike, host: str = "127.0.0.1", port: in
     return server
 
 
-PAGE = r"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fewpick explore</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="fewpick-token" content="__FEWPICK_TOKEN__">
-<style>
+PAGE = page_head("fewpick explore") + r"""<style>
  body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
  #side{width:250px;padding:10px 12px;overflow:auto;border-right:1px solid #ddd;background:#fafafa;flex:none}
  #main{flex:1;position:relative;overflow:hidden;min-width:200px}
@@ -268,7 +264,6 @@ PAGE = r"""<!doctype html>
 </div>
 <script>
 "use strict";
-const TOKEN=document.querySelector('meta[name="fewpick-token"]').content;
 const PALETTE=["#1f77b4","#ff7f0e","#2ca02c","#d62728","#9467bd","#8c564b","#e377c2","#7f7f7f","#bcbd22","#17becf",
  "#393b79","#e6550d","#31a354","#843c39","#7b4173","#3182bd","#fd8d3c","#74c476","#ad494a","#a55194"];
 const colour=c=>c<=PALETTE.length?PALETTE[c-1]:`hsl(${Math.round((c*137.508)%360)},${c%2?70:45}%,${c%3?42:58}%)`;
