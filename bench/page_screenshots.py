@@ -83,7 +83,7 @@ def explore_page(p) -> None:
                   tilt_series=[d / "tomo_01.st"], tilt_angles=[d / "tomo_01.tlt"])
     url = serve(explore_server(run.folder, "127.0.0.1", 0))
     browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1360, "height": 860})
+    page = browser.new_page(viewport={"width": 1360, "height": 1180})
     page.goto(url)
     page.wait_for_selector("body[data-section]")
     page.check("#c1")
@@ -93,11 +93,18 @@ def explore_page(p) -> None:
 
 
 def main() -> None:
+    import argparse
+
     from playwright.sync_api import sync_playwright
 
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["label", "explore"], default=None)
+    args = ap.parse_args()
     with sync_playwright() as p:
-        label_page(p)
-        explore_page(p)
+        if args.only in (None, "label"):
+            label_page(p)
+        if args.only in (None, "explore"):
+            explore_page(p)
     print(f"wrote {DOCS / 'label_page.png'} and {DOCS / 'explore_page.png'}")
 
 
