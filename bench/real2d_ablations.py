@@ -3,7 +3,8 @@
     .venv/bin/python bench/real2d_ablations.py --picking [--sets 10059 10947 apoferritin_ab] [--run real2d_fewpick]
     .venv/bin/python bench/real2d_ablations.py --train 'bin5={"bin_factor": 5}' [--sets 10947] [--seed 0]
 
-``--picking`` re-scores the PU models that ``bench/real2d.py`` trained (15 labels, seed 0; no training): the
+``--picking`` re-scores the PU models that ``bench/real2d.py`` trained (15 labels or, with ``--labels all --run
+real2d_all``, every label; seed 0; no training): the
 minimum distance between picks (non-maximum suppression radius as a fraction of the particle radius), test-time
 averaging over the 8 dihedral views, Gaussian smoothing of the score map. ``--train NAME=JSON`` trains a model with
 the given PU settings changed (same labels and seed as bench/real2d.py) and scores it at the old and new minimum
@@ -54,9 +55,9 @@ def score(model: pu.PUModel, rs, maps, min_distance: float, sigma: float = 0.0) 
     return {"auprc": e["auprc"], "best_f1": e["best"]["f1"], "recall_all_picks": e["all_picks"]["recall"]}
 
 
-def picking_rows(set_name: str, run: str) -> list[dict]:
+def picking_rows(set_name: str, run: str, labels: str = "15") -> list[dict]:
     rs = load_set(set_name)
-    model = pu.load_model(WORK / run / set_name / "pu_15_s0" / "pu.pt")
+    model = pu.load_model(WORK / run / set_name / f"pu_{labels}_s0" / "pu.pt")
     images = [read_micrograph(p) for p in rs.test]
     rows = []
     for views in (1, 8):
@@ -68,7 +69,7 @@ def picking_rows(set_name: str, run: str) -> list[dict]:
             for sigma in (1.0, 2.0):
                 rows.append({"change": f"min distance 0.5 r, score map smoothed σ {sigma:g} binned px",
                              **score(model, rs, maps, 0.5, sigma)})
-    return [{"set": set_name, "seed": 0, "kind": "picking", **r} for r in rows]
+    return [{"set": set_name, "seed": 0, "kind": "picking", "labels": labels, **r} for r in rows]
 
 
 def train_rows(set_name: str, name: str, changes: dict, seed: int, labels: str = "15", init: Path | None = None,
@@ -118,7 +119,7 @@ def main() -> None:
     rows = load_rows()
     key = lambda r: (r["set"], r.get("labels", "15"), r["change"], r["seed"])  # noqa: E731
     for s in args.sets:
-        new = picking_rows(s, args.run) if args.picking else []
+        new = picking_rows(s, args.run, args.labels) if args.picking else []
         for spec in args.train:
             name, js = spec.split("=", 1)
             new += train_rows(s, name, json.loads(js), args.seed, args.labels)
