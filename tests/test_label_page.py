@@ -191,3 +191,25 @@ def test_servers_listening_beyond_this_machine_warn_and_still_check_the_host(mic
         assert not srv.host_allowed(f"10.1.2.3:{port + 1}")
     finally:
         srv.server_close()
+
+
+def test_a_micrograph_that_fails_when_picked_is_reported_and_the_rest_are_saved(micrographs, tmp_path):
+    d, truths = micrographs
+    bad = np.full((448, 512), np.nan, np.float32)  # its header reads; its pixels do not
+    write_mrc(tmp_path / "nan.mrc", bad, 2.0)
+    settings = LabelSettings(diameter=D, picker="pu", expected_particles=30,
+                             pu_options={"steps": 5, "steps_per_epoch": 5})
+    session = LabelSession([d / "mic0.mrc", tmp_path / "nan.mrc", d / "mic1.mrc"], tmp_path / "l.star", settings)
+    assert len(session.paths) == 3 and not session.bad
+    session.set_labels(0, truths[0][["x", "y"]].to_numpy(float)[:5].tolist())
+    session.start_training()
+    session._thread.join(timeout=300)
+    assert session.job["state"] == "done", session.job
+    session.start_picking()
+    session._thread.join(timeout=300)
+    assert session.job["state"] == "done" and any("nan.mrc" in k for k in session.bad)
+    assert session.status()["of"] == session.status()["picked"] == 2
+    saved = session.save_picks(-1e9)
+    assert saved["micrographs"] == 2
+    assert set(read_picks(tmp_path / "l_picks.star").micrograph.map(lambda m: m.split("/")[-1])) == {"mic0.mrc",
+                                                                                                  "mic1.mrc"}

@@ -72,6 +72,7 @@ class LabelSession:
         self.pixel_size = pixel_size
         self.paths: list[Path] = []
         self.shapes: list[tuple[int, int]] = []
+        infos = []
         self.bad: dict[str, str] = {}  # micrographs that cannot be read: name → why (the rest go on)
         for p in map(Path, micrographs):
             try:
@@ -82,11 +83,13 @@ class LabelSession:
                     raise InputError(p, f"is smaller than one particle ({settings.diameter:g} px)")
                 self.paths.append(p)
                 self.shapes.append(tuple(int(n) for n in info.shape))
+                infos.append(info)
             except InputError as e:
                 self.bad[str(p)] = str(e)
         if not self.paths:
             raise InputError(None, "none of the micrographs can be read: " + "; ".join(self.bad.values()))
         self.names = [micrograph_key(p) for p in self.paths]
+        self.infos = dict(zip(self.names, infos))  # headers, read once: STAR files name micrographs by path
         if len(set(self.names)) != len(self.names):
             raise InputError(None, "two micrographs have the same name; give each once")
         self.labels: dict[str, np.ndarray] = {n: np.zeros((0, 2)) for n in self.names}
@@ -144,10 +147,7 @@ class LabelSession:
 
     def save_labels(self) -> Path:
         """Write every label (RELION STAR, micrographs named by their path as given), atomically."""
-        return write_picks(self.label_table(), self.out, images=self._infos())[0]
-
-    def _infos(self) -> dict:
-        return {n: image_info(p) for n, p in zip(self.names, self.paths)}
+        return write_picks(self.label_table(), self.out, images=self.infos)[0]
 
     # ---------------------------------------------------------------- display
 
@@ -204,7 +204,8 @@ class LabelSession:
         with self.lock:
             return {"job": dict(self.job), "label_count": self.label_count(),
                     "per_micrograph": [len(self.labels[n]) for n in self.names],
-                    "model": self.picker_kind, "picked": len(self.picks), "of": len(self.paths),
+                    "model": self.picker_kind, "picked": len(self.picks),
+                    "of": len(self.paths) - len({micrograph_key(p) for p in self.bad} & set(self.names)),
                     "threshold": self.default_threshold, "labels_path": str(self.out),
                     "model_path": str(self.model_out), "picks_path": str(self.picks_out)}
 
@@ -346,11 +347,12 @@ class LabelSession:
             raise RequestError(400, "'threshold' must be a number")
         if self.busy():
             raise RequestError(409, "wait for the running job to finish")
-        missing = [n for n in self.names if n not in self.picks]
+        failed = {micrograph_key(p) for p in self.bad}
+        missing = [n for n in self.names if n not in self.picks and n not in failed]
         if self.model is None or missing:
             raise RequestError(409, f"pick every micrograph first ({len(missing)} not picked yet)")
         table = pd.concat([t[t.score >= threshold] for t in self.picks.values()], ignore_index=True)
-        path = write_picks(table, self.picks_out, images=self._infos())[0]
+        path = write_picks(table, self.picks_out, images=self.infos)[0]
         return {"count": len(table), "path": str(path), "micrographs": len(self.picks)}
 
 
