@@ -102,6 +102,7 @@ class PageServer(ThreadingHTTPServer):
     daemon_threads = True
     request_timeout = 15.0  # seconds a connection may stay silent
     max_connections = 32
+    request_queue_size = 128  # connections the kernel holds until accepted (and, beyond max_connections, closed)
 
     def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], *,
                  extra_hosts: Sequence[str] = ()):
