@@ -94,20 +94,27 @@ def score(classes: np.ndarray, lab: np.ndarray, particle: np.ndarray, truth: pd.
             "bar_by_size": all(species[s]["precision"] >= 0.8 for s in by_size)}
 
 
-def run_one(stem: Path, features: str, classes: int) -> dict:
+def run_and_score(cmd: list[str], out: Path, stem: Path):
+    """Run an exploration command into ``out`` (measured) and score its classes against ``stem``'s truth: (wall s,
+    peak MiB, run manifest, candidates, their labels, their particles, the scores, the truth)."""
     from fewpick.io import read_picks
 
-    out = WORK / f"run_{stem.name}_{features}_{classes}"
-    if out.exists():
-        shutil.rmtree(out)
-    cmd = [FEWPICK, "explore", f"{stem}.mrc", "--tilt-series", f"{stem}.st", "--tilt-angles", f"{stem}.tlt",
-           "--out", str(out), "--features", features, "--classes", str(classes)]
     wall, rss, _ = peak_rss_mib_of(cmd)
     manifest = json.loads((out / "run.json").read_text())
     cands = read_picks(out / "candidates.star")
     truth = read_picks(f"{stem}_truth.csv")
     lab, particle = label(cands, truth)
     res = score(cands["label"].to_numpy(int), lab, particle, truth)
+    return wall, rss, manifest, cands, lab, particle, res, truth
+
+
+def run_one(stem: Path, features: str, classes: int) -> dict:
+    out = WORK / f"run_{stem.name}_{features}_{classes}"
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [FEWPICK, "explore", f"{stem}.mrc", "--tilt-series", f"{stem}.st", "--tilt-angles", f"{stem}.tlt",
+           "--out", str(out), "--features", features, "--classes", str(classes)]
+    wall, rss, manifest, cands, lab, particle, res, truth = run_and_score(cmd, out, stem)
     stages = {k: v["seconds"] for k, v in manifest["stages"].items()}
     print(f"{stem.name} {features}: {len(cands)} candidates, {wall:.0f} s, {rss:.0f} MiB; " + ", ".join(
         f"{s} P{v['precision']:.2f}/R{v['recall']:.2f}" for s, v in res["species"].items()), flush=True)

@@ -14,7 +14,7 @@ the run against the exact truth, per species, as a user ticking classes would ge
 - *candidates on a particle* (and so the fraction on background), and, per species, the fraction of its
   particles that got a candidate at all.
 
-Scoring (``label``/``score`` of bench/explore_bench.py): a candidate belongs to a particle when it lies within
+Scoring (``run_and_score`` of bench/explore_bench.py): a candidate belongs to a particle when it lies within
 that particle's radius (filament points: the filament's radius), else it is background. Results: one row per
 condition in bench/results/explore_robust.{json,md}, with the median, minimum and maximum over the conditions.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, peak_rss_mib_of, write_results  # noqa: E402
-from explore_bench import label, score  # noqa: E402
+from _common import RESULTS, write_results  # noqa: E402
+from explore_bench import run_and_score  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work" / "explore_robust"
@@ -95,20 +95,13 @@ def coverage(lab: np.ndarray, particle: np.ndarray, truth) -> dict:
 
 
 def run_one(name: str, seed: int, mode: str, threads: int = 2) -> dict:
-    from fewpick.io import read_picks
-
     stem, voxel = simulate(name, seed)
     out = WORK / f"run_{name}_{seed}_{mode}"
     if out.exists():
         shutil.rmtree(out)
     cmd = [FEWPICK, "explore", f"{stem}.mrc", "--out", str(out), "--threads", str(threads)]
     cmd += ["--tilt-series", f"{stem}.st", "--tilt-angles", f"{stem}.tlt"] if mode == "2d3d" else ["--mode", "3d"]
-    wall, rss, _ = peak_rss_mib_of(cmd)
-    manifest = json.loads((out / "run.json").read_text())
-    cands = read_picks(out / "candidates.star")
-    truth = read_picks(f"{stem}_truth.csv")
-    lab, particle = label(cands, truth)
-    res = score(cands["label"].to_numpy(int), lab, particle, truth)
+    wall, rss, manifest, cands, lab, particle, res, truth = run_and_score(cmd, out, stem)
     cov = coverage(lab, particle, truth)
     row = {"condition": name, "mode": mode, "seed": seed, "voxel_size": voxel, "radius": manifest["settings"]["radius"],
            "candidates": len(cands), "on_particle": 1 - res["junk_fraction"], "wall_s": wall,
