@@ -208,7 +208,8 @@ def test_a_micrograph_that_fails_when_picked_is_reported_and_the_rest_are_saved(
     session.start_picking()
     session._thread.join(timeout=300)
     assert session.job["state"] == "done" and any("nan.mrc" in k for k in session.bad)
-    assert session.status()["of"] == session.status()["picked"] == 2
+    status = session.status()
+    assert status["of"] == status["picked"] == 2 and any("nan.mrc" in why for why in status["failed"].values())
     saved = session.save_picks(-1e9)
     assert saved["micrographs"] == 2
     assert set(read_picks(tmp_path / "l_picks.star").micrograph.map(lambda m: m.split("/")[-1])) == {"mic0.mrc",

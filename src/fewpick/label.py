@@ -204,7 +204,7 @@ class LabelSession:
         with self.lock:
             return {"job": dict(self.job), "label_count": self.label_count(),
                     "per_micrograph": [len(self.labels[n]) for n in self.names],
-                    "model": self.picker_kind, "picked": len(self.picks),
+                    "model": self.picker_kind, "picked": len(self.picks), "failed": dict(self.bad),
                     "of": len(self.paths) - len({micrograph_key(p) for p in self.bad} & set(self.names)),
                     "threshold": self.default_threshold, "labels_path": str(self.out),
                     "model_path": str(self.model_out), "picks_path": str(self.picks_out)}
@@ -564,7 +564,8 @@ async function poll(){
     S.model=st.model; $("pickall").disabled=!st.model||j.state==="running";
     $("savepicks").disabled=!(st.model&&st.picked===st.of)||j.state==="running";
     if(st.threshold!==null&&thr===null) thr=st.threshold;
-    if(j.state!=="running"){ if(st.model&&!picks) loadPicks(); if(j.kind==="picking"&&j.state==="done") $("pmsg").textContent=`picked ${st.picked} of ${st.of} micrographs`; break; }
+    if(j.state!=="running"){ if(st.model&&!picks) loadPicks(); if(j.kind==="picking"&&j.state==="done"){ const bad=Object.values(st.failed);
+      $("pmsg").textContent=`picked ${st.picked} of ${st.of} micrographs`+(bad.length?`; could not pick: ${bad.join("; ")}`:""); } break; }
     await new Promise(r=>setTimeout(r,700));
   } } finally { polling=false; }
 }
