@@ -40,6 +40,14 @@ def serve(server):
     return f"http://127.0.0.1:{server.server_address[1]}/"
 
 
+def open_page(p, url: str, height: int):
+    """A headless Chromium page on ``url`` (and its browser, to close)."""
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1360, "height": height})
+    page.goto(url)
+    return browser, page
+
+
 def label_page(p) -> None:
     root = DATA / "empiar10146_apoferritin"
     a, b = "May08_03.13.02", "May08_07.10.35"
@@ -56,9 +64,7 @@ def label_page(p) -> None:
     while session.busy():
         time.sleep(1)
     assert session.job["state"] == "done", session.job
-    browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1360, "height": 860})
-    page.goto(url)
+    browser, page = open_page(p, url, 860)
     page.wait_for_selector("body[data-ready='0']")
     page.click("#m1")
     page.wait_for_selector("body[data-ready='1']")
@@ -82,9 +88,7 @@ def explore_page(p) -> None:
     run = explore([d / "tomo_01.mrc"], d / "run", ExploreSettings(radius=max(2.0, round(60 / sim.voxel_size))),
                   tilt_series=[d / "tomo_01.st"], tilt_angles=[d / "tomo_01.tlt"])
     url = serve(explore_server(run.folder, "127.0.0.1", 0))
-    browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1360, "height": 1180})
-    page.goto(url)
+    browser, page = open_page(p, url, 1180)
     page.wait_for_selector("body[data-section]")
     page.check("#c1")
     page.hover("#g2")

@@ -619,14 +619,13 @@ def label(
 
     Example: [bold]fewpick label mics/ --particle-diameter 68 --out labels.star[/]; from a laptop: ssh -L 8000:localhost:8000 server, then open http://localhost:8000/
     """
-    from fewpick.io import list_images, read_micrograph
+    from fewpick.io import image_info, list_images
     from fewpick.label import LabelSession, LabelSettings, make_server
     from fewpick.preprocess import parse_length
     from fewpick.webserver import announce
 
     files = list_images(micrographs)
-    first = read_micrograph(files[0], pixel_size=pixel_size)
-    diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
+    diameter = parse_length(particle_diameter, pixel_size or image_info(files[0]).pixel_size, "--particle-diameter")
     settings = LabelSettings(diameter=diameter, picker=picker.value, expected_particles=expected_particles,
                              threads=threads, device=str(_device(device)))
     session = LabelSession(files, out, settings, model_out=model_out, picks_out=picks_out, pixel_size=pixel_size)

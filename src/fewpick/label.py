@@ -12,7 +12,6 @@ at once; coordinates on the page are converted to original pixels on the server.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import threading
@@ -27,10 +26,9 @@ import numpy as np
 import pandas as pd
 
 from fewpick.errors import InputError
-from fewpick.geometry import Geometry
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
-from fewpick.preprocess import fourier_crop, gaussian_lowpass, normalize
+from fewpick.pickers.base import picks_table
 from fewpick.webserver import PageHandler, PageServer, RequestError, page_head, parse_indices
 
 DISPLAY_MAX = 1024
@@ -161,20 +159,11 @@ class LabelSession:
             if i in self._display:
                 self._display.move_to_end(i)
                 return self._display[i]
-        from PIL import Image as PILImage
+        from fewpick.report import display_png
 
-        data = self.image(i).data
-        factor = max(1.0, max(data.shape) / DISPLAY_MAX)
-        shape = tuple(max(1, int(round(n / factor))) for n in data.shape)
-
-        small = fourier_crop(data, shape, self.settings.threads) if shape != data.shape else np.asarray(data, np.float32)
-        # low-pass to about a tenth of the particle (display px), then map ±3 spreads to 0…255
-        sigma = max(0.5, 0.1 * self.settings.diameter / factor)
-        shown = normalize(gaussian_lowpass(small, sigma), clip=3.0)
-        grey = np.round((shown + 3.0) / 6.0 * 255).astype(np.uint8)
-        buf = io.BytesIO()
-        PILImage.fromarray(grey).save(buf, format="PNG")
-        result = (buf.getvalue(), Geometry.scale(data.shape, small.shape))
+        # low-passed to about a tenth of the particle
+        result = display_png(self.image(i).data, DISPLAY_MAX, lowpass=0.1 * self.settings.diameter,
+                             workers=self.settings.threads)
         with self.lock:
             self._display[i] = result
             while len(self._display) > 6:
@@ -197,6 +186,10 @@ class LabelSession:
 
     # ---------------------------------------------------------------- background jobs
 
+    def _failed(self) -> set[str]:
+        """Names of the micrographs that could not be read or picked."""
+        return {micrograph_key(p) for p in self.bad}
+
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -205,7 +198,7 @@ class LabelSession:
             return {"job": dict(self.job), "label_count": self.label_count(),
                     "per_micrograph": [len(self.labels[n]) for n in self.names],
                     "model": self.picker_kind, "picked": len(self.picks), "failed": dict(self.bad),
-                    "of": len(self.paths) - len({micrograph_key(p) for p in self.bad} & set(self.names)),
+                    "of": len(set(self.names) - self._failed()),
                     "threshold": self.default_threshold, "labels_path": str(self.out),
                     "model_path": str(self.model_out), "picks_path": str(self.picks_out)}
 
@@ -310,7 +303,7 @@ class LabelSession:
         image = self.image(i)
         smap = model.score_map(image)
         coords, scores = model.peaks(smap, -1e9)
-        table = make_picks(name, *smap.to_original(coords)[:, ::-1].T, score=scores)
+        table = picks_table(name, smap.to_original(coords), scores)
         if self.picker_kind == "fewshot":
             _, auto = model.peaks(smap, "auto")
             auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
@@ -347,7 +340,7 @@ class LabelSession:
             raise RequestError(400, "'threshold' must be a number")
         if self.busy():
             raise RequestError(409, "wait for the running job to finish")
-        failed = {micrograph_key(p) for p in self.bad}
+        failed = self._failed()
         missing = [n for n in self.names if n not in self.picks and n not in failed]
         if self.model is None or missing:
             raise RequestError(409, f"pick every micrograph first ({len(missing)} not picked yet)")

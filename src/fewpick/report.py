@@ -7,7 +7,8 @@ import pandas as pd
 
 from fewpick._fileutil import atomic_path
 from fewpick.io.images import Image, pair_names
-from fewpick.preprocess import bin_image, normalize
+from fewpick.geometry import Geometry
+from fewpick.preprocess import bin_image, fourier_crop, gaussian_lowpass, normalize
 
 
 def rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
@@ -18,6 +19,24 @@ def rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
     if name not in pair:
         return table.iloc[:0]
     return table[table["micrograph"].astype(str) == pair[name]]
+
+
+def display_png(data: np.ndarray, max_px: int, *, lowpass: float = 0.0, min_sigma: float = 0.5,
+                workers: int | None = None) -> tuple[bytes, np.ndarray]:
+    """An 8-bit grey PNG of a 2D image for a page: Fourier-binned to at most ``max_px`` a side, low-passed with σ
+    = ``lowpass`` original px (at least ``min_sigma`` display px), ±3 spreads mapped to 0…255; and the scale
+    (original px per display px, y and x)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    factor = max(1.0, max(data.shape) / max_px)
+    shape = tuple(max(1, int(round(n / factor))) for n in data.shape)
+    small = fourier_crop(data, shape, workers) if shape != data.shape else np.asarray(data, np.float32)
+    shown = normalize(gaussian_lowpass(small, max(min_sigma, lowpass / factor)), clip=3.0)
+    buf = io.BytesIO()
+    PILImage.fromarray(np.round((shown + 3.0) / 6.0 * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue(), Geometry.scale(data.shape, small.shape)
 
 
 def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd.DataFrame | None = None,

@@ -16,6 +16,12 @@ def _to_uint8(images: np.ndarray, lo: float = -2.5, hi: float = 2.5) -> np.ndarr
     return (255 * (1 - np.clip((np.asarray(images, np.float32) - lo) / (hi - lo), 0, 1))).round().astype(np.uint8)
 
 
+def average_image(images: np.ndarray) -> np.ndarray:
+    """The mean of normalised images, scaled to unit spread, as 8-bit (proteins dark): a class average."""
+    mean = np.asarray(images, np.float32).mean(0)
+    return _to_uint8(mean / max(1e-6, float(mean.std())))
+
+
 def write_atlas(inputs: np.ndarray, path: str | Path, columns: int = ATLAS_COLUMNS) -> Path:
     """All candidate images in one grayscale PNG, ``columns`` per row in candidate order (tile i at row i // columns)."""
     from PIL import Image as PILImage
@@ -53,8 +59,7 @@ def write_gallery(inputs: np.ndarray, classes: np.ndarray, path: str | Path, sam
         block, r = divmod(k, rows)
         row = axes[r, block * cols : (block + 1) * cols]
         members = np.flatnonzero(classes == c)
-        mean = inputs[members].mean(0)
-        row[0].imshow(_to_uint8(mean / max(1e-6, mean.std())), cmap="gray", vmin=0, vmax=255)
+        row[0].imshow(average_image(inputs[members]), cmap="gray", vmin=0, vmax=255)
         row[0].set_title(f"class {c}: {len(members)}", fontsize=7)
         pick = rng.choice(members, size=min(samples, len(members)), replace=False)
         for ax, i in zip(row[1:], pick):

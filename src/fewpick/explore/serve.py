@@ -67,15 +67,13 @@ def class_averages(inputs: np.ndarray, classes: np.ndarray) -> bytes:
     """A PNG with the average image of each class side by side, in ascending class order (proteins dark)."""
     from PIL import Image as PILImage
 
-    from fewpick.explore.gallery import _to_uint8
+    from fewpick.explore.gallery import average_image
 
     labels = np.unique(classes)
     n, size = len(labels), inputs.shape[-1]
     strip = np.full((size, max(1, n) * size), 255, np.uint8)
     for k, c in enumerate(labels):
-        mean = inputs[classes == c].astype(np.float32).mean(0)
-        mean = (mean - mean.mean()) / max(1e-6, float(mean.std()))
-        strip[:, k * size : (k + 1) * size] = _to_uint8(mean)
+        strip[:, k * size : (k + 1) * size] = average_image(inputs[classes == c])
     buf = io.BytesIO()
     PILImage.fromarray(strip).save(buf, format="PNG")
     return buf.getvalue()
@@ -103,21 +101,12 @@ class Sections:
             return self._volumes[t]
 
     def png(self, t: int, z: int) -> bytes:
-        from PIL import Image as PILImage
-
-        from fewpick.preprocess import fourier_crop, gaussian_lowpass, normalize
+        from fewpick.report import display_png
 
         vol = self.volume(t)
         z = int(np.clip(z, 0, vol.shape[0] - 1))
         section = np.asarray(vol[max(0, z - self.half) : z + self.half + 1], np.float32).mean(0)
-        factor = max(1.0, max(section.shape) / self.max_px)
-        shape = tuple(max(1, int(round(n / factor))) for n in section.shape)
-        if shape != section.shape:
-            section = fourier_crop(section, shape)
-        shown = normalize(gaussian_lowpass(section, 0.7), clip=3.0)
-        buf = io.BytesIO()
-        PILImage.fromarray(np.round((shown + 3) / 6 * 255).astype(np.uint8)).save(buf, format="PNG")
-        return buf.getvalue()
+        return display_png(section, self.max_px, min_sigma=0.7)[0]
 
 
 def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | None = None) -> dict:

@@ -338,13 +338,13 @@ def train(
         area = float(np.mean([it.image.size for it in items]))
         settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
                                                                     settings.geometry().radius()))
-    if settings.tile <= 2 * (_build(settings).receptive_field // 2) + 8:
+    net = _build(settings)
+    if settings.tile <= 2 * (net.receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
     min_side = min(min(it.image.shape) for it in items)
     if min_side < settings.tile:
         settings = PUSettings(**{**asdict(settings), "tile": int(min_side)})
 
-    net = _build(settings)
     if init is not None:
         start = init if isinstance(init, PUModel) else load_model(init, "cpu")
         try:

@@ -400,7 +400,7 @@ def _prior_estimate(items: list[_Item], settings: TomoSettings, dev: torch.devic
     """:func:`estimate_particles` (none with ``expected_particles``), reporting its epochs with ``stage: prior``
     and a time left that counts the training after it; saved beside the checkpoint, so that a resumed run does
     not estimate again."""
-    if settings.expected_particles or settings.prior_epochs <= 0 or settings.filament:
+    if settings.expected_particles:
         return None
     key = {"settings": modelfile.settings_dict(settings), "labels": [it.centres.tolist() for it in items]}
     saved = Path(str(checkpoint) + ".prior.json") if checkpoint is not None else None
