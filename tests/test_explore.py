@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import scipy.ndimage as ndi
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from fewpick.explore import candidates as cand
 from fewpick.explore.cluster import overcluster
 from fewpick.explore.embed import augment
 from fewpick.explore.run import ExploreSettings, Run, explore
+from fewpick.preprocess import block_bin
 from fewpick.io import make_picks, read_picks, write_mrc, write_tilt_angles
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
@@ -36,7 +38,37 @@ def test_candidates_find_the_particles(tomo):
     truth = tomo.truth
     r = evaluate(picks, truth, radius=float(truth.diameter_px.min()) / 2)["all_picks"]
     assert r["recall"] >= 0.85, r
-    assert len(xyz) < 12 * len(truth)  # the mean + 0.5 sd filter keeps a manageable set
+    # the background cut (from the phase-scrambled copy) leaves most candidates on a particle
+    d = np.min(np.linalg.norm(xyz[:, None, :] - truth[["x", "y", "z"]].to_numpy(float)[None], axis=2), axis=1)
+    assert np.mean(d <= float(truth.diameter_px.max()) / 2) >= 0.6, np.mean(d <= float(truth.diameter_px.max()) / 2)
+    # and keeping every peak gives many more, most of them on background
+    every, _ = cand.find_candidates(tomo.tomogram, radius=6, background=None)
+    assert len(every) > 3 * len(xyz)
+
+
+def test_noise_alone_gives_almost_no_candidates():
+    rng = np.random.default_rng(5)
+    noise = ndi.gaussian_filter(rng.normal(size=(80, 192, 192)), (2.5, 1.0, 1.0)).astype(np.float32)  # wedge-like
+    every, _ = cand.find_candidates(noise, 6, background=None)
+    kept, _ = cand.find_candidates(noise, 6)
+    assert len(every) > 200 and len(kept) <= 0.03 * len(every), (len(every), len(kept))
+
+
+def test_background_cut_counts_null_peaks_against_kept_peaks():
+    scores = np.array([10.0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+    null = np.array([6.5, 4.5, 3.5, 2.5, 1.5, 0.5])
+    # at t = 5: 6 kept, 1 null above → 1/6 ≤ 0.2; at t = 4: 7 kept, 2 null → 0.29 > 0.2; t = 2: 9 kept, 4 null
+    assert cand.background_cut(scores, null, 0.2) == 5.0
+    assert cand.background_cut(scores, null, 0.45) == 2.0
+    assert cand.background_cut(scores, np.array([11.0, 10.5]), 0.1) == 10.0  # none qualifies: only the best
+
+
+def test_scrambled_copy_keeps_the_power_spectrum_and_loses_the_particles(tomo):
+    v = block_bin(tomo.tomogram, 2)
+    c = cand.scrambled_copy(v, seed=1)
+    a, b = np.abs(np.fft.rfftn(v)), np.abs(np.fft.rfftn(c))
+    assert np.allclose(a[1:, 1:, 1:], b[1:, 1:, 1:], rtol=1e-3, atol=1e-3 * a.max())
+    assert abs(np.corrcoef(v.ravel(), c.ravel())[0, 1]) < 0.05
 
 
 def test_no_candidates_is_a_clear_error():
@@ -94,13 +126,54 @@ def test_pca_features_separate_discs_from_rings():
     disc, ring = (r < 5).astype(np.float32), ((r > 6) & (r < 9)).astype(np.float32)
     imgs = np.stack([disc] * 30 + [ring] * 30) + rng.normal(0, 0.7, (60, 24, 24)).astype(np.float32)
     f = pca_features(cand.normalize_inputs(-imgs), 8)
-    assert f.shape == (60, 8) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    assert f.shape == (60, 8 + 16) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
     sim = f @ f.T
     same = np.mean([sim[i, j] for i in range(60) for j in range(60) if i != j and (i < 30) == (j < 30)])
     other = np.mean([sim[i, j] for i in range(30) for j in range(30, 60)])
     assert same > 0.5 and other < 0.0, (same, other)
     classes, _ = overcluster(f, 2, 6)
     assert len(set(classes[:30])) == 1 and len(set(classes[30:])) == 1 and classes[0] != classes[-1]
+
+
+def test_radial_profiles_ignore_the_orientation():
+    from fewpick.explore.cluster import radial_profiles
+
+    rng = np.random.default_rng(1)
+    imgs = rng.normal(size=(5, 24, 24)).astype(np.float32)
+    imgs[:, 8:16, 4:20] += 3  # a bar across the centre
+    p = radial_profiles(imgs)
+    assert p.shape == (5, 16)
+    assert np.allclose(p, radial_profiles(np.rot90(imgs, axes=(1, 2)).copy()), atol=1e-5)
+    assert np.allclose(p, radial_profiles(imgs[:, :, ::-1].copy()), atol=1e-5)
+    yy, xx = np.mgrid[:24, :24] - 11.5
+    disc = (np.hypot(yy, xx) < 6).astype(np.float32)[None]
+    q = radial_profiles(disc)[0]
+    assert np.all(q[:7] > 0.95) and np.all(q[9:] < 0.05)
+
+
+def test_score_feature_is_standardised_per_tomogram_and_separates_strong_from_weak():
+    from fewpick.explore.cluster import pca_features, strength
+
+    # two tomograms of different contrast: within each, half the candidates are 4x stronger
+    scores = np.r_[np.full(20, 1.0), np.full(20, 4.0), np.full(20, 10.0), np.full(20, 40.0)]
+    groups = np.repeat(["a", "b"], 40)
+    z = strength(scores, groups)
+    assert np.allclose(z[:20], z[40:60]) and np.allclose(z[20:40], z[60:])  # the same within either tomogram
+    assert np.allclose(z[:40].mean(), 0, atol=1e-6) and np.all(z[20:40] > z[:20])
+    rng = np.random.default_rng(0)
+    imgs = rng.normal(size=(80, 16, 16)).astype(np.float32)  # images alone tell nothing
+    f = pca_features(imgs, 8, scores=z)
+    assert f.shape == (80, 8 + 16 + 1) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    strong = np.r_[20:40, 60:80]
+    classes, _ = overcluster(f[:, -1:], 2, 4)  # the score column alone splits them
+    assert len(set(classes[strong])) == 1 and classes[0] != classes[strong[0]]
+
+
+def test_classes_follow_the_number_of_candidates():
+    from fewpick.explore.run import classes_for
+
+    assert classes_for(331) == 55 and classes_for(30) == 8 and classes_for(5000) == 60
+    assert classes_for(5) == 5 and classes_for(331, 12) == 12  # never more than the candidates; the user's h wins
 
 
 def test_overcluster_recovers_separated_groups():
@@ -127,16 +200,21 @@ def test_cli_contract_form(tomo, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["explore", str(tmp_path / "t0.mrc"), "--tilt-series", str(tmp_path / "t0.st"),
                               "--tilt-angles", str(tmp_path / "t0.tlt"), "--out", str(tmp_path / "run"),
-                              "--epochs", "1", "--classes", "3"])
+                              "--epochs", "1"])
     assert res.exit_code == 0, res.output
     # each stage says what it starts (UMAP included) before it says how long it took
     for stage in ("candidates", "inputs", "embed", "map", "classes", "gallery"):
         assert res.output.index(f"{stage}: ") < res.output.index(f"{stage}: ", res.output.index(f"{stage}: ") + 1)
     assert "UMAP" in res.output and "tomogram 1/1 (t0)" in res.output
     table = read_picks(tmp_path / "run" / "candidates.star")
-    assert {"x", "y", "z", "label"} <= set(table.columns) and set(table.label) <= {1, 2, 3}
+    from fewpick.explore.run import classes_for
+
+    h = classes_for(len(table))  # the default: the number of classes follows the number of candidates
+    assert {"x", "y", "z", "label"} <= set(table.columns) and set(table.label) == set(range(1, h + 1))
+    assert f"{h} classes ->" in res.output
     m = Run(tmp_path / "run").load()
     assert m["settings"]["radius"] == 6  # 60 Å at 10 Å per voxel
+    assert m["settings"]["background"] == 0.35 and m["settings"]["classes"] is None
     assert m["settings"]["features"] == "pca" and "train" not in m["stages"]  # the default needs no training
     assert not (tmp_path / "run" / "encoder.pt").exists()
     (tmp_path / "short.tlt").write_text("0\n")

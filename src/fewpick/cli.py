@@ -873,8 +873,9 @@ def explore_run(
     mode: ExploreMode = typer.Option(ExploreMode.twod3d, "--mode", help="Candidate images: averaged low-tilt projections (2d3d) or a tomogram slab (3d)."),
     radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
     box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
-    features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
-    classes: int = typer.Option(40, "--classes", min=1, help="h: classes on the map (more than the kinds of particle you expect)."),
+    background: float = typer.Option(0.35, "--background", min=0.01, max=1.0, help="Fraction of the candidates allowed on background: the cut is set where a copy of the tomogram with scrambled Fourier phases (its noise, no particles) gives this many peaks per candidate. Lower: fewer, surer candidates."),
+    features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components, their rotational averages and the candidates' scores (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
+    classes: Optional[int] = typer.Option(None, "--classes", min=1, help="h: classes on the map, more than the kinds of particle you expect (default one per 6 candidates, 8–60)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="SimSiam training epochs."),
     neighbors: int = typer.Option(40, "--neighbors", min=2, help="UMAP neighbours."),
@@ -885,7 +886,7 @@ def explore_run(
 ):
     """Explore tomograms without labels: what is abundant in them, as classes on a 2D map.
 
-    Example: [bold]fewpick explore tomos/ --tilt-series tomos/ --tilt-angles tomos/ --radius 6 --out run/[/] then [bold]fewpick explore serve run/[/]
+    Example: [bold]fewpick explore tomos/ --tilt-series tomos/ --tilt-angles tomos/ --out run/[/] then [bold]fewpick explore serve run/[/]
     """
     from fewpick.explore.run import ExploreSettings, explore
     from fewpick.io import list_images
@@ -905,7 +906,8 @@ def explore_run(
 
         voxel = read_volume(tomos[0]).pixel_size
         radius = max(2.0, round(60.0 / voxel)) if voxel else 6.0
-    settings = ExploreSettings(radius=radius, mode=mode.value, box=box, features=features.value, classes=classes, clusters=clusters,
+    settings = ExploreSettings(radius=radius, mode=mode.value, box=box, background=background, features=features.value,
+                               classes=classes, clusters=clusters,
                                epochs=epochs, neighbors=neighbors, seed=seed, threads=threads)
 
     def report(stage, info):
@@ -927,7 +929,8 @@ def explore_run(
                   device=_device(device))
     m = run.load()
     console.print(f"{m['stages']['candidates']['count']} candidates in {len(tomos)} tomogram(s), "
-                  f"{classes} classes -> {run.folder}/ (candidates.star, gallery.png)", highlight=False)
+                  f"{len(m['stages']['classes']['sizes'])} classes -> {run.folder}/ (candidates.star, gallery.png)",
+                  highlight=False)
 
 
 @explore_app.command("serve")

@@ -1,10 +1,17 @@
 """Candidate particles in a tomogram and the 2D image of each one (SPEC §3, steps 1–3).
 
-Candidates: the tomogram is binned (block means) so that the user's radius is about 3 voxels,
-denoised with a Gaussian, histogram-equalised and inverted (proteins become bright); a
-difference of Gaussians is taken between the particle's scale and progressively larger σ and the
-largest response per voxel kept; 3D non-maximum suppression with the radius gives one peak per blob, and peaks scoring
-at least mean + 0.5·sd of all peaks are the candidates.
+Candidates: the tomogram is binned (block means) so that the user's radius is about 3 voxels and
+normalised. Particles are found by the **local energy** of their detail rather than by their density: the
+tomogram is band-passed (a difference of Gaussians of σ = r/3 and 2.5·r/3 binned voxels, the band where
+the microscope's contrast transfer carries a small complex's signal; at the particle's own scale a
+phase-contrast image holds little of it), squared, and the excess of that energy over its surroundings is
+measured at the particle's scale and at progressively larger ones (so small and large complexes both answer).
+3D non-maximum suppression with the radius gives one peak per blob.
+
+Which peaks to keep comes from the data: the same detector runs on a copy of the tomogram whose Fourier
+phases are scrambled (the same power spectrum — noise, ice, missing wedge — but no particles), and the cut is
+the lowest score at which the copy's peaks number at most ``background`` × the tomogram's peaks above it
+(an estimate of the fraction of candidates on background; a false-discovery-rate cut).
 
 Inputs: ``2d3d`` projects each candidate into the tilt images within ±15° (tilt axis y, the
 geometry of :mod:`fewpick.simulate.reconstruct`: ``x' = x cos θ + z sin θ`` about the centres) and
@@ -21,7 +28,7 @@ import scipy.ndimage as ndi
 
 from fewpick.errors import InputError
 from fewpick.extract import nms
-from fewpick.preprocess import block_bin, histogram_equalize
+from fewpick.preprocess import block_bin
 
 OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
 
@@ -29,12 +36,6 @@ OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, a
 def candidate_binning(radius: float, target: float = 3.0) -> int:
     """Integer binning that brings the NMS radius to about ``target`` voxels (never below 1)."""
     return max(1, int(np.floor(radius / target)))
-
-
-def preprocess_tomogram(volume: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    """Gaussian denoising, histogram equalisation to [0, 1], inverted so that dense (dark) matter is bright."""
-    smooth = ndi.gaussian_filter(np.asarray(volume, dtype=np.float32), sigma, mode="reflect")
-    return 1.0 - histogram_equalize(smooth, nbins=1024)
 
 
 def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
@@ -53,19 +54,52 @@ def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
     return best
 
 
-def find_candidates(tomogram: np.ndarray, radius: float, *, threshold_sd: float = 0.5, sigma: float = 1.0,
+def energy_response(volume: np.ndarray, radius: float) -> np.ndarray:
+    """Local excess of band-passed energy around each voxel, at the scale ``radius`` (voxels) and larger.
+
+    The band is ``G(r/3) − G(2.5 r/3)``; its square is scored by :func:`blob_response`.
+    """
+    s = radius / 3.0
+    band = ndi.gaussian_filter(volume, s, mode="reflect")
+    band -= ndi.gaussian_filter(volume, 2.5 * s, mode="reflect")
+    np.square(band, out=band)
+    return blob_response(band, radius)
+
+
+def scrambled_copy(volume: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The volume with its Fourier amplitudes kept and its phases replaced by those of white noise."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfftn(volume)
+    phases = np.fft.rfftn(rng.standard_normal(volume.shape).astype(np.float32))
+    phases /= np.maximum(np.abs(phases), 1e-12)
+    return np.fft.irfftn(np.abs(spectrum) * phases, s=volume.shape, axes=(0, 1, 2)).astype(np.float32)
+
+
+def background_cut(scores: np.ndarray, null_scores: np.ndarray, background: float) -> float:
+    """The lowest score ``t`` with ``#null ≥ t`` ≤ ``background`` × ``#scores ≥ t`` (the best score if none)."""
+    ranked = np.sort(scores)[::-1]
+    null = np.sort(null_scores)[::-1]
+    false = np.searchsorted(-null, -ranked, side="right")
+    ok = np.flatnonzero(false <= background * np.arange(1, len(ranked) + 1))
+    return float(ranked[ok.max()] if len(ok) else ranked[0])
+
+
+def find_candidates(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
                     source=None) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate centres ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram`` and their blob scores, best first.
+    """Candidate centres ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram`` and their scores, best first.
 
     Parameters
     ----------
     tomogram
-        ``(z, y, x)`` volume, proteins dark.
+        ``(z, y, x)`` volume.
     radius
         Non-maximum suppression radius in voxels (about the smallest particle's radius; smaller for
         crowded tomograms).
-    threshold_sd
-        Keep peaks scoring at least mean + ``threshold_sd`` × sd of all peak scores.
+    background
+        The fraction of the candidates allowed to be background, as estimated from a phase-scrambled copy of
+        the tomogram; ``None`` keeps every peak.
+    seed
+        Seed of the scrambled copy's phases.
     """
     if tomogram.ndim != 3:
         raise InputError(source, f"a tomogram must be 3D, got shape {tomogram.shape}")
@@ -75,18 +109,18 @@ def find_candidates(tomogram: np.ndarray, radius: float, *, threshold_sd: float 
     small = block_bin(tomogram, b)
     if min(small.shape) < 4:
         raise InputError(source, f"tomogram of shape {tomogram.shape} is too small for a radius of {radius:g} voxels")
-    r = radius / b
-    score = blob_response(preprocess_tomogram(small, sigma), r)
-    if float(score.max() - score.min()) < 1e-6:
+    sd = float(small.std())
+    if not np.isfinite(sd) or sd < 1e-12:
         raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
-    zyx, values = nms(score, r, footprint="box", border=r)
+    small = (small - small.mean()) / sd
+    r = radius / b
+    zyx, values = nms(energy_response(small, r), r, footprint="box", border=r)
     if len(values) == 0:
         raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
-    cut = values.mean() + threshold_sd * values.std()
-    keep = values >= cut
-    if not keep.any():
-        raise InputError(source, f"no candidate scores above the threshold (mean + {threshold_sd:g}·sd of the peaks)")
-    zyx, values = zyx[keep], values[keep]
+    if background is not None:
+        _, null = nms(energy_response(scrambled_copy(small, seed), r), r, footprint="box", border=r)
+        keep = values >= background_cut(values, null, background)
+        zyx, values = zyx[keep], values[keep]
     xyz = zyx[:, ::-1] * b + (b - 1) / 2  # centre of the block in original voxels
     return xyz, values
 

@@ -13,15 +13,63 @@ import warnings
 import numpy as np
 
 
-def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0) -> np.ndarray:
-    """Unit-norm principal-component scores ``(N, components)`` of images ``(N, S, S)``: the features of
-    ``--features pca`` (no training; the leading components carry the particles' size and density)."""
+def radial_profiles(inputs: np.ndarray, bins: int = 16) -> np.ndarray:
+    """Rotational averages ``(N, bins)`` of images ``(N, S, S)`` about their centres, out to the inscribed circle
+    (the corners are averaged into the last ring): how big and how dense a candidate is, whatever its
+    orientation in the image."""
+    x = np.asarray(inputs, np.float32)
+    s = x.shape[1]
+    c = (s - 1) / 2
+    yy, xx = np.mgrid[:s, :s]
+    ring = np.minimum((np.hypot(yy - c, xx - c) / (s / 2) * bins).astype(int), bins - 1).ravel()
+    counts = np.bincount(ring, minlength=bins)
+    flat = x.reshape(len(x), -1)
+    sums = np.stack([np.bincount(ring, weights=row, minlength=bins) for row in flat])
+    full = np.flatnonzero(counts)
+    prof = sums[:, full] / counts[full]
+    if len(full) < bins:  # rings narrower than a pixel near the centre of small images: interpolated
+        prof = np.stack([np.interp(np.arange(bins), full, row) for row in prof])
+    return prof.astype(np.float32)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def strength(scores: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Candidate scores as a feature: their logarithm, standardised within each group (tomogram), so that a run
+    over tomograms of different contrast compares each candidate with its own tomogram."""
+    s = np.asarray(scores, np.float64)
+    groups = np.zeros(len(s), int) if groups is None else np.asarray(groups)
+    out = np.zeros(len(s), np.float32)
+    for g in np.unique(groups):
+        m = groups == g
+        v = np.log(np.maximum(s[m], 1e-3 * max(float(s[m].max()), 1e-12)))
+        out[m] = (v - v.mean()) / (v.std() + 1e-6)
+    return out
+
+
+def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0, radial: bool = True,
+                 scores: np.ndarray | None = None) -> np.ndarray:
+    """The features of ``--features pca`` (no training), unit norm: the images' principal-component scores
+    (``(N, S, S)`` images; unit norm) and, with ``radial``, their standardised rotational averages (unit norm), and
+    with ``scores`` (see :func:`strength`) half of each candidate's standardised log score, side by side.
+
+    The components carry shape but split one species by its orientation in the image; the rotational average
+    carries size and density whatever the orientation; the score carries how much signal the candidate has,
+    which a 2D image normalised to unit spread loses (bench/results/explore_features.md).
+    """
     from sklearn.decomposition import PCA
 
     flat = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
     k = max(1, min(components, len(flat) - 1, flat.shape[1]))
-    scores = PCA(k, random_state=seed).fit_transform(flat)
-    return (scores / np.maximum(np.linalg.norm(scores, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    parts = [_unit_rows(PCA(k, random_state=seed).fit_transform(flat))]
+    if radial:
+        prof = radial_profiles(inputs)
+        parts.append(_unit_rows((prof - prof.mean(0)) / (prof.std(0) + 1e-6)))
+    if scores is not None:
+        parts.append(0.5 * np.asarray(scores, np.float32).reshape(-1, 1))
+    return _unit_rows(np.hstack(parts)).astype(np.float32)
 
 
 def umap_2d(embeddings: np.ndarray, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:

@@ -35,6 +35,13 @@ ENCODER_FORMAT = "fewpick-explore-encoder"
 MODES = ("2d3d", "3d")
 FEATURES = ("simsiam", "pca")
 PCA_COMPONENTS = 32
+CANDIDATES_PER_CLASS, MIN_CLASSES, MAX_CLASSES = 6, 8, 60
+
+
+def classes_for(candidates: int, classes: int | None = None) -> int:
+    """The number of classes: ``classes`` if given, else one per 6 candidates, 8–60 (never more than the candidates)."""
+    h = classes or min(MAX_CLASSES, max(MIN_CLASSES, round(candidates / CANDIDATES_PER_CLASS)))
+    return max(1, min(h, candidates))
 
 
 @dataclass
@@ -45,7 +52,8 @@ class ExploreSettings:
     mode: str = "2d3d"
     box: float | None = None  # side of each candidate's image (default 6 × radius)
     size: int = 32  # the image's side for the network, px
-    threshold_sd: float = 0.5
+    # the fraction of candidates allowed on background, estimated from a phase-scrambled copy of each tomogram
+    background: float = 0.35
     max_tilt: float = 15.0  # 2d3d: tilt images within ±max_tilt are averaged
     slab: int | None = None  # 3d: half-thickness of the averaged slab (default radius / 2)
     # what the map is made of: principal components of the images (default: measured purer classes on simulated
@@ -57,7 +65,9 @@ class ExploreSettings:
     batch: int = 128
     lr: float = 0.05
     neighbors: int = 40  # UMAP k
-    classes: int = 40  # h (the seed: h well above the number of kinds of particle; several classes per kind)
+    # h (the seed: h well above the number of kinds of particle; several classes per kind); None: one class per
+    # CANDIDATES_PER_CLASS candidates, between MIN_CLASSES and MAX_CLASSES
+    classes: int | None = None
     clusters: int | None = None  # k of the over-clustering (default min(10 h, N/5))
     seed: int = 0
     threads: int = 2
@@ -77,8 +87,10 @@ class ExploreSettings:
             raise InputError(None, f"the candidate radius must be positive, got {self.radius:g}")
         if self.features not in FEATURES:
             raise InputError(None, f"unknown features {self.features!r}; choose simsiam or pca")
-        if self.classes < 1:
+        if self.classes is not None and self.classes < 1:
             raise InputError(None, f"need at least one class, got {self.classes}")
+        if not 0 < self.background <= 1:
+            raise InputError(None, f"the background fraction must be in (0, 1], got {self.background:g}")
 
 
 def _peak_mib() -> float:
@@ -204,7 +216,8 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
         for i, t in enumerate(manifest["tomograms"]):
             vol = read_volume(t["path"])
             xyz, score = cand.find_candidates(np.asarray(vol.data), settings.radius,
-                                              threshold_sd=settings.threshold_sd, source=vol.path)
+                                              background=settings.background, seed=settings.seed,
+                                              source=vol.path)
             tables.append(make_picks(t["name"], xyz[:, 0], xyz[:, 1], xyz[:, 2], score=score))
             t["shape_zyx"] = list(vol.shape)
             t["voxel_size"] = vol.pixel_size
@@ -263,9 +276,11 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             model.load_state_dict(bundle["state"])
             emb = embed(model.to(dev), inputs)
         else:
-            from fewpick.explore.cluster import pca_features
+            from fewpick.explore.cluster import pca_features, strength
 
-            emb = pca_features(inputs, PCA_COMPONENTS, settings.seed)
+            groups = table["micrograph"].astype(str).to_numpy()
+            emb = pca_features(inputs, PCA_COMPONENTS, settings.seed,
+                               scores=strength(table["score"].to_numpy(float), groups))
         with atomic_path(run.path("embeddings.npy")) as tmp:
             np.save(tmp, emb)
         done("embed", t0)
@@ -281,9 +296,10 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             np.save(tmp, xy)
         done("map", t0)
     if "classes" not in stages:
-        begin("classes", f"grouping the map into {settings.classes} classes")
+        h = classes_for(len(table), settings.classes)
+        begin("classes", f"grouping the map into {h} classes")
         t0 = time.perf_counter()
-        classes, _ = overcluster(np.load(run.path("map.npy")), settings.classes, settings.clusters, settings.seed)
+        classes, _ = overcluster(np.load(run.path("map.npy")), h, settings.clusters, settings.seed)
         table["label"] = classes
         write_picks(table, run.path("candidates.star"))
         done("classes", t0, sizes={int(c): int((classes == c).sum()) for c in np.unique(classes)})
