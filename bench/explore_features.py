@@ -88,7 +88,7 @@ def main() -> None:
         ok = sum(all((r[k] or 0) >= (0.8 if k.endswith("precision") else 0.6) for k in keys) for r in sel)
         summary.append(f"| {v} | {med['ribosome_precision']:.2f} | {med['ribosome_recall']:.2f} | "
                        f"{med['cct_precision']:.2f} | {med['cct_recall']:.2f} | {ok} of {len(sel)} |")
-    note = ("The candidates and images of each robustness run (bench/results/explore_robust.md), described three "
+    note = ("The candidates and images of each robustness run (bench/results/explore_robust.md), described four "
             "ways, then UMAP and the default number of classes as `fewpick explore` makes them. P / R: every class "
             "the species leads, ticked together. Medians over the conditions:")
     write_results("explore_features", {"rows": rows}, note + "\n\n" + "\n".join(summary) + "\n\n" + "\n".join(md))
