@@ -108,12 +108,12 @@ def run_and_score(cmd: list[str], out: Path, stem: Path):
     return wall, rss, manifest, cands, lab, particle, res, truth
 
 
-def run_one(stem: Path, features: str, classes: int) -> dict:
+def run_one(stem: Path, features: str, classes: int | None) -> dict:
     out = WORK / f"run_{stem.name}_{features}_{classes}"
     if out.exists():
         shutil.rmtree(out)
     cmd = [FEWPICK, "explore", f"{stem}.mrc", "--tilt-series", f"{stem}.st", "--tilt-angles", f"{stem}.tlt",
-           "--out", str(out), "--features", features, "--classes", str(classes)]
+           "--out", str(out), "--features", features] + (["--classes", str(classes)] if classes else [])
     wall, rss, manifest, cands, lab, particle, res, truth = run_and_score(cmd, out, stem)
     stages = {k: v["seconds"] for k, v in manifest["stages"].items()}
     print(f"{stem.name} {features}: {len(cands)} candidates, {wall:.0f} s, {rss:.0f} MiB; " + ", ".join(
@@ -157,7 +157,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     ap.add_argument("--features", nargs="+", default=["pca", "simsiam"])
-    ap.add_argument("--classes", type=int, default=40)
+    ap.add_argument("--classes", type=int, default=None, help="default: explore's own (follows the candidates)")
     a = ap.parse_args()
     rows = []
     for seed in a.seeds:
@@ -171,7 +171,8 @@ def main() -> None:
     except Exception as e:  # the figures stand without the picture
         print(f"no screenshot: {e}")
 
-    md = [f"## Class purity on simulated realistic tomograms (512×512×200, 10 Å voxels; radius 6, {a.classes} classes)",
+    h = a.classes or "the default number of"
+    md = [f"## Class purity on simulated realistic tomograms (512×512×200, 10 Å voxels; radius 6, {h} classes)",
           "", "Best class per species: precision / recall (class size). Junk = candidates on no particle.", "",
           "| tomogram | features | candidates | junk | " + " | ".join(
               ["ribosome", "cct", "mtor", "ruvab", "microtubule"]) + " | purity | bar (2 largest by size / by count) |",
