@@ -54,6 +54,15 @@ def test_noise_alone_gives_almost_no_candidates():
     assert len(every) > 200 and len(kept) <= 0.03 * len(every), (len(every), len(kept))
 
 
+def test_a_tomogram_of_noise_is_refused_with_a_message(tmp_path):
+    rng = np.random.default_rng(5)
+    noise = ndi.gaussian_filter(rng.normal(size=(80, 192, 192)), (2.5, 1.0, 1.0)).astype(np.float32)
+    write_mrc(tmp_path / "noise.mrc", noise, 10.0)
+    with pytest.raises(InputError, match=r"only \d candidate\(s\) in 1 tomogram\(s\), too few.*smaller --radius"):
+        explore([tmp_path / "noise.mrc"], tmp_path / "run", ExploreSettings(radius=6, mode="3d"))
+    assert not (tmp_path / "run" / "candidates.star").exists()
+
+
 def test_background_cut_counts_null_peaks_against_kept_peaks():
     scores = np.array([10.0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
     null = np.array([6.5, 4.5, 3.5, 2.5, 1.5, 0.5])

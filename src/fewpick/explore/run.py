@@ -36,6 +36,7 @@ MODES = ("2d3d", "3d")
 FEATURES = ("simsiam", "pca")
 PCA_COMPONENTS = 32
 CANDIDATES_PER_CLASS, MIN_CLASSES, MAX_CLASSES = 6, 8, 60
+MIN_CANDIDATES = 10  # fewer cannot be laid out by UMAP and grouped
 
 
 def classes_for(candidates: int, classes: int | None = None) -> int:
@@ -223,6 +224,10 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             t["voxel_size"] = vol.pixel_size
             each("candidates", i, n_tomo, t["name"], t0)
         table = pd.concat(tables, ignore_index=True)
+        if len(table) < MIN_CANDIDATES:
+            raise InputError(None, f"only {len(table)} candidate(s) in {n_tomo} tomogram(s), too few to map and "
+                                   f"group (at least {MIN_CANDIDATES}): nothing stands out of the noise at this "
+                                   "radius; try a smaller --radius or a larger --background")
         write_picks(table, run.path("candidates.star"))
         done("candidates", t0, count=len(table), per_tomogram={t["name"]: int((table.micrograph == t["name"]).sum())
                                                                 for t in manifest["tomograms"]})
