@@ -64,6 +64,11 @@ def label(candidates: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np
     return np.where(on, truth["species"].to_numpy()[i], "junk"), np.where(on, i, -1)
 
 
+def led_classes(classes: np.ndarray, lab: np.ndarray, species: str) -> list:
+    """The classes whose commonest member is ``species``: what a user recognising the species ticks."""
+    return [c for c in np.unique(classes) if collections.Counter(lab[classes == c]).most_common(1)[0][0] == species]
+
+
 def score(classes: np.ndarray, lab: np.ndarray, particle: np.ndarray, truth: pd.DataFrame) -> dict:
     counts = truth["species"].value_counts()
     mass = {"ribosome": 2296, "cct": 853, "mtor": 294, "ruvab": 212}
@@ -79,7 +84,7 @@ def score(classes: np.ndarray, lab: np.ndarray, particle: np.ndarray, truth: pd.
             if best is None or (p, r) > (best["precision"], best["recall"]):
                 best = {"class": int(c), "precision": p, "recall": r, "size": int(m.sum())}
         # what a user ticking every class this species leads would export
-        led = [c for c in np.unique(classes) if collections.Counter(lab[classes == c]).most_common(1)[0][0] == sp]
+        led = led_classes(classes, lab, sp)
         m = np.isin(classes, led)
         union = {"led_classes": len(led), "led_precision": float(np.mean(lab[m] == sp)) if m.any() else float("nan"),
                  "led_recall": len(set(particle[m & (lab == sp)])) / n}

@@ -34,15 +34,13 @@ VARIANTS = ("components", "rotational averages", "components + rotational averag
 
 
 def features(inputs: np.ndarray, cands, variant: str) -> np.ndarray:
-    from fewpick.explore.cluster import pca_features, radial_profiles, strength
+    from fewpick.explore.cluster import pca_features, strength
     from fewpick.explore.run import PCA_COMPONENTS
 
     if variant == "components":
         return pca_features(inputs, PCA_COMPONENTS, radial=False)
     if variant == "rotational averages":
-        p = radial_profiles(inputs)
-        p = (p - p.mean(0)) / (p.std(0) + 1e-6)
-        return (p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return pca_features(inputs, 0)
     if variant == "components + rotational averages":
         return pca_features(inputs, PCA_COMPONENTS)
     groups = cands["micrograph"].astype(str).to_numpy()

@@ -19,7 +19,6 @@ Writes bench/results/explore_labels.{json,md}.
 from __future__ import annotations
 
 import argparse
-import collections
 import shutil
 import sys
 from pathlib import Path
@@ -66,7 +65,7 @@ def main() -> None:
     classes = cands["label"].to_numpy(int)
     results = []
     for sp in a.species:
-        led = [c for c in np.unique(classes) if collections.Counter(labs[classes == c]).most_common(1)[0][0] == sp]
+        led = explore_bench.led_classes(classes, labs, sp)
         chosen = np.flatnonzero(np.isin(classes, led))
         export_selection(Run(run_dir), chosen.tolist(), cands)
         labels = WORK / f"labels_{sp}.star"

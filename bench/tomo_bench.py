@@ -160,16 +160,15 @@ def baseline_scores(picks: pd.DataFrame, keep: np.ndarray, truth: pd.DataFrame, 
 def dog_baseline(species: str, diameter: float, test_truth: pd.DataFrame) -> dict:
     """The exploration's candidate detector with the particle's radius; its own cut is the exploration's (the
     background estimate from a phase-scrambled copy)."""
-    from fewpick.explore.candidates import find_candidates
+    from fewpick.explore.candidates import candidate_peaks
     from fewpick.io import make_picks, read_volume
 
     tables, cuts, t0 = [], [], time.perf_counter()
     for s in TEST_SEEDS:
         vol = read_volume(WORK / "data" / f"tomo_{s}.mrc")
-        xyz, sc = find_candidates(np.asarray(vol.data), diameter / 2, background=None)
-        _, kept = find_candidates(np.asarray(vol.data), diameter / 2)
+        xyz, sc, cut = candidate_peaks(np.asarray(vol.data), diameter / 2)
         tables.append(make_picks(vol.name, xyz[:, 0], xyz[:, 1], xyz[:, 2], score=sc))
-        cuts.append(np.full(len(sc), kept.min()))
+        cuts.append(np.full(len(sc), cut))
     picks = pd.concat(tables, ignore_index=True)
     keep = picks["score"].to_numpy() >= np.concatenate(cuts)
     return {"species": species, "method": METHODS["dog_baseline"], **baseline_scores(picks, keep, test_truth, diameter / 2),

@@ -44,6 +44,8 @@ def test_candidates_find_the_particles(tomo):
     # and keeping every peak gives many more, most of them on background
     every, _ = cand.find_candidates(tomo.tomogram, radius=6, background=None)
     assert len(every) > 3 * len(xyz)
+    peaks, values, cut = cand.candidate_peaks(tomo.tomogram, radius=6)  # one pass: every peak and the cut
+    assert np.array_equal(peaks, every) and np.array_equal(peaks[values >= cut], xyz)
 
 
 def test_noise_alone_gives_almost_no_candidates():

@@ -84,6 +84,34 @@ def background_cut(scores: np.ndarray, null_scores: np.ndarray, background: floa
     return float(ranked[ok.max()] if len(ok) else ranked[0])
 
 
+def candidate_peaks(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
+                    source=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Every peak ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram``, their scores (best first) and the cut that
+    keeps the candidates (``-inf`` with ``background=None``); parameters as :func:`find_candidates`."""
+    if tomogram.ndim != 3:
+        raise InputError(source, f"a tomogram must be 3D, got shape {tomogram.shape}")
+    if not radius > 0:
+        raise InputError(None, f"the candidate radius must be positive, got {radius:g}")
+    b = candidate_binning(radius)
+    small = block_bin(tomogram, b)
+    if min(small.shape) < 4:
+        raise InputError(source, f"tomogram of shape {tomogram.shape} is too small for a radius of {radius:g} voxels")
+    sd = float(small.std())
+    if not np.isfinite(sd) or sd < 1e-12:
+        raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
+    small = (small - small.mean()) / sd
+    r = radius / b
+    zyx, values = nms(energy_response(small, r), r, footprint="box", border=r)
+    if len(values) == 0:
+        raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
+    cut = -np.inf
+    if background is not None:
+        _, null = nms(energy_response(scrambled_copy(small, seed), r), r, footprint="box", border=r)
+        cut = background_cut(values, null, background)
+    xyz = zyx[:, ::-1] * b + (b - 1) / 2  # centre of the block in original voxels
+    return xyz, values, cut
+
+
 def find_candidates(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
                     source=None) -> tuple[np.ndarray, np.ndarray]:
     """Candidate centres ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram`` and their scores, best first.
@@ -101,28 +129,9 @@ def find_candidates(tomogram: np.ndarray, radius: float, *, background: float | 
     seed
         Seed of the scrambled copy's phases.
     """
-    if tomogram.ndim != 3:
-        raise InputError(source, f"a tomogram must be 3D, got shape {tomogram.shape}")
-    if not radius > 0:
-        raise InputError(None, f"the candidate radius must be positive, got {radius:g}")
-    b = candidate_binning(radius)
-    small = block_bin(tomogram, b)
-    if min(small.shape) < 4:
-        raise InputError(source, f"tomogram of shape {tomogram.shape} is too small for a radius of {radius:g} voxels")
-    sd = float(small.std())
-    if not np.isfinite(sd) or sd < 1e-12:
-        raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
-    small = (small - small.mean()) / sd
-    r = radius / b
-    zyx, values = nms(energy_response(small, r), r, footprint="box", border=r)
-    if len(values) == 0:
-        raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
-    if background is not None:
-        _, null = nms(energy_response(scrambled_copy(small, seed), r), r, footprint="box", border=r)
-        keep = values >= background_cut(values, null, background)
-        zyx, values = zyx[keep], values[keep]
-    xyz = zyx[:, ::-1] * b + (b - 1) / 2  # centre of the block in original voxels
-    return xyz, values
+    xyz, values, cut = candidate_peaks(tomogram, radius, background=background, seed=seed, source=source)
+    keep = values >= cut
+    return xyz[keep], values[keep]
 
 
 # ---------------------------------------------------------------- inputs

@@ -23,8 +23,7 @@ def radial_profiles(inputs: np.ndarray, bins: int = 16) -> np.ndarray:
     yy, xx = np.mgrid[:s, :s]
     ring = np.minimum((np.hypot(yy - c, xx - c) / (s / 2) * bins).astype(int), bins - 1).ravel()
     counts = np.bincount(ring, minlength=bins)
-    flat = x.reshape(len(x), -1)
-    sums = np.stack([np.bincount(ring, weights=row, minlength=bins) for row in flat])
+    sums = x.reshape(len(x), -1) @ np.eye(bins, dtype=np.float32)[ring]  # (N, bins): each ring's sum
     full = np.flatnonzero(counts)
     prof = sums[:, full] / counts[full]
     if len(full) < bins:  # rings narrower than a pixel near the centre of small images: interpolated
@@ -52,7 +51,7 @@ def strength(scores: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray
 def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0, radial: bool = True,
                  scores: np.ndarray | None = None) -> np.ndarray:
     """The features of ``--features pca`` (no training), unit norm: the images' principal-component scores
-    (``(N, S, S)`` images; unit norm) and, with ``radial``, their standardised rotational averages (unit norm), and
+    (``(N, S, S)`` images; unit norm; none with ``components=0``) and, with ``radial``, their standardised rotational averages (unit norm), and
     with ``scores`` (see :func:`strength`) half of each candidate's standardised log score, side by side.
 
     The components carry shape but split one species by its orientation in the image; the rotational average
@@ -61,9 +60,11 @@ def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0, radial
     """
     from sklearn.decomposition import PCA
 
-    flat = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
-    k = max(1, min(components, len(flat) - 1, flat.shape[1]))
-    parts = [_unit_rows(PCA(k, random_state=seed).fit_transform(flat))]
+    parts = []
+    if components:
+        flat = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
+        k = max(1, min(components, len(flat) - 1, flat.shape[1]))
+        parts.append(_unit_rows(PCA(k, random_state=seed).fit_transform(flat)))
     if radial:
         prof = radial_profiles(inputs)
         parts.append(_unit_rows((prof - prof.mean(0)) / (prof.std(0) + 1e-6)))
