@@ -180,6 +180,44 @@ def test_score_feature_is_standardised_per_tomogram_and_separates_strong_from_we
     assert len(set(classes[strong])) == 1 and classes[0] != classes[strong[0]]
 
 
+def test_context_profiles_tell_a_large_ball_from_a_small_one_whatever_the_orientation():
+    rng = np.random.default_rng(2)
+    vol = rng.normal(0, 0.3, (48, 96, 96)).astype(np.float32)
+    zz, yy, xx = np.mgrid[:48, :96, :96]
+    centres = [(24, 24, 24), (72, 72, 24)]  # (x, y, z): a ball of radius 12 and one of radius 5
+    for (x, y, z), rad in zip(centres, (12, 5)):
+        vol[np.hypot(np.hypot(xx - x, yy - y), zz - z) <= rad] += 2.0
+    xyz = np.array(centres, float)
+    energy, density = cand.context_profiles(vol, xyz, radius=6)
+    assert energy.shape == density.shape == (2, len(cand.SHELLS))
+    # density: the large ball stays dense out to its 12-voxel edge (2 radii), the small one is gone by then
+    at = {float(s): j for j, s in enumerate(cand.SHELLS)}
+    assert density[0, at[1.5]] > 1.0 and density[1, at[1.5]] < 0.3
+    # energy: the edge's detail lies farther out for the large ball
+    assert np.argmax(energy[0]) > np.argmax(energy[1])
+    # the same numbers when the tomogram is turned 90° about z (x, y swapped and x mirrored)
+    turned = np.rot90(vol, axes=(1, 2)).copy()  # new[z, y', x'] = vol[z, x', 95 - y']
+    xyz_t = np.stack([xyz[:, 1], 95 - xyz[:, 0], xyz[:, 2]], axis=1)
+    e2, d2 = cand.context_profiles(turned, xyz_t, radius=6)
+    assert np.allclose(e2, energy, atol=0.15) and np.allclose(d2, density, atol=0.05)
+
+
+def test_context_profiles_separate_candidates_whose_images_look_alike():
+    from fewpick.explore.cluster import pca_features
+
+    rng = np.random.default_rng(3)
+    imgs = rng.normal(size=(60, 16, 16)).astype(np.float32)  # images tell nothing
+    small = np.tile(np.exp(-cand.SHELLS), (30, 1))
+    large = np.tile(np.exp(-cand.SHELLS / 3), (30, 1))
+    prof = np.vstack([small, large]) + rng.normal(0, 0.02, (60, len(cand.SHELLS)))
+    f = pca_features(imgs, 8, context=(prof,))
+    assert f.shape == (60, 8 + 16 + len(cand.SHELLS)) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    classes, _ = overcluster(f[:, -len(cand.SHELLS):], 2, 4)
+    assert len(set(classes[:30])) == 1 and len(set(classes[30:])) == 1 and classes[0] != classes[-1]
+    sim = f @ f.T
+    assert sim[:30, :30].mean() > sim[:30, 30:].mean() + 0.3
+
+
 def test_classes_follow_the_number_of_candidates():
     from fewpick.explore.run import classes_for
 

@@ -57,13 +57,18 @@ def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
 def energy_response(volume: np.ndarray, radius: float) -> np.ndarray:
     """Local excess of band-passed energy around each voxel, at the scale ``radius`` (voxels) and larger.
 
-    The band is ``G(r/3) − G(2.5 r/3)``; its square is scored by :func:`blob_response`.
+    The band is ``G(r/3) − G(2.5 r/3)``; its square (:func:`band_energy`) is scored by :func:`blob_response`.
     """
+    return blob_response(band_energy(volume, radius), radius)
+
+
+def band_energy(volume: np.ndarray, radius: float) -> np.ndarray:
+    """The square of the volume band-passed by ``G(r/3) − G(2.5 r/3)`` (``radius`` in voxels)."""
     s = radius / 3.0
     band = ndi.gaussian_filter(volume, s, mode="reflect")
     band -= ndi.gaussian_filter(volume, 2.5 * s, mode="reflect")
     np.square(band, out=band)
-    return blob_response(band, radius)
+    return band
 
 
 def scrambled_copy(volume: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -84,10 +89,9 @@ def background_cut(scores: np.ndarray, null_scores: np.ndarray, background: floa
     return float(ranked[ok.max()] if len(ok) else ranked[0])
 
 
-def candidate_peaks(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
-                    source=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Every peak ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram``, their scores (best first) and the cut that
-    keeps the candidates (``-inf`` with ``background=None``); parameters as :func:`find_candidates`."""
+def _binned(tomogram: np.ndarray, radius: float, source=None) -> tuple[np.ndarray, int, float]:
+    """The tomogram binned so that ``radius`` is about 3 voxels, to zero mean and unit sd; the binning; the
+    radius in binned voxels."""
     if tomogram.ndim != 3:
         raise InputError(source, f"a tomogram must be 3D, got shape {tomogram.shape}")
     if not radius > 0:
@@ -99,8 +103,14 @@ def candidate_peaks(tomogram: np.ndarray, radius: float, *, background: float | 
     sd = float(small.std())
     if not np.isfinite(sd) or sd < 1e-12:
         raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
-    small = (small - small.mean()) / sd
-    r = radius / b
+    return (small - small.mean()) / sd, b, radius / b
+
+
+def candidate_peaks(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
+                    source=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Every peak ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram``, their scores (best first) and the cut that
+    keeps the candidates (``-inf`` with ``background=None``); parameters as :func:`find_candidates`."""
+    small, b, r = _binned(tomogram, radius, source)
     zyx, values = nms(energy_response(small, r), r, footprint="box", border=r)
     if len(values) == 0:
         raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
@@ -132,6 +142,49 @@ def find_candidates(tomogram: np.ndarray, radius: float, *, background: float | 
     xyz, values, cut = candidate_peaks(tomogram, radius, background=background, seed=seed, source=source)
     keep = values >= cut
     return xyz[keep], values[keep]
+
+
+def sphere_directions(n: int = 64) -> np.ndarray:
+    """``n`` unit vectors ``(x, y, z)`` spread evenly over the sphere (a Fibonacci lattice)."""
+    i = np.arange(n) + 0.5
+    polar = np.arccos(1 - 2 * i / n)
+    azimuth = np.pi * (1 + 5 ** 0.5) * i
+    return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
+
+
+def shell_means(volume: np.ndarray, centres_xyz: np.ndarray, radii: np.ndarray, directions: int = 64) -> np.ndarray:
+    """``(N, len(radii))``: the mean of ``volume`` ``(z, y, x)`` over spheres of each radius (voxels) about each
+    centre ``(x, y, z)`` (linear interpolation, edges extended)."""
+    d = sphere_directions(directions)
+    p = np.asarray(centres_xyz, float)
+    out = np.empty((len(p), len(radii)), np.float32)
+    for j, rad in enumerate(radii):
+        pts = p[:, None, :] + rad * d[None]
+        v = ndi.map_coordinates(volume, [pts[..., 2].ravel(), pts[..., 1].ravel(), pts[..., 0].ravel()], order=1,
+                                mode="nearest")
+        out[:, j] = v.reshape(len(p), -1).mean(axis=1)
+    return out
+
+
+SHELLS = np.arange(0.0, 4.01, 0.5)  # the shells of :func:`context_profiles`, in candidate radii
+
+
+def context_profiles(tomogram: np.ndarray, xyz: np.ndarray, radius: float, source=None) -> tuple[np.ndarray, np.ndarray]:
+    """The 3D rotational averages of the tomogram around each candidate ``(x, y, z)`` (voxels), out to 4 radii:
+    ``(energy, density)``, each ``(N, 9)``.
+
+    On the tomogram binned and normalised as for the candidates, smoothed with σ = r/3: the log of the local
+    band-passed energy (how much detail there is, and how far it reaches: a small complex, a large one, the
+    edge of something larger still) and the density. Unlike a 2D image they do not depend on how the
+    particle lies, and they see the particle's whole neighbourhood in 3D.
+    """
+    small, b, r = _binned(tomogram, radius, source)
+    s = r / 3.0
+    energy = np.log(ndi.gaussian_filter(band_energy(small, r), s, mode="reflect") + 1e-6)
+    density = ndi.gaussian_filter(small, s, mode="reflect")
+    p = (np.asarray(xyz, float) - (b - 1) / 2) / b  # binned voxels
+    radii = SHELLS * r
+    return shell_means(energy, p, radii), shell_means(density, p, radii)
 
 
 # ---------------------------------------------------------------- inputs

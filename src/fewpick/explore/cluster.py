@@ -9,6 +9,7 @@ decreasing size.
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
 import numpy as np
 
@@ -48,15 +49,24 @@ def strength(scores: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray
     return out
 
 
+def _standard_rows(x: np.ndarray) -> np.ndarray:
+    """Columns to zero mean and unit sd over the candidates, then each row to unit norm."""
+    x = np.asarray(x, np.float32)
+    return _unit_rows((x - x.mean(0)) / (x.std(0) + 1e-6))
+
+
 def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0, radial: bool = True,
-                 scores: np.ndarray | None = None) -> np.ndarray:
+                 scores: np.ndarray | None = None, context: Sequence[np.ndarray] = ()) -> np.ndarray:
     """The features of ``--features pca`` (no training), unit norm: the images' principal-component scores
     (``(N, S, S)`` images; unit norm; none with ``components=0``) and, with ``radial``, their standardised rotational averages (unit norm), and
     with ``scores`` (see :func:`strength`) half of each candidate's standardised log score, side by side.
 
     The components carry shape but split one species by its orientation in the image; the rotational average
     carries size and density whatever the orientation; the score carries how much signal the candidate has,
-    which a 2D image normalised to unit spread loses (bench/results/explore_features.md).
+    which a 2D image normalised to unit spread loses. Each array of ``context`` (``(N, m)``: the 3D rotational
+    averages of the tomogram around each candidate, :func:`fewpick.explore.candidates.context_profiles`) is
+    standardised and added as one more unit-norm block beside the image features (unit norm together): the
+    particle's size, density and neighbourhood in 3D, whatever its orientation (bench/results/explore_features.md).
     """
     from sklearn.decomposition import PCA
 
@@ -66,11 +76,13 @@ def pca_features(inputs: np.ndarray, components: int = 32, seed: int = 0, radial
         k = max(1, min(components, len(flat) - 1, flat.shape[1]))
         parts.append(_unit_rows(PCA(k, random_state=seed).fit_transform(flat)))
     if radial:
-        prof = radial_profiles(inputs)
-        parts.append(_unit_rows((prof - prof.mean(0)) / (prof.std(0) + 1e-6)))
+        parts.append(_standard_rows(radial_profiles(inputs)))
     if scores is not None:
         parts.append(0.5 * np.asarray(scores, np.float32).reshape(-1, 1))
-    return _unit_rows(np.hstack(parts)).astype(np.float32)
+    out = _unit_rows(np.hstack(parts))
+    if len(context):
+        out = _unit_rows(np.hstack([out] + [_standard_rows(c) for c in context]))
+    return out.astype(np.float32)
 
 
 def umap_2d(embeddings: np.ndarray, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:

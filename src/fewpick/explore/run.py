@@ -273,7 +273,7 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
         done("train", t0, final_loss=history[-1]["loss"], epochs=len(history))
     if "embed" not in stages:
         begin("embed", "describing every candidate" + (" with the encoder" if settings.features == "simsiam"
-                                                       else " by its principal components"))
+                                                       else " by its image and the tomogram around it"))
         t0 = time.perf_counter()
         if settings.features == "simsiam":
             bundle = modelfile.load(run.path("encoder.pt"), ENCODER_FORMAT, RUN_VERSION, "exploration encoder")
@@ -284,8 +284,17 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             from fewpick.explore.cluster import pca_features, strength
 
             groups = table["micrograph"].astype(str).to_numpy()
+            energy = np.empty((len(table), len(cand.SHELLS)), np.float32)
+            density = np.empty_like(energy)
+            for i, t in enumerate(manifest["tomograms"]):
+                rows = np.flatnonzero(groups == t["name"])
+                vol = read_volume(t["path"])
+                energy[rows], density[rows] = cand.context_profiles(
+                    np.asarray(vol.data), table[["x", "y", "z"]].to_numpy(float)[rows], settings.radius,
+                    source=vol.path)
+                each("embed", i, n_tomo, t["name"], t0)
             emb = pca_features(inputs, PCA_COMPONENTS, settings.seed,
-                               scores=strength(table["score"].to_numpy(float), groups))
+                               scores=strength(table["score"].to_numpy(float), groups), context=(energy, density))
         with atomic_path(run.path("embeddings.npy")) as tmp:
             np.save(tmp, emb)
         done("embed", t0)
