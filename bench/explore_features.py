@@ -3,9 +3,10 @@
     .venv/bin/python bench/explore_features.py   # after bench/explore_robust.py
 
 For every 2d3d run folder that bench/explore_robust.py left in bench/work/explore_robust, the same candidates
-and the same images are described four ways — the images' principal components (32), their rotational
-averages (16 rings, standardised), both side by side, and both with the candidates' standardised log scores (the
-default of ``--features pca``) — then laid out by
+and the same images are described seven ways — the images' principal components (32), their rotational
+averages (16 rings, standardised), both side by side, both with the candidates' standardised log scores, and these
+with the 3D rotational averages of the tomogram around each candidate (its band-passed energy, its density, or
+both: the default of ``--features pca``) — then laid out by
 UMAP and grouped into the default number of classes exactly as ``fewpick explore`` does, and scored as the
 robustness benchmark scores them (every class a species leads, ticked together: precision, recall).
 Writes bench/results/explore_features.{json,md}: per condition and the median over conditions.
@@ -30,10 +31,11 @@ def _f(v) -> str:
 
 
 VARIANTS = ("components", "rotational averages", "components + rotational averages",
-            "components + rotational averages + score (default)")
+            "components + rotational averages + score", "+ 3D energy profile", "+ 3D density profile",
+            "+ 3D energy and density profiles (default)")
 
 
-def features(inputs: np.ndarray, cands, variant: str) -> np.ndarray:
+def features(inputs: np.ndarray, cands, variant: str, context: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     from fewpick.explore.cluster import pca_features, strength
     from fewpick.explore.run import PCA_COMPONENTS
 
@@ -44,13 +46,18 @@ def features(inputs: np.ndarray, cands, variant: str) -> np.ndarray:
     if variant == "components + rotational averages":
         return pca_features(inputs, PCA_COMPONENTS)
     groups = cands["micrograph"].astype(str).to_numpy()
-    return pca_features(inputs, PCA_COMPONENTS, scores=strength(cands["score"].to_numpy(float), groups))
+    z = strength(cands["score"].to_numpy(float), groups)
+    energy, density = context
+    extra = {"+ 3D energy profile": (energy,), "+ 3D density profile": (density,),
+             "+ 3D energy and density profiles (default)": (energy, density)}.get(variant, ())
+    return pca_features(inputs, PCA_COMPONENTS, scores=z, context=extra)
 
 
 def main() -> None:
     from fewpick.explore.cluster import overcluster, umap_2d
     from fewpick.explore.run import classes_for
-    from fewpick.io import read_picks
+    from fewpick.explore.candidates import context_profiles
+    from fewpick.io import read_picks, read_volume
 
     warnings.simplefilter("ignore")
     rows = []
@@ -64,8 +71,10 @@ def main() -> None:
         inputs = np.load(run / "inputs.npy").astype(np.float32)
         lab, particle = label(cands, truth)
         h = classes_for(len(cands), settings.get("classes"))
+        tomo = read_volume(WORK / "data" / f"{name}_21.mrc")
+        context = context_profiles(np.asarray(tomo.data), cands[["x", "y", "z"]].to_numpy(float), settings["radius"])
         for v in VARIANTS:
-            xy = umap_2d(features(inputs, cands, v), settings["neighbors"], settings["seed"])
+            xy = umap_2d(features(inputs, cands, v, context), settings["neighbors"], settings["seed"])
             classes, _ = overcluster(xy, h, settings.get("clusters"), settings["seed"])
             res = score(classes, lab, particle, truth)["species"]
             row = {"condition": name, "features": v, "classes": h,
@@ -86,7 +95,7 @@ def main() -> None:
         ok = sum(all((r[k] or 0) >= (0.8 if k.endswith("precision") else 0.6) for k in keys) for r in sel)
         summary.append(f"| {v} | {med['ribosome_precision']:.2f} | {med['ribosome_recall']:.2f} | "
                        f"{med['cct_precision']:.2f} | {med['cct_recall']:.2f} | {ok} of {len(sel)} |")
-    note = ("The candidates and images of each robustness run (bench/results/explore_robust.md), described four "
+    note = ("The candidates and images of each robustness run (bench/results/explore_robust.md), described seven "
             "ways, then UMAP and the default number of classes as `fewpick explore` makes them. P / R: every class "
             "the species leads, ticked together. Medians over the conditions:")
     write_results("explore_features", {"rows": rows}, note + "\n\n" + "\n".join(summary) + "\n\n" + "\n".join(md))

@@ -874,7 +874,7 @@ def explore_run(
     radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
     box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
     background: float = typer.Option(0.35, "--background", min=0.01, max=1.0, help="Fraction of the candidates allowed on background: the cut is set where a copy of the tomogram with scrambled Fourier phases (its noise, no particles) gives this many peaks per candidate. Lower: fewer, surer candidates."),
-    features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components, their rotational averages and the candidates' scores (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
+    features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components and rotational averages, the candidates' scores and the 3D rotational averages of the tomogram around each (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
     classes: Optional[int] = typer.Option(None, "--classes", min=1, help="h: classes on the map, more than the kinds of particle you expect (default one per 6 candidates, 8–60)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="SimSiam training epochs."),

@@ -57,8 +57,9 @@ class ExploreSettings:
     background: float = 0.35
     max_tilt: float = 15.0  # 2d3d: tilt images within ±max_tilt are averaged
     slab: int | None = None  # 3d: half-thickness of the averaged slab (default radius / 2)
-    # what the map is made of: principal components of the images (default: measured purer classes on simulated
-    # tomograms, bench/results/explore.md) or SimSiam embeddings (seed 001; random init, CPU-sized training)
+    # what the map is made of: "pca", the images' principal components and rotational averages, the candidates'
+    # scores and the 3D rotational averages of the tomogram around each (no training; purer classes on simulated
+    # tomograms, bench/results/explore_features.md), or "simsiam" embeddings (random init, CPU-sized training)
     features: str = "pca"
     width: int = 16  # ResNet-18-class encoder base width
     dim: int = 128
