@@ -3,7 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewpick.extract import ball, nms, threshold_gmm
+import scipy.ndimage as ndi
+from scipy.spatial.distance import cdist
+
+from fewpick.extract import ball, ball_maximum, greedy_keep, nms, threshold_gmm
 
 
 def _bumps(shape, centres, heights, sigma=2.0):
@@ -19,6 +22,29 @@ def test_ball_footprints():
     assert ball(1, 2).sum() == 5
     assert ball(2, 2).sum() == 13
     assert ball(1, 3).sum() == 7
+
+
+@pytest.mark.parametrize("shape,radius", [((37, 53), 1.0), ((37, 53), 1.5), ((37, 53), 4.5), ((40, 41), 9.0),
+                                          ((13, 21, 17), 2.0), ((13, 21, 17), 3.3)])
+def test_ball_maximum_is_the_maximum_filter_over_the_ball(shape, radius):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype(np.float32)
+    x.flat[7] = -np.inf
+    ref = ndi.maximum_filter(x, footprint=ball(radius, x.ndim), mode="constant", cval=-np.inf)
+    assert np.array_equal(ball_maximum(x, radius), ref)
+
+
+def test_greedy_keep_is_take_the_best_and_suppress():
+    rng = np.random.default_rng(1)
+    for n, radius, ndim in [(400, 3.0, 2), (2000, 5.0, 2), (600, 2.5, 3)]:
+        coords = np.unique(rng.integers(0, 60, size=(n, ndim)), axis=0).astype(float)
+        rng.shuffle(coords)  # their order is the ranking
+        near = cdist(coords, coords) <= radius
+        expected = np.zeros(len(coords), bool)
+        for i in range(len(coords)):  # the rule written out: kept unless a kept better one is near
+            expected[i] = not np.any(expected[:i] & near[i, :i])
+        got = greedy_keep(coords, radius)
+        assert np.array_equal(got, expected) and 0 < got.sum() < len(coords)
 
 
 def test_nms_2d_finds_peaks_in_order_and_suppresses_close_weaker_ones():

@@ -209,3 +209,28 @@ def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatc
         assert len(pu.pick_micrograph(model, data, "m", threshold=0.0)) == 1
     finally:
         model.settings.min_distance = 1.0
+
+
+def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights():
+    """Scoring folds each batch normalisation into its convolution: the same logits as the network as trained,
+    and a change of weights (further training) is seen at the next score map."""
+    torch.manual_seed(0)
+    net = pu._build(pu.PUSettings(diameter=36.0))
+    for m in net.modules():  # statistics far from the identity, so that an unfolded one would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    img = np.random.default_rng(0).normal(size=(300, 420)).astype(np.float32)
+    h = net.receptive_field // 2
+    with torch.inference_mode():
+        ref = net.eval()(torch.from_numpy(np.pad(img, h, mode="reflect"))[None, None])[0, 0, h:-h, h:-h].numpy()
+    out = pu._logits(net, img)
+    assert np.abs(ref).max() > 1 and np.allclose(out, ref, atol=1e-4)
+    with torch.no_grad():
+        net.head.bias += 1.0
+    assert np.allclose(pu._logits(net, img), ref + 1.0, atol=1e-4)
+    net.train()
+    pu._logits(net, img)
+    assert net.training and net.blocks[0].bn1.training  # scoring leaves the network's mode alone

@@ -14,6 +14,30 @@ def ball(radius: float, ndim: int) -> np.ndarray:
     return sum(g.astype(np.float64) ** 2 for g in grids) <= radius**2 + 1e-9
 
 
+def ball_maximum(values: np.ndarray, radius: float) -> np.ndarray:
+    """The maximum over the disk (ball) of :func:`ball` around every pixel, outside the array counting as −∞.
+
+    The same as ``scipy.ndimage.maximum_filter`` with that footprint, computed as the ball's rows: a running
+    maximum along the last axis for each row's half-width, shifted along the other axes (one pass per row of the
+    ball instead of one per pixel of it: ~10x faster for the disks of picking).
+    """
+    x = np.asarray(values, dtype=np.float32)
+    r = int(np.floor(radius))
+    lines: dict[int, np.ndarray] = {}
+    out = np.full(x.shape, -np.inf, np.float32)
+    lead = np.ogrid[tuple(slice(-r, r + 1) for _ in range(x.ndim - 1))]
+    left = radius**2 + 1e-9 - sum(g.astype(np.float64) ** 2 for g in lead)
+    for offset in zip(*np.nonzero(left >= 0)):
+        shift = [int(o) - r for o in offset]
+        w = int(np.floor(np.sqrt(left[offset])))
+        if w not in lines:
+            lines[w] = ndi.maximum_filter1d(x, 2 * w + 1, axis=-1, mode="constant", cval=-np.inf)
+        src = tuple(slice(max(0, d), n + min(0, d)) for d, n in zip(shift, x.shape))
+        dst = tuple(slice(max(0, -d), n - max(0, d)) for d, n in zip(shift, x.shape))
+        np.maximum(out[dst], lines[w][src], out=out[dst])
+    return out
+
+
 def auto_min_distance(particles_per_micrograph: float, area_px: float, radius_px: float) -> float:
     """Closest two picks may lie, as a fraction of the particle radius, from how crowded the micrographs are.
 
@@ -79,7 +103,7 @@ def nms(
         side = 2 * int(np.floor(max(radius, 1.0))) + 1
         local = ndi.maximum_filter(finite, size=side, mode="constant", cval=-np.inf)
     elif footprint == "ball":
-        local = ndi.maximum_filter(finite, footprint=ball(max(radius, 1.0), score.ndim), mode="constant", cval=-np.inf)
+        local = ball_maximum(finite, max(radius, 1.0))
     else:
         raise ValueError(f"footprint must be 'ball' or 'box', got {footprint!r}")
     peaks = finite == local
@@ -96,18 +120,30 @@ def nms(
     coords, values = coords[order], values[order]
     if len(coords) == 0:
         return coords.astype(np.float64), values.astype(np.float64)
-    tree = cKDTree(coords)
-    suppressed = np.zeros(len(coords), bool)
-    keep = []
-    for i in range(len(coords)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if max_picks is not None and len(keep) >= max_picks:
-            break
-        suppressed[tree.query_ball_point(coords[i], radius)] = True
-    keep = np.asarray(keep, dtype=int)
+    keep = np.flatnonzero(greedy_keep(coords, radius))
+    if max_picks is not None:
+        keep = keep[:max_picks]
     return coords[keep].astype(np.float64), values[keep].astype(np.float64)
+
+
+def greedy_keep(coords: np.ndarray, radius: float) -> np.ndarray:
+    """Which of ``coords`` (best first) the greedy rule keeps: each is kept unless a kept one ranked above it lies
+    within ``radius``. All close pairs are found at once (a k-d tree); only peaks with a better neighbour are
+    visited one by one."""
+    n = len(coords)
+    keep = np.ones(n, bool)
+    pairs = cKDTree(coords).query_pairs(radius, output_type="ndarray")  # (better, worse): i < j
+    if not len(pairs):
+        return keep
+    pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+    worse, starts = np.unique(pairs[:, 1], return_index=True)
+    better = pairs[:, 0].tolist()
+    ends = np.r_[starts[1:], len(pairs)].tolist()
+    flags = keep.tolist()
+    for j, s, e in zip(worse.tolist(), starts.tolist(), ends):
+        if any(flags[i] for i in better[s:e]):
+            flags[j] = False
+    return np.asarray(flags, bool)
 
 
 def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:

@@ -8,6 +8,8 @@ classifier's features (the hybrid classifier + autoencoder of seed 003).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,6 +59,38 @@ class PickerCNN(nn.Module):
         """Logits ``(B, 1, H, W)`` for images ``(B, 1, H, W)``."""
         return self.head(self.features(x))
 
+    def fused(self) -> "FusedPickerCNN":
+        """A copy for inference only: each batch normalisation folded into its convolution (the same logits to
+        float rounding, about twice as fast on a CPU)."""
+        return FusedPickerCNN(self)
+
     def forward_with_reconstruction(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         f = self.features(x)
         return self.head(f), (self.decoder(f) if self.decoder is not None else None)
+
+
+class FusedPickerCNN(nn.Module):
+    """:class:`PickerCNN`'s logits with batch normalisation folded into the convolutions (eval statistics)."""
+
+    def __init__(self, net: PickerCNN):
+        super().__init__()
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        was_training = net.training
+        net.eval()
+        self.stem = fuse_conv_bn_eval(net.stem[0], net.stem[1])
+        self.convs = nn.ModuleList()
+        for b in net.blocks:
+            self.convs.append(fuse_conv_bn_eval(b.conv1, b.bn1))
+            self.convs.append(fuse_conv_bn_eval(b.conv2, b.bn2))
+        self.head = copy.deepcopy(net.head)
+        self.receptive_field = net.receptive_field
+        net.train(was_training)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x), inplace=True)
+        for i in range(0, len(self.convs), 2):
+            y = F.relu(self.convs[i](x), inplace=True)
+            x = F.relu(x + self.convs[i + 1](y), inplace=True)
+        return self.head(x)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -399,6 +400,23 @@ def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return _logits(model.net, binned, model.mixed_precision), Geometry.scale(data.shape, binned.shape)
 
 
+_FUSED: "weakref.WeakKeyDictionary[PickerCNN, tuple[tuple, torch.nn.Module]]" = weakref.WeakKeyDictionary()
+
+
+def _inference_net(net: PickerCNN) -> torch.nn.Module:
+    """The network for scoring: batch normalisation folded into the convolutions and channels-last memory (about
+    3x faster on a CPU than as trained; the same logits to float rounding). Kept while the weights are unchanged."""
+    try:
+        stamp = tuple(t._version for t in (*net.parameters(), *net.buffers())) + (module_device(net).type,)
+    except RuntimeError:  # tensors made under inference mode keep no version: fold them every time
+        stamp = None
+    cached = _FUSED.get(net)
+    if cached is None or stamp is None or cached[0] != stamp:
+        cached = (stamp, net.fused().to(memory_format=torch.channels_last))
+        _FUSED[net] = cached
+    return cached[1]
+
+
 @torch.inference_mode()
 def _logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray:
     """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin,
@@ -407,7 +425,7 @@ def _logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray
     The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
     micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
     """
-    net = net.eval().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+    net = _inference_net(net)
     dev = module_device(net)
     half = net.receptive_field // 2
     padded = np.pad(binned, half, mode="reflect")
