@@ -1,0 +1,110 @@
+"""How long the PU picker takes per 4096 × 4096 micrograph on this machine, reading included.
+
+    .venv/bin/python bench/pick_speed.py [--threads 2] [--repeats 3]
+
+1. Trained models: the 15-label PU model of each real set that bench/real2d.py trained (seed 0), on a 4096²
+   float32 MRC made by tiling one of that set's test micrographs (the same particles and sampling, a 4096² field),
+   picked as ``fewpick pick --threshold -1e9`` picks it (every peak: the slowest case): read the file, bin,
+   score, non-maximum suppression. Best of ``--repeats`` after one warm-up; the process's peak memory.
+2. Network sizes (random weights, on the first set's 4096² file): the default network and binning against a
+   narrower one at a coarser binning (particle binned to 10 px, width 16), for particle diameters of 36–108 px,
+   so that the cost of each choice is known before its accuracy (bench/real2d_ablations.py).
+
+Writes bench/results/pick_speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+from real2d import WORK as REAL2D_WORK  # noqa: E402
+from real2d import load_set  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / "work" / "pick_speed"
+SETS = ("10059", "10947", "apoferritin_ab")
+SIZE = 4096
+
+
+def tiled_micrograph(set_name: str) -> Path:
+    from fewpick.io import read_micrograph, write_mrc
+
+    path = WORK / f"{set_name}_{SIZE}.mrc"
+    if not path.is_file():
+        rs = load_set(set_name)
+        img = np.asarray(read_micrograph(rs.test[0]).data, np.float32)
+        reps = (-(-SIZE // img.shape[0]), -(-SIZE // img.shape[1]))
+        WORK.mkdir(parents=True, exist_ok=True)
+        write_mrc(path, np.tile(img, reps)[:SIZE, :SIZE].copy(), 1.0)
+    return path
+
+
+def time_pick(model, path: Path, repeats: int) -> tuple[float, int]:
+    from fewpick.io import read_micrograph
+    from fewpick.pickers import pu
+
+    pu.pick_micrograph(model, read_micrograph(path).data, "warm-up", threshold=-1e9)
+    best, n = np.inf, 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        picks = pu.pick_micrograph(model, read_micrograph(path).data, path.stem, threshold=-1e9)
+        best, n = min(best, time.perf_counter() - t0), len(picks)
+    return best, n
+
+
+def main() -> None:
+    import torch
+
+    from fewpick.pickers import pu
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    trained, sizes = [], []
+    for s in SETS:
+        model_file = REAL2D_WORK / "real2d_fewpick" / s / "pu_15_s0" / "pu.pt"
+        if not model_file.is_file():
+            print(f"{s}: no trained model at {model_file} (run bench/real2d.py first); skipped")
+            continue
+        model = pu.load_model(model_file, "cpu")
+        model.settings.threads = args.threads
+        sec, n = time_pick(model, tiled_micrograph(s), args.repeats)
+        row = {"set": s, "diameter": model.settings.diameter, "factor": model.factor, "width": model.settings.width,
+               "seconds": sec, "peaks": n}
+        trained.append(row)
+        print(row, flush=True)
+    path = tiled_micrograph(SETS[0])
+    for d in (36.0, 60.0, 68.0, 108.0):
+        for name, change in (("default", {}), ("binned to 10 px, width 16", {"binned_diameter": 10.0, "width": 16})):
+            st = pu.PUSettings(diameter=d, min_distance=0.5, threads=args.threads, **change)
+            torch.manual_seed(0)
+            model = pu.PUModel(net=pu._build(st).eval(), settings=st, pi=0.01, pixel_size=1.0)
+            sec, n = time_pick(model, path, args.repeats)
+            row = {"diameter": d, "network": name, "factor": model.factor, "width": st.width, "seconds": sec, "peaks": n}
+            sizes.append(row)
+            print(row, flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    md = [f"PU picking of one {SIZE}×{SIZE} float32 MRC, reading included, every peak kept (`--threshold -1e9`), "
+          f"{args.threads} threads, best of {args.repeats}; peak memory of the whole process {peak:.0f} MiB.", "",
+          "Trained 15-label models of the real sets, on a test micrograph of the set tiled to 4096²:", "",
+          "| set | particle px | binning | width | s per micrograph | peaks |", "|---|---|---|---|---|---|"]
+    md += [f"| {r['set']} | {r['diameter']:g} | {r['factor']} | {r['width']} | {r['seconds']:.2f} | {r['peaks']} |"
+           for r in trained]
+    md += ["", "Network sizes (random weights; the time hardly depends on the weights but for the number of peaks):", "",
+           "| particle px | network | binning | s per micrograph |", "|---|---|---|---|"]
+    md += [f"| {r['diameter']:g} | {r['network']} | {r['factor']} | {r['seconds']:.2f} |" for r in sizes]
+    write_results("pick_speed", {"trained": trained, "sizes": sizes, "peak_rss_mib": peak}, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
