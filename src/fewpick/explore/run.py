@@ -285,14 +285,14 @@ def explore(tomograms: Sequence[str | os.PathLike], out: str | os.PathLike, sett
             from fewpick.explore.cluster import pca_features, strength
 
             groups = table["micrograph"].astype(str).to_numpy()
+            xyz = table[["x", "y", "z"]].to_numpy(float)
             energy = np.empty((len(table), len(cand.SHELLS)), np.float32)
             density = np.empty_like(energy)
             for i, t in enumerate(manifest["tomograms"]):
                 rows = np.flatnonzero(groups == t["name"])
                 vol = read_volume(t["path"])
-                energy[rows], density[rows] = cand.context_profiles(
-                    np.asarray(vol.data), table[["x", "y", "z"]].to_numpy(float)[rows], settings.radius,
-                    source=vol.path)
+                energy[rows], density[rows] = cand.context_profiles(np.asarray(vol.data), xyz[rows], settings.radius,
+                                                                    source=vol.path)
                 each("embed", i, n_tomo, t["name"], t0)
             emb = pca_features(inputs, PCA_COMPONENTS, settings.seed,
                                scores=strength(table["score"].to_numpy(float), groups), context=(energy, density))
