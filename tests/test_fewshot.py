@@ -12,6 +12,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch
+from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
 from fewpick.cli import app
@@ -152,6 +153,20 @@ def test_few_shot_picker_learns_from_10_exemplars(sim, trained):
     assert model.history[-1]["scs"] < model.history[0]["scs"]
 
 
+def test_centring_puts_picks_on_the_particle_centres(sim, trained):
+    ims, truths = sim
+    model, _ = trained
+
+    def median_offset(centre: float) -> float:
+        m = fs.FewShotModel(model.net, fs.replace(model.settings, centre=centre), model.exemplars, model.pixel_size)
+        picks = fs.pick_images(m, ims[1:], threshold=-1e9).iloc[:40]
+        d, _ = cKDTree(truths[1][["x", "y"]].to_numpy()).query(picks[["x", "y"]].to_numpy())
+        return float(np.median(d))
+
+    centred, plain = median_offset(0.5), median_offset(0.0)
+    assert centred <= 2.0 and centred < 0.8 * plain, (centred, plain)  # 1.7 against 2.25 px (D = 32 px)
+
+
 def test_model_file_round_trip_cli_and_version_check(sim, trained, tmp_path):
     ims, truths = sim
     model, path = trained
@@ -206,11 +221,62 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["fewshot", "train", str(tmp_path / "s0.mrc"), "--exemplars", str(tmp_path / "ex.star"),
                               "-d", "32", "--pretrained", str(tmp_path / "enc.pt"), "--steps", "10", "--scs", "unadjusted", "--blobs", "0.25",
-                              "--exemplar-count", "4", "--out", str(tmp_path / "m.pt")])
+                              "--exemplar-count", "4", "-n", "30", "--out", str(tmp_path / "m.pt")])
     assert res.exit_code == 0, res.output
     m = fs.load_model(tmp_path / "m.pt")
     assert len(m.exemplars) == 4 and m.settings.scs == "unadjusted" and m.settings.blobs == 0.25 and m.pretrained["steps"] == 20
     assert m.pretrained["file"].endswith("enc.pt")
+    # with an expected count the model stores its cut: the reference's 30th best pick
+    ref_scores = fs.pick_images(m, ims[:1], threshold=-1e9).score.to_numpy()
+    assert m.threshold == pytest.approx(ref_scores[29], abs=1e-6)
+    default = fs.pick_images(m, ims[1:])
+    assert len(default) == (fs.pick_images(m, ims[1:], threshold=-1e9).score >= m.threshold).sum() > 0
+    assert default.score.min() >= m.threshold
+
+
+def _disk_window(size: int, cy: float, cx: float, radius: float, rng, noise: float) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    ring = np.exp(-((np.hypot(yy - cy, xx - cx) - radius) ** 2) / 2.0)  # a hollow particle: a ring
+    return (ring + noise * rng.normal(size=(size, size))).astype(np.float32)
+
+
+def test_exemplar_template_is_the_centred_particle():
+    s = fs.FewShotSettings(diameter=20, window_ratio=1.2, size=24)  # particle 20 px across in 24 px windows
+    rng = np.random.default_rng(0)
+    c = 11.5
+    offsets = rng.uniform(-2, 2, size=(15, 2))  # clicks up to 2 px off the centre
+    ex = np.stack([_disk_window(24, c + dy, c + dx, 7.0, rng, 0.3) for dy, dx in offsets])
+    template, mask_radius = fs.exemplar_template(ex, s)
+    assert template.shape == (25, 25) and mask_radius == pytest.approx(12.0)
+    truth = _disk_window(25, 12, 12, 7.0, rng, 0.0)
+    np.testing.assert_allclose(template, template.T, atol=1e-6)  # rotationally symmetric
+    np.testing.assert_allclose(template, template[::-1], atol=1e-6)
+    corr = lambda a: np.corrcoef(a.ravel(), truth.ravel())[0, 1]  # noqa: E731
+    # the exemplars' plain average about the window centres, for comparison: the centring sharpens the ring
+    radii = np.arange(0.0, 19)
+    plain = fs._draw_profile(np.mean([fs._ring_profile(w, (c, c), radii) for w in ex], 0), radii, 25)
+    assert corr(template) >= 0.97 and corr(template) > corr(plain) + 0.02, (corr(template), corr(plain))
+
+
+def test_centre_peaks_moves_picks_onto_the_particles():
+    s = fs.FewShotSettings(diameter=20, window_ratio=1.2, size=24, suppress=0.375)
+    stride, off = 3, 11.5
+    yy, xx = np.mgrid[:120, :120]
+    centres = np.array([[40.3, 50.6], [80.0, 70.2]])
+    match = np.zeros((120, 120), np.float32)
+    for cy, cx in centres:
+        match = np.maximum(match, 0.8 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0))
+    # peaks 6–8 px off the particles (within half a diameter, 10 px), two of them on the first particle
+    at = np.array([[46.0, 50.0], [40.0, 43.0], [80.0, 77.0]])
+    ij, values = fs.centre_peaks((at - off) / stride, np.array([0.5, 0.6, 0.4]), match, stride, s)
+    moved = ij * stride + off
+    assert len(moved) == 2  # the two peaks that moved onto one particle are one pick
+    np.testing.assert_allclose(moved, centres, atol=0.25)
+    # scored by the mean with the correlation at the best pixel; of the two on one particle the better kept
+    np.testing.assert_allclose(values, [(0.6 + match[40, 51]) / 2, (0.4 + match[80, 70]) / 2], atol=1e-6)
+    # a particle further than half a diameter away is not reached
+    far, _ = fs.centre_peaks((np.array([[40.0, 64.0]]) - off) / stride, np.array([0.5]), match, stride, s)
+    assert np.hypot(*(far[0] * stride + off - centres[0])) > 3
 
 
 def test_bad_input(sim, tmp_path):

@@ -174,6 +174,12 @@ def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_
     session._thread.join(timeout=300)
     saved = session.save_picks(shown["threshold"])
     assert saved["micrographs"] == 2 and saved["count"] == len(read_picks(tmp_path / "l_picks.star"))
+    # with an expected count the page offers the model's calibrated cut, the same on every micrograph
+    session.start_training("fewshot", expected_particles=20)
+    session._thread.join(timeout=600)
+    assert session.job["state"] == "done", session.job
+    assert session.model.threshold is not None
+    assert session.picks_of(0)["threshold"] == session.picks_of(1)["threshold"] == pytest.approx(session.model.threshold)
 
 
 def test_servers_listening_beyond_this_machine_warn_and_still_check_the_host(micrographs, tmp_path):

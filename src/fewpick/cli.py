@@ -304,7 +304,7 @@ def pick(
         from fewpick.pickers import fewshot
 
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
-            return fewshot_pick(images=images, model=model, out=out, threshold=threshold or "auto", stride=None,
+            return fewshot_pick(images=images, model=model, out=out, threshold=threshold, stride=None,
                                 match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
                                 box_size=box_size, micrograph_prefix=micrograph_prefix, threads=threads, device=device,
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
@@ -728,7 +728,7 @@ def fewshot_train(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 6000)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: on crowded micrographs picks may then lie closer together."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
@@ -778,8 +778,8 @@ def fewshot_pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
     out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
-    threshold: str = typer.Option("auto", "--threshold", "-t", help="'auto' (density-based, per micrograph) or a cosine similarity; -1e9 keeps every peak."),
-    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/8, i.e. 3 of 24)."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak) or 'auto' (each micrograph cut where its scores are sparsest). Default: the model's own, calibrated on the reference with --expected-particles; 'auto' for a model trained without it."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
     score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
@@ -808,7 +808,7 @@ def fewshot_pick(
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)
     err_console.print(fs.model_summary(m), highlight=False)
-    thr = _threshold(threshold)
+    thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated cut, else auto
 
     def pick_one(im):
         keep = {} if score_maps else None

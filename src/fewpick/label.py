@@ -282,7 +282,8 @@ class LabelSession:
         with self.lock:
             self.model, self.picker_kind = model, picker
             self.picks, self.auto_thresholds = {}, {}
-            self.default_threshold = float(model.threshold) if picker == "pu" else None
+            # the model's calibrated cut; a few-shot model trained without an expected count cuts each micrograph
+            self.default_threshold = float(model.threshold) if model.threshold is not None else None
 
     def picks_of(self, i: int) -> dict:
         """Every peak of micrograph ``i`` (original px) with its score, and the picker's own threshold there."""
@@ -304,7 +305,7 @@ class LabelSession:
         smap = model.score_map(image)
         coords, scores = model.peaks(smap, -1e9)
         table = picks_table(name, smap.to_original(coords), scores)
-        if self.picker_kind == "fewshot":
+        if self.picker_kind == "fewshot" and model.threshold is None:
             _, auto = model.peaks(smap, "auto")
             auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
         else:

@@ -15,12 +15,16 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    loss, PU-adjusted for the fraction ``π̂`` of unlabeled windows that hold a particle (or
    unadjusted, or left out, for the ablation), on the encoder features of the whole windows as
    they are matched at picking (``scs_view="masked"``: of the masked views, as in seed 002).
-3. **Picking**: the encoder slides over each micrograph (stride ``size/8``) with no masking; a
+3. **Picking**: the encoder slides over each micrograph (stride ``size/6``) with no masking; a
    window's score is its max (or mean) cosine similarity to the exemplars' features; non-maximum
    suppression within 0.75 × the diameter gives one pick per particle (narrowed down to half of that
-   when an expected particle count says the micrographs are crowded), and a per-micrograph
-   threshold is cut at the deepest valley of the density of the sorted peak scores (k = 5 nearest
-   neighbours; :func:`fewpick.extract.threshold_knn_density`).
+   when an expected particle count says the micrographs are crowded). The similarity finds particles but
+   is nearly flat across each one, so every peak then moves to the best correlation, within half a
+   diameter, with the exemplars' rotational average (centred exemplars, orientation-free), and scores the
+   mean of the two. The default cut is calibrated at training: the score of the reference's k-th best
+   pick, k the expected particle count; without a count, or with ``auto``, each micrograph is cut at the
+   deepest valley of the density of its sorted peak scores (k = 5 nearest neighbours;
+   :func:`fewpick.extract.threshold_knn_density`).
 
 Coordinates in and out are original pixels.
 """
@@ -41,13 +45,14 @@ from fewpick import modelfile
 from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import auto_min_distance, nms, threshold_knn_density
+from fewpick.extract import auto_min_distance, greedy_keep, nms, threshold_at_count, threshold_knn_density
 from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside, make_picks
 from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder
 from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.pickers.classic import template_score_map
 from fewpick.preprocess import fourier_crop, normalize
 from fewpick.training import fit, seeded
 
@@ -89,9 +94,10 @@ class FewShotSettings:
     tau: float = 0.0
     beta: float = 10.0
     scs_view: str = "full"  # SCS on the encoder features of the whole windows, as matched at picking, or "masked" views (seed 002)
-    stride: int | None = None  # sliding stride in resampled px (default size // 8)
+    stride: int | None = None  # sliding stride in resampled px (default size // 6: the picks are centred afterwards)
     match: str = "max"
     suppress: float = 0.75  # NMS radius as a fraction of the particle diameter (on sparse micrographs)
+    centre: float = 0.5  # each peak moves to the best match of the exemplars' rotational average within this many diameters (0: off)
     expected_particles: float | None = None  # per micrograph, if the user knows: narrows the NMS when crowded
     seed: int = 0
     threads: int = 2  # torch threads for picking (sliding windows: large batches)
@@ -112,7 +118,7 @@ class FewShotSettings:
         return self.size * self.scale
 
     def step(self) -> int:
-        return self.stride or max(1, self.size // 8)
+        return self.stride or max(1, self.size // 6)
 
     def arch(self) -> dict:
         a = {k: getattr(self, k) for k in ARCH_FIELDS}
@@ -149,9 +155,12 @@ class FewShotModel(PickerBase):
     reference: str = ""
     pretrained: dict = field(default_factory=dict)  # what the encoder was pre-trained on
     history: list = field(default_factory=list)
+    # the default cut, calibrated on the reference with the expected particle count (None: the density-based cut)
+    threshold: float | None = None
     # run-time choice, not stored: bfloat16 matrix products when picking on a GPU. Off: on an H100 it saved no
     # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
     mixed_precision: bool = False
+    _template: tuple | None = field(default=None, init=False, repr=False)  # exemplar_template, computed once
 
     @torch.inference_mode()
     def exemplar_features(self) -> torch.Tensor:
@@ -161,23 +170,36 @@ class FewShotModel(PickerBase):
         return F.normalize(self.net.features(x).float(), dim=1)
 
     def score_map(self, image: Image | np.ndarray, match: str | None = None, stride: int | None = None) -> ScoreMap:
-        """Similarity to the exemplars of the window at each grid cell (see :func:`score_map`)."""
+        """Similarity to the exemplars of the window at each grid cell (see :func:`score_map`); with centring on,
+        ``extra['match']`` holds the correlation with the exemplars' rotational average at every resampled pixel."""
         if isinstance(image, Image):
             check_pixel_size(self, image)
-        scores, scale, stride = score_map(self, image, match, stride)
+        scores, scale, stride, match_map = score_map(self, image, match, stride)
         size = self.settings.size
         return ScoreMap(scores, lambda ij: grid_to_original(ij, stride, size, scale),
-                        {"scale": scale, "stride": stride})
+                        {"scale": scale, "stride": stride, "match": match_map})
 
-    def peaks(self, smap: ScoreMap, threshold: float | str | None = "auto",
+    def template(self) -> tuple[np.ndarray, float]:
+        """The exemplars' rotational average (see :func:`exemplar_template`) and its mask radius, resampled px."""
+        if self._template is None:
+            self._template = exemplar_template(self.exemplars, self.settings)
+        return self._template
+
+    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Suppression within ``suppress`` × the diameter, the cut (``auto`` or None: the density-based cut,
-        k = 5, on this micrograph's peak scores), and each peak refined to a sub-cell position."""
-        threshold = "auto" if threshold is None else threshold
+        """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), the cut
+        (None: the model's calibrated cut if it has one, else ``auto``: the density-based cut, k = 5, on this
+        micrograph's peak scores) and at most ``max_picks``."""
+        if threshold is None:
+            threshold = "auto" if self.threshold is None else self.threshold
         # windows are wider than the particle, so off-centre windows still score high: suppress within
         # ``suppress`` × the diameter (particles do not overlap), in grid cells
-        radius = self.settings.geometry().radius(2 * self.settings.suppress) / smap.extra["stride"]
+        stride = smap.extra["stride"]
+        radius = self.settings.geometry().radius(2 * self.settings.suppress) / stride
         ij, values = nms(smap.scores, max(radius, 1.0), -np.inf, max_picks=None)
+        ij = refine_peaks(smap.scores, ij)
+        if smap.extra.get("match") is not None and self.settings.centre > 0 and len(ij):
+            ij, values = centre_peaks(ij, values, smap.extra["match"], stride, self.settings)
         if threshold == "auto":
             cut = threshold_knn_density(values, k=5) if len(values) else 0.0
         else:
@@ -186,7 +208,7 @@ class FewShotModel(PickerBase):
         ij, values = ij[keep], values[keep]
         if max_picks is not None:
             ij, values = ij[:max_picks], values[:max_picks]
-        return refine_peaks(smap.scores, ij), values
+        return ij, values
 
 
 # ---------------------------------------------------------------- data
@@ -355,7 +377,7 @@ def save_model(model: FewShotModel, path: str | os.PathLike) -> Path:
     return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, state_dict=cpu_state(model.net),
                           exemplars=torch.from_numpy(np.ascontiguousarray(model.exemplars)),
                           pixel_size=model.pixel_size, reference=model.reference, pretrained=model.pretrained,
-                          history=model.history)
+                          history=model.history, threshold=model.threshold)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> FewShotModel:
@@ -363,7 +385,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     settings = _settings_from(bundle["settings"], path, "few-shot picker model")
     net = _net_from(bundle, settings, path).to(resolve_device(device))
     return FewShotModel(net, settings, bundle["exemplars"].numpy(), bundle.get("pixel_size"),
-                        bundle.get("reference", ""), dict(bundle.get("pretrained", {})), list(bundle.get("history", [])))
+                        bundle.get("reference", ""), dict(bundle.get("pretrained", {})), list(bundle.get("history", [])),
+                        bundle.get("threshold"))
 
 
 # ---------------------------------------------------------------- training
@@ -518,8 +541,19 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     model = finetune(reference, exemplars, settings, net=net, pretrained=info, exemplars_source=exemplars_source,
                      prepared=ref_img, progress=progress, min_exemplars=min_exemplars, device=dev,
                      checkpoint=checkpoints[1], resume=resume)
+    model.threshold = calibrate_threshold(model, reference)
     save_model(model, out)
     return model
+
+
+def calibrate_threshold(model: FewShotModel, reference: Image) -> float | None:
+    """The default cut: the score of the reference micrograph's k-th best pick, k the expected particle count
+    (None without one: each micrograph is then cut where its scores are sparsest)."""
+    k = model.settings.expected_particles
+    if not k:
+        return None
+    _, values = model.peaks(model.score_map(reference), -np.inf)
+    return threshold_at_count([values], [k], empty=0.0)
 
 
 # ---------------------------------------------------------------- picking
@@ -533,11 +567,13 @@ def check_pixel_size(model: FewShotModel, image: Image) -> None:
 
 
 def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None = None,
-              stride: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+              stride: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
     """Similarity of every window to the exemplars.
 
-    Returns the score map (rows, cols) on the window grid, the original-per-resampled scale (y, x) and the
-    stride; grid cell (i, j) is the window whose top-left corner is at (i·stride, j·stride) resampled px.
+    Returns the score map (rows, cols) on the window grid, the original-per-resampled scale (y, x), the
+    stride, and (with centring on, else None) the correlation with the exemplars' rotational average at every
+    pixel of the resampled micrograph; grid cell (i, j) is the window whose top-left corner is at
+    (i·stride, j·stride) resampled px.
     """
     s = model.settings
     torch.set_num_threads(s.threads)
@@ -559,7 +595,87 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
             with torch.autocast(dev.type, enabled=False):  # the similarities in full precision
                 sim = F.normalize(feats.float(), dim=-1) @ ex.float().T  # (rows, nx, m)
             out[r0 : r0 + feats.shape[0]] = (sim.amax(-1) if match == "max" else sim.mean(-1)).float().cpu().numpy()
-    return out, scale, stride
+    match_map = None
+    if s.centre > 0:
+        template, mask_radius = model.template()
+        match_map = template_score_map(img, template[None], mask_radius)
+    return out, scale, stride, match_map
+
+
+def _ring_profile(window: np.ndarray, centre: tuple[float, float], radii: np.ndarray) -> np.ndarray:
+    """Rotational average of ``window`` about ``centre`` (row, col), at ``radii`` (px): one-pixel rings,
+    interpolated at each ring's mean radius."""
+    yy, xx = np.mgrid[: window.shape[0], : window.shape[1]]
+    r = np.hypot(yy - centre[0], xx - centre[1]).ravel()
+    ring = np.round(r).astype(int)
+    counts = np.bincount(ring)
+    full = counts > 0
+    mean_r = np.bincount(ring, r)[full] / counts[full]
+    values = np.bincount(ring, np.asarray(window, np.float64).ravel())[full] / counts[full]
+    return np.interp(radii, mean_r, values)
+
+
+def _draw_profile(profile: np.ndarray, radii: np.ndarray, size: int) -> np.ndarray:
+    h = (size - 1) / 2
+    yy, xx = np.mgrid[:size, :size]
+    return np.interp(np.hypot(yy - h, xx - h), radii, profile).astype(np.float32)
+
+
+def exemplar_template(exemplars: np.ndarray, settings: FewShotSettings) -> tuple[np.ndarray, float]:
+    """The exemplars' mean rotational average on an odd grid (a window's side, rounded up to odd) and the radius
+    (resampled px) within which it is matched: the window's inscribed circle, 0.6 diameters.
+
+    Exemplars are clicked by hand, a pixel or two off their particles' centres, which blurs their average: each
+    exemplar is first centred on the average about the windows' centres (its best correlation within 2.5 px,
+    refined below a pixel) and the average is taken again about those centres. Orientation-free, so one
+    template serves particles in any in-plane orientation, hollow ones (a ring) included.
+    """
+    ex = np.asarray(exemplars, np.float32)
+    n = ex.shape[-1]
+    c = (n - 1) / 2
+    size = n | 1
+    radii = np.arange(0.0, size / 2 * np.sqrt(2) + 1)
+    mask_radius = settings.geometry().radius(settings.window_ratio)
+    first = _draw_profile(np.mean([_ring_profile(w, (c, c), radii) for w in ex], axis=0), radii, size)
+    yy, xx = np.mgrid[:n, :n]
+    near = np.hypot(yy - c, xx - c) <= 2.5
+    profiles = []
+    for w in ex:
+        cc = np.where(near, template_score_map(w, first[None], mask_radius), -np.inf)
+        best = np.array([np.unravel_index(int(np.argmax(cc)), cc.shape)], float)
+        cy, cx = refine_peaks(np.where(np.isfinite(cc), cc, np.nanmin(cc[near])), best)[0]
+        profiles.append(_ring_profile(w, (cy, cx), radii))
+    return _draw_profile(np.mean(profiles, axis=0), radii, size), mask_radius
+
+
+def centre_peaks(ij: np.ndarray, values: np.ndarray, match: np.ndarray, stride: int,
+                 settings: FewShotSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Move each peak (window-grid coordinates) to the best correlation with the exemplars' rotational average
+    within ``centre`` diameters (refined below a pixel), score it by the mean of its similarity and that
+    correlation, and suppress again (two peaks may have moved onto one particle). Best first.
+
+    The similarity of whole windows is nearly flat within a particle's radius (a window 1.2 diameters wide
+    still holds most of a particle a third of a diameter off its centre), so it finds particles but places
+    picks anywhere on them; the correlation with a centred, rotationally averaged particle peaks at the centre.
+    """
+    geo = settings.geometry()
+    off = (settings.size - 1) / 2
+    yx = np.asarray(ij, float) * stride + off  # resampled px
+    reach = settings.centre * geo.working_diameter
+    r = int(np.ceil(reach))
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = np.hypot(oy, ox) <= reach
+    oy, ox = oy[inside], ox[inside]
+    iy = np.clip(np.round(yx[:, :1]).astype(int) + oy, 0, match.shape[0] - 1)
+    ix = np.clip(np.round(yx[:, 1:]).astype(int) + ox, 0, match.shape[1] - 1)
+    k = np.argmax(match[iy, ix], axis=1)
+    rows = np.arange(len(k))
+    best = np.stack([iy[rows, k], ix[rows, k]], axis=1)
+    score = (np.asarray(values, np.float64) + match[best[:, 0], best[:, 1]]) / 2
+    order = np.argsort(-score, kind="stable")
+    moved, score = refine_peaks(match, best[order]), score[order]
+    keep = greedy_keep(moved, geo.radius(2 * settings.suppress))
+    return (moved[keep] - off) / stride, score[keep].astype(np.float32)
 
 
 def refine_peaks(scores: np.ndarray, ij: np.ndarray) -> np.ndarray:
@@ -588,12 +704,13 @@ def grid_to_original(ij: np.ndarray, stride: int, size: int, scale: np.ndarray) 
     return (np.asarray(ij, float) * stride + (size - 1) / 2) * np.asarray(scale, float)
 
 
-def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str = "auto", *, match: str | None = None,
+def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str | None = None, *, match: str | None = None,
                     stride: int | None = None, max_picks: int | None = None,
                     keep_map: dict | None = None) -> pd.DataFrame:
     """Picks of one micrograph in original pixels; scores are cosine similarities (−1…1).
 
-    ``threshold='auto'`` is the density-based cut (k = 5) on this micrograph's peak scores.
+    ``threshold``: None, the model's calibrated cut (or ``auto`` if it has none); ``auto``, the density-based
+    cut (k = 5) on this micrograph's peak scores; or a score.
     """
     smap = model.score_map(image, match, stride)
     if keep_map is not None:
@@ -602,7 +719,7 @@ def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str = 
     return picks_table(image.name, smap.to_original(coords), values)
 
 
-def pick_images(model: FewShotModel, images: Sequence[Image], threshold: float | str = "auto", **kw) -> pd.DataFrame:
+def pick_images(model: FewShotModel, images: Sequence[Image], threshold: float | str | None = None, **kw) -> pd.DataFrame:
     tables = [pick_micrograph(model, im, threshold, **kw) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
 
