@@ -72,13 +72,17 @@ def per_micrograph_seconds(cmd_all: list[str], cmd_one: list[str], n: int) -> tu
     return (wall - start) / (n - 1), mib
 
 
-def run_fewshot(labels: pd.DataFrame, run: Path, diameter: float, seed: int) -> dict:
+def run_fewshot(labels: pd.DataFrame, run: Path, diameter: float, seed: int, previous: dict | None = None) -> dict:
+    """Train and pick; with ``previous`` (that seed's earlier row), re-pick its model and keep its training figures."""
     write_picks(labels, run / "exemplars.star")
     model = run / "fewshot.pt"
-    train_s, train_mib, _ = peak_rss_mib_of([str(FEWPICK), "fewshot", "train", str(DATA / "train" / f"{REFERENCE}.mrc"),
-                                             "--exemplars", str(run / "exemplars.star"), "-d", f"{diameter:.3f}",
-                                             "--pretrain-images", str(DATA / "train"), "--seed", str(seed),
-                                             "--out", str(model)])
+    if previous is not None:
+        train_s, train_mib = previous["train_s"], previous["train_peak_mib"]
+    else:
+        train_s, train_mib, _ = peak_rss_mib_of([str(FEWPICK), "fewshot", "train", str(DATA / "train" / f"{REFERENCE}.mrc"),
+                                                "--exemplars", str(run / "exemplars.star"), "-d", f"{diameter:.3f}",
+                                                "--pretrain-images", str(DATA / "train"), "--seed", str(seed),
+                                                "--out", str(model)])
     test = sorted((DATA / "test").glob("*.mrc"))
     pick = [str(FEWPICK), "fewshot", "pick", "--model", str(model)]
     per_mic, pick_mib = per_micrograph_seconds([*pick, *map(str, test), "--out", str(run / "fewshot_auto.star")],
@@ -132,12 +136,17 @@ def main() -> None:
     ap.add_argument("--tools", nargs="+", default=["fewshot", "pu", "topaz"])
     ap.add_argument("--keep", action="store_true",
                     help="keep the other tools' and seeds' runs from bench/results/fewshot_vs_topaz.json")
+    ap.add_argument("--repick", action="store_true",
+                    help="few-shot: pick again with the models of the last run (in bench/work), keeping its training "
+                         "figures (for a change that is made at picking only)")
     args = ap.parse_args()
-    rows = []
-    if args.keep:
+    rows, before = [], {}
+    if args.keep or args.repick:
         import json
 
         previous = json.loads((Path(__file__).resolve().parent / "results" / "fewshot_vs_topaz.json").read_text())
+        before = {r["seed"]: r for r in previous["runs"] if r["tool"] == "fewshot"}
+    if args.keep:
         rows = [r for r in previous["runs"] if not (r["tool"] in args.tools and r["seed"] in args.seeds)]
     for seed in args.seeds:
         labels, diameter = exemplars_for(seed)
@@ -145,7 +154,7 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         for tool in args.tools:
             t0 = time.time()
-            fn = {"fewshot": lambda: run_fewshot(labels, run, diameter, seed),
+            fn = {"fewshot": lambda: run_fewshot(labels, run, diameter, seed, before[seed] if args.repick else None),
                   "pu": lambda: run_pu(labels, run, diameter, seed),
                   "topaz": lambda: run_topaz_box(labels, run, diameter)}[tool]
             rows.append({"tool": tool, "seed": seed, **fn()})
@@ -176,6 +185,9 @@ def main() -> None:
     if args.keep:
         md += ["", f"This run re-measured {', '.join(names[t] for t in args.tools)} on seeds {args.seeds}; the other "
                    "rows are kept from the previous run of this script (bench/results/fewshot_vs_topaz.json)."]
+    if args.repick:
+        md += ["", "The few-shot models were those of the previous run, picked again (`--repick`); its train seconds and "
+                   "memory are that run's."]
     write_results("fewshot_vs_topaz", {"runs": rows}, "\n".join(md))
     print("\n".join(md))
 
