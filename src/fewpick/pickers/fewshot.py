@@ -643,7 +643,7 @@ def exemplar_template(exemplars: np.ndarray, settings: FewShotSettings) -> tuple
     for w in ex:
         cc = np.where(near, template_score_map(w, first[None], mask_radius), -np.inf)
         best = np.array([np.unravel_index(int(np.argmax(cc)), cc.shape)], float)
-        cy, cx = refine_peaks(np.where(np.isfinite(cc), cc, np.nanmin(cc[near])), best)[0]
+        cy, cx = refine_peaks(np.maximum(cc, cc[near].min()), best)[0]  # outside the 2.5 px: the lowest value inside
         profiles.append(_ring_profile(w, (cy, cx), radii))
     return _draw_profile(np.mean(profiles, axis=0), radii, size), mask_radius
 
