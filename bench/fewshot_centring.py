@@ -32,6 +32,7 @@ from real2d import WORK as REAL_WORK  # noqa: E402
 from real2d import load_set  # noqa: E402
 
 from fewpick.evaluate import evaluate  # noqa: E402
+from fewpick.extract import threshold_knn_density  # noqa: E402
 from fewpick.io import read_image  # noqa: E402
 from fewpick.pickers import fewshot as fs  # noqa: E402
 
@@ -55,7 +56,13 @@ def score(model: fs.FewShotModel, images, truth, diameter: float, threshold) -> 
     t0 = time.time()
     every = fs.pick_images(model, images, threshold=-1e9)
     seconds = (time.time() - t0) / len(images)
-    cut = fs.pick_images(model, images, threshold=threshold)
+    # the cut applied to every peak, as picking does it: a score, or each micrograph's density-based cut
+    threshold = model.threshold if threshold is None else threshold
+    if threshold is None or threshold == "auto":
+        cuts = every.groupby("micrograph")["score"].transform(lambda v: threshold_knn_density(v.to_numpy(), k=5))
+    else:
+        cuts = float(threshold)
+    cut = every[every["score"] >= cuts]
     centre = evaluate(every, truth, radius=diameter / 2)
     box = evaluate(cut, truth, box=diameter)["all_picks"]
     return {"auprc": centre["auprc"], "best_f1": centre["best"]["f1"] if centre["best"] else 0.0,
