@@ -1,6 +1,6 @@
 """How long the PU picker takes per 4096 × 4096 micrograph on this machine, reading included.
 
-    .venv/bin/python bench/pick_speed.py [--threads 2] [--repeats 3]
+    .venv/bin/python bench/pick_speed.py [--threads 2] [--repeats 3] [--device cpu] [--models real2d_fewpick]
 
 1. Trained models: the 15-label PU model of each real set that bench/real2d.py trained (seed 0), on a 4096²
    float32 MRC made by tiling one of that set's test micrographs (the same particles and sampling, a 4096² field),
@@ -10,7 +10,8 @@
    narrower one at a coarser binning (particle binned to 10 px, width 16), for particle diameters of 36–108 px,
    so that the cost of each choice is known before its accuracy (bench/real2d_ablations.py).
 
-Writes bench/results/pick_speed.{json,md}.
+Writes bench/results/pick_speed.{json,md} (``--out NAME``: bench/results/NAME.{json,md}). On a GPU:
+``--device cuda --models real2d_gpu --out pick_speed_gpu`` after bench/gpu_check.sh's real2d run.
 """
 
 from __future__ import annotations
@@ -68,15 +69,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--models", default="real2d_fewpick", help="the bench/real2d.py run whose models are timed")
+    ap.add_argument("--out", default="pick_speed")
     args = ap.parse_args()
+    from fewpick.device import device_name, resolve_device
+
+    device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     trained, sizes = [], []
     for s in SETS:
-        model_file = REAL2D_WORK / "real2d_fewpick" / s / "pu_15_s0" / "pu.pt"
+        model_file = REAL2D_WORK / args.models / s / "pu_15_s0" / "pu.pt"
         if not model_file.is_file():
             print(f"{s}: no trained model at {model_file} (run bench/real2d.py first); skipped")
             continue
-        model = pu.load_model(model_file, "cpu")
+        model = pu.load_model(model_file, device)
         model.settings.threads = args.threads
         sec, n = time_pick(model, tiled_micrograph(s), args.repeats)
         row = {"set": s, "diameter": model.settings.diameter, "factor": model.factor, "width": model.settings.width,
@@ -88,14 +95,14 @@ def main() -> None:
         for name, change in (("default", {}), ("binned to 10 px, width 16", {"binned_diameter": 10.0, "width": 16})):
             st = pu.PUSettings(diameter=d, min_distance=0.5, threads=args.threads, **change)
             torch.manual_seed(0)
-            model = pu.PUModel(net=pu._build(st).eval(), settings=st, pi=0.01, pixel_size=1.0)
+            model = pu.PUModel(net=pu._build(st).eval().to(device), settings=st, pi=0.01, pixel_size=1.0)
             sec, n = time_pick(model, path, args.repeats)
             row = {"diameter": d, "network": name, "factor": model.factor, "width": st.width, "seconds": sec, "peaks": n}
             sizes.append(row)
             print(row, flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     md = [f"PU picking of one {SIZE}×{SIZE} float32 MRC, reading included, every peak kept (`--threshold -1e9`), "
-          f"{args.threads} threads, best of {args.repeats}; peak memory of the whole process {peak:.0f} MiB.", "",
+          f"{args.threads} threads, network on {device_name(device)}, best of {args.repeats}; peak memory of the whole process {peak:.0f} MiB.", "",
           "Trained 15-label models of the real sets, on a test micrograph of the set tiled to 4096²:", "",
           "| set | particle px | binning | width | s per micrograph | peaks |", "|---|---|---|---|---|---|"]
     md += [f"| {r['set']} | {r['diameter']:g} | {r['factor']} | {r['width']} | {r['seconds']:.2f} | {r['peaks']} |"
@@ -103,7 +110,7 @@ def main() -> None:
     md += ["", "Network sizes (random weights; the time hardly depends on the weights but for the number of peaks):", "",
            "| particle px | network | binning | s per micrograph |", "|---|---|---|---|"]
     md += [f"| {r['diameter']:g} | {r['network']} | {r['factor']} | {r['seconds']:.2f} |" for r in sizes]
-    write_results("pick_speed", {"trained": trained, "sizes": sizes, "peak_rss_mib": peak}, "\n".join(md))
+    write_results(args.out, {"device": device_name(device), "trained": trained, "sizes": sizes, "peak_rss_mib": peak}, "\n".join(md))
 
 
 if __name__ == "__main__":
