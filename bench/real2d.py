@@ -147,18 +147,34 @@ def _timed(cmd: list[str]) -> tuple[float, float]:
     return wall, rss
 
 
-def run_pu(rs: RealSet, labels: pd.DataFrame, run: Path, seed: int, extra: list[str]) -> dict:
+def run_pu(rs: RealSet, labels: pd.DataFrame, run: Path, seed: int, extra: list[str],
+           model_from: Path | None = None, previous: dict | None = None) -> dict:
     import torch
 
     write_picks(labels, run / "labels.star")
     model = run / "pu.pt"
-    t_s, t_mib = _timed([str(FEWPICK), "train", *map(str, rs.train), "--labels", str(run / "labels.star"),
-                         "-d", f"{rs.diameter:g}", "-n", str(rs.expected), "--seed", str(seed), "--out", str(model),
-                         *extra])
+    refit_s = None
+    if model_from is not None:  # a network trained by an earlier run, with the steps after training redone
+        from fewpick.io import read_micrograph
+        from fewpick.pickers import pu
+
+        t0 = time.time()
+        m = pu.refit(pu.load_model(model_from, "cpu"), [read_micrograph(p) for p in rs.train], labels)
+        pu.save_model(m, model)
+        refit_s = time.time() - t0
+        t_s, t_mib = previous["train_s"] + refit_s, previous["train_peak_mib"]
+    else:
+        t_s, t_mib = _timed([str(FEWPICK), "train", *map(str, rs.train), "--labels", str(run / "labels.star"),
+                             "-d", f"{rs.diameter:g}", "-n", str(rs.expected), "--seed", str(seed), "--out",
+                             str(model), *extra])
     p_s, p_mib = _timed([str(FEWPICK), "pick", *map(str, rs.test), "--model", str(model), "-t", "-1e9",
                          "--out", str(run / "pu_picks.star")])
-    thr = float(torch.load(model, map_location="cpu", weights_only=False)["threshold"])
-    return {**scores(read_picks(run / "pu_picks.star"), rs, thr), "threshold": thr, "train_s": t_s,
+    bundle = torch.load(model, map_location="cpu", weights_only=False)
+    thr = float(bundle["threshold"])
+    more = {"refit_s": refit_s} if refit_s is not None else {}
+    if bundle.get("agreement") is not None:
+        more.update(agreement=float(bundle["agreement"]), correlation_weight=float(bundle["correlation_weight"]))
+    return {**scores(read_picks(run / "pu_picks.star"), rs, thr), "threshold": thr, **more, "train_s": t_s,
             "train_peak_mib": t_mib, "pick_s_per_micrograph": p_s / len(rs.test), "pick_peak_mib": p_mib}
 
 
@@ -265,7 +281,9 @@ def table(rows: list[dict], variant: str | None) -> str:
             v = g[k].astype(float)
             return f"{v.mean():.3f} ± {np.nan_to_num(v.std()):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
         box = ms("box_f1") + (" (best)" if tool == "topaz" else "")
-        mark = " †" if "model_from" in g and g["model_from"].notna().any() else ""
+        mark = ""
+        if "model_from" in g and g["model_from"].notna().any():
+            mark = " ‡" if tool == "pu" else " †"
         md.append(f"| {s} | {n} | {TOOL_NAMES[tool]}{mark}{' ' + variant if variant and tool != 'topaz' else ''} | "
                   f"{ms('auprc')} | {ms('best_f1')} | {ms('recall_all_picks')} | {box} | {g.train_s.mean():.0f} | "
                   f"{g.pick_s_per_micrograph.mean():.2f} | {g.train_peak_mib.mean():.0f} / {g.pick_peak_mib.mean():.0f} | "
@@ -309,6 +327,9 @@ def main() -> None:
     ap.add_argument("--fewshot-pick-args", default="", help="extra options for 'fewpick fewshot pick'")
     ap.add_argument("--fewshot-models-from", default=None,
                     help="re-pick the few-shot models of these results (e.g. real2d_base) instead of training")
+    ap.add_argument("--pu-models-from", nargs="*", default=[],
+                    help="re-use the PU networks these earlier runs trained (15 labels, all labels): the steps after "
+                         "training are redone, the training figures kept")
     ap.add_argument("--keep", action="store_true", help="reuse runs whose results are already in the JSON")
     ap.add_argument("--out", default=None, help="results name (default real2d or real2d_VARIANT)")
     ap.add_argument("--merge", nargs="*", default=[], help="also take the runs of these results (names in bench/results)")
@@ -340,7 +361,19 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         if tool == "pu":
-            r = run_pu(rs, draw_labels(rs, n, seed), run, seed, shlex.split(args.pu_args))
+            src = prev = None
+            for other in args.pu_models_from:
+                cand = WORK / other / set_name / f"pu_{n}_s{seed}" / "pu.pt"
+                found = [x for x in json.loads((RESULTS / f"{other}.json").read_text())["runs"] if key(x) == k]
+                if cand.is_file() and found:
+                    src, prev = cand, found[0]
+                    break
+            if args.pu_models_from and src is None:
+                print(f"  {set_name} pu {n} labels seed {seed}: no earlier network; skipped", flush=True)
+                continue
+            r = run_pu(rs, draw_labels(rs, n, seed), run, seed, shlex.split(args.pu_args), src, prev)
+            if src is not None:
+                r["model_from"] = src.parent.parent.parent.name
         elif tool == "fewshot":
             src = None
             if args.fewshot_models_from:
@@ -371,7 +404,11 @@ def _write(name: str, rows: list[dict], args) -> None:
              f"{args.topaz_updates} updates. "
              "Times on 2 cores include each command's start-up; most runs shared the cores with another job "
              "(training at 1–2 threads), so they are upper bounds.")
-    if any(r.get("model_from") for r in rows):
+    if any(r.get("model_from") and r["tool"] == "pu" for r in rows):
+        intro += ("\n\n‡ the networks that the earlier runs trained (the same labels, seed and settings; their "
+                  "training figures), with the steps after training redone by this version: the test of the labels' "
+                  "rotational average and the default cut (`pu.refit`, 1–2 s, added to train s).")
+    if any(r.get("model_from") and r["tool"] == "fewshot" for r in rows):
         intro += ("\n\n† few-shot models trained before `fewshot train --expected-particles` existed (the same "
                   "exemplars, seed and settings otherwise), picked with `--min-distance 0.75`: the suppression that "
                   "training with these sets' expected counts now stores (0.375 diameters, half the former 0.75).")

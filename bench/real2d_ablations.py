@@ -2,13 +2,18 @@
 
     .venv/bin/python bench/real2d_ablations.py --picking [--sets 10059 10947 apoferritin_ab] [--run real2d_fewpick]
     .venv/bin/python bench/real2d_ablations.py --train 'bin5={"bin_factor": 5}' [--sets 10947] [--seed 0]
+    .venv/bin/python bench/real2d_ablations.py --rescore --run real2d_all --labels all [--sets ...]
 
 ``--picking`` re-scores the PU models that ``bench/real2d.py`` trained (15 labels or, with ``--labels all --run
 real2d_all``, every label; seed 0; no training): the
 minimum distance between picks (non-maximum suppression radius as a fraction of the particle radius), test-time
 averaging over the 8 dihedral views, Gaussian smoothing of the score map. ``--train NAME=JSON`` trains a model with
 the given PU settings changed (same labels and seed as bench/real2d.py) and scores it at the old and new minimum
-distance. Rows accumulate in bench/results/real2d_ablations.{json,md} (keyed by set, change and seed).
+distance. ``--rescore`` takes a one-channel model (trained before the correlation channel) and rescores its peaks
+after the fact with the local correlation of the labels' rotational average (each peak moved to its best
+correlation within a quarter diameter): the correlation alone, and the mean of the two scores' percentiles among
+the training micrographs' peaks. Rows accumulate in bench/results/real2d_ablations.{json,md} (keyed by set,
+change and seed).
 """
 
 from __future__ import annotations
@@ -88,6 +93,63 @@ def train_rows(set_name: str, name: str, changes: dict, seed: int, labels: str =
              "change": f"{name} {note or json.dumps(changes)}, min distance {md:g} r (automatic)",
              "train_s": train_s, **score(model, rs, maps, md)}]
 
+def rescore_rows(set_name: str, run: str, labels: str = "15", seed: int = 0) -> list[dict]:
+    from dataclasses import replace
+
+    from fewpick.extract import greedy_keep
+
+    rs = load_set(set_name)
+    model = pu.load_model(WORK / run / set_name / f"pu_{labels}_s{seed}" / "pu.pt", "cpu")
+    if model.settings.correlation:
+        raise SystemExit(f"{set_name}: the {run} model already has the correlation channel")
+    settings = replace(model.settings, correlation=True)
+    per_image = pu._labels_for(tr := [read_micrograph(p) for p in rs.train], draw_labels(rs, labels, seed), None)
+    items = pu._items(tr, per_image, settings)
+    template = pu.label_template(items, settings, np.random.default_rng(seed))
+    reach = 0.25 * settings.geometry().working_diameter
+    r = int(np.ceil(reach))
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = np.hypot(oy, ox) <= reach
+    oy, ox = oy[inside], ox[inside]
+
+    def peaks(binned):
+        logits = pu._logits(model.net, binned)
+        corr = pu.network_input(binned, template, settings)[1]
+        c, v = nms(logits, settings.suppression_radius(), -np.inf)
+        ij = np.round(c).astype(int)
+        iy = np.clip(ij[:, :1] + oy, 0, corr.shape[0] - 1)
+        ix = np.clip(ij[:, 1:] + ox, 0, corr.shape[1] - 1)
+        k = np.argmax(corr[iy, ix], axis=1)
+        moved = np.stack([iy[np.arange(len(k)), k], ix[np.arange(len(k)), k]], axis=1).astype(float)
+        return moved, v, corr[moved[:, 0].astype(int), moved[:, 1].astype(int)]
+
+    train_peaks = [peaks(it.image) for it in items]
+    grid = np.linspace(0, 1, 201)
+    q_logit = np.quantile(np.concatenate([p[1] for p in train_peaks]), grid)
+    q_corr = np.quantile(np.concatenate([p[2] for p in train_peaks]), grid)
+    kinds = {"correlation alone": lambda v, c: c,
+             "mean of the percentiles of logit and correlation": lambda v, c: np.interp(v, q_logit, grid)
+             + np.interp(c, q_corr, grid)}
+    tables = {k: [] for k in kinds}
+    for path in rs.test:
+        data = read_micrograph(path).data
+        binned = pu.prepare(data, model.factor)
+        scale = np.array(data.shape, float) / np.array(binned.shape, float)
+        moved, v, c = peaks(binned)
+        for kind, f in kinds.items():
+            sc = f(v, c)
+            order = np.argsort(-sc, kind="stable")
+            keep = order[greedy_keep(moved[order], settings.suppression_radius())]
+            tables[kind].append(make_picks(path.stem, moved[keep, 1] * scale[1], moved[keep, 0] * scale[0],
+                                           score=sc[keep]))
+    rows = []
+    for kind, t in tables.items():
+        e = evaluate(pd.concat(t, ignore_index=True), rs.test_truth, radius=rs.diameter / 2)
+        rows.append({"set": set_name, "seed": seed, "kind": "picking", "labels": labels,
+                     "change": f"one-channel network, peaks rescored: {kind}", "auprc": e["auprc"],
+                     "best_f1": e["best"]["f1"], "recall_all_picks": e["all_picks"]["recall"]})
+    return rows
+
 
 def load_rows() -> list[dict]:
     path = RESULTS / "real2d_ablations.json"
@@ -112,6 +174,7 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab"])
     ap.add_argument("--run", default="real2d_fewpick", help="bench/real2d.py results whose models --picking re-scores")
     ap.add_argument("--picking", action="store_true")
+    ap.add_argument("--rescore", action="store_true", help="rescore a one-channel model's peaks by correlation")
     ap.add_argument("--train", nargs="*", default=[], metavar="NAME=JSON")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--labels", default="15", help="'15' (bench/real2d.py's draw for --seed) or 'all'")
@@ -120,6 +183,7 @@ def main() -> None:
     key = lambda r: (r["set"], r.get("labels", "15"), r["change"], r["seed"])  # noqa: E731
     for s in args.sets:
         new = picking_rows(s, args.run, args.labels) if args.picking else []
+        new += rescore_rows(s, args.run, args.labels, args.seed) if args.rescore else []
         for spec in args.train:
             name, js = spec.split("=", 1)
             new += train_rows(s, name, json.loads(js), args.seed, args.labels)

@@ -200,6 +200,7 @@ def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatc
     fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0) for y, x in peaks).astype(np.float32) * 5 - 2
     monkeypatch.setattr(pu, "_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
     data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
+    monkeypatch.setattr(model, "template", None)  # the peaks as the network gives them, not centred on particles
     try:
         model.settings.min_distance = 0.5
         picks = pu.pick_micrograph(model, data, "m", threshold=0.0)
@@ -234,3 +235,63 @@ def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights
     net.train()
     pu._logits(net, img)
     assert net.training and net.blocks[0].bn1.training  # scoring leaves the network's mode alone
+
+
+def test_round_particles_are_centred_and_rescored_on_the_labels_rotational_average(sim_set, trained, tmp_path,
+                                                                                     monkeypatch):
+    """Where the network's best training peaks and the correlation's agree, the model keeps the labels'
+    rotational average; picks then sit on the particles' centres; the file keeps it all."""
+    ims, truths = sim_set
+    model, path = trained
+    assert 0.5 < model.agreement < 1.0  # measured on these (round) particles
+    monkeypatch.setattr(pu, "AGREEMENT", 0.5)
+    model = pu.refit(pu.load_model(path, "cpu"), ims[:2], truths[0].iloc[:20])
+    assert model.uses_correlation and model.correlation_weight > 0
+    assert model.template.shape[0] % 2 == 1 and model.template.shape[0] >= 1.2 * 40 / model.factor
+    assert "rescored on the labels' rotational average" in pu.model_summary(model)
+    picks = pu.pick_images(model, ims[2:])  # the calibrated cut
+    r = evaluate(picks, truths[2], radius=20)
+    assert r["all_picks"]["f1"] >= 0.8, r["all_picks"]
+    # each pick sits on the best correlation near its network peak: the 40 best correlate better than the
+    # network's own 40 best peaks do
+    corr = pu.correlation_map(pu.prepare(ims[2].data, model.factor), model.template, model.settings)
+
+    def correlation_at(table):
+        yx = np.round(table.nlargest(40, "score")[["y", "x"]].to_numpy() / model.factor).astype(int)
+        return corr[np.clip(yx[:, 0], 0, corr.shape[0] - 1), np.clip(yx[:, 1], 0, corr.shape[1] - 1)].mean()
+
+    network_only = pu.pick_images(pu.load_model(path, "cpu"), ims[2:], threshold=-1e9)
+    assert correlation_at(picks) > correlation_at(network_only) + 0.02, (correlation_at(picks),
+                                                                        correlation_at(network_only))
+    pu.save_model(model, tmp_path / "round.pt")
+    loaded = pu.load_model(tmp_path / "round.pt", "cpu")
+    np.testing.assert_array_equal(loaded.template, model.template)
+    assert loaded.correlation_weight == pytest.approx(model.correlation_weight) and loaded.agreement == model.agreement
+    again = pu.pick_images(loaded, ims[2:])
+    np.testing.assert_allclose(again[["x", "y", "score"]].to_numpy(), picks[["x", "y", "score"]].to_numpy(), rtol=1e-5)
+    # a file from before (no template, weight or agreement) picks with the network's peaks alone
+    bundle = torch.load(tmp_path / "round.pt", weights_only=True)
+    for k in ("template", "correlation_weight", "agreement"):
+        del bundle[k]
+    torch.save(bundle, tmp_path / "old.pt")
+    old = pu.load_model(tmp_path / "old.pt", "cpu")
+    assert not old.uses_correlation and old.agreement is None
+    plain = pu.pick_images(old, ims[2:3], threshold=-1e9)
+    _, scores = pu.nms(pu.score_map(old, ims[2].data)[0], old.settings.suppression_radius(), -np.inf)
+    assert len(plain) == len(scores) and np.allclose(np.sort(plain.score.to_numpy()), np.sort(scores), atol=1e-5)
+
+
+def test_the_rotational_average_is_left_out_where_it_disagrees_with_the_network(sim_set, tmp_path, monkeypatch):
+    """Below the agreement bar the model picks exactly as one trained without the test."""
+    ims, truths = sim_set
+    base = dict(diameter=40, expected_particles=40, steps=30, steps_per_epoch=10)
+    off = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(**base, correlation=False), tmp_path / "off.pt")
+    assert off.agreement is None and not off.uses_correlation
+    monkeypatch.setattr(pu, "AGREEMENT", 1.01)  # no agreement reaches it
+    gated = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(**base), tmp_path / "gated.pt")
+    assert gated.agreement is not None and not gated.uses_correlation and gated.template is None
+    assert "not used (agreement" in pu.model_summary(gated)
+    a = pu.pick_images(off, ims[2:], threshold=-1e9)
+    b = pu.pick_images(pu.load_model(tmp_path / "gated.pt", "cpu"), ims[2:], threshold=-1e9)
+    np.testing.assert_allclose(a[["x", "y", "score"]].to_numpy(), b[["x", "y", "score"]].to_numpy(), rtol=1e-5)
+    assert gated.threshold == pytest.approx(off.threshold)

@@ -622,20 +622,27 @@ def _draw_profile(profile: np.ndarray, radii: np.ndarray, size: int) -> np.ndarr
 
 
 def exemplar_template(exemplars: np.ndarray, settings: FewShotSettings) -> tuple[np.ndarray, float]:
-    """The exemplars' mean rotational average on an odd grid (a window's side, rounded up to odd) and the radius
-    (resampled px) within which it is matched: the window's inscribed circle, 0.6 diameters.
+    """The exemplars' mean rotational average (:func:`rotational_template`) on an odd grid (a window's side,
+    rounded up to odd) and the radius (resampled px) within which it is matched: the window's inscribed circle,
+    0.6 diameters."""
+    mask_radius = settings.geometry().radius(settings.window_ratio)
+    return rotational_template(exemplars, mask_radius), mask_radius
 
-    Exemplars are clicked by hand, a pixel or two off their particles' centres, which blurs their average: each
-    exemplar is first centred on the average about the windows' centres (its best correlation within 2.5 px,
-    refined below a pixel) and the average is taken again about those centres. Orientation-free, so one
-    template serves particles in any in-plane orientation, hollow ones (a ring) included.
+
+def rotational_template(windows: np.ndarray, mask_radius: float) -> np.ndarray:
+    """The mean rotational average of particle ``windows`` (n, s, s) about their centres, on an odd grid (s
+    rounded up to odd), matched within ``mask_radius``.
+
+    Particles are clicked a pixel or two off their centres, which blurs their average: each window is first
+    centred on the average about the windows' centres (its best correlation within 2.5 px, refined below a
+    pixel) and the average is taken again about those centres. Orientation-free, so one template serves
+    particles in any in-plane orientation, hollow ones (a ring) included.
     """
-    ex = np.asarray(exemplars, np.float32)
+    ex = np.asarray(windows, np.float32)
     n = ex.shape[-1]
     c = (n - 1) / 2
     size = n | 1
     radii = np.arange(0.0, size / 2 * np.sqrt(2) + 1)
-    mask_radius = settings.geometry().radius(settings.window_ratio)
     first = _draw_profile(np.mean([_ring_profile(w, (c, c), radii) for w in ex], axis=0), radii, size)
     yy, xx = np.mgrid[:n, :n]
     near = np.hypot(yy - c, xx - c) <= 2.5
@@ -645,7 +652,7 @@ def exemplar_template(exemplars: np.ndarray, settings: FewShotSettings) -> tuple
         best = np.array([np.unravel_index(int(np.argmax(cc)), cc.shape)], float)
         cy, cx = refine_peaks(np.maximum(cc, cc[near].min()), best)[0]  # outside the 2.5 px: the lowest value inside
         profiles.append(_ring_profile(w, (cy, cx), radii))
-    return _draw_profile(np.mean(profiles, axis=0), radii, size), mask_radius
+    return _draw_profile(np.mean(profiles, axis=0), radii, size)
 
 
 def centre_peaks(ij: np.ndarray, values: np.ndarray, match: np.ndarray, stride: int,

@@ -11,6 +11,13 @@ the autoencoder term ``a·‖x − x'‖²``. Picking applies the CNN to whole b
 micrographs and extracts peaks by non-maximum suppression with the particle radius.
 Scores are logits (log-odds); higher is more particle-like; 0 means probability ½.
 
+Round particles: after training, the labelled particles' rotational average is matched (local normalised
+correlation) on the training micrographs. Where the network's best peaks there are nearly the same as the
+correlation's (at least ``AGREEMENT`` of the expected count in common: the rotational average describes the
+particle, as for apoferritin), each pick moves to the best correlation within a quarter diameter and scores
+its logit plus the correlation, weighted so that both spread alike over the best training peaks. Elsewhere
+(particles that are not round, other complexes of their size around) the correlation is left out.
+
 The class prior π is the fraction of unlabeled pixels that are positive: the expected
 number of particles per micrograph × the area of a label **disk** (2D: π r², not a
 ball) ÷ the binned micrograph's area.
@@ -33,7 +40,7 @@ import torch.nn.functional as F
 from fewpick import modelfile
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import auto_min_distance, ball, nms, threshold_at_count, threshold_gmm
+from fewpick.extract import auto_min_distance, ball, greedy_keep, nms, threshold_at_count, threshold_gmm
 from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside
@@ -45,6 +52,8 @@ from fewpick.training import fit, seeded
 
 MODEL_FORMAT = "fewpick-pu-model"
 MODEL_FORMAT_VERSION = 1
+AGREEMENT = 0.9  # the share of the network's best training peaks the correlation must also rank best
+CENTRE = 0.25  # picks move to the best correlation within this many diameters
 
 
 @dataclass
@@ -76,6 +85,9 @@ class PUSettings:
     # picks closer than this fraction of the particle radius suppress each other; None: automatic at training
     # (see auto_min_distance), and 1 for models written before it existed
     min_distance: float | None = None
+    # after training, test the labelled particles' rotational average; centre and rescore picks on it where
+    # it agrees with the network (see the module)
+    correlation: bool = True
     seed: int = 0
     threads: int = 2
 
@@ -112,6 +124,9 @@ class PUModel(PickerBase):
     pixel_size: float | None
     history: list = field(default_factory=list)
     threshold: float = 0.0  # default score cut (logit), calibrated on the training micrographs
+    template: np.ndarray | None = None  # the labelled particles' rotational average (binned px), when used
+    correlation_weight: float = 0.0  # logits per unit of correlation in the score (0: correlation not used)
+    agreement: float | None = None  # the share of best training peaks the network and the correlation share
     # run-time choice, not stored: bfloat16 convolutions when picking on a GPU. Off: on an H100 it saved no
     # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
     mixed_precision: bool = False
@@ -120,19 +135,33 @@ class PUModel(PickerBase):
     def factor(self) -> int:
         return self.settings.factor()
 
+    @property
+    def uses_correlation(self) -> bool:
+        return self.template is not None and self.correlation_weight > 0
+
     def score_map(self, image: Image | np.ndarray) -> ScoreMap:
-        """Logits on the binned grid."""
+        """Logits on the binned grid (and, for a model that uses it, the correlation map in ``extra``)."""
         data = image.data if isinstance(image, Image) else image
-        logits, scale = score_map(self, data)
-        return ScoreMap(logits, functools.partial(self.settings.geometry().to_original, scale=scale))
+        torch.set_num_threads(self.settings.threads)
+        binned = prepare(data, self.factor, self.settings.threads)
+        scale = Geometry.scale(data.shape, binned.shape)
+        extra = {"correlation": correlation_map(binned, self.template, self.settings)} if self.uses_correlation else {}
+        return ScoreMap(_logits(self.net, binned, self.mixed_precision),
+                        functools.partial(self.settings.geometry().to_original, scale=scale), extra)
 
     def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Non-maximum suppression at the model's pick distance; ``threshold``: a logit, ``auto`` (a
+        """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
+        peak centred and rescored on it, then suppressed again); ``threshold``: a score, ``auto`` (a
         two-Gaussian split of this micrograph's peaks) or None (the model's calibrated default)."""
         threshold = self.threshold if threshold is None else threshold
         thr = -np.inf if threshold == "auto" else float(threshold)
-        coords, scores = nms(smap.scores, self.settings.suppression_radius(), thr, max_picks=max_picks)
+        if "correlation" in smap.extra:
+            coords, scores = rescored_peaks(self, smap.scores, smap.extra["correlation"])
+            keep = scores >= thr
+            coords, scores = coords[keep][:max_picks], scores[keep][:max_picks]
+        else:
+            coords, scores = nms(smap.scores, self.settings.suppression_radius(), thr, max_picks=max_picks)
         if threshold == "auto" and len(scores):
             keep = scores >= threshold_gmm(scores)
             coords, scores = coords[keep], scores[keep]
@@ -146,6 +175,94 @@ def prepare(data: np.ndarray, factor: int, threads: int | None = None) -> np.nda
     """The network's input: Fourier-binned by ``factor`` (FFTs on ``threads``) and robustly normalised (clipped
     at ±6)."""
     return normalize(bin_image(data, factor, threads), clip=6.0)
+
+
+# ---------------------------------------------------------------- the labels' rotational average
+
+
+def correlation_radius(settings: PUSettings) -> float:
+    """Radius (binned px) within which the template is matched: 0.6 particle diameters."""
+    return 0.6 * settings.geometry().working_diameter
+
+
+def correlation_map(binned: np.ndarray, template: np.ndarray, settings: PUSettings) -> np.ndarray:
+    """Local normalised correlation of a prepared micrograph with ``template``, on the binned grid."""
+    from fewpick.pickers.classic import template_score_map
+
+    return template_score_map(binned, np.asarray(template, np.float32)[None], correlation_radius(settings))
+
+
+def label_template(items: Sequence["_Item"], settings: PUSettings, rng: np.random.Generator,
+                   most: int = 400) -> np.ndarray:
+    """The labelled particles' rotational average on the binned grid (at most ``most`` of them, drawn at random),
+    from windows 1.2 diameters wide about each label (:func:`fewpick.pickers.fewshot.rotational_template`)."""
+    from fewpick.pickers.fewshot import rotational_template
+
+    n = int(np.ceil(1.2 * settings.geometry().working_diameter)) | 1
+    h = n // 2
+    windows = []
+    for it in items:
+        if len(it.centres):
+            padded = np.pad(it.image, h, mode="reflect")
+            windows += [padded[cy : cy + n, cx : cx + n] for cy, cx in np.round(it.centres).astype(int)]
+    if len(windows) > most:
+        windows = [windows[i] for i in np.sort(rng.choice(len(windows), most, replace=False))]
+    return rotational_template(np.stack(windows), correlation_radius(settings))
+
+
+def _centred(coords: np.ndarray, corr: np.ndarray, settings: PUSettings) -> np.ndarray:
+    """Each peak (binned grid) moved to the best correlation within ``CENTRE`` diameters (whole pixels)."""
+    reach = CENTRE * settings.geometry().working_diameter
+    r = int(np.ceil(reach))
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = np.hypot(oy, ox) <= reach
+    oy, ox = oy[inside], ox[inside]
+    ij = np.round(coords).astype(int)
+    iy = np.clip(ij[:, :1] + oy, 0, corr.shape[0] - 1)
+    ix = np.clip(ij[:, 1:] + ox, 0, corr.shape[1] - 1)
+    k = np.argmax(corr[iy, ix], axis=1)
+    rows = np.arange(len(k))
+    return np.stack([iy[rows, k], ix[rows, k]], axis=1)
+
+
+def rescored_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every peak of ``logits`` centred on the correlation and scored ``logit + weight × correlation``, suppressed
+    again at the model's pick distance; best first."""
+    coords, values = nms(logits, model.settings.suppression_radius(), -np.inf)
+    if not len(values):
+        return coords, values
+    moved = _centred(coords, corr, model.settings)
+    score = values + model.correlation_weight * corr[moved[:, 0], moved[:, 1]]
+    order = np.argsort(-score, kind="stable")
+    moved, score = moved[order].astype(float), score[order].astype(np.float32)
+    keep = greedy_keep(moved, model.settings.suppression_radius())
+    return moved[keep], score[keep]
+
+
+def fit_correlation(model: PUModel, items: Sequence["_Item"], rng: np.random.Generator) -> None:
+    """Decide whether the model uses the labels' rotational average (see the module): sets ``template``,
+    ``correlation_weight`` (0 where the agreement is below ``AGREEMENT``) and ``agreement``."""
+    s = model.settings
+    template = label_template(items, s, rng)
+    logit_peaks, corr_peaks = [], []
+    for it in items:
+        coords, values = nms(_logits(model.net, it.image, model.mixed_precision), s.suppression_radius(), -np.inf)
+        corr = correlation_map(it.image, template, s)
+        moved = _centred(coords, corr, s)
+        logit_peaks.append(values)
+        corr_peaks.append(corr[moved[:, 0], moved[:, 1]])
+    logit_peaks, corr_peaks = np.concatenate(logit_peaks), np.concatenate(corr_peaks)
+    expected = sum(s.particles_in(model.pi, it.image.size) for it in items)
+    k = int(np.clip(round(expected), 1, len(logit_peaks)))
+    best_logit, best_corr = np.argsort(-logit_peaks)[:k], np.argsort(-corr_peaks)[:k]
+    model.agreement = float(len(np.intersect1d(best_logit, best_corr)) / k)
+    top = np.argsort(-logit_peaks)[: min(len(logit_peaks), 2 * k)]
+    spread = float(np.std(corr_peaks[top]))
+    if model.agreement >= AGREEMENT and spread > 0:
+        model.template = template
+        model.correlation_weight = float(np.std(logit_peaks[top]) / spread)
+    else:
+        model.template, model.correlation_weight = None, 0.0
 
 
 @dataclass
@@ -211,7 +328,10 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
     """Write a self-describing model file (atomically; see :mod:`fewpick.modelfile`)."""
     return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, pi=model.pi,
                           pixel_size=model.pixel_size, receptive_field=model.net.receptive_field,
-                          state_dict=cpu_state(model.net), history=model.history, threshold=model.threshold)
+                          state_dict=cpu_state(model.net), history=model.history, threshold=model.threshold,
+                          template=None if model.template is None else torch.from_numpy(np.asarray(model.template,
+                                                                                                     np.float32)),
+                          correlation_weight=model.correlation_weight, agreement=model.agreement)
 
 
 def _build(settings: PUSettings) -> PickerCNN:
@@ -230,8 +350,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     except RuntimeError as exc:
         raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
     net.eval().to(resolve_device(device))
+    template = bundle.get("template")
     return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
-                   float(bundle.get("threshold", 0.0)))
+                   float(bundle.get("threshold", 0.0)),
+                   template=None if template is None else np.asarray(template, np.float32),
+                   correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"))
 
 
 # ---------------------------------------------------------------- training
@@ -376,8 +499,26 @@ def train(
                         config=modelfile.settings_dict(settings), progress=progress,
                         validate=validate if val_images is not None and val_labels is not None else None)
     net.eval()
-    model.threshold = calibrate_threshold(model, items)
+    _finish(model, items)
     save_model(model, out)
+    return model
+
+
+def _finish(model: PUModel, items: Sequence[_Item]) -> None:
+    """What follows the network's training: the rotational-average test (:func:`fit_correlation`) and the
+    default cut."""
+    if model.settings.correlation:
+        fit_correlation(model, items, np.random.default_rng(model.settings.seed))
+    model.threshold = calibrate_threshold(model, items)
+
+
+def refit(model: PUModel, images: Sequence[Image], labels: pd.DataFrame,
+          labels_source: str | os.PathLike | None = None) -> PUModel:
+    """Redo, for a trained model, the steps after its network's training (the rotational-average test and the
+    default cut) on its training micrographs and labels: what a model trained before those steps existed
+    needs to pick as a newly trained one does. The network is left as it is."""
+    model.net.eval()
+    _finish(model, _items(images, _labels_for(images, labels, labels_source), model.settings))
     return model
 
 
@@ -385,8 +526,13 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
     """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
     with k the expected number of particles per micrograph (from ``--expected-particles``, or from π)."""
     s = model.settings
-    peaks = [nms(_logits(model.net, it.image, model.mixed_precision), s.suppression_radius(), -np.inf)[1]
-             for it in items]
+    peaks = []
+    for it in items:
+        logits = _logits(model.net, it.image, model.mixed_precision)
+        if model.uses_correlation:
+            peaks.append(rescored_peaks(model, logits, correlation_map(it.image, model.template, s))[1])
+        else:
+            peaks.append(nms(logits, s.suppression_radius(), -np.inf)[1])
     return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
 
 
@@ -459,7 +605,13 @@ def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str 
 def model_summary(model: PUModel) -> str:
     """One line describing a model, for the command line."""
     s = model.settings
+    if model.uses_correlation:
+        corr = f", picks centred and rescored on the labels' rotational average (agreement {model.agreement:.2f})"
+    elif model.agreement is not None:
+        corr = f", labels' rotational average not used (agreement {model.agreement:.2f} < {AGREEMENT:g})"
+    else:
+        corr = ""
     return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
             f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
             f"picks at least {1.0 if s.min_distance is None else s.min_distance:g} radius apart, "
-            f"default threshold {model.threshold:.3g}")
+            f"default threshold {model.threshold:.3g}{corr}")
