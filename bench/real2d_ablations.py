@@ -9,10 +9,10 @@ real2d_all``, every label; seed 0; no training): the
 minimum distance between picks (non-maximum suppression radius as a fraction of the particle radius), test-time
 averaging over the 8 dihedral views, Gaussian smoothing of the score map. ``--train NAME=JSON`` trains a model with
 the given PU settings changed (same labels and seed as bench/real2d.py) and scores it at the old and new minimum
-distance. ``--rescore`` takes a one-channel model (trained before the correlation channel) and rescores its peaks
-after the fact with the local correlation of the labels' rotational average (each peak moved to its best
-correlation within a quarter diameter): the correlation alone, and the mean of the two scores' percentiles among
-the training micrographs' peaks. Rows accumulate in bench/results/real2d_ablations.{json,md} (keyed by set,
+distance. ``--rescore`` rescores a model's peaks with the local correlation of the labels' rotational average for every
+particle, without the picker's agreement test (each peak moved to its best correlation within a quarter
+diameter): the correlation alone, and the mean of the two scores' percentiles among the training micrographs'
+peaks; ``--sim-runs n10_s0 ...`` adds bench/pu_vs_topaz.py's simulated models. Rows accumulate in bench/results/real2d_ablations.{json,md} (keyed by set,
 change and seed).
 """
 
@@ -94,34 +94,33 @@ def train_rows(set_name: str, name: str, changes: dict, seed: int, labels: str =
              "train_s": train_s, **score(model, rs, maps, md)}]
 
 def rescore_rows(set_name: str, run: str, labels: str = "15", seed: int = 0) -> list[dict]:
-    from dataclasses import replace
-
+    """Rescoring rows of one model: a real set's (``run``: a bench/real2d.py run) or, for ``set_name``
+    ``simulated``, bench/pu_vs_topaz.py's (``run``: its run folder, e.g. n10_s0)."""
     from fewpick.extract import greedy_keep
+    from fewpick.io import read_picks
 
-    rs = load_set(set_name)
-    model = pu.load_model(WORK / run / set_name / f"pu_{labels}_s{seed}" / "pu.pt", "cpu")
-    if model.settings.correlation:
-        raise SystemExit(f"{set_name}: the {run} model already has the correlation channel")
-    settings = replace(model.settings, correlation=True)
-    per_image = pu._labels_for(tr := [read_micrograph(p) for p in rs.train], draw_labels(rs, labels, seed), None)
-    items = pu._items(tr, per_image, settings)
-    template = pu.label_template(items, settings, np.random.default_rng(seed))
-    reach = 0.25 * settings.geometry().working_diameter
-    r = int(np.ceil(reach))
-    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
-    inside = np.hypot(oy, ox) <= reach
-    oy, ox = oy[inside], ox[inside]
+    if set_name == "simulated":
+        from pu_data import DATA, target_truth
+
+        folder = WORK.parent / "pu_vs_topaz" / run
+        model = pu.load_model(folder / "fewpick.pt", "cpu")
+        train, test = sorted((DATA / "train").glob("*.mrc")), sorted((DATA / "test").glob("*.mrc"))
+        truth, diameter, drawn = target_truth("test"), model.settings.diameter, read_picks(folder / "labels.star")
+        labels = run.split("_")[0][1:]
+    else:
+        rs = load_set(set_name)
+        model = pu.load_model(WORK / run / set_name / f"pu_{labels}_s{seed}" / "pu.pt", "cpu")
+        train, test, truth, diameter, drawn = rs.train, rs.test, rs.test_truth, rs.diameter, draw_labels(rs, labels, seed)
+    settings = model.settings
+    tr = [read_micrograph(p) for p in train]
+    items = pu._items(tr, pu._labels_for(tr, drawn, None), settings)
+    template = pu.label_template(items, settings, np.random.default_rng(settings.seed))
 
     def peaks(binned):
-        logits = pu._logits(model.net, binned)
-        corr = pu.network_input(binned, template, settings)[1]
-        c, v = nms(logits, settings.suppression_radius(), -np.inf)
-        ij = np.round(c).astype(int)
-        iy = np.clip(ij[:, :1] + oy, 0, corr.shape[0] - 1)
-        ix = np.clip(ij[:, 1:] + ox, 0, corr.shape[1] - 1)
-        k = np.argmax(corr[iy, ix], axis=1)
-        moved = np.stack([iy[np.arange(len(k)), k], ix[np.arange(len(k)), k]], axis=1).astype(float)
-        return moved, v, corr[moved[:, 0].astype(int), moved[:, 1].astype(int)]
+        c, v = nms(pu._logits(model.net, binned), settings.suppression_radius(), -np.inf)
+        corr = pu.correlation_map(binned, template, settings)
+        moved = pu._centred(c, corr, settings)
+        return moved.astype(float), v, corr[moved[:, 0], moved[:, 1]], c
 
     train_peaks = [peaks(it.image) for it in items]
     grid = np.linspace(0, 1, 201)
@@ -131,11 +130,13 @@ def rescore_rows(set_name: str, run: str, labels: str = "15", seed: int = 0) -> 
              "mean of the percentiles of logit and correlation": lambda v, c: np.interp(v, q_logit, grid)
              + np.interp(c, q_corr, grid)}
     tables = {k: [] for k in kinds}
-    for path in rs.test:
+    tables["none"] = []  # the network's peaks and logits, as picking gives them without the correlation
+    for path in test:
         data = read_micrograph(path).data
         binned = pu.prepare(data, model.factor)
         scale = np.array(data.shape, float) / np.array(binned.shape, float)
-        moved, v, c = peaks(binned)
+        moved, v, c, plain = peaks(binned)
+        tables["none"].append(make_picks(path.stem, plain[:, 1] * scale[1], plain[:, 0] * scale[0], score=v))
         for kind, f in kinds.items():
             sc = f(v, c)
             order = np.argsort(-sc, kind="stable")
@@ -144,10 +145,13 @@ def rescore_rows(set_name: str, run: str, labels: str = "15", seed: int = 0) -> 
                                            score=sc[keep]))
     rows = []
     for kind, t in tables.items():
-        e = evaluate(pd.concat(t, ignore_index=True), rs.test_truth, radius=rs.diameter / 2)
-        rows.append({"set": set_name, "seed": seed, "kind": "picking", "labels": labels,
-                     "change": f"one-channel network, peaks rescored: {kind}", "auprc": e["auprc"],
-                     "best_f1": e["best"]["f1"], "recall_all_picks": e["all_picks"]["recall"]})
+        e = evaluate(pd.concat(t, ignore_index=True), truth, radius=diameter / 2)
+        rows.append({"set": set_name, "seed": seed if set_name != "simulated" else int(run.split("_s")[-1]),
+                     "kind": "picking", "labels": labels,
+                     "change": "the network's peaks alone (no rescoring)" if kind == "none" else
+                               f"peaks centred on the labels' rotational average and rescored, for every particle "
+                               f"(no agreement test): {kind}",
+                     "auprc": e["auprc"], "best_f1": e["best"]["f1"], "recall_all_picks": e["all_picks"]["recall"]})
     return rows
 
 
@@ -174,7 +178,8 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab"])
     ap.add_argument("--run", default="real2d_fewpick", help="bench/real2d.py results whose models --picking re-scores")
     ap.add_argument("--picking", action="store_true")
-    ap.add_argument("--rescore", action="store_true", help="rescore a one-channel model's peaks by correlation")
+    ap.add_argument("--rescore", action="store_true", help="rescore a model's peaks by correlation, for every set")
+    ap.add_argument("--sim-runs", nargs="*", default=[], help="with --rescore: bench/pu_vs_topaz.py runs (n10_s0 ...)")
     ap.add_argument("--train", nargs="*", default=[], metavar="NAME=JSON")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--labels", default="15", help="'15' (bench/real2d.py's draw for --seed) or 'all'")
@@ -184,6 +189,9 @@ def main() -> None:
     for s in args.sets:
         new = picking_rows(s, args.run, args.labels) if args.picking else []
         new += rescore_rows(s, args.run, args.labels, args.seed) if args.rescore else []
+        if args.rescore and s == args.sets[-1]:
+            for run in args.sim_runs:
+                new += rescore_rows("simulated", run)
         for spec in args.train:
             name, js = spec.split("=", 1)
             new += train_rows(s, name, json.loads(js), args.seed, args.labels)
