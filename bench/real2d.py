@@ -407,7 +407,7 @@ def _write(name: str, rows: list[dict], args) -> None:
     if any(r.get("model_from") and r["tool"] == "pu" for r in rows):
         intro += ("\n\n‡ the networks that the earlier runs trained (the same labels, seed and settings; their "
                   "training figures), with the steps after training redone by this version: the test of the labels' "
-                  "rotational average and the default cut (`pu.refit`, 1–2 s, added to train s).")
+                  "rotational average and the default cut (`pu.refit`, 0.3–3.5 s, added to train s).")
     if any(r.get("model_from") and r["tool"] == "fewshot" for r in rows):
         intro += ("\n\n† few-shot models trained before `fewshot train --expected-particles` existed (the same "
                   "exemplars, seed and settings otherwise), picked with `--min-distance 0.75`: the suppression that "
