@@ -126,6 +126,21 @@ def nms(
     return coords[keep].astype(np.float64), values[keep].astype(np.float64)
 
 
+def best_within(scores: np.ndarray, coords: np.ndarray, reach: float) -> np.ndarray:
+    """For each point (row, col; rounded to whole pixels), the pixel of ``scores`` with the highest value within
+    ``reach`` pixels of it (inside the map), as integer (row, col)."""
+    r = int(np.ceil(reach))
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = np.hypot(oy, ox) <= reach
+    oy, ox = oy[inside], ox[inside]
+    ij = np.round(np.asarray(coords, float)).astype(int)
+    iy = np.clip(ij[:, :1] + oy, 0, scores.shape[0] - 1)
+    ix = np.clip(ij[:, 1:] + ox, 0, scores.shape[1] - 1)
+    k = np.argmax(scores[iy, ix], axis=1)
+    rows = np.arange(len(k))
+    return np.stack([iy[rows, k], ix[rows, k]], axis=1)
+
+
 def greedy_keep(coords: np.ndarray, radius: float) -> np.ndarray:
     """Which of ``coords`` (best first) the greedy rule keeps: each is kept unless a kept one ranked above it lies
     within ``radius``. All close pairs are found at once (a k-d tree); only peaks with a better neighbour are

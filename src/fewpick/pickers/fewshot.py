@@ -45,7 +45,8 @@ from fewpick import modelfile
 from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import auto_min_distance, greedy_keep, nms, threshold_at_count, threshold_knn_density
+from fewpick.extract import (auto_min_distance, best_within, greedy_keep, nms, threshold_at_count,
+                             threshold_knn_density)
 from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside, make_picks
@@ -668,16 +669,7 @@ def centre_peaks(ij: np.ndarray, values: np.ndarray, match: np.ndarray, stride: 
     geo = settings.geometry()
     off = (settings.size - 1) / 2
     yx = np.asarray(ij, float) * stride + off  # resampled px
-    reach = settings.centre * geo.working_diameter
-    r = int(np.ceil(reach))
-    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
-    inside = np.hypot(oy, ox) <= reach
-    oy, ox = oy[inside], ox[inside]
-    iy = np.clip(np.round(yx[:, :1]).astype(int) + oy, 0, match.shape[0] - 1)
-    ix = np.clip(np.round(yx[:, 1:]).astype(int) + ox, 0, match.shape[1] - 1)
-    k = np.argmax(match[iy, ix], axis=1)
-    rows = np.arange(len(k))
-    best = np.stack([iy[rows, k], ix[rows, k]], axis=1)
+    best = best_within(match, yx, settings.centre * geo.working_diameter)
     score = (np.asarray(values, np.float64) + match[best[:, 0], best[:, 1]]) / 2
     order = np.argsort(-score, kind="stable")
     moved, score = refine_peaks(match, best[order]), score[order]

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from fewpick import modelfile
 from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import auto_min_distance, ball, greedy_keep, nms, threshold_at_count, threshold_gmm
+from fewpick.extract import (auto_min_distance, ball, best_within, greedy_keep, nms, threshold_at_count,
+                             threshold_gmm)
 from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside
@@ -142,9 +143,7 @@ class PUModel(PickerBase):
     def score_map(self, image: Image | np.ndarray) -> ScoreMap:
         """Logits on the binned grid (and, for a model that uses it, the correlation map in ``extra``)."""
         data = image.data if isinstance(image, Image) else image
-        torch.set_num_threads(self.settings.threads)
-        binned = prepare(data, self.factor, self.settings.threads)
-        scale = Geometry.scale(data.shape, binned.shape)
+        binned, scale = _binned(self, data)
         extra = {"correlation": correlation_map(binned, self.template, self.settings)} if self.uses_correlation else {}
         return ScoreMap(_logits(self.net, binned, self.mixed_precision),
                         functools.partial(self.settings.geometry().to_original, scale=scale), extra)
@@ -212,17 +211,7 @@ def label_template(items: Sequence["_Item"], settings: PUSettings, rng: np.rando
 
 def _centred(coords: np.ndarray, corr: np.ndarray, settings: PUSettings) -> np.ndarray:
     """Each peak (binned grid) moved to the best correlation within ``CENTRE`` diameters (whole pixels)."""
-    reach = CENTRE * settings.geometry().working_diameter
-    r = int(np.ceil(reach))
-    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
-    inside = np.hypot(oy, ox) <= reach
-    oy, ox = oy[inside], ox[inside]
-    ij = np.round(coords).astype(int)
-    iy = np.clip(ij[:, :1] + oy, 0, corr.shape[0] - 1)
-    ix = np.clip(ij[:, 1:] + ox, 0, corr.shape[1] - 1)
-    k = np.argmax(corr[iy, ix], axis=1)
-    rows = np.arange(len(k))
-    return np.stack([iy[rows, k], ix[rows, k]], axis=1)
+    return best_within(corr, coords, CENTRE * settings.geometry().working_diameter)
 
 
 def rescored_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,15 +228,18 @@ def rescored_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray) -> tupl
     return moved[keep], score[keep]
 
 
-def fit_correlation(model: PUModel, items: Sequence["_Item"], rng: np.random.Generator) -> None:
+def fit_correlation(model: PUModel, items: Sequence["_Item"], logits: Sequence[np.ndarray],
+                    rng: np.random.Generator) -> list[np.ndarray]:
     """Decide whether the model uses the labels' rotational average (see the module): sets ``template``,
-    ``correlation_weight`` (0 where the agreement is below ``AGREEMENT``) and ``agreement``."""
+    ``correlation_weight`` (0 where the agreement is below ``AGREEMENT``) and ``agreement``. ``logits``: the
+    network's maps of ``items``. Returns the items' correlation maps."""
     s = model.settings
     template = label_template(items, s, rng)
-    logit_peaks, corr_peaks = [], []
-    for it in items:
-        coords, values = nms(_logits(model.net, it.image, model.mixed_precision), s.suppression_radius(), -np.inf)
+    logit_peaks, corr_peaks, maps = [], [], []
+    for it, z in zip(items, logits):
+        coords, values = nms(z, s.suppression_radius(), -np.inf)
         corr = correlation_map(it.image, template, s)
+        maps.append(corr)
         moved = _centred(coords, corr, s)
         logit_peaks.append(values)
         corr_peaks.append(corr[moved[:, 0], moved[:, 1]])
@@ -263,6 +255,7 @@ def fit_correlation(model: PUModel, items: Sequence["_Item"], rng: np.random.Gen
         model.correlation_weight = float(np.std(logit_peaks[top]) / spread)
     else:
         model.template, model.correlation_weight = None, 0.0
+    return maps
 
 
 @dataclass
@@ -507,9 +500,10 @@ def train(
 def _finish(model: PUModel, items: Sequence[_Item]) -> None:
     """What follows the network's training: the rotational-average test (:func:`fit_correlation`) and the
     default cut."""
-    if model.settings.correlation:
-        fit_correlation(model, items, np.random.default_rng(model.settings.seed))
-    model.threshold = calibrate_threshold(model, items)
+    logits = [_logits(model.net, it.image, model.mixed_precision) for it in items]
+    corrs = (fit_correlation(model, items, logits, np.random.default_rng(model.settings.seed))
+             if model.settings.correlation else None)
+    model.threshold = calibrate_threshold(model, items, logits, corrs)
 
 
 def refit(model: PUModel, images: Sequence[Image], labels: pd.DataFrame,
@@ -522,28 +516,37 @@ def refit(model: PUModel, images: Sequence[Image], labels: pd.DataFrame,
     return model
 
 
-def calibrate_threshold(model: PUModel, items: Sequence[_Item]) -> float:
+def calibrate_threshold(model: PUModel, items: Sequence[_Item], logits: Sequence[np.ndarray],
+                        corrs: Sequence[np.ndarray] | None = None) -> float:
     """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
-    with k the expected number of particles per micrograph (from ``--expected-particles``, or from π)."""
+    with k the expected number of particles per micrograph (from ``--expected-particles``, or from π).
+    ``logits``: the items' logit maps; ``corrs``: their correlation maps with the model's template, where
+    already computed."""
     s = model.settings
     peaks = []
-    for it in items:
-        logits = _logits(model.net, it.image, model.mixed_precision)
+    for i, (it, z) in enumerate(zip(items, logits)):
         if model.uses_correlation:
-            peaks.append(rescored_peaks(model, logits, correlation_map(it.image, model.template, s))[1])
+            corr = corrs[i] if corrs is not None else correlation_map(it.image, model.template, s)
+            peaks.append(rescored_peaks(model, z, corr)[1])
         else:
-            peaks.append(nms(logits, s.suppression_radius(), -np.inf)[1])
+            peaks.append(nms(z, s.suppression_radius(), -np.inf)[1])
     return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
 
 
 # ---------------------------------------------------------------- picking
 
 
-def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
+def _binned(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One micrograph prepared for the network (on the model's threads), and the binned→original scale (y, x)."""
     torch.set_num_threads(model.settings.threads)
     binned = prepare(data, model.factor, model.settings.threads)
-    return _logits(model.net, binned, model.mixed_precision), Geometry.scale(data.shape, binned.shape)
+    return binned, Geometry.scale(data.shape, binned.shape)
+
+
+def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
+    binned, scale = _binned(model, data)
+    return _logits(model.net, binned, model.mixed_precision), scale
 
 
 _FUSED: "weakref.WeakKeyDictionary[PickerCNN, tuple[tuple, torch.nn.Module]]" = weakref.WeakKeyDictionary()
