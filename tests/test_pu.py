@@ -135,11 +135,12 @@ def test_training_can_start_from_another_models_weights(sim_set, tmp_path):
     for k, v in first.net.state_dict().items():
         if v.dtype.is_floating_point and "running" not in k:  # batch-norm statistics follow the new data
             torch.testing.assert_close(still.net.state_dict()[k], v, rtol=1e-5, atol=1e-6)
-    other = pu.replace(s, width=16, dilations=(1, 2, 4), binned_diameter=12.0)
+    other = pu.replace(s, width=24, dilations=(1, 2, 4), binned_diameter=12.0)
     with pytest.raises(InputError, match="network differs"):
         pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt", init=first)
     small = pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt")
-    assert small.net.receptive_field == 5 + 4 * 7 and small.factor == 3  # 40 px → about 12 px: ×3
+    assert small.net.receptive_field == 5 + 4 * 7 and small.factor == 4  # 40 px → at most 12 px: ×4 (10 px)
+    assert first.factor == 3 and first.settings.bin_factor == 3  # the default: at most 16 px (13.3), stored
     assert pu.load_model(tmp_path / "c.pt").net.receptive_field == small.net.receptive_field
 
 
@@ -218,6 +219,50 @@ def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatc
         model.settings.min_distance = 1.0
 
 
+def test_edge_band_comes_from_labels_that_leave_the_edges_empty():
+    """Labels that keep 60 px from the edges of 1000² micrographs (D = 40): particles spread evenly would put 15 % of
+    them within 40 px, so 200 such labels ask for a band of 60 − 20 px = half a diameter (at most one diameter less a
+    radius); 15 labels say nothing; a label at the edge asks for nothing."""
+    rng = np.random.default_rng(0)
+    shapes = {"a": (1000, 1000), "b": (1000, 1000)}
+
+    def labels(n, lo, name):
+        xy = rng.uniform(lo, 999 - lo, (n, 2))
+        return make_picks(name, xy[:, 0], xy[:, 1])
+
+    many = {"a": labels(100, 60, "a"), "b": labels(100, 60, "b")}
+    dmin = min(float(np.minimum.reduce([t.x, t.y, 999 - t.x, 999 - t.y]).min()) for t in many.values())
+    assert pu.label_edge_margin(many, shapes, 40.0) == pytest.approx(0.5)  # dmin ≥ 60 > D: capped at D − r
+    near = {"a": labels(100, 30, "a"), "b": labels(100, 30, "b")}
+    dnear = min(float(np.minimum.reduce([t.x, t.y, 999 - t.x, 999 - t.y]).min()) for t in near.values())
+    assert pu.label_edge_margin(near, shapes, 40.0) == pytest.approx((dnear - 20) / 40)
+    assert dmin >= 60 and 30 <= dnear < 40
+    assert pu.label_edge_margin({"a": labels(15, 60, "a")}, shapes, 40.0) == 0.0  # 2.3 expected in the band
+    edge = {"a": labels(200, 60, "a")}
+    edge["a"].loc[0, ["x", "y"]] = [3.0, 500.0]
+    assert pu.label_edge_margin(edge, shapes, 40.0) == 0.0
+
+
+def test_picks_in_the_edge_band_are_dropped(trained, monkeypatch):
+    """Score peaks 2 binned px and half a diameter + 5 px from the left edge: with a band of half a diameter the
+    inner one stays."""
+    model, _ = trained
+    f = model.factor
+    band = 0.5 * model.settings.diameter / f
+    yy, xx = np.mgrid[:128, :128].astype(np.float32)
+    peaks = [(64.0, 2.0), (64.0, band + 5.0), (30.0, 64.0)]  # farther apart than the suppression radius
+    fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0) for y, x in peaks).astype(np.float32) * 5 - 2
+    monkeypatch.setattr(pu, "_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
+    monkeypatch.setattr(model, "template", None)
+    data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
+    monkeypatch.setattr(model.settings, "edge_margin", 0.0)
+    assert len(pu.pick_micrograph(model, data, "m", threshold=0.0)) == 3
+    monkeypatch.setattr(model.settings, "edge_margin", 0.5)
+    picks = pu.pick_micrograph(model, data, "m", threshold=0.0)
+    assert len(picks) == 2 and picks.x.min() / f > band
+    assert "no picks within 20 px of the edge" in pu.model_summary(model)
+
+
 def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights():
     """Scoring folds each batch normalisation into its convolution: the same logits as the network as trained,
     and a change of weights (further training) is seen at the next score map."""
@@ -275,13 +320,17 @@ def test_round_particles_are_centred_and_rescored_on_the_labels_rotational_avera
     assert loaded.correlation_weight == pytest.approx(model.correlation_weight) and loaded.agreement == model.agreement
     again = pu.pick_images(loaded, ims[2:])
     np.testing.assert_allclose(again[["x", "y", "score"]].to_numpy(), picks[["x", "y", "score"]].to_numpy(), rtol=1e-5)
-    # a file from before (no template, weight or agreement) picks with the network's peaks alone
+    # a file from before (no template, weight, agreement or edge band; the binning then to the nearest 16 px)
+    # picks with the network's peaks alone, everywhere, at its old binning
     bundle = torch.load(tmp_path / "round.pt", weights_only=True)
     for k in ("template", "correlation_weight", "agreement"):
         del bundle[k]
+    del bundle["settings"]["edge_margin"]
+    bundle["settings"]["bin_factor"] = None
     torch.save(bundle, tmp_path / "old.pt")
     old = pu.load_model(tmp_path / "old.pt", "cpu")
     assert not old.uses_correlation and old.agreement is None
+    assert old.settings.edge_band() == 0 and old.factor == 2 != model.factor  # 40 px: ×2 (20 px), now ×3
     plain = pu.pick_images(old, ims[2:3], threshold=-1e9)
     _, scores = pu.nms(pu.score_map(old, ims[2].data)[0], old.settings.suppression_radius(), -np.inf)
     assert len(plain) == len(scores) and np.allclose(np.sort(plain.score.to_numpy()), np.sort(scores), atol=1e-5)

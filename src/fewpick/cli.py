@@ -409,9 +409,10 @@ def train(
     val_labels: Optional[Path] = typer.Option(None, "--val-labels", help="Their particle centres."),
     resume: bool = _train_resume_option(),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
-    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
+    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: the finest that brings the particle to 12-16 px)."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius. Default: from the expected count, half the radius on crowded micrographs, the whole radius on sparse ones."),
     correlation: bool = typer.Option(True, "--correlation/--no-correlation", help="After training, test whether the labelled particles' rotational average agrees with the network (round particles); if so, centre and rescore picks on it."),
+    edge_margin: Optional[float] = typer.Option(None, "--edge-margin", min=0.0, max=1.0, help="Drop picks closer than this many particle diameters to the micrograph edge. Default: from the labels — where many labels leave the edges empty, picks more than a radius closer to the edge than the closest label are dropped; with few labels, none."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = _device_option(),
@@ -432,7 +433,7 @@ def train(
     settings = pu.PUSettings(diameter=diameter, method=method.value, pi=pi, expected_particles=expected_particles,
                              bin_factor=bin_factor, ge_weight=ge_weight, slack=slack, autoencoder=autoencoder,
                              steps=steps, steps_per_epoch=steps_per_epoch, min_distance=min_distance,
-                             correlation=correlation, seed=seed, threads=threads)
+                             correlation=correlation, edge_margin=edge_margin, seed=seed, threads=threads)
     v_ims = v_labs = None
     if val_images or val_labels:
         if not (val_images and val_labels):

@@ -37,7 +37,7 @@ class PickerCNN(nn.Module):
         Channels of the hidden layers.
     dilations
         One residual block (two 3×3 convolutions) per entry. The receptive field is
-        ``5 + Σ 4·d``: (1, 2, 3) gives 29 px, enough for particles of ~16–24 binned px.
+        ``5 + Σ 4·d``: (1, 2, 3) gives 29 px, enough for particles of ~12–24 binned px.
     decoder_patch
         If > 0, add the decoder that reconstructs the ``k×k`` input patch around each pixel.
     """

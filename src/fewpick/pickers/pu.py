@@ -1,7 +1,7 @@
 """Positive-unlabeled CNN picker (Topaz-class; seed 003, SPEC §1).
 
 Training reads micrographs and a few labeled particle centres. Each micrograph is
-Fourier-binned so the particle is ~16 px across and robustly normalised; pixels within
+Fourier-binned so the particle is 12–16 px across and robustly normalised; pixels within
 ``label_radius`` (binned px) of a labeled centre are positives, all others unlabeled.
 A small dilated residual CNN (receptive field ≈ the particle) is trained on random
 tiles — half of them around labeled particles — with 90° rotations and flips (Adam, cosine
@@ -17,6 +17,11 @@ correlation's (at least ``AGREEMENT`` of the expected count in common: the rotat
 particle, as for apoferritin), each pick moves to the best correlation within a quarter diameter and scores
 its logit plus the correlation, weighted so that both spread alike over the best training peaks. Elsewhere
 (particles that are not round, other complexes of their size around) the correlation is left out.
+
+Micrograph edges: where the labels leave a band along the edges empty although particles spread evenly would
+put at least ``EDGE_EXPECTED`` labels there (the user does not pick particles cut by the edge), picks lying more
+than a particle radius closer to the edge than the closest label are dropped (at most a radius from the edge).
+With a few labels the band says nothing and every pick is kept; ``edge_margin`` sets the band instead.
 
 The class prior π is the fraction of unlabeled pixels that are positive: the expected
 number of particles per micrograph × the area of a label **disk** (2D: π r², not a
@@ -42,7 +47,7 @@ from fewpick.device import cpu_state, mixed_precision, module_device, resolve_de
 from fewpick.errors import InputError
 from fewpick.extract import (auto_min_distance, ball, best_within, greedy_keep, nms, threshold_at_count,
                              threshold_gmm)
-from fewpick.geometry import Geometry
+from fewpick.geometry import Geometry, choose_binning, finest_binning
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside
 from fewpick.losses.pu import PU_METHODS, pu_loss
@@ -55,6 +60,7 @@ MODEL_FORMAT = "fewpick-pu-model"
 MODEL_FORMAT_VERSION = 1
 AGREEMENT = 0.9  # the share of the network's best training peaks the correlation must also rank best
 CENTRE = 0.25  # picks move to the best correlation within this many diameters
+EDGE_EXPECTED = 3.0  # labels an empty edge band must have been expected to hold (chance of none: e^-3 ≈ 5 %)
 
 
 @dataclass
@@ -73,9 +79,9 @@ class PUSettings:
     ge_weight: float = 1.0  # λ of GE-KL / GE-binomial
     slack: float = 0.0  # β of nnPU
     autoencoder: float = 0.0  # a: weight of the reconstruction error (0 = classifier only)
-    width: int = 24
+    width: int = 16  # channels of the network
     dilations: tuple[int, ...] = (1, 2, 3)  # one residual block per entry (see PickerCNN)
-    binned_diameter: float = 16.0  # the particle's diameter after binning (the binning factor's target)
+    binned_diameter: float = 16.0  # the particle's largest diameter after binning (see finest_binning)
     steps: int = 1500
     steps_per_epoch: int = 100
     batch: int = 8
@@ -89,12 +95,17 @@ class PUSettings:
     # after training, test the labelled particles' rotational average; centre and rescore picks on it where
     # it agrees with the network (see the module)
     correlation: bool = True
+    # picks closer than this many particle diameters to the micrograph edge are dropped; None: from the labels at
+    # training (see the module), and 0 for models written before it existed
+    edge_margin: float | None = None
     seed: int = 0
     threads: int = 2
 
     def geometry(self) -> Geometry:
-        """Fourier binning to a particle of about 16 binned px (or ``bin_factor``)."""
-        return Geometry.binned(self.diameter, self.binned_diameter, factor=self.bin_factor)
+        """Fourier binning by ``bin_factor``, else the finest that brings the particle to at most ``binned_diameter``
+        (16) binned px and at least 3/4 of that where an integer factor allows (:func:`finest_binning`)."""
+        return Geometry.binned(self.diameter, self.binned_diameter,
+                               factor=self.bin_factor or finest_binning(self.diameter, self.binned_diameter))
 
     def factor(self) -> int:
         return self.geometry().factor
@@ -108,6 +119,10 @@ class PUSettings:
         if self.expected_particles:
             return float(self.expected_particles)
         return pi * binned_area / float(ball(self.label_radius(), 2).sum())
+
+    def edge_band(self) -> float:
+        """Width (binned px) of the band along the edges where picks are dropped."""
+        return (self.edge_margin or 0.0) * self.geometry().working_diameter
 
     def suppression_radius(self) -> float:
         """Radius of the non-maximum suppression, binned px (at least 1)."""
@@ -151,16 +166,13 @@ class PUModel(PickerBase):
     def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
-        peak centred and rescored on it, then suppressed again); ``threshold``: a score, ``auto`` (a
-        two-Gaussian split of this micrograph's peaks) or None (the model's calibrated default)."""
+        peak centred and rescored on it, then suppressed again), outside the model's edge band; ``threshold``: a
+        score, ``auto`` (a two-Gaussian split of this micrograph's peaks) or None (the model's calibrated default)."""
         threshold = self.threshold if threshold is None else threshold
         thr = -np.inf if threshold == "auto" else float(threshold)
-        if "correlation" in smap.extra:
-            coords, scores = rescored_peaks(self, smap.scores, smap.extra["correlation"])
-            keep = scores >= thr
-            coords, scores = coords[keep][:max_picks], scores[keep][:max_picks]
-        else:
-            coords, scores = nms(smap.scores, self.settings.suppression_radius(), thr, max_picks=max_picks)
+        coords, scores = all_peaks(self, smap.scores, smap.extra.get("correlation"))
+        keep = scores >= thr
+        coords, scores = coords[keep][:max_picks], scores[keep][:max_picks]
         if threshold == "auto" and len(scores):
             keep = scores >= threshold_gmm(scores)
             coords, scores = coords[keep], scores[keep]
@@ -226,6 +238,43 @@ def rescored_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray) -> tupl
     moved, score = moved[order].astype(float), score[order].astype(np.float32)
     keep = greedy_keep(moved, model.settings.suppression_radius())
     return moved[keep], score[keep]
+
+
+def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every peak of one micrograph's logit map, best first: suppressed at the model's pick distance (with ``corr``,
+    the correlation map of a model that uses it: centred and rescored, :func:`rescored_peaks`), outside the edge
+    band."""
+    if corr is not None:
+        coords, scores = rescored_peaks(model, logits, corr)
+    else:
+        coords, scores = nms(logits, model.settings.suppression_radius(), -np.inf)
+    band = model.settings.edge_band()
+    if band > 0 and len(coords):
+        h, w = logits.shape
+        keep = ((coords[:, 0] >= band) & (coords[:, 0] <= h - 1 - band) & (coords[:, 1] >= band)
+                & (coords[:, 1] <= w - 1 - band))
+        coords, scores = coords[keep], scores[keep]
+    return coords, scores
+
+
+def label_edge_margin(labels: dict[str, pd.DataFrame], shapes: dict[str, tuple[int, int]], diameter: float) -> float:
+    """The edge band (particle diameters) that ``labels`` (per micrograph, original px) ask for: the closest label's
+    distance to its micrograph's edge, at most one diameter, less a radius, where no label in that band is
+    significant (particles spread evenly would put at least ``EDGE_EXPECTED`` there); else 0."""
+    dist, count = [], {}
+    for name, rows in labels.items():
+        h, w = shapes[name]
+        y, x = rows["y"].to_numpy(float), rows["x"].to_numpy(float)
+        dist.append(np.minimum.reduce([y, x, h - 1 - y, w - 1 - x]))
+        count[name] = len(rows)
+    if not dist:
+        return 0.0
+    band = min(float(np.concatenate(dist).min()), diameter)
+    expected = sum(n * (1 - max(0.0, shapes[m][0] - 2 * band) * max(0.0, shapes[m][1] - 2 * band)
+                        / (shapes[m][0] * shapes[m][1])) for m, n in count.items())
+    if expected < EDGE_EXPECTED:
+        return 0.0
+    return max(0.0, band - diameter / 2) / diameter
 
 
 def fit_correlation(model: PUModel, items: Sequence["_Item"], logits: Sequence[np.ndarray],
@@ -337,6 +386,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     path = Path(path)
     bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
     settings = modelfile.settings_from(PUSettings, bundle["settings"], path, "PU picker model")
+    if settings.bin_factor is None and "edge_margin" not in bundle["settings"]:
+        # written before the binning became the finest to at most 16 px: it was binned to the nearest 16 px
+        settings.bin_factor = choose_binning(settings.diameter, settings.binned_diameter)
     net = _build(settings)
     try:
         net.load_state_dict(bundle["state_dict"])
@@ -439,6 +491,8 @@ def train(
         raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
+    if settings.bin_factor is None:  # stored: the file bins as trained whatever later versions choose
+        settings = replace(settings, bin_factor=settings.factor())
     rng, gen = seeded(settings.seed)
     per_image = _labels_for(images, labels, labels_source)
     items = _items(images, per_image, settings)
@@ -451,6 +505,9 @@ def train(
     if not 0 < pi < 0.5:
         raise InputError(None, f"class prior π = {pi:.4g} lies outside (0, 0.5): check --expected-particles / --pi "
                                f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
+    if settings.edge_margin is None:
+        shapes = {im.name: im.shape for im in images}
+        settings = replace(settings, edge_margin=label_edge_margin(per_image, shapes, settings.diameter))
     if settings.min_distance is None:
         area = float(np.mean([it.image.size for it in items]))
         settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
@@ -525,11 +582,10 @@ def calibrate_threshold(model: PUModel, items: Sequence[_Item], logits: Sequence
     s = model.settings
     peaks = []
     for i, (it, z) in enumerate(zip(items, logits)):
+        corr = None
         if model.uses_correlation:
             corr = corrs[i] if corrs is not None else correlation_map(it.image, model.template, s)
-            peaks.append(rescored_peaks(model, z, corr)[1])
-        else:
-            peaks.append(nms(z, s.suppression_radius(), -np.inf)[1])
+        peaks.append(all_peaks(model, z, corr)[1])
     return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
 
 
@@ -614,6 +670,8 @@ def model_summary(model: PUModel) -> str:
         corr = f", labels' rotational average not used (agreement {model.agreement:.2f} < {AGREEMENT:g})"
     else:
         corr = ""
+    if s.edge_margin:
+        corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
     return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
             f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
             f"picks at least {1.0 if s.min_distance is None else s.min_distance:g} radius apart, "
