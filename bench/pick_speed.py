@@ -1,14 +1,16 @@
 """How long the PU picker takes per 4096 × 4096 micrograph on this machine, reading included.
 
-    .venv/bin/python bench/pick_speed.py [--threads 2] [--repeats 3] [--device cpu] [--models real2d_fewpick]
+    .venv/bin/python bench/pick_speed.py [--threads 2] [--repeats 3] [--device cpu] [--models real2d_pu]
 
 1. Trained models: the 15-label PU model of each real set that bench/real2d.py trained (seed 0), on a 4096²
    float32 MRC made by tiling one of that set's test micrographs (the same particles and sampling, a 4096² field),
    picked as ``fewpick pick --threshold -1e9`` picks it (every peak: the slowest case): read the file, bin,
    score, non-maximum suppression. Best of ``--repeats`` after one warm-up; the process's peak memory.
-2. Network sizes (random weights, on the first set's 4096² file): the default network and binning against a
-   narrower one at a coarser binning (particle binned to 10 px, width 16), for particle diameters of 36–108 px,
-   so that the cost of each choice is known before its accuracy (bench/real2d_ablations.py).
+2. Network sizes (random weights, on the first set's 4096² file): the default network and binning (particle
+   binned to at most 16 px, width 16) against the earlier default (the nearest 16 px, width 24), the same binning
+   at width 16 and a coarser binning (the nearest 10 px), for
+   particle diameters of 36–108 px, so that the cost of each choice is known beside its accuracy
+   (bench/real2d.py --variant).
 
 Writes bench/results/pick_speed.{json,md} (``--out NAME``: bench/results/NAME.{json,md}). On a GPU:
 ``--device cuda --models real2d_gpu --out pick_speed_gpu`` after bench/gpu_check.sh's real2d run.
@@ -64,13 +66,14 @@ def time_pick(model, path: Path, repeats: int) -> tuple[float, int]:
 def main() -> None:
     import torch
 
+    from fewpick.geometry import choose_binning
     from fewpick.pickers import pu
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--models", default="real2d_fewpick", help="the bench/real2d.py run whose models are timed")
+    ap.add_argument("--models", default="real2d_pu", help="the bench/real2d.py run whose models are timed")
     ap.add_argument("--out", default="pick_speed")
     args = ap.parse_args()
     from fewpick.device import device_name, resolve_device
@@ -92,7 +95,11 @@ def main() -> None:
         print(row, flush=True)
     path = tiled_micrograph(SETS[0])
     for d in (36.0, 60.0, 68.0, 108.0):
-        for name, change in (("default", {}), ("binned to 10 px, width 16", {"binned_diameter": 10.0, "width": 16})):
+        nearest = {n: choose_binning(d, n) for n in (10.0, 16.0)}
+        for name, change in (("default (binned to at most 16 px, width 16)", {}),
+                             ("earlier default (binned to the nearest 16 px, width 24)", {"bin_factor": nearest[16.0], "width": 24}),
+                             ("binned to the nearest 16 px, width 16", {"bin_factor": nearest[16.0]}),
+                             ("binned to the nearest 10 px, width 16", {"bin_factor": nearest[10.0]})):
             st = pu.PUSettings(diameter=d, min_distance=0.5, threads=args.threads, **change)
             torch.manual_seed(0)
             model = pu.PUModel(net=pu._build(st).eval().to(device), settings=st, pi=0.01, pixel_size=1.0)
