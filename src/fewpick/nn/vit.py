@@ -176,13 +176,17 @@ class MaskedAutoencoder(nn.Module):
         else:
             inv = torch.ones_like(mu, dtype=torch.float32)
         mu, inv, ys, xs = mu.float().to(dev), inv.to(dev), ys.to(dev), xs.to(dev)
-        emb = F.conv2d(img[None, None], weight)[0].permute(1, 2, 0)  # (h-p+1, w-p+1, dim), no bias
         ones = weight.sum(dim=(1, 2, 3))  # conv of a constant 1
         grid = torch.arange(self.grid, device=dev) * p
         pos = self.pos[0].reshape(self.grid, self.grid, -1)
         for r0 in range(0, ny, rows_per_chunk):
             r1 = min(ny, r0 + rows_per_chunk)
-            yy = ys[r0:r1, None, None, None] + grid[None, None, :, None]  # (r, 1, g, 1)
+            # the patch embedding of the image rows these windows cover only (a whole micrograph's would take
+            # dim × its pixels: 1.3 GB for 2,275² resampled px)
+            top = int(ys[r0])
+            band = img[top : int(ys[r1 - 1]) + s]
+            emb = F.conv2d(band[None, None], weight)[0].permute(1, 2, 0)  # (rows-p+1, w-p+1, dim), no bias
+            yy = ys[r0:r1, None, None, None] - top + grid[None, None, :, None]  # (r, 1, g, 1)
             xx = xs[None, :, None, None] + grid[None, None, None, :]  # (1, nx, 1, g)
             tok = emb[yy, xx]  # (r, nx, g, g, dim)
             m = mu[r0:r1, :, None, None, None]
