@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--models", default="real2d_pu", help="the bench/real2d.py run whose models are timed")
+    ap.add_argument("--fewshot-models", default="real2d_fewshot_alone",
+                    help="the bench/real2d.py run whose seed-0 few-shot models are timed too (once each)")
     ap.add_argument("--out", default="pick_speed")
     args = ap.parse_args()
     from fewpick.device import device_name, resolve_device
@@ -93,6 +95,25 @@ def main() -> None:
                "seconds": sec, "peaks": n}
         trained.append(row)
         print(row, flush=True)
+    peak_pu = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    few = []
+    for s in SETS:
+        from fewpick.io import read_micrograph
+        from fewpick.pickers import fewshot
+
+        model_file = REAL2D_WORK / args.fewshot_models / s / "fewshot_15_s0" / "fewshot.pt"
+        if not model_file.is_file():
+            continue
+        model = fewshot.load_model(model_file, device)
+        model.settings.threads = args.threads
+        fewshot.pick_micrograph(model, read_micrograph(load_set(s).test[0]))  # warm-up on a test micrograph
+        path = tiled_micrograph(s)
+        t0 = time.perf_counter()
+        picks = fewshot.pick_micrograph(model, read_micrograph(path))
+        row = {"set": s, "diameter": model.settings.diameter, "window_scale": model.settings.scale,
+               "seconds": time.perf_counter() - t0, "picks": len(picks)}
+        few.append(row)
+        print(row, flush=True)
     path = tiled_micrograph(SETS[0])
     for d in (36.0, 60.0, 68.0, 108.0):
         nearest = {n: choose_binning(d, n) for n in (10.0, 16.0)}
@@ -109,15 +130,21 @@ def main() -> None:
             print(row, flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     md = [f"PU picking of one {SIZE}×{SIZE} float32 MRC, reading included, every peak kept (`--threshold -1e9`), "
-          f"{args.threads} threads, network on {device_name(device)}, best of {args.repeats}; peak memory of the whole process {peak:.0f} MiB.", "",
+          f"{args.threads} threads, network on {device_name(device)}, best of {args.repeats}; peak memory of the process "
+          f"after the trained PU models {peak_pu:.0f} MiB, at the end {peak:.0f} MiB.", "",
           "Trained 15-label models of the real sets, on a test micrograph of the set tiled to 4096²:", "",
           "| set | particle px | binning | width | s per micrograph | peaks |", "|---|---|---|---|---|---|"]
     md += [f"| {r['set']} | {r['diameter']:g} | {r['factor']} | {r['width']} | {r['seconds']:.2f} | {r['peaks']} |"
            for r in trained]
+    if few:
+        md += ["", "Few-shot picker: the seed-0 15-exemplar model of each set on the same 4096² file, its default cut, "
+               "once after a warm-up:", "", "| set | particle px | s per micrograph | picks |", "|---|---|---|---|"]
+        md += [f"| {r['set']} | {r['diameter']:g} | {r['seconds']:.2f} | {r['picks']} |" for r in few]
     md += ["", "Network sizes (random weights; the time hardly depends on the weights but for the number of peaks):", "",
            "| particle px | network | binning | s per micrograph |", "|---|---|---|---|"]
     md += [f"| {r['diameter']:g} | {r['network']} | {r['factor']} | {r['seconds']:.2f} |" for r in sizes]
-    write_results(args.out, {"device": device_name(device), "trained": trained, "sizes": sizes, "peak_rss_mib": peak}, "\n".join(md))
+    write_results(args.out, {"device": device_name(device), "trained": trained, "fewshot": few, "sizes": sizes,
+                             "peak_rss_mib_pu": peak_pu, "peak_rss_mib": peak}, "\n".join(md))
 
 
 if __name__ == "__main__":
