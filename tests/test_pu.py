@@ -173,10 +173,13 @@ def test_cli_train_and_pick_with_model(sim_set, tmp_path):
     assert (tmp_path / "picker.pt").exists() and (tmp_path / "picker.pt.ckpt").exists()
     assert pu.load_model(tmp_path / "picker.pt", "cpu").agreement is not None  # the rotational average was tested
     r = runner.invoke(app, ["train", str(tmp_path / "m0.mrc"), "--labels", str(tmp_path / "labels.star"), "-d", "40",
-                            "-n", "40", "--steps", "10", "--no-correlation", "--out", str(tmp_path / "plain.pt")])
+                            "-n", "40", "--steps", "10", "--no-correlation", "--edge-margin", "0.5", "--out",
+                            str(tmp_path / "plain.pt")])
     assert r.exit_code == 0, r.output
+    assert "no picks within 20 px of the edge" in " ".join(r.output.split())  # half of 40 px, said in the summary
     plain = pu.load_model(tmp_path / "plain.pt", "cpu")
     assert plain.agreement is None and not plain.uses_correlation and not plain.settings.correlation
+    assert plain.settings.edge_margin == 0.5
     r = runner.invoke(app, ["pick", str(tmp_path / "m2.mrc"), "--model", str(tmp_path / "picker.pt"), "-t", "-1e9",
                             "--out", str(tmp_path / "picks.star")])
     assert r.exit_code == 0, r.output
