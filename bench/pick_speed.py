@@ -67,7 +67,8 @@ def main() -> None:
     import torch
 
     from fewpick.geometry import choose_binning
-    from fewpick.pickers import pu
+    from fewpick.io import read_micrograph
+    from fewpick.pickers import fewshot, pu
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -98,9 +99,6 @@ def main() -> None:
     peak_pu = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     few = []
     for s in SETS:
-        from fewpick.io import read_micrograph
-        from fewpick.pickers import fewshot
-
         model_file = REAL2D_WORK / args.fewshot_models / s / "fewshot_15_s0" / "fewshot.pt"
         if not model_file.is_file():
             continue
