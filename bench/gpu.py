@@ -185,7 +185,8 @@ def run_fewshot(args, devices, train_ims, test_files, train_truth, test_truth, w
     rows, models, picks = [], {}, {}
     for dev in devices:
         settings = fewshot.FewShotSettings(diameter=diameter, pretrain_steps=args.fewshot_pretrain_steps,
-                                           finetune_steps=args.fewshot_steps, expected_particles=expected, seed=0,
+                                           finetune_steps=args.fewshot_steps, distill_steps=args.fewshot_distill_steps,
+                                           expected_particles=expected, seed=0,
                                            train_threads=args.threads, threads=args.threads)
         sync(dev)
         t0 = time.perf_counter()
@@ -238,6 +239,7 @@ def main() -> None:
     ap.add_argument("--pu-steps", type=int, default=1500)
     ap.add_argument("--fewshot-pretrain-steps", type=int, default=1000)
     ap.add_argument("--fewshot-steps", type=int, default=1000)
+    ap.add_argument("--fewshot-distill-steps", type=int, default=600, help="steps of the fast scoring network")
     ap.add_argument("--pickers", nargs="+", default=["pu", "fewshot"], choices=["pu", "fewshot"])
     ap.add_argument("--threads", type=int, default=min(16, os.cpu_count() or 1), help="CPU threads for torch")
     ap.add_argument("--work", type=Path, default=HERE / "work" / "gpu")

@@ -129,7 +129,7 @@ def test_fewshot_on_a_gpu_matches_the_cpu(small_set, tmp_path):
     t = truths[0]
     inside = t[t.x.between(30, 350) & t.y.between(30, 350)].iloc[:6]
     s = fewshot.FewShotSettings(diameter=cfg.diameter, pretrain_steps=10, finetune_steps=10, pretrain_batch=16,
-                                unlabeled=16, train_threads=1, threads=1)
+                                unlabeled=16, train_threads=1, threads=1, distill_steps=20)
     fewshot.train(ims[0], inside, s, tmp_path / "fs.pt", device="cpu")
     cpu = fewshot.load_model(tmp_path / "fs.pt", "cpu")
     gpu = fewshot.load_model(tmp_path / "fs.pt", "cuda")
@@ -137,6 +137,10 @@ def test_fewshot_on_a_gpu_matches_the_cpu(small_set, tmp_path):
     a = fewshot.score_map(cpu, ims[1])[0]
     b = fewshot.score_map(gpu, ims[1])[0]
     assert np.abs(a - b).max() < 1e-3
+    from fewpick.pickers import fewshot_fast as ff  # the fast network too
+
+    binned = ff.prepare_binned(ims[1].data, int(cpu.fast_info["factor"]))
+    assert np.abs(ff.fast_scores(cpu.fast_net, binned) - ff.fast_scores(gpu.fast_net, binned)).max() < 1e-3
     fewshot.train(ims[0], inside, s, tmp_path / "fs_gpu.pt", device="cuda")
     assert fewshot.load_model(tmp_path / "fs_gpu.pt", "cpu").exemplars.shape == cpu.exemplars.shape
 
@@ -145,7 +149,7 @@ def test_gpu_benchmark_runs_on_the_cpu_against_itself(tmp_path):
     """bench/gpu.py, tiny, on the CPU twice: the same seeds give the same picks."""
     bench = Path(__file__).resolve().parents[1] / "bench" / "gpu.py"
     res = subprocess.run([sys.executable, str(bench), "--devices", "cpu", "cpu", "--size", "768", "--train", "2",
-                          "--test", "1", "--labels", "8", "--pu-steps", "20", "--fewshot-pretrain-steps", "5",
+                          "--test", "1", "--labels", "8", "--pu-steps", "20", "--fewshot-pretrain-steps", "5", "--fewshot-distill-steps", "5",
                           "--fewshot-steps", "5", "--threads", "1", "--work", str(tmp_path / "w"), "--results",
                           str(tmp_path / "r")], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]

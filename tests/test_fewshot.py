@@ -133,7 +133,8 @@ def test_blob_centres_are_the_particles(sim):
 @pytest.fixture(scope="module")
 def trained(sim, tmp_path_factory):
     ims, truths = sim
-    settings = fs.FewShotSettings(diameter=32, pretrain_steps=600, pretrain_batch=64, finetune_steps=500, seed=0)
+    settings = fs.FewShotSettings(diameter=32, pretrain_steps=600, pretrain_batch=64, finetune_steps=500, seed=0,
+                                  distill_steps=300)
     ex = _inner(truths[0], ims[0].shape, settings.window / 2 + 2).iloc[:10]
     out = tmp_path_factory.mktemp("fewshot") / "fewshot.pt"
     model = fs.train(ims[0], ex, settings, out, pretrain_images=ims)
@@ -221,10 +222,11 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["fewshot", "train", str(tmp_path / "s0.mrc"), "--exemplars", str(tmp_path / "ex.star"),
                               "-d", "32", "--pretrained", str(tmp_path / "enc.pt"), "--steps", "10", "--scs", "unadjusted", "--blobs", "0.25",
-                              "--exemplar-count", "4", "-n", "30", "--out", str(tmp_path / "m.pt")])
+                              "--exemplar-count", "4", "-n", "30", "--distill-steps", "0", "--out", str(tmp_path / "m.pt")])
     assert res.exit_code == 0, res.output
     m = fs.load_model(tmp_path / "m.pt")
     assert len(m.exemplars) == 4 and m.settings.scs == "unadjusted" and m.settings.blobs == 0.25 and m.pretrained["steps"] == 20
+    assert m.fast_net is None and not m.uses_fast()  # --distill-steps 0: the encoder scores every window
     assert m.pretrained["file"].endswith("enc.pt")
     # with an expected count the model stores its cut: the reference's 30th best pick
     ref_scores = fs.pick_images(m, ims[:1], threshold=-1e9).score.to_numpy()
@@ -281,7 +283,7 @@ def test_centre_peaks_moves_picks_onto_the_particles():
 
 def test_bad_input(sim, tmp_path):
     ims, truths = sim
-    s = fs.FewShotSettings(diameter=32, pretrain_steps=1, finetune_steps=1)
+    s = fs.FewShotSettings(diameter=32, pretrain_steps=1, finetune_steps=1, distill_steps=0)
     inner = _inner(truths[0], ims[0].shape, s.window / 2 + 2)
     with pytest.raises(InputError, match=r"ex\.star: 1 exemplar\(s\) on s0: .* at least 2"):
         fs.train(ims[0], inner.iloc[:1], s, tmp_path / "m.pt", exemplars_source="ex.star")
@@ -294,7 +296,7 @@ def test_bad_input(sim, tmp_path):
     with pytest.raises(InputError, match=r"zero\.mrc: image is constant"):
         fs.train(zero, make_picks("zero", [100, 120], [100, 100]), s, tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
-    model = fs.train(ims[0], inner.iloc[:3], fs.FewShotSettings(diameter=32, finetune_steps=1), tmp_path / "m.pt",
+    model = fs.train(ims[0], inner.iloc[:3], fs.FewShotSettings(diameter=32, finetune_steps=1, distill_steps=0), tmp_path / "m.pt",
                      no_pretrain=True)
     other = Image(ims[1].data, 3.0, Path("coarse.mrc"))
     with pytest.raises(InputError, match=r"coarse\.mrc: pixel size 3 Å differs from the reference micrograph's 2 Å"):
@@ -303,3 +305,96 @@ def test_bad_input(sim, tmp_path):
         fs.FewShotSettings(diameter=32, scs="magic").check()
     with pytest.raises(InputError, match=r"shifted \(0.25\) and blob \(0.9\) windows .* at most 1"):
         fs.FewShotSettings(diameter=32, blobs=0.9).check()
+
+
+def test_rescaled_template_is_the_same_profile_on_a_coarser_grid():
+    from fewpick.pickers.fewshot import _draw_profile, rescaled_template
+
+    radii = np.arange(0.0, 40.0)
+    sigma = 4.0
+    fine = _draw_profile(np.exp(-(radii**2) / (2 * sigma**2)), radii, 25)
+    coarse = rescaled_template(fine, 0.5)
+    assert coarse.shape == (13, 13)
+    yy, xx = np.mgrid[:13, :13]
+    expected = np.exp(-(np.hypot(yy - 6, xx - 6) ** 2) / (2 * (sigma / 2) ** 2))
+    np.testing.assert_allclose(coarse, expected, atol=0.03)
+    np.testing.assert_allclose(rescaled_template(fine, 1.0), fine, atol=0.02)
+
+
+def _teacher_set(rng, smooth: bool) -> list[dict]:
+    """Binned micrographs with blobs; a teacher grid (spacing 2.4 px) that is a smooth function of the image, or
+    noise."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    data = []
+    for _ in range(2):
+        img = np.zeros((200, 200), np.float32)
+        for cy, cx in rng.uniform(10, 190, (60, 2)):
+            yy, xx = np.mgrid[:200, :200]
+            img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0**2)).astype(np.float32)
+        img = (img + 0.2 * rng.normal(size=img.shape)).astype(np.float32)
+        rows = cols = 6.0 + 2.4 * np.arange(78)
+        yy, xx = np.meshgrid(rows, cols, indexing="ij")
+        if smooth:
+            teacher = 0.5 + 0.4 * map_coordinates(gaussian_filter(img, 2.0), [yy, xx], order=1)
+        else:
+            teacher = rng.uniform(0.3, 1.0, yy.shape)
+        data.append({"binned": (img - img.mean()) / img.std(), "teacher": teacher.astype(np.float32),
+                     "rows": rows, "cols": cols})
+    return data
+
+
+def test_distilled_network_follows_a_smooth_teacher_and_refuses_noise():
+    from types import SimpleNamespace
+
+    from fewpick.pickers import fewshot_fast as ff
+
+    rng = np.random.default_rng(0)
+    fake = SimpleNamespace(settings=fs.FewShotSettings(diameter=36, distill_steps=250, train_threads=2))
+    net, info = ff.distill(fake, [], data=_teacher_set(rng, smooth=True), device="cpu")
+    assert info["agreement"] >= 0.8 and info["use"] and info["factor"] == 3, info["agreement"]
+    net, info = ff.distill(fake, [], data=_teacher_set(rng, smooth=False), device="cpu")
+    assert info["agreement"] < ff.MIN_AGREEMENT and not info["use"], info["agreement"]
+
+
+def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
+    from fewpick.pickers import fewshot_fast as ff
+
+    ims, truths = sim
+    trained_model, _ = trained
+    info = trained_model.fast_info
+    assert trained_model.fast_net is not None and info["factor"] == 2  # 32 px: binned by 2
+    # it learned the encoder's scores on rows it never saw; whether picking uses it follows the bar
+    assert info["agreement"] >= 0.5 and info["use"] == (info["agreement"] >= ff.MIN_AGREEMENT), info["agreement"]
+    assert info["history"][-1]["loss"] < info["history"][0]["loss"]
+    model = fs.replace(trained_model, fast_info={**info, "use": True})  # the fast path, whatever the bar said
+    assert model.uses_fast() and not model.uses_fast(stride=2) and not model.uses_fast(match="mean")
+    fast = fs.pick_images(model, ims[1:], threshold=-1e9)
+    model.exact = True
+    exact = fs.pick_images(model, ims[1:], threshold=-1e9)
+    model.exact = False
+    for picks in (fast, exact):
+        assert evaluate(picks, truths[1], radius=16)["auprc"] >= 0.75
+    # the fast map lies on the binned grid: picks on the same particles, within a few pixels
+    d, _ = cKDTree(exact[["x", "y"]].to_numpy()).query(fast.iloc[:20][["x", "y"]].to_numpy())
+    assert np.median(d) <= 3.0, d
+    # the file keeps the fast network; --exact on the command line scores with the encoder
+    path = fs.save_model(model, tmp_path / "fast.pt")
+    loaded = fs.load_model(path)
+    assert loaded.fast_info["agreement"] == pytest.approx(info["agreement"]) and loaded.uses_fast()
+    again = fs.pick_images(loaded, ims[1:], threshold=-1e9)
+    np.testing.assert_allclose(again[["x", "y", "score"]].to_numpy(), fast[["x", "y", "score"]].to_numpy(), atol=1e-4)
+    write_mrc(tmp_path / "s1.mrc", ims[1].data, 2.0)
+    res = CliRunner().invoke(app, ["fewshot", "pick", str(tmp_path / "s1.mrc"), "--model", str(path), "-t", "-1e9",
+                                   "--exact", "--out", str(tmp_path / "e.star")])
+    assert res.exit_code == 0, res.output
+    cli = read_picks(tmp_path / "e.star")
+    np.testing.assert_allclose(cli[["x", "y"]].to_numpy(), exact[["x", "y"]].to_numpy(), atol=0.01)
+    # a file written before the fast network existed: the encoder scores every window
+    bundle = torch.load(path, weights_only=True)
+    del bundle["fast_state"], bundle["fast_info"]
+    torch.save(bundle, tmp_path / "before.pt")
+    old = fs.load_model(tmp_path / "before.pt")
+    assert old.fast_net is None and not old.uses_fast()
+    again = fs.pick_images(old, ims[1:], threshold=-1e9)
+    np.testing.assert_allclose(again[["x", "y"]].to_numpy(), exact[["x", "y"]].to_numpy(), atol=1e-3)

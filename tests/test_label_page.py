@@ -160,7 +160,7 @@ def test_labels_are_checked_and_only_the_page_can_change_them(served):
 
 def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_path):
     d, truths = micrographs
-    settings = LabelSettings(diameter=D, threads=2, fewshot_options={"pretrain_steps": 30, "finetune_steps": 30})
+    settings = LabelSettings(diameter=D, threads=2, fewshot_options={"pretrain_steps": 30, "finetune_steps": 30, "distill_steps": 0})
     session = LabelSession([d / "mic0.mrc", d / "mic1.mrc"], tmp_path / "l.star", settings)
     session.set_labels(0, truths[0][["x", "y"]].to_numpy(float)[:12].tolist())
     session.start_training()  # the default picker: few-shot

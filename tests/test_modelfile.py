@@ -35,13 +35,14 @@ def test_every_picker_writes_the_same_kind_of_file(tmp_path):
     labels = make_picks("m0", centres[:6, 0], centres[:6, 1])
     pu.train([im], labels, pu.PUSettings(diameter=30, expected_particles=12, steps=5, threads=1), tmp_path / "pu.pt")
     inside = labels[labels.x.between(25, 230) & labels.y.between(25, 230)]
-    fewshot.train(im, inside, fewshot.FewShotSettings(diameter=30, pretrain_steps=2, finetune_steps=2,
+    fewshot.train(im, inside, fewshot.FewShotSettings(diameter=30, pretrain_steps=2, finetune_steps=2, distill_steps=5,
                                                       pretrain_batch=8, unlabeled=8, train_threads=1), tmp_path / "fs.pt")
     for name, fmt in (("pu.pt", pu.MODEL_FORMAT), ("fs.pt", fewshot.MODEL_FORMAT)):
         bundle = torch.load(tmp_path / name, weights_only=True)
         assert bundle["format"] == fmt and "fewpick_version" in bundle and "format_version" in bundle
         assert not {"threads", "train_threads"} & set(bundle["settings"])
         assert all(v.device.type == "cpu" for v in bundle["state_dict"].values())
+        assert all(v.device.type == "cpu" for v in (bundle.get("fast_state") or {}).values())
     assert pu.load_model(tmp_path / "pu.pt", "cpu").settings.threads == 2  # this machine's default
     with pytest.raises(InputError, match="not a fewpick PU picker model file .*fewshot-model"):
         pu.load_model(tmp_path / "fs.pt")

@@ -137,7 +137,7 @@ def test_every_picker_follows_the_contract(tmp_path):
     pu_model = pu.train([image], truth.iloc[:8], pu.PUSettings(diameter=32, expected_particles=20, steps=20,
                                                                 steps_per_epoch=10), tmp_path / "pu.pt")
     fs_model = fs.train(image, inner.iloc[:8], fs.FewShotSettings(diameter=32, pretrain_steps=10, pretrain_batch=8,
-                                                                   finetune_steps=10), tmp_path / "fs.pt")
+                                                                   finetune_steps=10, distill_steps=0), tmp_path / "fs.pt")
     for picker in (classic, pu_model, fs_model):
         assert isinstance(picker, Picker)
         smap = picker.score_map(image)
@@ -275,7 +275,8 @@ def test_few_shot_training_resumes_and_the_cli_refuses_a_missing_checkpoint(tmp_
     image = Image(data, 2.0, tmp_path / "r0.mrc")
     truth = make_picks("r0", centres[:, 0], centres[:, 1])
     ex = truth[truth.x.between(24, 264) & truth.y.between(24, 264)].iloc[:6]
-    s = fs.FewShotSettings(diameter=32, pretrain_steps=100, pretrain_batch=8, finetune_steps=50, train_threads=1)
+    s = fs.FewShotSettings(diameter=32, pretrain_steps=100, pretrain_batch=8, finetune_steps=50, train_threads=1,
+                           distill_steps=0)
     straight = fs.train(image, ex, s, tmp_path / "a.pt")
 
     def stop(entry):

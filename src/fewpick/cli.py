@@ -305,7 +305,7 @@ def pick(
 
         if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold, stride=None,
-                                match=None, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
+                                match=None, exact=False, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
                                 box_size=box_size, micrograph_prefix=micrograph_prefix, threads=threads, device=device,
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
@@ -729,6 +729,7 @@ def fewshot_train(
     blobs: Optional[float] = typer.Option(None, "--blobs", min=0.0, max=1.0, help="Fraction of the unlabeled windows centred on particle-sized blobs (hard examples; default 0.125)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 6000)."),
+    distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, help="Steps fitting the fast scoring network to the encoder (default 600; 0: none, the encoder scores every window when picking)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
@@ -755,16 +756,19 @@ def fewshot_train(
         ex = select_picks(ex, (), exemplar_count, seed) if len(ex) > exemplar_count else ex
     settings = _fewshot_settings(diameter, scs=scs.value, pi=pi, alpha=alpha, tau=tau, beta=beta, unlabeled=unlabeled,
                                  blobs=blobs, finetune_steps=steps, pretrain_steps=pretrain_steps, window_ratio=window_ratio,
+                                 distill_steps=distill_steps,
                                  expected_particles=expected_particles,
                                  seed=seed, train_threads=threads)
     pre_ims = None
     if pretrain_images:
         pre_ims = [ref if f.resolve() == reference.resolve() else read_micrograph(f, pixel_size=pixel_size)
                    for f in list_images(pretrain_images)]
-    total = settings.finetune_steps + (0 if (pretrained or no_pretrain) else settings.pretrain_steps)
+    before = {"pretrain": 0, "finetune": 0 if (pretrained or no_pretrain) else settings.pretrain_steps}
+    before["distill"] = before["finetune"] + settings.finetune_steps
+    total = before["distill"] + settings.distill_steps
     with _training_progress("training", total) as progress:
         def report(e):
-            done = e["step"] + (settings.pretrain_steps if e["stage"] == "finetune" and total > settings.finetune_steps else 0)
+            done = e["step"] + before[e["stage"]]
             info = f"{e['stage']} loss {e['loss']:.4f}" + (f"  SCS {e['scs']:.3f}" if "scs" in e else "")
             progress.update(progress.task_ids[0], completed=done, info=f"{info}  {_hms(e['eta_s'])} left in {e['stage']}")
 
@@ -783,6 +787,7 @@ def fewshot_pick(
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak) or 'auto' (each micrograph cut where its scores are sparsest). Default: the model's own, calibrated on the reference with --expected-particles; 'auto' for a model trained without it."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
+    exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the fast network trained to reproduce it (slower; also implied by --stride or --match other than the model's)."),
     score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=4.0, help="Closest two picks may lie, as a fraction of the particle radius (default: the model's)."),
@@ -797,7 +802,7 @@ def fewshot_pick(
     workers: Optional[int] = _workers_option(),
     scheduler: Optional[str] = _scheduler_option(),
 ):
-    """Pick particles with a few-shot model: slide the encoder, match the exemplars, cut per micrograph.
+    """Pick particles with a few-shot model: score every window (the fast network, or the encoder), match the exemplars, cut per micrograph.
 
     Example: [bold]fewpick fewshot pick mics/ --model fewshot.pt --out picks.star --score-maps maps/[/]
     """
@@ -806,6 +811,7 @@ def fewshot_pick(
 
     m = fs.load_model(model, _device(device))
     m.settings.threads = 1 if (workers or scheduler) else threads  # one torch thread per Dask worker
+    m.exact = exact
     if min_distance is not None:
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)

@@ -267,15 +267,16 @@ class LabelSession:
             settings = fewshot.FewShotSettings(diameter=s.diameter, expected_particles=expected,
                                                **s.fewshot_options)
 
+            # each stage's share of the bar and its words: pre-training, fine-tuning, the fast scoring network
+            stages = {"pretrain": (0.0, 0.65, settings.pretrain_steps, "pre-training"),
+                      "finetune": (0.65, 0.2, settings.finetune_steps, "on your labels"),
+                      "distill": (0.85, 0.15, settings.distill_steps, "its fast scoring network")}
+
             def report(rec):
-                stage = rec.get("stage", "")
-                n = settings.pretrain_steps if stage == "pretrain" else settings.finetune_steps
+                before, part, n, words = stages.get(rec.get("stage", ""), stages["finetune"])
                 done = rec.get("step", 0)
-                before = 0.0 if stage == "pretrain" else 0.7
-                part = 0.7 if stage == "pretrain" else 0.3
                 self._progress(before + part * done / max(n, 1),
-                               f"training the few-shot picker ({'pre-training' if stage == 'pretrain' else 'on your labels'}):"
-                               f" step {done}/{n}", rec.get("eta_s"))
+                               f"training the few-shot picker ({words}): step {done}/{n}", rec.get("eta_s"))
 
             model = fewshot.train(self.image(ref), labels[labels.micrograph == self.names[ref]], settings,
                                   self.model_out, progress=report, device=s.device)
