@@ -1,4 +1,4 @@
-"""How long the PU picker takes per 4096 × 4096 micrograph on this machine, reading included.
+"""How long the PU and few-shot pickers take per 4096 × 4096 micrograph on this machine, reading included.
 
     .venv/bin/python bench/pick_speed.py [--threads 2] [--repeats 3] [--device cpu] [--models real2d_pu]
 
@@ -6,7 +6,11 @@
    float32 MRC made by tiling one of that set's test micrographs (the same particles and sampling, a 4096² field),
    picked as ``fewpick pick --threshold -1e9`` picks it (every peak: the slowest case): read the file, bin,
    score, non-maximum suppression. Best of ``--repeats`` after one warm-up; the process's peak memory.
-2. Network sizes (random weights, on the first set's 4096² file): the default network and binning (particle
+2. Few-shot models: the seed-0 15-exemplar model of each real set (``--fewshot-models``) on the same files, and
+   bench/fewshot_vs_topaz.py's seed-0 model on a simulated 4096² micrograph at its own scale; scored once by the
+   encoder at every window and once by the fast network trained to follow it (where the model has one), after
+   a warm-up.
+3. Network sizes (random weights, on the first set's 4096² file): the default network and binning (particle
    binned to at most 16 px, width 16) against the earlier default (the nearest 16 px, width 24), the same binning
    at width 16 and a coarser binning (the nearest 10 px), for
    particle diameters of 36–108 px, so that the cost of each choice is known beside its accuracy
@@ -22,6 +26,7 @@ import argparse
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +37,8 @@ from real2d import WORK as REAL2D_WORK  # noqa: E402
 from real2d import load_set  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "bench" / "work" / "pick_speed"
+BENCH_WORK = ROOT / "bench" / "work"
+WORK = BENCH_WORK / "pick_speed"
 SETS = ("10059", "10947", "apoferritin_ab")
 SIZE = 4096
 
@@ -69,6 +75,7 @@ def main() -> None:
     from fewpick.geometry import choose_binning
     from fewpick.io import read_micrograph
     from fewpick.pickers import fewshot, pu
+    from fewpick.pickers.fewshot_fast import MIN_AGREEMENT
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -98,20 +105,31 @@ def main() -> None:
         print(row, flush=True)
     peak_pu = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     few = []
-    for s in SETS:
-        model_file = REAL2D_WORK / args.fewshot_models / s / "fewshot_15_s0" / "fewshot.pt"
+    candidates = [(s, REAL2D_WORK / args.fewshot_models / s / "fewshot_15_s0" / "fewshot.pt", tiled_micrograph, s)
+                  for s in SETS]
+    sim_test = sorted((BENCH_WORK / "pu_sim" / "test").glob("*.mrc"))
+    if sim_test:  # a simulated 4096² micrograph at its own scale (a 148 px particle), seed 0's model
+        candidates.append(("simulated mTOR", BENCH_WORK / "fewshot_vs_topaz" / "s0" / "fewshot.pt", lambda _: sim_test[0], None))
+    for name, model_file, micrograph, real in candidates:
         if not model_file.is_file():
             continue
         model = fewshot.load_model(model_file, device)
         model.settings.threads = args.threads
-        fewshot.pick_micrograph(model, read_micrograph(load_set(s).test[0]))  # warm-up on a test micrograph
-        path = tiled_micrograph(s)
-        t0 = time.perf_counter()
-        picks = fewshot.pick_micrograph(model, read_micrograph(path))
-        row = {"set": s, "diameter": model.settings.diameter, "window_scale": model.settings.scale,
-               "seconds": time.perf_counter() - t0, "picks": len(picks)}
-        few.append(row)
-        print(row, flush=True)
+        path = micrograph(real)
+        warm = read_micrograph(load_set(real).test[0]) if real else read_micrograph(path)
+        modes = [("encoder", True)] + ([("fast network", False)] if model.fast_net is not None else [])
+        for mode, exact in modes:
+            # each way, whatever the model's own choice
+            m = replace(model, exact=True) if exact else replace(model, fast_info={**model.fast_info, "use": True})
+            fewshot.pick_micrograph(m, warm)  # warm-up
+            t0 = time.perf_counter()
+            picks = fewshot.pick_micrograph(m, read_micrograph(path))
+            row = {"set": name, "diameter": model.settings.diameter, "window_scale": model.settings.scale,
+                   "scoring": mode, "agreement": model.fast_info.get("agreement"),
+                   "default": (mode == "fast network") == bool(model.fast_info.get("use")),
+                   "seconds": time.perf_counter() - t0, "picks": len(picks)}
+            few.append(row)
+            print(row, flush=True)
     path = tiled_micrograph(SETS[0])
     for d in (36.0, 60.0, 68.0, 108.0):
         nearest = {n: choose_binning(d, n) for n in (10.0, 16.0)}
@@ -135,9 +153,17 @@ def main() -> None:
     md += [f"| {r['set']} | {r['diameter']:g} | {r['factor']} | {r['width']} | {r['seconds']:.2f} | {r['peaks']} |"
            for r in trained]
     if few:
-        md += ["", "Few-shot picker: the seed-0 15-exemplar model of each set on the same 4096² file, its default cut, "
-               "once after a warm-up:", "", "| set | particle px | s per micrograph | picks |", "|---|---|---|---|"]
-        md += [f"| {r['set']} | {r['diameter']:g} | {r['seconds']:.2f} | {r['picks']} |" for r in few]
+        md += ["", "Few-shot picker: the seed-0 15-exemplar model of each set on the same 4096² file (and a simulated "
+               "4096² micrograph of 148 px particles), its default cut, once after a warm-up, scored by the encoder at "
+               "every window or by the fast network trained to follow it (agreement: the correlation of the two on "
+               "rows it was not trained on; the default, in bold, is the fast network where it reaches "
+               f"{MIN_AGREEMENT:g}):", "",
+               "| set | particle px | scoring | agreement | s per micrograph | picks |", "|---|---|---|---|---|---|"]
+        for r in few:
+            b = "**" if r["default"] else ""
+            agree = "-" if r["agreement"] is None else f"{r['agreement']:.2f}"
+            md.append(f"| {r['set']} | {r['diameter']:g} | {b}{r['scoring']}{b} | {agree} | {b}{r['seconds']:.2f}{b} "
+                      f"| {r['picks']} |")
     md += ["", "Network sizes (random weights; the time hardly depends on the weights but for the number of peaks):", "",
            "| particle px | network | binning | s per micrograph |", "|---|---|---|---|"]
     md += [f"| {r['diameter']:g} | {r['network']} | {r['factor']} | {r['seconds']:.2f} |" for r in sizes]

@@ -402,9 +402,9 @@ def _write(name: str, rows: list[dict], args) -> None:
              "from the training micrographs (seeds 0–2) or all of them; few-shot: 15 exemplars on one training "
              f"micrograph. Topaz 0.3.20: pre-trained ResNet8 (its default), GE-binomial (all labels: PN, see the script), "
              f"{args.topaz_updates} updates. "
-             "Times on 2 cores include each command's start-up; the PU picker's runs had the two cores to "
-             "themselves, most others shared them with another job (training at 1–2 threads), so theirs are upper "
-             "bounds.")
+             "Times on 2 cores include each command's start-up; the PU picker's and the few-shot picker's runs had "
+             "the two cores to themselves, Topaz's shared them with another job (training at 1–2 threads), so its "
+             "are upper bounds.")
     if any(r.get("model_from") and r["tool"] == "pu" for r in rows):
         intro += ("\n\n‡ the networks that the earlier runs trained (the same labels, seed and settings; their "
                   "training figures), with the steps after training redone by this version: the test of the labels' "
