@@ -398,3 +398,25 @@ def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
     assert old.fast_net is None and not old.uses_fast()
     again = fs.pick_images(old, ims[1:], threshold=-1e9)
     np.testing.assert_allclose(again[["x", "y"]].to_numpy(), exact[["x", "y"]].to_numpy(), atol=1e-3)
+
+
+def test_teacher_windows_keep_to_the_budget(sim, trained):
+    from fewpick.pickers import fewshot_fast as ff
+
+    ims, _ = sim
+    model, _ = trained
+    s = model.settings
+    h, w = ff._crop_budget((1000, 800), 2.0, 24, 4, 5000)  # 500 × 400 resampled px would give 120 × 95 windows
+    cells = ((int(h / 2.0) - 24) // 4 + 1) * ((int(w / 2.0) - 24) // 4 + 1)
+    assert 4500 <= cells <= 5000 and abs(h / w - 1.25) < 0.02, (h, w, cells)
+    one = ff.teacher_data(model, ims, 10**9)[0]["teacher"].size  # a whole 480² micrograph: 70 × 70 windows
+    assert one == ((int(round(480 / s.scale)) - 24) // 4 + 1) ** 2
+    # what is left after the first micrograph: a centred crop of the second if it still holds 2·16 rows of cells,
+    # else nothing
+    data = ff.teacher_data(model, ims, one + 2500)
+    assert len(data) == 2 and 2000 <= data[1]["teacher"].size <= 2500 and min(data[1]["teacher"].shape) >= 32
+    assert len(ff.teacher_data(model, ims, one + 300)) == 1
+    # the grid's centres on the binned grid: the windows' centres, original px / the binning
+    d = data[0]
+    centre = (s.size - 1) / 2 * s.scale / ff.binning(s.diameter)
+    assert d["rows"][0] == pytest.approx(centre, rel=0.01) and d["binned"].shape == (240, 240)

@@ -64,9 +64,13 @@ def _crop_budget(shape: tuple[int, int], scale: float, size: int, stride: int, b
     ``budget`` cells (at least one window)."""
     h, w = shape
 
+    def crop(f):
+        return max(1, int(h * f)), max(1, int(w * f))
+
     def cells(f):
-        ny = (int(h * f / scale) - size) // stride + 1
-        nx = (int(w * f / scale) - size) // stride + 1
+        ch, cw = crop(f)
+        ny = (int(round(ch / scale)) - size) // stride + 1  # the resampled shape, as prepare() rounds it
+        nx = (int(round(cw / scale)) - size) // stride + 1
         return max(ny, 0) * max(nx, 0)
 
     if cells(1.0) <= budget:
@@ -75,8 +79,9 @@ def _crop_budget(shape: tuple[int, int], scale: float, size: int, stride: int, b
     for _ in range(30):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if cells(mid) <= budget else (lo, mid)
-    f = max(lo, (size + 1) * scale / min(h, w))
-    return min(h, int(np.ceil(h * f))), min(w, int(np.ceil(w * f)))
+    if cells(lo) == 0:  # not even one window within the budget: one window
+        lo = min(1.0, (size + 1) * scale / min(h, w))
+    return crop(lo)
 
 
 def teacher_data(model: "FewShotModel", images: Sequence[Image], budget: int,
@@ -94,6 +99,8 @@ def teacher_data(model: "FewShotModel", images: Sequence[Image], budget: int,
             break
         data = np.asarray(im.data, np.float32)
         ch, cw = _crop_budget(data.shape, s.scale, s.size, stride, left)
+        if out and min(ch, cw) / s.scale < s.size + 2 * CELLS * stride:
+            break  # a sliver of a micrograph would only shrink the training crops of all of them
         y0, x0 = (data.shape[0] - ch) // 2, (data.shape[1] - cw) // 2
         data = data[y0 : y0 + ch, x0 : x0 + cw]
         resampled = fs.prepare(data, s.scale, im.path, threads)
