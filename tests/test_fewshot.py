@@ -353,8 +353,23 @@ def test_distilled_network_follows_a_smooth_teacher_and_refuses_noise():
     fake = SimpleNamespace(settings=fs.FewShotSettings(diameter=36, distill_steps=250, train_threads=2))
     net, info = ff.distill(fake, [], data=_teacher_set(rng, smooth=True), device="cpu")
     assert info["agreement"] >= 0.8 and info["use"] and info["factor"] == 3, info["agreement"]
+    assert info["scoring"] == "fast"
     net, info = ff.distill(fake, [], data=_teacher_set(rng, smooth=False), device="cpu")
     assert info["agreement"] < ff.MIN_AGREEMENT and not info["use"], info["agreement"]
+    # a teacher that is noise from one window to the next: nothing to follow, so picking leaves the encoder out
+    assert info["agreement"] < ff.NOISE_AGREEMENT and info["scoring"] == "correlation", info["agreement"]
+
+
+def test_scoring_follows_the_agreement_and_older_files_keep_theirs():
+    from fewpick.pickers import fewshot_fast as ff
+
+    assert [ff.chosen_scoring(a) for a in (0.95, 0.8, 0.79, 0.5, 0.2, 0.19, 0.01, -0.03)] == [
+        "fast", "fast", "encoder", "encoder", "encoder", "correlation", "correlation", "correlation"]
+    # files written before the correlation scoring existed: their fast network where it was used, else the encoder,
+    # whatever the agreement
+    assert ff.stored_scoring({"agreement": 0.01, "use": False}) == "encoder"
+    assert ff.stored_scoring({"agreement": 0.9, "use": True}) == "fast"
+    assert ff.stored_scoring({"agreement": 0.01, "use": False, "scoring": "correlation"}) == "correlation"
 
 
 def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
@@ -366,8 +381,9 @@ def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
     assert trained_model.fast_net is not None and info["factor"] == 2  # 32 px: binned by 2
     # it learned the encoder's scores on rows it never saw; whether picking uses it follows the bar
     assert info["agreement"] >= 0.5 and info["use"] == (info["agreement"] >= ff.MIN_AGREEMENT), info["agreement"]
+    assert info["scoring"] == ff.chosen_scoring(info["agreement"]) == trained_model.scoring()
     assert info["history"][-1]["loss"] < info["history"][0]["loss"]
-    model = fs.replace(trained_model, fast_info={**info, "use": True})  # the fast path, whatever the bar said
+    model = fs.replace(trained_model, fast_info={**info, "use": True, "scoring": "fast"})  # whatever the bar said
     assert model.uses_fast() and not model.uses_fast(stride=2) and not model.uses_fast(match="mean")
     fast = fs.pick_images(model, ims[1:], threshold=-1e9)
     model.exact = True
@@ -420,3 +436,43 @@ def test_teacher_windows_keep_to_the_budget(sim, trained):
     d = data[0]
     centre = (s.size - 1) / 2 * s.scale / ff.binning(s.diameter)
     assert d["rows"][0] == pytest.approx(centre, rel=0.01) and d["binned"].shape == (240, 240)
+
+
+def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, monkeypatch):
+    ims, truths = sim
+    trained_model, _ = trained
+    # as a model whose encoder learned nothing its fast network could follow stores it
+    model = fs.replace(trained_model, fast_info={**trained_model.fast_info, "use": False, "agreement": 0.01,
+                                                 "scoring": "correlation"})
+    assert model.scoring() == "correlation" and not model.uses_fast()
+    assert model.scoring(stride=2) == "encoder" and fs.replace(model, exact=True).scoring() == "encoder"
+    assert "rotational average scores every window" in fs.model_summary(model)
+    path = fs.save_model(model, tmp_path / "corr.pt")
+    with monkeypatch.context() as mp:
+        def no_encoder(*a, **k):
+            raise AssertionError("the encoder ran")
+
+        mp.setattr(fs, "encoder_scores", no_encoder)
+        loaded = fs.load_model(path)
+        assert loaded.scoring() == "correlation"
+        kept = {}
+        picks = fs.pick_micrograph(loaded, ims[1], threshold=-1e9, keep_map=kept)
+        model.threshold = fs.calibrate_threshold(fs.replace(model, settings=fs.replace(
+            model.settings, expected_particles=len(truths[0]))), ims[0])
+    assert evaluate(picks, truths[1], radius=16)["auprc"] >= 0.75
+    # the picks are the correlation map's peaks: each on the best correlation within its suppression disk
+    match, scale = kept["match"], np.asarray(kept["scale"])
+    yx = picks[["y", "x"]].to_numpy()[:30] / scale
+    r = model.settings.geometry().radius(2 * model.settings.suppress)
+    for y, x in yx:
+        iy, ix = int(round(y)), int(round(x))
+        disk = match[max(0, iy - int(r)) : iy + int(r) + 1, max(0, ix - int(r)) : ix + int(r) + 1]
+        assert match[iy, ix] >= disk.max() - 0.05, (y, x)
+    # its map is the correlation read at the windows' centres, and is written as such
+    off, stride = int(kept["offset"]), kept["stride"]
+    assert kept["scores"][3, 5] == pytest.approx(match[off + 3 * stride, off + 5 * stride])
+    files = fs.write_score_map(kept, tmp_path / "maps", "s1")
+    assert all(f.is_file() for f in files)
+    # the calibrated cut keeps about the expected count on a micrograph like the reference
+    auto = fs.pick_micrograph(model, ims[1])
+    assert 0.7 * len(truths[1]) <= len(auto) <= 1.3 * len(truths[1]), len(auto)

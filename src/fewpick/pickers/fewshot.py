@@ -25,6 +25,11 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    pick, k the expected particle count; without a count, or with ``auto``, each micrograph is cut at the
    deepest valley of the density of its sorted peak scores (k = 5 nearest neighbours;
    :func:`fewpick.extract.threshold_knn_density`).
+4. **Faster scoring**, chosen at training (:mod:`fewpick.pickers.fewshot_fast`): a small network distilled from
+   the encoder replaces it where it follows the encoder's scores; where nothing can (its agreement stays near 0:
+   the encoder's score is noise at the particle's scale, as on noisy, crowded micrographs), each window scores
+   its correlation with the exemplars' rotational average alone (:func:`correlation_score_map`), and the encoder
+   is not run.
 
 Coordinates in and out are original pixels.
 """
@@ -170,6 +175,8 @@ class FewShotModel(PickerBase):
     fast_info: dict = field(default_factory=dict)
     # run-time choice, not stored: score every window with the encoder itself (what the fast network learned)
     exact: bool = False
+    # run-time choice, not stored: one of fewshot_fast.SCORINGS instead of the model's own (benchmarks)
+    scoring_override: str | None = None
     _template: tuple | None = field(default=None, init=False, repr=False)  # exemplar_template, computed once
     _fast_template: tuple | None = field(default=None, init=False, repr=False)
 
@@ -185,18 +192,34 @@ class FewShotModel(PickerBase):
         ``extra['match']`` holds the correlation with the exemplars' rotational average at every resampled pixel."""
         if isinstance(image, Image):
             check_pixel_size(self, image)
-        if self.uses_fast(match, stride):
+        how = self.scoring(match, stride)
+        if how == "fast":
             return fast_score_map(self, image)
+        if how == "correlation":
+            return correlation_score_map(self, image)
         scores, scale, stride, match_map = score_map(self, image, match, stride)
         size = self.settings.size
         return ScoreMap(scores, lambda ij: grid_to_original(ij, stride, size, scale),
                         {"scale": scale, "stride": stride, "match": match_map})
 
+    def scoring(self, match: str | None = None, stride: int | None = None) -> str:
+        """How picking scores (:func:`fewpick.pickers.fewshot_fast.chosen_scoring`, made at training): ``fast``,
+        the fast network; ``correlation``, the correlation with the exemplars' rotational average alone (the
+        encoder learned nothing its fast network could follow); or ``encoder``, every window. The encoder
+        whenever it is asked for (``exact``) or a matching or stride other than the model's is."""
+        if self.exact or stride not in (None, self.settings.step()) or match not in (None, self.settings.match):
+            return "encoder"
+        if self.scoring_override is not None:
+            return self.scoring_override
+        if self.fast_net is None:
+            return "encoder"
+        from fewpick.pickers.fewshot_fast import stored_scoring
+
+        return stored_scoring(self.fast_info)
+
     def uses_fast(self, match: str | None = None, stride: int | None = None) -> bool:
-        """Whether picking uses the fast network: the model has one that agrees with the encoder, the encoder is
-        not asked for, and the matching and stride are those it learned."""
-        return (self.fast_net is not None and bool(self.fast_info.get("use")) and not self.exact
-                and stride in (None, self.settings.step()) and match in (None, self.settings.match))
+        """Whether picking uses the fast network (:meth:`scoring`)."""
+        return self.scoring(match, stride) == "fast"
 
     def template(self) -> tuple[np.ndarray, float]:
         """The exemplars' rotational average (see :func:`exemplar_template`) and its mask radius, resampled px."""
@@ -688,6 +711,28 @@ def fast_score_map(model: FewShotModel, image: Image | np.ndarray) -> ScoreMap:
                     {"scale": scale, "stride": 1, "offset": 0.0, "geometry": geo, "match": match_map})
 
 
+def correlation_score_map(model: FewShotModel, image: Image | np.ndarray) -> ScoreMap:
+    """The correlation with the exemplars' rotational average at every pixel of the resampled micrograph, read at
+    the centres of the encoder's windows as their scores; the encoder does not run (see
+    :func:`fewpick.pickers.fewshot_fast.chosen_scoring`)."""
+    s = model.settings
+    data = image.data if isinstance(image, Image) else image
+    img = prepare(image, s.scale, threads=s.threads)
+    if min(img.shape) < s.size:
+        raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
+    scale = Geometry.scale(data.shape, img.shape)
+    template, mask_radius = model.template()
+    match = template_score_map(img, template[None], mask_radius)
+    stride = s.step()
+    ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
+    off = (s.size - 1) // 2  # the pixel nearest each window's centre
+    scores = np.ascontiguousarray(match[off : off + (ny - 1) * stride + 1 : stride,
+                                        off : off + (nx - 1) * stride + 1 : stride], np.float32)
+    return ScoreMap(scores, lambda ij: (np.asarray(ij, float) * stride + off) * np.asarray(scale, float),
+                    {"scale": scale, "stride": stride, "offset": float(off), "match": match,
+                     "label": "correlation with the exemplars' average"})
+
+
 def rescaled_template(template: np.ndarray, zoom: float) -> np.ndarray:
     """A rotationally symmetric ``template`` (odd grid) drawn on a grid ``zoom`` times finer (< 1: coarser)."""
     n = template.shape[-1]
@@ -848,8 +893,9 @@ def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
     ax.set_ylim(h, 0)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
-    ax.set_title(f"{name}: similarity to the exemplars", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="cosine similarity (picks are its peaks)")
+    what = kept.get("label", "cosine similarity")
+    ax.set_title(f"{name}: " + ("similarity to the exemplars" if "label" not in kept else what), fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=f"{what} (picks are its peaks)")
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
@@ -875,7 +921,11 @@ def fast_summary(model: FewShotModel) -> str:
         return "the encoder scores every window"
     if model.exact:
         return "the encoder scores every window (asked for)"
-    if info.get("use"):
+    how = model.scoring()
+    if how == "fast":
         return f"a fast network scores every window (agreement with the encoder {info['agreement']:.2f})"
+    if how == "correlation":
+        return ("the correlation with the exemplars' rotational average scores every window (the encoder's scores "
+                f"are noise at the particle's scale: agreement {info.get('agreement', float('nan')):.2f})")
     return (f"the encoder scores every window (the fast network agrees with it too little: "
             f"{info.get('agreement', float('nan')):.2f})")
