@@ -6,13 +6,14 @@ simulated data.
 Models: each real set's seed-0 15-exemplar model trained by ``bench/real2d.py --out RUN`` and seed 0 of
 ``bench/fewshot_vs_topaz.py`` (simulated mTOR among four other species, 148 px particles on 4096² micrographs);
 each holds its fast network (trained at the end of ``fewpick fewshot train``) and its agreement with the encoder
-(correlation of their scores on rows of the training micrographs it was not trained on). The test micrographs
-are picked three ways, whatever the model's own choice:
+(correlation of their scores on rows of the training micrographs it was not trained on), from which the model
+chose how it picks. The test micrographs are picked three ways, whatever that choice:
 
 - ``encoder``: the encoder scores every window (``fewshot pick --exact``);
 - ``fast network``: the fast network scores every pixel of the binned micrograph;
-- ``correlation only``: a constant score, so the picks are the peaks of the correlation with the exemplars'
-  rotational average, to show what the scoring network adds.
+- ``correlation``: the correlation with the exemplars' rotational average read at the windows' centres, without
+  the encoder (``fewshot_fast.chosen_scoring``: what a model picks with when its fast network's agreement stays
+  below ``NOISE_AGREEMENT``).
 
 Box F1 at the picker's own cut (calibrated on the reference with the expected count; the simulated run, trained
 without a count, cuts each micrograph where its scores are sparsest), AUPRC of every pick (centre within D/2),
@@ -38,20 +39,9 @@ from real2d import SETS_ALL, WORK, load_set  # noqa: E402
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
 from fewpick.pickers import fewshot  # noqa: E402
-from fewpick.pickers.fewshot_fast import MIN_AGREEMENT  # noqa: E402
+from fewpick.pickers.fewshot_fast import MIN_AGREEMENT, NOISE_AGREEMENT  # noqa: E402
 
 BENCH_WORK = Path(__file__).resolve().parent / "work"
-
-
-def constant(model: fewshot.FewShotModel) -> torch.nn.Module:
-    """The model's fast network with every weight zero: a constant score."""
-    from fewpick.pickers import fewshot_fast as ff
-
-    net = ff.new_net(model.fast_info.get("width"), model.fast_info.get("dilations"))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.zero_()
-    return net.eval()
 
 
 def measure(model: fewshot.FewShotModel, reference, tests, truth: pd.DataFrame, diameter: float,
@@ -100,17 +90,18 @@ def main() -> None:
             continue
         reference, tests, truth, diameter, calibrate = inputs()
         info = model.fast_info
-        variants = [("encoder", replace(model, exact=True)),
-                    ("fast network", replace(model, fast_info={**info, "use": True})),
-                    ("correlation only", replace(model, fast_net=constant(model), fast_info={**info, "use": True}))]
-        for scoring, m in variants:
-            r = {"set": name, "scoring": scoring, "agreement": info["agreement"], "default": (
-                scoring == ("fast network" if info.get("use") else "encoder")), "factor": info["factor"],
+        own = model.scoring()
+        variants = [("encoder", "encoder"), ("fast network", "fast"), ("correlation", "correlation")]
+        for scoring, how in variants:
+            m = replace(model, scoring_override=how)
+            r = {"set": name, "scoring": scoring, "agreement": info["agreement"], "default": how == own,
+                 "factor": info["factor"],
                 **measure(m, reference, tests, truth, diameter, calibrate)}
             rows.append(r)
             print(r, flush=True)
     md = ["Each set's seed-0 few-shot model picks its test micrographs three ways (see the script); the model's "
-          f"own choice in bold (the fast network where its agreement reaches {MIN_AGREEMENT:g}).", "",
+          f"own choice in bold (the fast network where its agreement reaches {MIN_AGREEMENT:g}, the correlation alone where "
+          f"it stays below {NOISE_AGREEMENT:g}, else the encoder).", "",
           "| set | agreement | scoring | box F1, own cut | picks | AUPRC | s per micrograph |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         b = "**" if r["default"] else ""

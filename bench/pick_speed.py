@@ -8,8 +8,8 @@
    score, non-maximum suppression. Best of ``--repeats`` after one warm-up; the process's peak memory.
 2. Few-shot models: the seed-0 15-exemplar model of each real set (``--fewshot-models``) on the same files, and
    bench/fewshot_vs_topaz.py's seed-0 model on a simulated 4096² micrograph at its own scale; scored once by the
-   encoder at every window and once by the fast network trained to follow it (where the model has one), after
-   a warm-up.
+   encoder at every window, once by the fast network trained to follow it and once by the correlation with the
+   exemplars' rotational average alone (the last two where the model has a fast network), after a warm-up.
 3. Network sizes (random weights, on the first set's 4096² file): the default network and binning (particle
    binned to at most 16 px, width 16) against the earlier default (the nearest 16 px, width 24), the same binning
    at width 16 and a coarser binning (the nearest 10 px), for
@@ -75,7 +75,7 @@ def main() -> None:
     from fewpick.geometry import choose_binning
     from fewpick.io import read_micrograph
     from fewpick.pickers import fewshot, pu
-    from fewpick.pickers.fewshot_fast import MIN_AGREEMENT
+    from fewpick.pickers.fewshot_fast import MIN_AGREEMENT, NOISE_AGREEMENT
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -117,16 +117,18 @@ def main() -> None:
         model.settings.threads = args.threads
         path = micrograph(real)
         warm = read_micrograph(load_set(real).test[0]) if real else read_micrograph(path)
-        modes = [("encoder", True)] + ([("fast network", False)] if model.fast_net is not None else [])
-        for mode, exact in modes:
+        modes = [("encoder", "encoder")] + ([("fast network", "fast"), ("correlation", "correlation")]
+                                            if model.fast_net is not None else [])
+        own = model.scoring()
+        for mode, how in modes:
             # each way, whatever the model's own choice
-            m = replace(model, exact=True) if exact else replace(model, fast_info={**model.fast_info, "use": True})
+            m = replace(model, scoring_override=how)
             fewshot.pick_micrograph(m, warm)  # warm-up
             t0 = time.perf_counter()
             picks = fewshot.pick_micrograph(m, read_micrograph(path))
             row = {"set": name, "diameter": model.settings.diameter, "window_scale": model.settings.scale,
                    "scoring": mode, "agreement": model.fast_info.get("agreement"),
-                   "default": (mode == "fast network") == bool(model.fast_info.get("use")),
+                   "default": how == own,
                    "seconds": time.perf_counter() - t0, "picks": len(picks)}
             few.append(row)
             print(row, flush=True)
@@ -155,9 +157,11 @@ def main() -> None:
     if few:
         md += ["", "Few-shot picker: the seed-0 15-exemplar model of each set on the same 4096² file (and a simulated "
                "4096² micrograph of 148 px particles), its default cut, once after a warm-up, scored by the encoder at "
-               "every window or by the fast network trained to follow it (agreement: the correlation of the two on "
-               "rows it was not trained on; the default, in bold, is the fast network where it reaches "
-               f"{MIN_AGREEMENT:g}):", "",
+               "every window, by the fast network trained to follow it, or by the correlation with the exemplars' "
+               "rotational average alone (agreement: the correlation of the encoder and the fast network on rows it "
+               "was not trained on; the default, in bold, is the fast network where it reaches "
+               f"{MIN_AGREEMENT:g}, the correlation alone where it stays below {NOISE_AGREEMENT:g}, else the "
+               "encoder):", "",
                "| set | particle px | scoring | agreement | s per micrograph | picks |", "|---|---|---|---|---|---|"]
         for r in few:
             b = "**" if r["default"] else ""
