@@ -446,6 +446,8 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
                                                  "scoring": "correlation"})
     assert model.scoring() == "correlation" and not model.uses_fast()
     assert model.scoring(stride=2) == "encoder" and fs.replace(model, exact=True).scoring() == "encoder"
+    with pytest.raises(ValueError):
+        fs.replace(model, scoring_override="fast", fast_net=None).scoring()
     assert "rotational average scores every window" in fs.model_summary(model)
     path = fs.save_model(model, tmp_path / "corr.pt")
     with monkeypatch.context() as mp:

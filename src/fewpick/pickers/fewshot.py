@@ -210,6 +210,10 @@ class FewShotModel(PickerBase):
         if self.exact or stride not in (None, self.settings.step()) or match not in (None, self.settings.match):
             return "encoder"
         if self.scoring_override is not None:
+            from fewpick.pickers.fewshot_fast import SCORINGS
+
+            if self.scoring_override not in SCORINGS or (self.scoring_override == "fast" and self.fast_net is None):
+                raise ValueError(f"cannot score by {self.scoring_override!r} with this model")
             return self.scoring_override
         if self.fast_net is None:
             return "encoder"
@@ -893,9 +897,8 @@ def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
     ax.set_ylim(h, 0)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
-    what = kept.get("label", "cosine similarity")
-    ax.set_title(f"{name}: " + ("similarity to the exemplars" if "label" not in kept else what), fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=f"{what} (picks are its peaks)")
+    ax.set_title(f"{name}: {kept.get('label', 'similarity to the exemplars')}", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=f"{kept.get('label', 'cosine similarity')} (picks are its peaks)")
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)

@@ -127,11 +127,12 @@ HELD_OUT = 0.2  # the bottom fifth of each micrograph's teacher rows: not traine
 # next, 4 px apart in 24, with a correlation of only 0.37)
 MIN_AGREEMENT = 0.8
 # below this the encoder's score map is noise at the particle's scale: nothing smooth follows it on rows it was
-# not trained on. Measured on the real sets, where its models reach −0.02…0.02, the encoder's score then ranks
-# the peaks no better than chance (AUC 0.52–0.54 against the annotations) and picking by the correlation with the
-# exemplars' rotational average alone is as good (box F1 within ±0.02 on each of six models, AUPRC 0.01–0.03
-# higher) for 1/10–1/40 of the time; models whose encoder does tell particles apart reach 0.36–0.88 (simulated
-# look-alike species 0.36–0.65, where the correlation alone loses 0.2 box F1; apoferritin 0.87–0.88)
+# not trained on. Measured on the CryoPPP sets, where its models reach −0.02…0.02, the encoder's score then ranks
+# the peaks no better than chance (AUC 0.50–0.55 against the annotations; uniform noise in its place picks as
+# well) and picking by the correlation with the exemplars' rotational average alone is as good (box F1 within
+# ±0.013 on each of six models, AUPRC 0.006–0.033 higher) in a twentieth to a fiftieth of the time; models whose
+# encoder does tell particles apart reach 0.36–0.88 (simulated look-alike species 0.36–0.65, where the
+# correlation alone loses 0.2 box F1; apoferritin 0.87–0.88). bench/fewshot_encoder_role.py, fewshot_fast.py
 NOISE_AGREEMENT = 0.2
 SCORINGS = ("encoder", "fast", "correlation")
 
