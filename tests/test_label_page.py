@@ -89,6 +89,7 @@ def test_click_train_review_and_save_in_a_browser(served):
         page.fill("#expected", "30")
         page.click("#train")
         expect(page.locator("#job")).to_contain_text("training done", timeout=600_000)
+        expect(page.locator("#job")).to_contain_text("PU picker")  # the model's summary follows
         expect(page.locator("#thr")).to_be_enabled()
         before = int(page.inner_text("#npicks"))
         page.focus("#thr")
@@ -167,6 +168,9 @@ def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_
     session._thread.join(timeout=600)
     assert session.job["state"] == "done", session.job
     assert session.job["fraction"] == 1.0 and (tmp_path / "l_model.pt").is_file()
+    # the page says what was trained and how it scores (no fast network here: the encoder)
+    summary = session.status()["summary"]
+    assert summary.startswith("few-shot picker: 12 exemplars on mic0") and "the encoder scores every window" in summary
     shown = session.picks_of(1)
     assert len(shown["x"]) == len(shown["score"]) > 0 and shown["threshold"] is not None
     assert min(shown["score"]) <= shown["threshold"] <= max(shown["score"])  # its own automatic cut

@@ -99,6 +99,7 @@ class LabelSession:
         self.job: dict[str, Any] = {"state": "idle"}
         self.model = None
         self.picker_kind: str | None = None
+        self.summary = ""  # the trained model's summary (how it scores, its cut), shown on the page
         self.picks: dict[str, pd.DataFrame] = {}
         self.default_threshold: float | None = None
         self.auto_thresholds: dict[str, float] = {}
@@ -197,7 +198,8 @@ class LabelSession:
         with self.lock:
             return {"job": dict(self.job), "label_count": self.label_count(),
                     "per_micrograph": [len(self.labels[n]) for n in self.names],
-                    "model": self.picker_kind, "picked": len(self.picks), "failed": dict(self.bad),
+                    "model": self.picker_kind, "summary": self.summary, "picked": len(self.picks),
+                    "failed": dict(self.bad),
                     "of": len(set(self.names) - self._failed()),
                     "threshold": self.default_threshold, "labels_path": str(self.out),
                     "model_path": str(self.model_out), "picks_path": str(self.picks_out)}
@@ -260,6 +262,7 @@ class LabelSession:
                                              f"{rec.get('loss', float('nan')):.3f}", rec.get("eta_s"))
 
             model = pu.train(images, labels, settings, self.model_out, progress=report, device=s.device)
+            summary = pu.model_summary(model)
         else:
             from fewpick.pickers import fewshot
 
@@ -280,8 +283,9 @@ class LabelSession:
 
             model = fewshot.train(self.image(ref), labels[labels.micrograph == self.names[ref]], settings,
                                   self.model_out, progress=report, device=s.device)
+            summary = fewshot.model_summary(model)
         with self.lock:
-            self.model, self.picker_kind = model, picker
+            self.model, self.picker_kind, self.summary = model, picker, summary
             self.picks, self.auto_thresholds = {}, {}
             # the model's calibrated cut; a few-shot model trained without an expected count cuts each micrograph
             self.default_threshold = float(model.threshold) if model.threshold is not None else None
@@ -555,7 +559,7 @@ async function poll(){
     $("fill").style.width=((j.fraction||0)*100)+"%";
     $("job").className=j.state==="error"?"err":"muted";
     $("job").textContent=j.state==="running"?`${j.text||j.what+"…"} ${hms(j.eta_s)}`:
-      j.state==="error"?"failed: "+j.message: j.state==="done"?`${j.kind} done in ${j.seconds} s`:"";
+      j.state==="error"?"failed: "+j.message: j.state==="done"?`${j.kind} done in ${j.seconds} s`+(j.kind==="training"&&st.summary?`: ${st.summary}`:""):"";
     S.model=st.model; $("pickall").disabled=!st.model||j.state==="running";
     $("savepicks").disabled=!(st.model&&st.picked===st.of)||j.state==="running";
     if(st.threshold!==null&&thr===null) thr=st.threshold;
