@@ -46,7 +46,7 @@ from fewpick.pickers import fewshot  # noqa: E402
 ENCODER = fewshot.encoder_scores
 
 
-def random_scores(model, img, match, stride):
+def random_scores(model, img, match, stride, mask=None):
     """Uniform noise on the encoder's window grid (seeded by the micrograph, so a rerun draws the same)."""
     s = model.settings
     shape = ((img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1)

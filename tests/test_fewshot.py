@@ -364,7 +364,7 @@ def test_scoring_follows_the_agreement_and_older_files_keep_theirs():
     from fewpick.pickers import fewshot_fast as ff
 
     assert [ff.chosen_scoring(a) for a in (0.95, 0.8, 0.79, 0.5, 0.2, 0.19, 0.01, -0.03)] == [
-        "fast", "fast", "encoder", "encoder", "encoder", "correlation", "correlation", "correlation"]
+        "fast", "fast", "gated", "gated", "gated", "correlation", "correlation", "correlation"]
     # files written before the correlation scoring existed: their fast network where it was used, else the encoder,
     # whatever the agreement
     assert ff.stored_scoring({"agreement": 0.01, "use": False}) == "encoder"
@@ -478,3 +478,28 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
     # the calibrated cut keeps about the expected count on a micrograph like the reference
     auto = fs.pick_micrograph(model, ims[1])
     assert 0.7 * len(truths[1]) <= len(auto) <= 1.3 * len(truths[1]), len(auto)
+
+
+def test_gated_scoring_runs_the_encoder_on_the_half_the_fast_network_ranks_higher(sim, trained):
+    from fewpick.pickers import fewshot_fast as ff
+
+    ims, truths = sim
+    trained_model, _ = trained
+    model = fs.replace(trained_model, fast_info={**trained_model.fast_info, "use": False, "agreement": 0.5,
+                                                 "scoring": "gated"})
+    assert model.scoring() == "gated" and "50% of the windows" in fs.model_summary(model)
+    gated, exact = {}, {}
+    picks = fs.pick_micrograph(model, ims[1], threshold=-1e9, keep_map=gated)
+    fs.pick_micrograph(fs.replace(model, exact=True), ims[1], threshold=-1e9, keep_map=exact)
+    a, b = gated["scores"], exact["scores"]
+    assert a.shape == b.shape
+    img = fs.prepare(ims[1], model.settings.scale)
+    mask = ff.gate(model, ims[1].data, a.shape, Geometry.scale(ims[1].shape, img.shape))
+    assert abs(mask.mean() - ff.ENCODER_SHARE) < 0.02
+    # where the gate is open the encoder's own scores; elsewhere the lowest of them
+    np.testing.assert_allclose(a[mask], b[mask], atol=1e-4)
+    assert np.all(a[~mask] == a[mask].min())
+    # the gate is the fast network's top half: it holds the particles, so the best picks are the encoder's own
+    assert evaluate(picks, truths[1], radius=16)["auprc"] >= 0.75
+    top = fs.pick_images(fs.replace(model, exact=True), ims[1:], threshold=-1e9).iloc[:30]
+    assert len(picks.merge(top, on=["x", "y"])) >= 25

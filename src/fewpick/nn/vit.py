@@ -146,12 +146,14 @@ class MaskedAutoencoder(nn.Module):
         return self._encode_tokens(tokens).mean(dim=1)
 
     @torch.inference_mode()
-    def sliding_features(self, image: np.ndarray, stride: int, rows_per_chunk: int = 16):
+    def sliding_features(self, image: np.ndarray, stride: int, rows_per_chunk: int = 16,
+                         mask: np.ndarray | None = None):
         """Features of every ``size``² window of a 2D image at ``stride``.
 
         Yields ``(row_index, features)`` per chunk of window rows, features (rows, n_cols, dim); window
         (i, j) has its top-left corner at (i·stride, j·stride). Equal to :meth:`features` on the
-        cropped windows (up to float rounding).
+        cropped windows (up to float rounding). With ``mask`` (n_rows, n_cols, bool) only those windows are
+        encoded; the others' features are zero.
         """
         s, p = self.size, self.patch
         h, w = image.shape
@@ -179,8 +181,17 @@ class MaskedAutoencoder(nn.Module):
         ones = weight.sum(dim=(1, 2, 3))  # conv of a constant 1
         grid = torch.arange(self.grid, device=dev) * p
         pos = self.pos[0].reshape(self.grid, self.grid, -1)
+        if mask is not None:
+            if tuple(mask.shape) != (ny, nx):
+                raise ValueError(f"mask of {tuple(mask.shape)} cells for a grid of {(ny, nx)}")
+            mask = torch.from_numpy(np.asarray(mask, bool)).to(dev)
+        dim = weight.shape[0]
         for r0 in range(0, ny, rows_per_chunk):
             r1 = min(ny, r0 + rows_per_chunk)
+            sel = None if mask is None else mask[r0:r1]
+            if sel is not None and not bool(sel.any()):
+                yield r0, torch.zeros(r1 - r0, nx, dim, device=dev)
+                continue
             # the patch embedding of the image rows these windows cover only (a whole micrograph's would take
             # dim × its pixels: 1.3 GB for 2,275² resampled px)
             top = int(ys[r0])
@@ -191,7 +202,14 @@ class MaskedAutoencoder(nn.Module):
             tok = emb[yy, xx]  # (r, nx, g, g, dim)
             m = mu[r0:r1, :, None, None, None]
             tok = (tok - m * ones) * inv[r0:r1, :, None, None, None] + bias + pos
-            n = (r1 - r0) * nx
-            feats = self._encode_tokens(tok.reshape(n, self.grid * self.grid, -1)).mean(dim=1)
-            yield r0, feats.reshape(r1 - r0, nx, -1)
+            if sel is None:
+                n = (r1 - r0) * nx
+                feats = self._encode_tokens(tok.reshape(n, self.grid * self.grid, -1)).mean(dim=1)
+                yield r0, feats.reshape(r1 - r0, nx, -1)
+            else:
+                picked = tok[sel]  # (n selected, g, g, dim)
+                feats = self._encode_tokens(picked.reshape(len(picked), self.grid * self.grid, -1)).mean(dim=1)
+                full = torch.zeros(r1 - r0, nx, feats.shape[-1], dtype=feats.dtype, device=dev)
+                full[sel] = feats
+                yield r0, full
 

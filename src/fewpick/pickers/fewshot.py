@@ -29,7 +29,7 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    the encoder replaces it where it follows the encoder's scores; where nothing can (its agreement stays near 0:
    the encoder's score is noise at the particle's scale, as on noisy, crowded micrographs), each window scores
    its correlation with the exemplars' rotational average alone (:func:`correlation_score_map`), and the encoder
-   is not run.
+   is not run; in between, the encoder scores only the half of the windows the network ranks higher.
 
 Coordinates in and out are original pixels.
 """
@@ -197,7 +197,7 @@ class FewShotModel(PickerBase):
             return fast_score_map(self, image)
         if how == "correlation":
             return correlation_score_map(self, image)
-        scores, scale, stride, match_map = score_map(self, image, match, stride)
+        scores, scale, stride, match_map = score_map(self, image, match, stride, gated=how == "gated")
         size = self.settings.size
         return ScoreMap(scores, lambda ij: grid_to_original(ij, stride, size, scale),
                         {"scale": scale, "stride": stride, "match": match_map})
@@ -205,8 +205,9 @@ class FewShotModel(PickerBase):
     def scoring(self, match: str | None = None, stride: int | None = None) -> str:
         """How picking scores (:func:`fewpick.pickers.fewshot_fast.chosen_scoring`, made at training): ``fast``,
         the fast network; ``correlation``, the correlation with the exemplars' rotational average alone (the
-        encoder learned nothing its fast network could follow); or ``encoder``, every window. The encoder
-        whenever it is asked for (``exact``) or a matching or stride other than the model's is."""
+        encoder learned nothing its fast network could follow); ``gated``, the encoder on the windows the fast
+        network ranks in the top half; or ``encoder``, every window. The encoder at every window whenever it is
+        asked for (``exact``) or a matching or stride other than the model's is."""
         if self.exact or stride not in (None, self.settings.step()) or match not in (None, self.settings.match):
             return "encoder"
         if self.scoring_override is not None:
@@ -646,8 +647,9 @@ def check_pixel_size(model: FewShotModel, image: Image) -> None:
 
 
 def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None = None,
-              stride: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
-    """Similarity of every window to the exemplars.
+              stride: int | None = None, gated: bool = False) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """Similarity of every window to the exemplars (``gated``: of the windows the fast network ranks in the top
+    :data:`~fewpick.pickers.fewshot_fast.ENCODER_SHARE`; the others get the lowest of those).
 
     Returns the score map (rows, cols) on the window grid, the original-per-resampled scale (y, x), the
     stride, and (with centring on, else None) the correlation with the exemplars' rotational average at every
@@ -663,7 +665,12 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
     if min(img.shape) < s.size:
         raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
     scale = Geometry.scale(data.shape, img.shape)
-    out = encoder_scores(model, img, match, stride)
+    mask = None
+    if gated:
+        from fewpick.pickers import fewshot_fast as ff
+
+        mask = ff.gate(model, data, ((img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1), scale)
+    out = encoder_scores(model, img, match, stride, mask)
     match_map = None
     if s.centre > 0:
         template, mask_radius = model.template()
@@ -671,8 +678,10 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
     return out, scale, stride, match_map
 
 
-def encoder_scores(model: FewShotModel, img: np.ndarray, match: str, stride: int) -> np.ndarray:
-    """The encoder's similarity to the exemplars of every window of a prepared micrograph, on the window grid."""
+def encoder_scores(model: FewShotModel, img: np.ndarray, match: str, stride: int,
+                   mask: np.ndarray | None = None) -> np.ndarray:
+    """The encoder's similarity to the exemplars of every window of a prepared micrograph, on the window grid (with
+    ``mask``, of those windows only; the others get the lowest of their scores)."""
     s = model.settings
     ex = model.exemplar_features()
     ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
@@ -681,10 +690,12 @@ def encoder_scores(model: FewShotModel, img: np.ndarray, match: str, stride: int
     # a GPU takes many more window rows at once
     chunk = 16 if dev.type == "cpu" else 256
     with mixed_precision(dev, model.mixed_precision):
-        for r0, feats in model.net.sliding_features(img, stride, rows_per_chunk=chunk):
+        for r0, feats in model.net.sliding_features(img, stride, rows_per_chunk=chunk, mask=mask):
             with torch.autocast(dev.type, enabled=False):  # the similarities in full precision
                 sim = F.normalize(feats.float(), dim=-1) @ ex.float().T  # (rows, nx, m)
             out[r0 : r0 + feats.shape[0]] = (sim.amax(-1) if match == "max" else sim.mean(-1)).float().cpu().numpy()
+    if mask is not None:
+        out[~mask] = out[mask].min() if mask.any() else 0.0
     return out
 
 
@@ -930,5 +941,10 @@ def fast_summary(model: FewShotModel) -> str:
     if how == "correlation":
         return ("the correlation with the exemplars' rotational average scores every window (the encoder's scores "
                 f"are noise at the particle's scale: agreement {info.get('agreement', float('nan')):.2f})")
+    if how == "gated":
+        from fewpick.pickers.fewshot_fast import ENCODER_SHARE
+
+        return (f"the encoder scores the {ENCODER_SHARE:.0%} of the windows its fast network ranks highest (the "
+                f"network follows it only roughly: agreement {info.get('agreement', float('nan')):.2f})")
     return (f"the encoder scores every window (the fast network agrees with it too little: "
             f"{info.get('agreement', float('nan')):.2f})")
