@@ -7,13 +7,15 @@ Models: each real set's seed-0 15-exemplar model trained by ``bench/real2d.py --
 ``bench/fewshot_vs_topaz.py`` (simulated mTOR among four other species, 148 px particles on 4096² micrographs);
 each holds its fast network (trained at the end of ``fewpick fewshot train``) and its agreement with the encoder
 (correlation of their scores on rows of the training micrographs it was not trained on), from which the model
-chose how it picks. The test micrographs are picked three ways, whatever that choice:
+chose how it picks. The test micrographs are picked four ways, whatever that choice:
 
 - ``encoder``: the encoder scores every window (``fewshot pick --exact``);
 - ``fast network``: the fast network scores every pixel of the binned micrograph;
 - ``correlation``: the correlation with the exemplars' rotational average read at the windows' centres, without
   the encoder (``fewshot_fast.chosen_scoring``: what a model picks with when its fast network's agreement stays
-  below ``NOISE_AGREEMENT``).
+  below ``NOISE_AGREEMENT``);
+- ``gated encoder``: the encoder on the windows the fast network ranks in the top ``ENCODER_SHARE`` (what a model
+  picks with when the agreement lies between the two bars).
 
 Box F1 at the picker's own cut (calibrated on the reference with the expected count; the simulated run, trained
 without a count, cuts each micrograph where its scores are sparsest), AUPRC of every pick (centre within D/2),
@@ -91,7 +93,8 @@ def main() -> None:
         reference, tests, truth, diameter, calibrate = inputs()
         info = model.fast_info
         own = model.scoring()
-        variants = [("encoder", "encoder"), ("fast network", "fast"), ("correlation", "correlation")]
+        variants = [("encoder", "encoder"), ("fast network", "fast"), ("correlation", "correlation"),
+                    ("gated encoder", "gated")]
         for scoring, how in variants:
             m = replace(model, scoring_override=how)
             r = {"set": name, "scoring": scoring, "agreement": info["agreement"], "default": how == own,
@@ -99,9 +102,9 @@ def main() -> None:
                 **measure(m, reference, tests, truth, diameter, calibrate)}
             rows.append(r)
             print(r, flush=True)
-    md = ["Each set's seed-0 few-shot model picks its test micrographs three ways (see the script); the model's "
+    md = ["Each set's seed-0 few-shot model picks its test micrographs four ways (see the script); the model's "
           f"own choice in bold (the fast network where its agreement reaches {MIN_AGREEMENT:g}, the correlation alone where "
-          f"it stays below {NOISE_AGREEMENT:g}, else the encoder).", "",
+          f"it stays below {NOISE_AGREEMENT:g}, else the gated encoder).", "",
           "| set | agreement | scoring | box F1, own cut | picks | AUPRC | s per micrograph |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         b = "**" if r["default"] else ""

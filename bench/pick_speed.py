@@ -8,8 +8,9 @@
    score, non-maximum suppression. Best of ``--repeats`` after one warm-up; the process's peak memory.
 2. Few-shot models: the seed-0 15-exemplar model of each real set (``--fewshot-models``) on the same files, and
    bench/fewshot_vs_topaz.py's seed-0 model on a simulated 4096² micrograph at its own scale; scored once by the
-   encoder at every window, once by the fast network trained to follow it and once by the correlation with the
-   exemplars' rotational average alone (the last two where the model has a fast network), after a warm-up.
+   encoder at every window, once by the fast network trained to follow it, once by the correlation with the
+   exemplars' rotational average alone and once by the encoder on the half of the windows the network ranks
+   higher (the last three where the model has a fast network), after a warm-up.
 3. Network sizes (random weights, on the first set's 4096² file): the default network and binning (particle
    binned to at most 16 px, width 16) against the earlier default (the nearest 16 px, width 24), the same binning
    at width 16 and a coarser binning (the nearest 10 px), for
@@ -117,8 +118,8 @@ def main() -> None:
         model.settings.threads = args.threads
         path = micrograph(real)
         warm = read_micrograph(load_set(real).test[0]) if real else read_micrograph(path)
-        modes = [("encoder", "encoder")] + ([("fast network", "fast"), ("correlation", "correlation")]
-                                            if model.fast_net is not None else [])
+        modes = [("encoder", "encoder")] + ([("fast network", "fast"), ("correlation", "correlation"),
+                                             ("gated encoder", "gated")] if model.fast_net is not None else [])
         own = model.scoring()
         for mode, how in modes:
             # each way, whatever the model's own choice
@@ -161,7 +162,7 @@ def main() -> None:
                "rotational average alone (agreement: the correlation of the encoder and the fast network on rows it "
                "was not trained on; the default, in bold, is the fast network where it reaches "
                f"{MIN_AGREEMENT:g}, the correlation alone where it stays below {NOISE_AGREEMENT:g}, else the "
-               "encoder):", "",
+               "encoder on the half of the windows the network ranks higher — the gated encoder):", "",
                "| set | particle px | scoring | agreement | s per micrograph | picks |", "|---|---|---|---|---|---|"]
         for r in few:
             b = "**" if r["default"] else ""
