@@ -787,7 +787,7 @@ def fewshot_pick(
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak) or 'auto' (each micrograph cut where its scores are sparsest). Default: the model's own, calibrated on the reference with --expected-particles; 'auto' for a model trained without it."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
-    exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the faster scoring the model chose at training (its fast network, or the correlation with the exemplars' average alone); slower; also implied by --stride or --match other than the model's."),
+    exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the faster scoring the model chose at training (its fast network, the correlation with the exemplars' average alone, or the encoder on the windows its fast network ranks higher); slower; also implied by --stride or --match other than the model's."),
     score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=4.0, help="Closest two picks may lie, as a fraction of the particle radius (default: the model's)."),
