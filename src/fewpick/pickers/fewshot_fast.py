@@ -144,7 +144,7 @@ NOISE_AGREEMENT = 0.2
 # in between, the network follows the encoder loosely, well enough to say where the particles are not: the encoder
 # scores only the windows the network ranks in the top ENCODER_SHARE of each micrograph's grid. Measured on the
 # simulated benchmark's three models (agreements 0.36–0.65): box F1 0.643 against 0.642 with every window, AUPRC
-# 0.636 against 0.635; the top 30 % kept the box F1 (0.642) but lost 0.014 AUPRC (bench/fewshot_fast.py)
+# 0.638 against 0.635, in half the time; the top 30 %: 0.641 and 0.621 (bench/fewshot_gate.py)
 ENCODER_SHARE = 0.5
 SCORINGS = ("encoder", "fast", "correlation", "gated")
 
