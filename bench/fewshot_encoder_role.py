@@ -49,7 +49,7 @@ ENCODER = fewshot.encoder_scores
 def random_scores(model, img, match, stride, mask=None):
     """Uniform noise on the encoder's window grid (seeded by the micrograph, so a rerun draws the same)."""
     s = model.settings
-    shape = ((img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1)
+    shape = fewshot.window_grid(img.shape, s.size, stride)
     rng = np.random.default_rng(int(abs(float(img[:8, :8].sum())) * 1000) % 2**32)
     return rng.random(shape).astype(np.float32) * 1e-3
 

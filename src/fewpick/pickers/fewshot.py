@@ -286,6 +286,22 @@ def prepare(image: Image | np.ndarray, scale: float, source=None, threads: int |
         raise InputError(source, exc.problem) from None
 
 
+def window_grid(shape: tuple[int, int], size: int, stride: int) -> tuple[int, int]:
+    """Rows and columns of the grid of ``size``² windows at ``stride`` that fit in an image of ``shape``."""
+    return (shape[0] - size) // stride + 1, (shape[1] - size) // stride + 1
+
+
+def _resampled(model: "FewShotModel", image: Image | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The micrograph prepared for the encoder's windows (:func:`prepare`) and the original px per resampled px
+    (y, x); a micrograph smaller than one window is refused."""
+    s = model.settings
+    data = image.data if isinstance(image, Image) else image
+    img = prepare(image, s.scale, threads=s.threads)
+    if min(img.shape) < s.size:
+        raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
+    return img, Geometry.scale(data.shape, img.shape)
+
+
 def _window_at(img: np.ndarray, cy: float, cx: float, size: int) -> np.ndarray | None:
     y0, x0 = int(round(cy - (size - 1) / 2)), int(round(cx - (size - 1) / 2))
     if y0 < 0 or x0 < 0 or y0 + size > img.shape[0] or x0 + size > img.shape[1]:
@@ -660,16 +676,13 @@ def score_map(model: FewShotModel, image: Image | np.ndarray, match: str | None 
     torch.set_num_threads(s.threads)
     match = match or s.match
     stride = stride or s.step()
-    data = image.data if isinstance(image, Image) else image
-    img = prepare(image, s.scale, threads=s.threads)
-    if min(img.shape) < s.size:
-        raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
-    scale = Geometry.scale(data.shape, img.shape)
+    img, scale = _resampled(model, image)
     mask = None
     if gated:
         from fewpick.pickers import fewshot_fast as ff
 
-        mask = ff.gate(model, data, ((img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1), scale)
+        data = image.data if isinstance(image, Image) else image
+        mask = ff.gate(model, data, window_grid(img.shape, s.size, stride), scale)
     out = encoder_scores(model, img, match, stride, mask)
     match_map = None
     if s.centre > 0:
@@ -684,8 +697,7 @@ def encoder_scores(model: FewShotModel, img: np.ndarray, match: str, stride: int
     ``mask``, of those windows only; the others get the lowest of their scores)."""
     s = model.settings
     ex = model.exemplar_features()
-    ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
-    out = np.empty((ny, nx), np.float32)
+    out = np.empty(window_grid(img.shape, s.size, stride), np.float32)
     dev = module_device(model.net)
     # a GPU takes many more window rows at once
     chunk = 16 if dev.type == "cpu" else 256
@@ -731,15 +743,11 @@ def correlation_score_map(model: FewShotModel, image: Image | np.ndarray) -> Sco
     the centres of the encoder's windows as their scores; the encoder does not run (see
     :func:`fewpick.pickers.fewshot_fast.chosen_scoring`)."""
     s = model.settings
-    data = image.data if isinstance(image, Image) else image
-    img = prepare(image, s.scale, threads=s.threads)
-    if min(img.shape) < s.size:
-        raise InputError(getattr(image, "path", None), f"micrograph is smaller than one {s.window:.0f} px window")
-    scale = Geometry.scale(data.shape, img.shape)
+    img, scale = _resampled(model, image)
     template, mask_radius = model.template()
     match = template_score_map(img, template[None], mask_radius)
     stride = s.step()
-    ny, nx = (img.shape[0] - s.size) // stride + 1, (img.shape[1] - s.size) // stride + 1
+    ny, nx = window_grid(img.shape, s.size, stride)
     off = (s.size - 1) // 2  # the pixel nearest each window's centre
     scores = np.ascontiguousarray(match[off : off + (ny - 1) * stride + 1 : stride,
                                         off : off + (nx - 1) * stride + 1 : stride], np.float32)
