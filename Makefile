@@ -9,11 +9,12 @@ DEMO   := demo_output
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: demo test install browser clean help
+.PHONY: demo test lint install browser clean help
 
 help:
 	@echo "make demo   - install into .venv and run the demo on simulated micrographs (writes $(DEMO)/)"
-	@echo "make test   - install into .venv and run the test suite"
+	@echo "make test   - install into .venv, check the code (make lint) and run the test suite"
+	@echo "make lint   - ruff and mypy over the code (settings in pyproject.toml)"
 	@echo "make clean  - remove .venv, $(DEMO)/ and caches"
 
 $(STAMP): pyproject.toml
@@ -35,7 +36,12 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null ) || \
 	  echo "Chromium could not be installed: the browser test will be skipped"
 
-test: $(STAMP) browser
+# ruff (style, imports, likely bugs) and mypy (types), both configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
 
 clean:

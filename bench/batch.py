@@ -36,7 +36,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-
 from fewpick.io import read_picks, write_picks  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

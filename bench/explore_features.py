@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_results  # noqa: E402
+from _common import write_results  # noqa: E402
 from explore_bench import label, score  # noqa: E402
 from explore_robust import CONDITIONS, WORK  # noqa: E402
+
 
 def _f(v) -> str:
     return "–" if v is None or v != v else f"{v:.2f}"
@@ -54,9 +55,9 @@ def features(inputs: np.ndarray, cands, variant: str, context: tuple[np.ndarray,
 
 
 def main() -> None:
+    from fewpick.explore.candidates import context_profiles
     from fewpick.explore.cluster import overcluster, umap_2d
     from fewpick.explore.run import classes_for
-    from fewpick.explore.candidates import context_profiles
     from fewpick.io import read_picks, read_volume
 
     warnings.simplefilter("ignore")

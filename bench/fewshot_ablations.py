@@ -32,14 +32,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-
+from fewpick.evaluate import evaluate  # noqa: E402
+from fewpick.io import list_images, read_micrograph  # noqa: E402
+from fewpick.ops.thresholds import threshold_knn_density  # noqa: E402
+from fewpick.pickers import fewshot as fs  # noqa: E402
 from fewshot_vs_topaz import REFERENCE, exemplars_for  # noqa: E402
 from pu_data import DATA, TARGET, target_truth  # noqa: E402
-
-from fewpick.evaluate import evaluate  # noqa: E402
-from fewpick.extract import threshold_knn_density  # noqa: E402
-from fewpick.io import list_images, read_micrograph  # noqa: E402
-from fewpick.pickers import fewshot as fs  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "fewshot_ablations"
 

@@ -22,15 +22,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from real2d import SETS_ALL, WORK, load_set  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
-from fewpick.extract import nms, threshold_at_count  # noqa: E402
 from fewpick.geometry import Geometry  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
+from fewpick.ops.peaks import nms
+from fewpick.ops.templates import template_score_map  # noqa: E402
+from fewpick.ops.thresholds import threshold_at_count  # noqa: E402
 from fewpick.pickers import fewshot  # noqa: E402
 from fewpick.pickers.base import picks_table  # noqa: E402
-from fewpick.pickers.classic import template_score_map  # noqa: E402
+from real2d import SETS_ALL, WORK, load_set  # noqa: E402
 
 SCORES = {"mean": (0.5, 0.5), "similarity": (1.0, 0.0), "3:1": (0.75, 0.25)}
 
@@ -52,7 +52,7 @@ def cand_pick(m, image, sup_frac=1.0):
     ex = m.exemplar_features()
     sims = []
     for i in range(0, len(yx), 4096):
-        w = np.stack([fewshot._window_at(img, y, x, s.size) for y, x in yx[i:i + 4096]])
+        w = np.stack([fewshot.window_at(img, y, x, s.size) for y, x in yx[i:i + 4096]])
         f = F.normalize(m.net.features(torch.from_numpy(np.ascontiguousarray(w))[:, None]).float(), dim=1)
         sims.append((f @ ex.T).amax(-1).numpy())
     sim = np.concatenate(sims) if sims else np.zeros(0)

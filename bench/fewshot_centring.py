@@ -28,13 +28,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from real2d import WORK as REAL_WORK  # noqa: E402
-from real2d import load_set  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
-from fewpick.extract import threshold_knn_density  # noqa: E402
 from fewpick.io import read_image  # noqa: E402
+from fewpick.ops.thresholds import threshold_knn_density  # noqa: E402
 from fewpick.pickers import fewshot as fs  # noqa: E402
+from real2d import (
+    WORK as REAL_WORK,  # noqa: E402
+    load_set,  # noqa: E402
+)
 
 STEPS = [("former: stride 3 px, density cut", dict(stride=3, centre=0.0), "auto"),
          ("+ calibrated cut", dict(stride=3, centre=0.0), None),

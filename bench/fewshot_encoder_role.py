@@ -36,12 +36,11 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
+from fewpick.io import read_micrograph  # noqa: E402
+from fewpick.ops.peaks import best_within, nms, refine_peaks  # noqa: E402
+from fewpick.pickers import fewshot  # noqa: E402
 from fewshot_fast import measure  # noqa: E402
 from real2d import WORK, load_set  # noqa: E402
-
-from fewpick.extract import best_within, nms  # noqa: E402
-from fewpick.io import read_micrograph  # noqa: E402
-from fewpick.pickers import fewshot  # noqa: E402
 
 ENCODER = fewshot.encoder_scores
 
@@ -63,7 +62,7 @@ def peak_terms(model: fewshot.FewShotModel, images, truth, diameter: float) -> d
         smap = m.score_map(im)
         geo, stride = s.geometry(), smap.extra["stride"]
         ij, values = nms(smap.scores, max(geo.radius(2 * s.suppress) / stride, 1.0), -np.inf, max_picks=None)
-        ij = fewshot.refine_peaks(smap.scores, ij)
+        ij = refine_peaks(smap.scores, ij)
         match = smap.extra["match"]
         best = best_within(match, ij * stride + (s.size - 1) / 2, s.centre * geo.working_diameter)
         yx = best * np.asarray(smap.extra["scale"])

@@ -36,12 +36,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from real2d import SETS_ALL, WORK, load_set  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
 from fewpick.pickers import fewshot  # noqa: E402
-from fewpick.pickers.fewshot_fast import MIN_AGREEMENT, NOISE_AGREEMENT  # noqa: E402
+from fewpick.pickers.fewshot.fast import MIN_AGREEMENT, NOISE_AGREEMENT  # noqa: E402
+from real2d import SETS_ALL, WORK, load_set  # noqa: E402
 
 BENCH_WORK = Path(__file__).resolve().parent / "work"
 

@@ -23,12 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from fewshot_fast import measure  # noqa: E402
-from pu_data import DATA, target_truth  # noqa: E402
-
 from fewpick.io import read_micrograph  # noqa: E402
 from fewpick.pickers import fewshot  # noqa: E402
-from fewpick.pickers import fewshot_fast as ff  # noqa: E402
+from fewpick.pickers.fewshot import fast as ff  # noqa: E402
+from fewshot_fast import measure  # noqa: E402
+from pu_data import DATA, target_truth  # noqa: E402
 
 BENCH_WORK = Path(__file__).resolve().parent / "work"
 

@@ -28,11 +28,10 @@ from scipy.signal import fftconvolve
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real2d as R  # noqa: E402
 from _common import write_results  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
+from fewpick.ops.filters import dog_score_map  # noqa: E402
 from fewpick.pickers import fewshot as fs  # noqa: E402
-from fewpick.pickers.classic import dog_score_map  # noqa: E402
 
 # (set, run folder of its seed-0 model, suppression as a fraction of the diameter used in the README's table)
 MODELS = [("10059", "real2d_fewshot_repick", 0.375), ("10947", "real2d_fewshot_repick", 0.375),

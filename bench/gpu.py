@@ -34,7 +34,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-
 from fewpick.device import device_name, resolve_device  # noqa: E402
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_micrograph, read_picks  # noqa: E402

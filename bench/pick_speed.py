@@ -34,8 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from real2d import WORK as REAL2D_WORK  # noqa: E402
-from real2d import load_set  # noqa: E402
+from real2d import (
+    WORK as REAL2D_WORK,  # noqa: E402
+    load_set,  # noqa: E402
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_WORK = ROOT / "bench" / "work"
@@ -76,7 +78,7 @@ def main() -> None:
     from fewpick.geometry import choose_binning
     from fewpick.io import read_micrograph
     from fewpick.pickers import fewshot, pu
-    from fewpick.pickers.fewshot_fast import MIN_AGREEMENT, NOISE_AGREEMENT
+    from fewpick.pickers.fewshot.fast import MIN_AGREEMENT, NOISE_AGREEMENT
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -142,7 +144,7 @@ def main() -> None:
                              ("binned to the nearest 10 px, width 16", {"bin_factor": nearest[10.0]})):
             st = pu.PUSettings(diameter=d, min_distance=0.5, threads=args.threads, **change)
             torch.manual_seed(0)
-            model = pu.PUModel(net=pu._build(st).eval().to(device), settings=st, pi=0.01, pixel_size=1.0)
+            model = pu.PUModel(net=pu.build_network(st).eval().to(device), settings=st, pi=0.01, pixel_size=1.0)
             sec, n = time_pick(model, path, args.repeats)
             row = {"diameter": d, "network": name, "factor": model.factor, "width": st.width, "seconds": sec, "peaks": n}
             sizes.append(row)

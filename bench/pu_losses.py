@@ -24,12 +24,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-
-from pu_data import DATA, TARGET, expected_per_micrograph, target_truth  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import list_images, read_micrograph  # noqa: E402
 from fewpick.pickers import pu  # noqa: E402
+from pu_data import DATA, TARGET, expected_per_micrograph, target_truth  # noqa: E402
 
 VARIANTS = [("pn", False), ("upu", False), ("nnpu", False), ("ge-kl", False), ("ge-binomial", False),
             ("ge-binomial", True)]

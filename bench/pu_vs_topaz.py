@@ -22,13 +22,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mib_of, write_results  # noqa: E402
-
-from pu_data import DATA, TARGET, expected_per_micrograph  # noqa: E402
-from pu_data import target_truth as truth  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.pickers.pu import class_prior  # noqa: E402
+from pu_data import (  # noqa: E402
+    DATA,
+    TARGET,
+    expected_per_micrograph,
+    target_truth as truth,  # noqa: E402
+)
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"

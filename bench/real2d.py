@@ -46,10 +46,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mib_of, write_results  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
-from fewpick.extract import ball  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
+from fewpick.ops.peaks import ball  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "real2d"

@@ -30,13 +30,13 @@ import scipy.ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_results  # noqa: E402
-from real2d import WORK, draw_labels, load_set  # noqa: E402
-
 from fewpick.evaluate import evaluate  # noqa: E402
-from fewpick.extract import nms  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
 from fewpick.io.picks import make_picks  # noqa: E402
+from fewpick.nn.dense import dense_logits  # noqa: E402
+from fewpick.ops.peaks import nms  # noqa: E402
 from fewpick.pickers import pu  # noqa: E402
+from real2d import WORK, draw_labels, load_set  # noqa: E402
 
 
 def dihedral_logits(model: pu.PUModel, data: np.ndarray, views: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +45,7 @@ def dihedral_logits(model: pu.PUModel, data: np.ndarray, views: int) -> tuple[np
     for k in range(views):
         x = np.rot90(binned, k % 4)
         x = x[:, ::-1] if k >= 4 else x
-        y = pu._logits(model.net, np.ascontiguousarray(x))
+        y = dense_logits(model.net, np.ascontiguousarray(x))
         acc += np.rot90(y[:, ::-1] if k >= 4 else y, -(k % 4))
     return acc / views, np.array(data.shape, float) / np.array(binned.shape, float)
 
@@ -96,8 +96,8 @@ def train_rows(set_name: str, name: str, changes: dict, seed: int, labels: str =
 def rescore_rows(set_name: str, run: str, labels: str = "15", seed: int = 0) -> list[dict]:
     """Rescoring rows of one model: a real set's (``run``: a bench/real2d.py run) or, for ``set_name``
     ``simulated``, bench/pu_vs_topaz.py's (``run``: its run folder, e.g. n10_s0)."""
-    from fewpick.extract import greedy_keep
     from fewpick.io import read_picks
+    from fewpick.ops.peaks import greedy_keep
 
     if set_name == "simulated":
         from pu_data import DATA, target_truth
@@ -113,13 +113,13 @@ def rescore_rows(set_name: str, run: str, labels: str = "15", seed: int = 0) -> 
         train, test, truth, diameter, drawn = rs.train, rs.test, rs.test_truth, rs.diameter, draw_labels(rs, labels, seed)
     settings = model.settings
     tr = [read_micrograph(p) for p in train]
-    items = pu._items(tr, pu._labels_for(tr, drawn, None), settings)
+    items = pu.training_items(tr, pu.labels_by_micrograph(tr, drawn, None), settings)
     template = pu.label_template(items, settings, np.random.default_rng(settings.seed))
 
     def peaks(binned):
-        c, v = nms(pu._logits(model.net, binned), settings.suppression_radius(), -np.inf)
+        c, v = nms(dense_logits(model.net, binned), settings.suppression_radius(), -np.inf)
         corr = pu.correlation_map(binned, template, settings)
-        moved = pu._centred(c, corr, settings)
+        moved = pu.centred_on_correlation(c, corr, settings)
         return moved.astype(float), v, corr[moved[:, 0], moved[:, 1]], c
 
     train_peaks = [peaks(it.image) for it in items]

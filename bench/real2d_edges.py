@@ -45,7 +45,7 @@ def main() -> None:
             if not path.is_file():
                 continue
             model = pu.load_model(path, "cpu")
-            labels = pu._labels_for(train, draw_labels(rs, n, seed), None)
+            labels = pu.labels_by_micrograph(train, draw_labels(rs, n, seed), None)
             dist = np.concatenate([np.minimum.reduce([t.y, t.x, shapes[m][0] - 1 - t.y, shapes[m][1] - 1 - t.x])
                                    for m, t in labels.items()])
             row = {"set": name, "labels": n, "seed": seed, "closest_label_d": float(dist.min() / rs.diameter),

@@ -22,15 +22,14 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real2d import DATA, WORK, _csv_truth  # noqa: E402
-from real2d_ablations import load_rows, train_rows, write_rows  # noqa: E402
-
-from fewpick.extract import ball  # noqa: E402
 from fewpick.geometry import Geometry  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
 from fewpick.io.images import Image  # noqa: E402
+from fewpick.ops.peaks import ball  # noqa: E402
+from fewpick.ops.resample import bin_image  # noqa: E402
 from fewpick.pickers import pu  # noqa: E402
-from fewpick.preprocess import bin_image  # noqa: E402
+from real2d import DATA, WORK, _csv_truth  # noqa: E402
+from real2d_ablations import load_rows, train_rows, write_rows  # noqa: E402
 
 DIAMETERS = {"10059": 36.0, "10947": 60.0, "apoferritin": 68.0}
 FAMILY = {"10059": "10059", "10947": "10947", "apoferritin_ab": "apoferritin", "apoferritin_ba": "apoferritin"}

@@ -31,7 +31,8 @@ def pictures() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fewpick.preprocess import bin_image, gaussian_lowpass, normalize
+    from fewpick.ops.filters import gaussian_lowpass, normalize
+    from fewpick.ops.resample import bin_image
     from fewpick.simulate import simulate_micrograph, simulate_tomogram
 
     sim = simulate_micrograph((2048, 2048), 80, "realistic", seed=21)

@@ -24,8 +24,8 @@ import scipy.fft
 import scipy.special
 from scipy.spatial.transform import Rotation
 
-from fewpick.preprocess import block_bin
-from fewpick.extract import ball, nms
+from fewpick.ops.peaks import ball, nms
+from fewpick.ops.resample import block_bin
 from fewpick.simulate import physics
 from fewpick.simulate.species import load_species
 

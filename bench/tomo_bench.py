@@ -123,7 +123,7 @@ def particles_assumed(model: Path, labels: int) -> float | None:
 def score_peaks(path: Path, test_truth: pd.DataFrame, diameter: float) -> dict:
     """F1 of the peaks (all ≥ 0.05) in ``path`` cut at each tomogram's automatic threshold, and at the best cut."""
     from fewpick.io import read_picks
-    from fewpick.extract import auto_threshold
+    from fewpick.ops.thresholds import auto_threshold
 
     peaks = read_picks(path).reset_index(drop=True)
     keep = np.zeros(len(peaks), bool)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,6 @@ import pytest
 
 from fewpick.io import make_picks
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
-
-import os
 
 # shared/ sits beside the repository (as in CI); FEWPICK_REAL_DATA overrides
 REAL_DATA = Path(os.environ.get("FEWPICK_REAL_DATA",

@@ -137,7 +137,7 @@ def test_fewshot_on_a_gpu_matches_the_cpu(small_set, tmp_path):
     a = fewshot.score_map(cpu, ims[1])[0]
     b = fewshot.score_map(gpu, ims[1])[0]
     assert np.abs(a - b).max() < 1e-3
-    from fewpick.pickers import fewshot_fast as ff  # the fast network too
+    from fewpick.pickers.fewshot import fast as ff  # the fast network too
 
     binned = ff.prepare_binned(ims[1].data, int(cpu.fast_info["factor"]))
     assert np.abs(ff.fast_scores(cpu.fast_net, binned) - ff.fast_scores(gpu.fast_net, binned)).max() < 1e-3

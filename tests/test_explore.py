@@ -7,8 +7,8 @@ import math
 from dataclasses import replace
 
 import numpy as np
-import scipy.ndimage as ndi
 import pytest
+import scipy.ndimage as ndi
 import torch
 from typer.testing import CliRunner
 
@@ -19,8 +19,8 @@ from fewpick.explore import candidates as cand
 from fewpick.explore.cluster import overcluster
 from fewpick.explore.embed import augment
 from fewpick.explore.run import ExploreSettings, Run, explore
-from fewpick.preprocess import block_bin
 from fewpick.io import make_picks, read_picks, write_mrc, write_tilt_angles
+from fewpick.ops.resample import block_bin
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
 

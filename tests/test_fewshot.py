@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -18,11 +19,13 @@ from typer.testing import CliRunner
 from fewpick.cli import app
 from fewpick.errors import InputError
 from fewpick.evaluate import evaluate
-from fewpick.extract import threshold_knn_density
 from fewpick.geometry import Geometry
 from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
 from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder, sincos_positions
+from fewpick.ops.peaks import refine_peaks
+from fewpick.ops.templates import draw_profile, ring_profile
+from fewpick.ops.thresholds import threshold_knn_density
 from fewpick.pickers import fewshot as fs
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
@@ -98,7 +101,7 @@ def test_crowded_micrographs_narrow_the_suppression():
 def test_refine_peaks_finds_the_parabola_vertex():
     yy, xx = np.mgrid[0:9, 0:9]
     scores = -((yy - 4.3) ** 2) - (xx - 3.8) ** 2
-    out = fs.refine_peaks(scores, np.array([[4, 4]]))
+    out = refine_peaks(scores, np.array([[4, 4]]))
     np.testing.assert_allclose(out, [[4.3, 3.8]], atol=1e-9)
 
 
@@ -122,7 +125,7 @@ def test_blob_centres_are_the_particles(sim):
     ims, truths = sim
     s = fs.FewShotSettings(diameter=32)
     img = fs.prepare(ims[0], s.scale)
-    centres = fs._blob_centres(img, s)
+    centres = fs.blob_centres(img, s)
     yx = s.geometry().to_original(centres, Geometry.scale(ims[0].shape, img.shape))
     r = evaluate(make_picks("s0", yx[:, 1], yx[:, 0]), truths[0], radius=16)["all_picks"]
     inner = _inner(truths[0], ims[0].shape, s.window / 2 + 2)  # blobs whose window leaves the image are dropped
@@ -159,7 +162,7 @@ def test_centring_puts_picks_on_the_particle_centres(sim, trained):
     model, _ = trained
 
     def median_offset(centre: float) -> float:
-        m = fs.FewShotModel(model.net, fs.replace(model.settings, centre=centre), model.exemplars, model.pixel_size)
+        m = fs.FewShotModel(model.net, replace(model.settings, centre=centre), model.exemplars, model.pixel_size)
         picks = fs.pick_images(m, ims[1:], threshold=-1e9).iloc[:40]
         d, _ = cKDTree(truths[1][["x", "y"]].to_numpy()).query(picks[["x", "y"]].to_numpy())
         return float(np.median(d))
@@ -256,7 +259,7 @@ def test_exemplar_template_is_the_centred_particle():
     corr = lambda a: np.corrcoef(a.ravel(), truth.ravel())[0, 1]  # noqa: E731
     # the exemplars' plain average about the window centres, for comparison: the centring sharpens the ring
     radii = np.arange(0.0, 19)
-    plain = fs._draw_profile(np.mean([fs._ring_profile(w, (c, c), radii) for w in ex], 0), radii, 25)
+    plain = draw_profile(np.mean([ring_profile(w, (c, c), radii) for w in ex], 0), radii, 25)
     assert corr(template) >= 0.97 and corr(template) > corr(plain) + 0.02, (corr(template), corr(plain))
 
 
@@ -308,11 +311,11 @@ def test_bad_input(sim, tmp_path):
 
 
 def test_rescaled_template_is_the_same_profile_on_a_coarser_grid():
-    from fewpick.pickers.fewshot import _draw_profile, rescaled_template
+    from fewpick.ops.templates import draw_profile, rescaled_template
 
     radii = np.arange(0.0, 40.0)
     sigma = 4.0
-    fine = _draw_profile(np.exp(-(radii**2) / (2 * sigma**2)), radii, 25)
+    fine = draw_profile(np.exp(-(radii**2) / (2 * sigma**2)), radii, 25)
     coarse = rescaled_template(fine, 0.5)
     assert coarse.shape == (13, 13)
     yy, xx = np.mgrid[:13, :13]
@@ -347,21 +350,21 @@ def _teacher_set(rng, smooth: bool) -> list[dict]:
 def test_distilled_network_follows_a_smooth_teacher_and_refuses_noise():
     from types import SimpleNamespace
 
-    from fewpick.pickers import fewshot_fast as ff
+    from fewpick.pickers.fewshot import distill as fd, fast as ff
 
     rng = np.random.default_rng(0)
     fake = SimpleNamespace(settings=fs.FewShotSettings(diameter=36, distill_steps=250, train_threads=2))
-    net, info = ff.distill(fake, [], data=_teacher_set(rng, smooth=True), device="cpu")
+    net, info = fd.distill(fake, [], data=_teacher_set(rng, smooth=True), device="cpu")
     assert info["agreement"] >= 0.8 and info["use"] and info["factor"] == 3, info["agreement"]
     assert info["scoring"] == "fast"
-    net, info = ff.distill(fake, [], data=_teacher_set(rng, smooth=False), device="cpu")
+    net, info = fd.distill(fake, [], data=_teacher_set(rng, smooth=False), device="cpu")
     assert info["agreement"] < ff.MIN_AGREEMENT and not info["use"], info["agreement"]
     # a teacher that is noise from one window to the next: nothing to follow, so picking leaves the encoder out
     assert info["agreement"] < ff.NOISE_AGREEMENT and info["scoring"] == "correlation", info["agreement"]
 
 
 def test_scoring_follows_the_agreement_and_older_files_keep_theirs():
-    from fewpick.pickers import fewshot_fast as ff
+    from fewpick.pickers.fewshot import fast as ff
 
     assert [ff.chosen_scoring(a) for a in (0.95, 0.8, 0.79, 0.5, 0.2, 0.19, 0.01, -0.03)] == [
         "fast", "fast", "gated", "gated", "gated", "correlation", "correlation", "correlation"]
@@ -373,7 +376,7 @@ def test_scoring_follows_the_agreement_and_older_files_keep_theirs():
 
 
 def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
-    from fewpick.pickers import fewshot_fast as ff
+    from fewpick.pickers.fewshot import fast as ff
 
     ims, truths = sim
     trained_model, _ = trained
@@ -383,7 +386,7 @@ def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
     assert info["agreement"] >= 0.5 and info["use"] == (info["agreement"] >= ff.MIN_AGREEMENT), info["agreement"]
     assert info["scoring"] == ff.chosen_scoring(info["agreement"]) == trained_model.scoring()
     assert info["history"][-1]["loss"] < info["history"][0]["loss"]
-    model = fs.replace(trained_model, fast_info={**info, "use": True, "scoring": "fast"})  # whatever the bar said
+    model = replace(trained_model, fast_info={**info, "use": True, "scoring": "fast"})  # whatever the bar said
     assert model.uses_fast() and not model.uses_fast(stride=2) and not model.uses_fast(match="mean")
     fast = fs.pick_images(model, ims[1:], threshold=-1e9)
     model.exact = True
@@ -417,21 +420,21 @@ def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):
 
 
 def test_teacher_windows_keep_to_the_budget(sim, trained):
-    from fewpick.pickers import fewshot_fast as ff
+    from fewpick.pickers.fewshot import distill as fd, fast as ff
 
     ims, _ = sim
     model, _ = trained
     s = model.settings
-    h, w = ff._crop_budget((1000, 800), 2.0, 24, 4, 5000)  # 500 × 400 resampled px would give 120 × 95 windows
+    h, w = fd.crop_budget((1000, 800), 2.0, 24, 4, 5000)  # 500 × 400 resampled px would give 120 × 95 windows
     cells = ((int(h / 2.0) - 24) // 4 + 1) * ((int(w / 2.0) - 24) // 4 + 1)
     assert 4500 <= cells <= 5000 and abs(h / w - 1.25) < 0.02, (h, w, cells)
-    one = ff.teacher_data(model, ims, 10**9)[0]["teacher"].size  # a whole 480² micrograph: 70 × 70 windows
+    one = fd.teacher_data(model, ims, 10**9)[0]["teacher"].size  # a whole 480² micrograph: 70 × 70 windows
     assert one == ((int(round(480 / s.scale)) - 24) // 4 + 1) ** 2
     # what is left after the first micrograph: a centred crop of the second if it still holds 2·16 rows of cells,
     # else nothing
-    data = ff.teacher_data(model, ims, one + 2500)
+    data = fd.teacher_data(model, ims, one + 2500)
     assert len(data) == 2 and 2000 <= data[1]["teacher"].size <= 2500 and min(data[1]["teacher"].shape) >= 32
-    assert len(ff.teacher_data(model, ims, one + 300)) == 1
+    assert len(fd.teacher_data(model, ims, one + 300)) == 1
     # the grid's centres on the binned grid: the windows' centres, original px / the binning
     d = data[0]
     centre = (s.size - 1) / 2 * s.scale / ff.binning(s.diameter)
@@ -442,12 +445,12 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
     ims, truths = sim
     trained_model, _ = trained
     # as a model whose encoder learned nothing its fast network could follow stores it
-    model = fs.replace(trained_model, fast_info={**trained_model.fast_info, "use": False, "agreement": 0.01,
+    model = replace(trained_model, fast_info={**trained_model.fast_info, "use": False, "agreement": 0.01,
                                                  "scoring": "correlation"})
     assert model.scoring() == "correlation" and not model.uses_fast()
-    assert model.scoring(stride=2) == "encoder" and fs.replace(model, exact=True).scoring() == "encoder"
+    assert model.scoring(stride=2) == "encoder" and replace(model, exact=True).scoring() == "encoder"
     with pytest.raises(ValueError):
-        fs.replace(model, scoring_override="fast", fast_net=None).scoring()
+        replace(model, scoring_override="fast", fast_net=None).scoring()
     assert "rotational average scores every window" in fs.model_summary(model)
     path = fs.save_model(model, tmp_path / "corr.pt")
     with monkeypatch.context() as mp:
@@ -459,7 +462,7 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
         assert loaded.scoring() == "correlation"
         kept = {}
         picks = fs.pick_micrograph(loaded, ims[1], threshold=-1e9, keep_map=kept)
-        model.threshold = fs.calibrate_threshold(fs.replace(model, settings=fs.replace(
+        model.threshold = fs.calibrate_threshold(replace(model, settings=replace(
             model.settings, expected_particles=len(truths[0]))), ims[0])
     assert evaluate(picks, truths[1], radius=16)["auprc"] >= 0.75
     # the picks are the correlation map's peaks: each on the best correlation within its suppression disk
@@ -481,16 +484,16 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
 
 
 def test_gated_scoring_runs_the_encoder_on_the_half_the_fast_network_ranks_higher(sim, trained):
-    from fewpick.pickers import fewshot_fast as ff
+    from fewpick.pickers.fewshot import fast as ff
 
     ims, truths = sim
     trained_model, _ = trained
-    model = fs.replace(trained_model, fast_info={**trained_model.fast_info, "use": False, "agreement": 0.5,
+    model = replace(trained_model, fast_info={**trained_model.fast_info, "use": False, "agreement": 0.5,
                                                  "scoring": "gated"})
     assert model.scoring() == "gated" and "50% of the windows" in fs.model_summary(model)
     gated, exact = {}, {}
     picks = fs.pick_micrograph(model, ims[1], threshold=-1e9, keep_map=gated)
-    fs.pick_micrograph(fs.replace(model, exact=True), ims[1], threshold=-1e9, keep_map=exact)
+    fs.pick_micrograph(replace(model, exact=True), ims[1], threshold=-1e9, keep_map=exact)
     a, b = gated["scores"], exact["scores"]
     assert a.shape == b.shape
     img = fs.prepare(ims[1], model.settings.scale)
@@ -501,5 +504,5 @@ def test_gated_scoring_runs_the_encoder_on_the_half_the_fast_network_ranks_highe
     assert np.all(a[~mask] == a[mask].min())
     # the gate is the fast network's top half: it holds the particles, so the best picks are the encoder's own
     assert evaluate(picks, truths[1], radius=16)["auprc"] >= 0.75
-    top = fs.pick_images(fs.replace(model, exact=True), ims[1:], threshold=-1e9).iloc[:30]
+    top = fs.pick_images(replace(model, exact=True), ims[1:], threshold=-1e9).iloc[:30]
     assert len(picks.merge(top, on=["x", "y"])) >= 25

@@ -166,16 +166,16 @@ def test_list_images_expands_folders_and_checks(tmp_path):
 
 def test_tilt_series_beside_their_tomograms_are_told_apart(tmp_path):
     """The simulator and IMOD write tomo.mrc beside tomo.st: a folder given as --tilt-series means the .st."""
-    from fewpick.cli import _tilt_series_files
+    from fewpick.io.images import tilt_series_files
 
     for name in ("t0.mrc", "t0.st", "t0.tlt", "t1.mrc", "t1.st"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in _tilt_series_files([tmp_path])] == ["t0.st", "t1.st"]
+    assert [p.name for p in tilt_series_files([tmp_path])] == ["t0.st", "t1.st"]
     only = tmp_path / "only"
     only.mkdir()
     (only / "t0.mrc").write_bytes(b"x")
-    assert [p.name for p in _tilt_series_files([only])] == ["t0.mrc"]
-    assert [p.name for p in _tilt_series_files([tmp_path / "t1.mrc"])] == ["t1.mrc"]
+    assert [p.name for p in tilt_series_files([only])] == ["t0.mrc"]
+    assert [p.name for p in tilt_series_files([tmp_path / "t1.mrc"])] == ["t1.mrc"]
 
 
 def test_names_pair_by_stem_and_unique_prefix():

@@ -19,7 +19,6 @@ from fewpick.io import make_picks, read_picks, write_mrc
 from fewpick.label import LabelSession, LabelSettings, make_server
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 from fewpick.webserver import TOKEN_HEADER
-
 from test_explore_page import _browser, _raw, _token, _url  # noqa: E402  (same browser set-up and raw requests)
 
 D = 40.0

@@ -7,13 +7,8 @@ from scipy.spatial.transform import Rotation
 from fewpick.errors import InputError
 from fewpick.evaluate import evaluate, match_points
 from fewpick.io import make_picks, read_micrograph, read_picks
-from fewpick.pickers.classic import (
-    ClassicSettings,
-    pick_micrograph,
-    prepare_templates,
-    project_volume,
-    template_bank,
-)
+from fewpick.ops.templates import project_volume, template_bank
+from fewpick.pickers.classic import ClassicSettings, pick_micrograph, prepare_templates
 from fewpick.simulate.simple import particle_image
 
 

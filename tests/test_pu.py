@@ -15,6 +15,7 @@ from fewpick.errors import InputError
 from fewpick.evaluate import evaluate
 from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
 from fewpick.losses import ge_binomial_penalty, pu_loss
+from fewpick.nn.dense import dense_logits
 from fewpick.pickers import pu
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
@@ -208,7 +209,7 @@ def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatc
     sep = 0.45 * model.settings.diameter / f  # binned px
     peaks = [(64.0, 50.0), (64.0, 50.0 + sep)]
     fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0) for y, x in peaks).astype(np.float32) * 5 - 2
-    monkeypatch.setattr(pu, "_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
+    monkeypatch.setattr(pu, "dense_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
     data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
     monkeypatch.setattr(model, "template", None)  # the peaks as the network gives them, not centred on particles
     try:
@@ -255,7 +256,7 @@ def test_picks_in_the_edge_band_are_dropped(trained, monkeypatch):
     yy, xx = np.mgrid[:128, :128].astype(np.float32)
     peaks = [(64.0, 2.0), (64.0, band + 5.0), (30.0, 64.0)]  # farther apart than the suppression radius
     fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0) for y, x in peaks).astype(np.float32) * 5 - 2
-    monkeypatch.setattr(pu, "_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
+    monkeypatch.setattr(pu, "dense_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
     monkeypatch.setattr(model, "template", None)
     data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
     monkeypatch.setattr(model.settings, "edge_margin", 0.0)
@@ -270,7 +271,7 @@ def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights
     """Scoring folds each batch normalisation into its convolution: the same logits as the network as trained,
     and a change of weights (further training) is seen at the next score map."""
     torch.manual_seed(0)
-    net = pu._build(pu.PUSettings(diameter=36.0))
+    net = pu.build_network(pu.PUSettings(diameter=36.0))
     for m in net.modules():  # statistics far from the identity, so that an unfolded one would show
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.normal_()
@@ -281,13 +282,13 @@ def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights
     h = net.receptive_field // 2
     with torch.inference_mode():
         ref = net.eval()(torch.from_numpy(np.pad(img, h, mode="reflect"))[None, None])[0, 0, h:-h, h:-h].numpy()
-    out = pu._logits(net, img)
+    out = dense_logits(net, img)
     assert np.abs(ref).max() > 1 and np.allclose(out, ref, atol=1e-4)
     with torch.no_grad():
         net.head.bias += 1.0
-    assert np.allclose(pu._logits(net, img), ref + 1.0, atol=1e-4)
+    assert np.allclose(dense_logits(net, img), ref + 1.0, atol=1e-4)
     net.train()
-    pu._logits(net, img)
+    dense_logits(net, img)
     assert net.training and net.blocks[0].bn1.training  # scoring leaves the network's mode alone
 
 

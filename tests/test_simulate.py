@@ -12,16 +12,16 @@ from scipy.ndimage import uniform_filter1d
 from scipy.signal import argrelmin
 
 from fewpick.io import read_picks, read_tilt_angles, read_volume
-from fewpick.preprocess import gaussian_lowpass
+from fewpick.ops.filters import gaussian_lowpass
 from fewpick.simulate import (
     PRESETS,
     TOMO_PRESETS,
     particle_snr,
+    physics,
     simulate_micrograph,
     simulate_tomogram,
     write_tomograms,
 )
-from fewpick.simulate import physics
 from fewpick.simulate.reconstruct import forward_project, weighted_back_projection
 from fewpick.simulate.species import available_species, load_species
 from fewpick.simulate.tomogram import dose_symmetric_order

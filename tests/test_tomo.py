@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from fewpick.cli import app
 from fewpick.errors import InputError
 from fewpick.evaluate import evaluate
-from fewpick.extract import auto_threshold
 from fewpick.io import make_picks, read_picks, read_volume, write_mrc, write_picks
 from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
+from fewpick.ops.thresholds import auto_threshold
 from fewpick.pickers import tomo as T
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
@@ -63,7 +63,7 @@ def test_class_prior_counts_only_unlabeled_particles_in_the_unlabeled_voxels():
     vol = np.zeros((10, 40, 40), np.float32)
     centres = np.array([[5.0, 10, 10], [5, 30, 30]])
     tgt = T.targets(vol.shape, centres, 2.0)
-    item = T._Item(vol, tgt, centres)
+    item = T.TrainingItem(vol, tgt, centres)
     per = tgt.sum() / 2
     pi, pi_u = T.class_prior([item], T.TomoSettings(diameter=12))  # default: twice the labels, 4 particles
     assert pi == pytest.approx(4 * per / tgt.size) and pi_u == pytest.approx(2 * per / (tgt.size - tgt.sum()))
@@ -79,7 +79,7 @@ def test_estimated_count_caps_the_prior_where_labels_cover_the_particles(tmp_pat
     write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
     im = read_volume(tmp_path / "t0.mrc")
     s = T.TomoSettings(diameter=diameter, steps_per_epoch=10, batch=4, seed=0)
-    items = T._items([im], truth, s, None)  # every ribosome labeled: none left for the unlabeled voxels
+    items = T.training_items([im], truth, s, None)  # every ribosome labeled: none left for the unlabeled voxels
     (est,) = T.estimate_particles(items, s)
     n = len(truth)
     # an upper bound (half of the held-out 29 score above their median, less a 90 % margin), below twice the labels
@@ -87,7 +87,7 @@ def test_estimated_count_caps_the_prior_where_labels_cover_the_particles(tmp_pat
     pi, pi_u = T.class_prior(items, s, [est])
     pi2, pi_u2 = T.class_prior(items, s)
     assert pi < pi2 and pi_u < 0.5 * pi_u2
-    assert T.estimate_particles(T._items([im], truth.iloc[:11], s, None), s) is None  # too few to hold out
+    assert T.estimate_particles(T.training_items([im], truth.iloc[:11], s, None), s) is None  # too few to hold out
     assert T.estimate_particles(items, replace(s, prior_epochs=0)) is None
 
 
@@ -124,7 +124,7 @@ def test_targets_peak_at_the_labels():
 def test_augment_inverse_realigns_the_view():
     x = torch.randn(2, 1, 3, 16, 16)
     for seed in range(6):
-        view, inverse = T._augment(x, torch.Generator().manual_seed(seed))
+        view, inverse = T.augment(x, torch.Generator().manual_seed(seed))
         back = inverse(view)
         r = np.corrcoef(back.numpy().ravel(), x.numpy().ravel())[0, 1]
         assert r > 0.95

@@ -124,9 +124,7 @@ def test_geometry_conversions_and_radii():
 
 def test_every_picker_follows_the_contract(tmp_path):
     """Classic, PU, few-shot and tomogram models are Pickers, and pick = score map → peaks → table."""
-    from fewpick.pickers import fewshot as fs
-    from fewpick.pickers import pu
-    from fewpick.pickers import tomo as T
+    from fewpick.pickers import fewshot as fs, pu, tomo as T
 
     cfg = SimpleMicrographConfig(size=(320, 320), diameter=32, n_particles=20, snr=0.05)
     data, centres, _ = simulate_simple_micrograph(cfg, seed=11)
@@ -224,8 +222,7 @@ def test_tomogram_training_reports_from_its_first_step_and_resumes_after_the_pri
 
 
 def test_load_picker_reads_any_model_file(tmp_path):
-    from fewpick.pickers import load_picker
-    from fewpick.pickers import pu
+    from fewpick.pickers import load_picker, pu
 
     cfg = SimpleMicrographConfig(size=(256, 256), diameter=32, n_particles=12, snr=0.05)
     data, centres, _ = simulate_simple_micrograph(cfg, seed=2)

@@ -27,11 +27,18 @@ from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
-from fewpick._fileutil import atomic_path
 from fewpick.errors import FewpickError, InputError
-from fewpick.io.images import micrograph_key
-from fewpick.io.images import ImageInfo, image_info
-from fewpick.io.picks import FORMAT_SUFFIX, _per_micrograph, detect_format, make_picks, part_path, read_picks, write_picks
+from fewpick.io.images import ImageInfo, image_info, micrograph_key
+from fewpick.io.picks import (
+    FORMAT_SUFFIX,
+    detect_format,
+    make_picks,
+    part_path,
+    per_micrograph,
+    read_picks,
+    write_picks,
+)
+from fewpick.outputs import atomic_path
 
 
 @dataclass
@@ -53,7 +60,7 @@ def layout(out: str | os.PathLike, fmt: str | None = None, kind: str = "microgra
            ) -> tuple[Path, str, Path | None, Path]:
     """(folder of the per-file picks, their format, the combined file or None, the failures file)."""
     out = Path(out)
-    if _per_micrograph(out):
+    if per_micrograph(out):
         part_fmt = detect_format("x.star", fmt) if fmt else "star"
         return out, part_fmt, None, out / "failures.txt"
     detect_format(out, fmt)  # an unknown suffix is refused before any work

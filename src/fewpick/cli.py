@@ -294,9 +294,9 @@ def pick(
     """
     import numpy as np
 
+    from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_image, read_micrograph
     from fewpick.pickers.classic import ClassicPicker, ClassicSettings, prepare_templates
-    from fewpick.preprocess import parse_length
 
     # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
     threads = threads or (1 if (workers or scheduler) else 2)
@@ -353,16 +353,6 @@ def pick(
                scheduler=scheduler, micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)
 
 
-def _tilt_series_files(paths):
-    """Tilt series among ``paths``: in a folder that also holds the tomograms (``tomo.mrc`` beside ``tomo.st``,
-    as IMOD and the simulator write them) the tilt-series files (.st, .ali, .mrcs); .mrc files where there are
-    none of those."""
-    from fewpick.io import list_images
-
-    try:
-        return list_images(paths, suffixes=(".st", ".ali", ".mrcs"))
-    except InputError:
-        return list_images(paths, suffixes=(".st", ".mrc", ".mrcs", ".ali"))
 
 
 def _first_readable(files, pixel_size, strict: bool):
@@ -421,9 +411,9 @@ def train(
 
     Example: [bold]fewpick train mics/ --labels labels.star --particle-diameter 68 --expected-particles 150 --out picker.pt[/]
     """
+    from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph, read_picks
     from fewpick.pickers import pu
-    from fewpick.preprocess import parse_length
 
     dev = _device(device)
     files = list_images(images)
@@ -487,9 +477,9 @@ def evaluate(
 
     Example: [bold]fewpick evaluate picks.star sim/ --radius 24 --json metrics.json --plot pr.png[/]
     """
-    from fewpick._fileutil import atomic_path
     from fewpick.evaluate import evaluate as run_evaluate, plot_pr
     from fewpick.io import read_picks
+    from fewpick.outputs import atomic_path
 
     if radius is None and box is None:
         raise InputError(None, "give --radius (centre distance) and/or --box (IoU protocol)")
@@ -579,8 +569,8 @@ def overlay(
 
     Example: [bold]fewpick overlay sim/sim_000.mrc --picks picks.star --truth sim/sim_000_truth.star --out overlay.png[/]
     """
+    from fewpick.geometry import parse_length
     from fewpick.io import check_inside, read_micrograph, read_picks
-    from fewpick.preprocess import parse_length
     from fewpick.report import overlay_png, rows_for
 
     img = read_micrograph(image)
@@ -621,9 +611,9 @@ def label(
 
     Example: [bold]fewpick label mics/ --particle-diameter 68 --out labels.star[/]; from a laptop: ssh -L 8000:localhost:8000 server, then open http://localhost:8000/
     """
+    from fewpick.geometry import parse_length
     from fewpick.io import image_info, list_images
     from fewpick.label import LabelSession, LabelSettings, make_server
-    from fewpick.preprocess import parse_length
     from fewpick.webserver import announce
 
     files = list_images(micrographs)
@@ -631,7 +621,7 @@ def label(
     settings = LabelSettings(diameter=diameter, picker=picker.value, expected_particles=expected_particles,
                              threads=threads, device=str(_device(device)))
     session = LabelSession(files, out, settings, model_out=model_out, picks_out=picks_out, pixel_size=pixel_size)
-    for path, why in session.bad.items():
+    for why in session.bad.values():
         err_console.print(f"skipped: {why}", highlight=False)
     server = make_server(session, host, port)
     console.print(f"{len(session.paths)} micrographs, {session.label_count()} labels so far -> {out}", highlight=False)
@@ -688,9 +678,10 @@ def fewshot_pretrain(
     Example: [bold]fewpick fewshot pretrain mics/ --particle-diameter 120A --out encoder.pt[/]
     """
     import numpy as np
+
+    from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph
     from fewpick.pickers import fewshot as fs
-    from fewpick.preprocess import parse_length
 
     dev = _device(device)
     files = list_images(images)
@@ -742,9 +733,9 @@ def fewshot_train(
 
     Example: [bold]fewpick fewshot train mics/mic_001.mrc --exemplars clicks.star --particle-diameter 150 --pretrain-images mics/ --out fewshot.pt[/]
     """
+    from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph, read_picks, select_picks
     from fewpick.pickers import fewshot as fs
-    from fewpick.preprocess import parse_length
 
     if pretrained is not None and (pretrain_images or no_pretrain):
         raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
@@ -900,7 +891,9 @@ def explore_run(
     from fewpick.io import list_images
 
     tomos = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
-    ts = _tilt_series_files(tilt_series) if tilt_series else None
+    from fewpick.io.images import tilt_series_files
+
+    ts = tilt_series_files(tilt_series) if tilt_series else None
     tlt = []
     for p in tilt_angles or []:
         tlt += sorted(p.glob("*.tlt")) if p.is_dir() else [p]
@@ -1016,9 +1009,9 @@ def tomo_train(
 
     Example: [bold]fewpick tomo train tomos/ --labels run/selected.star --particle-diameter 32 --out ribosome.pt[/]
     """
+    from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_picks, read_volume
     from fewpick.pickers import tomo
-    from fewpick.preprocess import parse_length
 
     dev = _device(device)
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))

@@ -292,7 +292,7 @@ def plot_pr(report: dict, path, title: str | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fewpick._fileutil import atomic_path
+    from fewpick.outputs import atomic_path
 
     fig, ax = plt.subplots(figsize=(4.5, 4.2), dpi=120)
     ax.step(report["curve"]["recall"], report["curve"]["precision"], where="post", color="C0",

@@ -15,6 +15,7 @@ multiple of it). After block binning (tomograms: means of ``factor``³ voxels) i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,13 +56,13 @@ class Geometry:
 
     @classmethod
     def binned(cls, diameter: float, target: float = 16.0, factor: int | None = None,
-               block: bool = False) -> "Geometry":
+               block: bool = False) -> Geometry:
         """Integer binning: ``factor`` if given, else the one that brings the particle to about ``target``
         working pixels (:func:`choose_binning`)."""
         return cls(float(diameter), int(factor or choose_binning(diameter, target)), block)
 
     @classmethod
-    def resampled(cls, diameter: float, window_ratio: float, size: int) -> "Geometry":
+    def resampled(cls, diameter: float, window_ratio: float, size: int) -> Geometry:
         """Real resampling: a window of ``window_ratio`` particle diameters becomes ``size`` working pixels
         (never upsampled: a tiny particle gets a wider window instead)."""
         return cls(float(diameter), max(1.0, window_ratio * diameter / size))
@@ -102,3 +103,29 @@ class Geometry:
         if self.block:
             return (c - (self.factor - 1) / 2) / self.factor
         return c / (self.factor if scale is None else np.asarray(scale, float))
+
+
+_LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(px|pix|pixels?|a|å|ang|angstroms?|nm)?\s*$", re.I)
+
+
+def parse_length(text: str | float, pixel_size: float | None = None, what: str = "length") -> float:
+    """Parse a length such as ``"68"``, ``"68px"``, ``"120A"``, ``"120Å"`` or ``"12nm"`` into pixels.
+
+    Plain numbers are pixels. Ångström and nanometre values need ``pixel_size`` (Å/px).
+    """
+    if isinstance(text, (int, float)):
+        value, unit = float(text), "px"
+    else:
+        m = _LENGTH.match(str(text))
+        if not m:
+            raise InputError(None, f"cannot read {what} {text!r}; write e.g. 68, 68px, 120A or 12nm")
+        value, unit = float(m.group(1)), (m.group(2) or "px").lower()
+    if value <= 0:
+        raise InputError(None, f"{what} must be positive, got {text!r}")
+    if unit.startswith("p"):
+        return value
+    if pixel_size is None:
+        raise InputError(None, f"{what} {text!r} is in physical units but the pixel size is unknown; "
+                               "give it in pixels or pass --pixel-size")
+    angstrom = value * 10.0 if unit == "nm" else value
+    return angstrom / pixel_size

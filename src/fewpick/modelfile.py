@@ -17,8 +17,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
+from fewpick.outputs import atomic_path
 
 RUNTIME_KNOBS = ("threads", "train_threads", "device")
 

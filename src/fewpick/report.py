@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fewpick._fileutil import atomic_path
-from fewpick.io.images import Image, pair_names
 from fewpick.geometry import Geometry
-from fewpick.preprocess import bin_image, fourier_crop, gaussian_lowpass, normalize
+from fewpick.io.images import Image, pair_names
+from fewpick.ops.filters import gaussian_lowpass, normalize
+from fewpick.ops.resample import bin_image, fourier_crop
+from fewpick.outputs import atomic_path
 
 
 def rows_for(table: pd.DataFrame | None, name: str) -> pd.DataFrame | None:

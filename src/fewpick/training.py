@@ -23,9 +23,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state
 from fewpick.errors import InputError
+from fewpick.outputs import atomic_path
 
 Generators = Sequence[np.random.Generator | torch.Generator]
 

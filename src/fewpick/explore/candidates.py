@@ -27,8 +27,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from fewpick.errors import InputError
-from fewpick.extract import nms
-from fewpick.preprocess import block_bin
+from fewpick.ops.peaks import nms
+from fewpick.ops.resample import block_bin
 
 OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
 

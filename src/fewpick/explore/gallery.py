@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewpick._fileutil import atomic_path
+from fewpick.outputs import atomic_path
 
 ATLAS_COLUMNS = 64
 

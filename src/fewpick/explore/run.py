@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from fewpick import __version__, modelfile
-from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
 from fewpick.explore import candidates as cand
 from fewpick.io import make_picks, read_image, read_picks, read_tilt_angles, read_volume, write_picks
 from fewpick.io.images import micrograph_key
+from fewpick.outputs import atomic_path
 
 RUN_FORMAT = "fewpick-explore-run"
 RUN_VERSION = 1

@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
+from fewpick.outputs import atomic_path
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".st", ".map", ".ali")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -410,3 +410,13 @@ def write_tilt_angles(path: str | os.PathLike, angles: Sequence[float]) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(f"{a:.2f}\n" for a in angles))
     return path
+
+
+def tilt_series_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Tilt series among ``paths``: in a folder that also holds the tomograms (``tomo.mrc`` beside ``tomo.st``,
+    as IMOD and the simulator write them) the tilt-series files (.st, .ali, .mrcs); .mrc files where there are
+    none of those."""
+    try:
+        return list_images(paths, suffixes=(".st", ".ali", ".mrcs"))
+    except InputError:
+        return list_images(paths, suffixes=(".st", ".mrc", ".mrcs", ".ali"))

@@ -43,10 +43,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from fewpick._fileutil import atomic_path
 from fewpick.errors import InputError
 from fewpick.io import exchange
 from fewpick.io.images import ImageInfo, micrograph_key
+from fewpick.outputs import atomic_path
 
 FORMATS = ("star", "box", "tsv", "csv", "coords", "cs", "cbox", "mod")
 SUFFIX_FORMAT = {".star": "star", ".box": "box", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".coords": "coords",
@@ -304,7 +304,7 @@ def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows:
     return df
 
 
-def _per_micrograph(path: str | os.PathLike) -> bool:
+def per_micrograph(path: str | os.PathLike) -> bool:
     """A folder target: an existing folder, a path written with a trailing slash, or one without a suffix."""
     text = os.fspath(path)
     return Path(text).is_dir() or text.endswith(("/", os.sep)) or not Path(text).suffix
@@ -419,7 +419,7 @@ def write_picks(
     Every file is written to a temporary name and renamed, so an error never leaves
     a partial file behind.
     """
-    folder = _per_micrograph(path)
+    folder = per_micrograph(path)
     path = Path(path)
     missing = [c for c in ("micrograph", "x", "y") if c not in picks.columns]
     if missing:

@@ -63,6 +63,13 @@ def picks_table(name: str, coords: np.ndarray, scores: np.ndarray) -> pd.DataFra
 class PickerBase:
     """The shared :meth:`pick`: score map → peaks → picks table in original pixels."""
 
+    def score_map(self, image: Image) -> ScoreMap:
+        raise NotImplementedError
+
+    def peaks(self, smap: ScoreMap, threshold: Threshold = None,
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
     def pick(self, image: Image, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame:
         smap = self.score_map(image)
         coords, scores = self.peaks(smap, threshold, max_picks)

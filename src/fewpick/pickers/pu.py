@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import os
-import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -43,17 +42,19 @@ import torch
 import torch.nn.functional as F
 
 from fewpick import modelfile
-from fewpick.device import cpu_state, mixed_precision, module_device, resolve_device
+from fewpick.device import cpu_state, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import (auto_min_distance, ball, best_within, greedy_keep, nms, threshold_at_count,
-                             threshold_gmm)
 from fewpick.geometry import Geometry, choose_binning, finest_binning
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside
 from fewpick.losses.pu import PU_METHODS, pu_loss
 from fewpick.nn.cnn import PickerCNN
+from fewpick.nn.dense import dense_logits
+from fewpick.ops.filters import normalize
+from fewpick.ops.peaks import auto_min_distance, ball, best_within, greedy_keep, nms
+from fewpick.ops.resample import bin_image
+from fewpick.ops.thresholds import threshold_at_count, threshold_gmm
 from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
-from fewpick.preprocess import bin_image, normalize
 from fewpick.training import fit, seeded
 
 MODEL_FORMAT = "fewpick-pu-model"
@@ -160,7 +161,7 @@ class PUModel(PickerBase):
         data = image.data if isinstance(image, Image) else image
         binned, scale = _binned(self, data)
         extra = {"correlation": correlation_map(binned, self.template, self.settings)} if self.uses_correlation else {}
-        return ScoreMap(_logits(self.net, binned, self.mixed_precision),
+        return ScoreMap(dense_logits(self.net, binned, self.mixed_precision),
                         functools.partial(self.settings.geometry().to_original, scale=scale), extra)
 
     def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
@@ -198,16 +199,16 @@ def correlation_radius(settings: PUSettings) -> float:
 
 def correlation_map(binned: np.ndarray, template: np.ndarray, settings: PUSettings) -> np.ndarray:
     """Local normalised correlation of a prepared micrograph with ``template``, on the binned grid."""
-    from fewpick.pickers.classic import template_score_map
+    from fewpick.ops.templates import template_score_map
 
     return template_score_map(binned, np.asarray(template, np.float32)[None], correlation_radius(settings))
 
 
-def label_template(items: Sequence["_Item"], settings: PUSettings, rng: np.random.Generator,
+def label_template(items: Sequence[TrainingItem], settings: PUSettings, rng: np.random.Generator,
                    most: int = 400) -> np.ndarray:
     """The labelled particles' rotational average on the binned grid (at most ``most`` of them, drawn at random),
     from windows 1.2 diameters wide about each label (:func:`fewpick.pickers.fewshot.rotational_template`)."""
-    from fewpick.pickers.fewshot import rotational_template
+    from fewpick.ops.templates import rotational_template
 
     n = int(np.ceil(1.2 * settings.geometry().working_diameter)) | 1
     h = n // 2
@@ -221,7 +222,7 @@ def label_template(items: Sequence["_Item"], settings: PUSettings, rng: np.rando
     return rotational_template(np.stack(windows), correlation_radius(settings))
 
 
-def _centred(coords: np.ndarray, corr: np.ndarray, settings: PUSettings) -> np.ndarray:
+def centred_on_correlation(coords: np.ndarray, corr: np.ndarray, settings: PUSettings) -> np.ndarray:
     """Each peak (binned grid) moved to the best correlation within ``CENTRE`` diameters (whole pixels)."""
     return best_within(corr, coords, CENTRE * settings.geometry().working_diameter)
 
@@ -232,7 +233,7 @@ def rescored_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray) -> tupl
     coords, values = nms(logits, model.settings.suppression_radius(), -np.inf)
     if not len(values):
         return coords, values
-    moved = _centred(coords, corr, model.settings)
+    moved = centred_on_correlation(coords, corr, model.settings)
     score = values + model.correlation_weight * corr[moved[:, 0], moved[:, 1]]
     order = np.argsort(-score, kind="stable")
     moved, score = moved[order].astype(float), score[order].astype(np.float32)
@@ -277,7 +278,7 @@ def label_edge_margin(labels: dict[str, pd.DataFrame], shapes: dict[str, tuple[i
     return max(0.0, band - diameter / 2) / diameter
 
 
-def fit_correlation(model: PUModel, items: Sequence["_Item"], logits: Sequence[np.ndarray],
+def fit_correlation(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[np.ndarray],
                     rng: np.random.Generator) -> list[np.ndarray]:
     """Decide whether the model uses the labels' rotational average (see the module): sets ``template``,
     ``correlation_weight`` (0 where the agreement is below ``AGREEMENT``) and ``agreement``. ``logits``: the
@@ -289,7 +290,7 @@ def fit_correlation(model: PUModel, items: Sequence["_Item"], logits: Sequence[n
         coords, values = nms(z, s.suppression_radius(), -np.inf)
         corr = correlation_map(it.image, template, s)
         maps.append(corr)
-        moved = _centred(coords, corr, s)
+        moved = centred_on_correlation(coords, corr, s)
         logit_peaks.append(values)
         corr_peaks.append(corr[moved[:, 0], moved[:, 1]])
     logit_peaks, corr_peaks = np.concatenate(logit_peaks), np.concatenate(corr_peaks)
@@ -308,7 +309,7 @@ def fit_correlation(model: PUModel, items: Sequence["_Item"], logits: Sequence[n
 
 
 @dataclass
-class _Item:
+class TrainingItem:
     name: str
     image: np.ndarray  # binned, normalised
     mask: np.ndarray  # bool positives
@@ -328,7 +329,7 @@ def _positive_mask(shape, centres_rc: np.ndarray, radius: float) -> np.ndarray:
     return mask
 
 
-def _labels_for(images: Sequence[Image], labels: pd.DataFrame, source) -> dict[str, pd.DataFrame]:
+def labels_by_micrograph(images: Sequence[Image], labels: pd.DataFrame, source) -> dict[str, pd.DataFrame]:
     names = [im.name for im in images]
     wanted = list(dict.fromkeys(labels["micrograph"].astype(str)))
     pairs = match_names(wanted, names)
@@ -345,7 +346,7 @@ def _labels_for(images: Sequence[Image], labels: pd.DataFrame, source) -> dict[s
     return out
 
 
-def _items(images: Sequence[Image], labels: dict[str, pd.DataFrame], settings: PUSettings) -> list[_Item]:
+def training_items(images: Sequence[Image], labels: dict[str, pd.DataFrame], settings: PUSettings) -> list[TrainingItem]:
     items = []
     geo = settings.geometry()
     for im in images:
@@ -353,7 +354,7 @@ def _items(images: Sequence[Image], labels: dict[str, pd.DataFrame], settings: P
         rows = labels.get(im.name)
         centres = (geo.to_working(rows[["y", "x"]].to_numpy(float), Geometry.scale(im.shape, binned.shape))
                    if rows is not None and len(rows) else np.zeros((0, 2)))
-        items.append(_Item(im.name, binned, _positive_mask(binned.shape, centres, settings.label_radius()), centres))
+        items.append(TrainingItem(im.name, binned, _positive_mask(binned.shape, centres, settings.label_radius()), centres))
     return items
 
 
@@ -376,7 +377,7 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
                           correlation_weight=model.correlation_weight, agreement=model.agreement)
 
 
-def _build(settings: PUSettings) -> PickerCNN:
+def build_network(settings: PUSettings) -> PickerCNN:
     return PickerCNN(width=settings.width, dilations=tuple(settings.dilations),
                      decoder_patch=7 if settings.autoencoder > 0 else 0)
 
@@ -389,7 +390,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     if settings.bin_factor is None and "edge_margin" not in bundle["settings"]:
         # written before the binning became the finest to at most 16 px: it was binned to the nearest 16 px
         settings.bin_factor = choose_binning(settings.diameter, settings.binned_diameter)
-    net = _build(settings)
+    net = build_network(settings)
     try:
         net.load_state_dict(bundle["state_dict"])
     except RuntimeError as exc:
@@ -405,7 +406,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
 # ---------------------------------------------------------------- training
 
 
-def _sample_batch(items: list[_Item], settings: PUSettings, rng: np.random.Generator):
+def _sample_batch(items: list[TrainingItem], settings: PUSettings, rng: np.random.Generator):
     t = settings.tile
     xs, ms = [], []
     weights = np.array([it.image.size for it in items], float)
@@ -466,7 +467,7 @@ def train(
     resume: bool = False,
     progress: Callable[[dict], None] | None = None,
     device: str | torch.device = "auto",
-    init: "PUModel | str | os.PathLike | None" = None,
+    init: PUModel | str | os.PathLike | None = None,
 ) -> PUModel:
     """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
 
@@ -494,8 +495,8 @@ def train(
     if settings.bin_factor is None:  # stored: the file bins as trained whatever later versions choose
         settings = replace(settings, bin_factor=settings.factor())
     rng, gen = seeded(settings.seed)
-    per_image = _labels_for(images, labels, labels_source)
-    items = _items(images, per_image, settings)
+    per_image = labels_by_micrograph(images, labels, labels_source)
+    items = training_items(images, per_image, settings)
     if settings.pi is not None:
         pi = float(settings.pi)
     elif settings.expected_particles is not None:
@@ -512,7 +513,7 @@ def train(
         area = float(np.mean([it.image.size for it in items]))
         settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
                                                                     settings.geometry().radius()))
-    net = _build(settings)
+    net = build_network(settings)
     if settings.tile <= 2 * (net.receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
     min_side = min(min(it.image.shape) for it in items)
@@ -554,10 +555,10 @@ def train(
     return model
 
 
-def _finish(model: PUModel, items: Sequence[_Item]) -> None:
+def _finish(model: PUModel, items: Sequence[TrainingItem]) -> None:
     """What follows the network's training: the rotational-average test (:func:`fit_correlation`) and the
     default cut."""
-    logits = [_logits(model.net, it.image, model.mixed_precision) for it in items]
+    logits = [dense_logits(model.net, it.image, model.mixed_precision) for it in items]
     corrs = (fit_correlation(model, items, logits, np.random.default_rng(model.settings.seed))
              if model.settings.correlation else None)
     model.threshold = calibrate_threshold(model, items, logits, corrs)
@@ -569,11 +570,11 @@ def refit(model: PUModel, images: Sequence[Image], labels: pd.DataFrame,
     default cut) on its training micrographs and labels: what a model trained before those steps existed
     needs to pick as a newly trained one does. The network is left as it is."""
     model.net.eval()
-    _finish(model, _items(images, _labels_for(images, labels, labels_source), model.settings))
+    _finish(model, training_items(images, labels_by_micrograph(images, labels, labels_source), model.settings))
     return model
 
 
-def calibrate_threshold(model: PUModel, items: Sequence[_Item], logits: Sequence[np.ndarray],
+def calibrate_threshold(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[np.ndarray],
                         corrs: Sequence[np.ndarray] | None = None) -> float:
     """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
     with k the expected number of particles per micrograph (from ``--expected-particles``, or from π).
@@ -602,50 +603,13 @@ def _binned(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
     binned, scale = _binned(model, data)
-    return _logits(model.net, binned, model.mixed_precision), scale
+    return dense_logits(model.net, binned, model.mixed_precision), scale
 
 
-_FUSED: "weakref.WeakKeyDictionary[PickerCNN, tuple[tuple, torch.nn.Module]]" = weakref.WeakKeyDictionary()
 
 
-def _inference_net(net: PickerCNN) -> torch.nn.Module:
-    """The network for scoring: batch normalisation folded into the convolutions, channels-last memory (about twice
-    as fast on a CPU as the network as trained; the same logits to float rounding). Kept while the weights and
-    statistics are unchanged."""
-    try:
-        stamp = tuple(t._version for t in (*net.parameters(), *net.buffers())) + (module_device(net).type,)
-    except RuntimeError:  # tensors made under inference mode keep no version: fold them every time
-        stamp = None
-    cached = _FUSED.get(net)
-    if cached is None or stamp is None or cached[0] != stamp:
-        cached = (stamp, net.fused().to(memory_format=torch.channels_last))
-        _FUSED[net] = cached
-    return cached[1]
 
 
-@torch.inference_mode()
-def _logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray:
-    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin,
-    on the device the network is on (``amp``: bfloat16 there if it is a GPU).
-
-    The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
-    micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
-    """
-    net = _inference_net(net)
-    dev = module_device(net)
-    half = net.receptive_field // 2
-    padded = np.pad(binned, half, mode="reflect")
-    h, w = binned.shape
-    rows = 512 if dev.type == "cpu" else 4096  # bands bound the CPU's memory; a GPU takes a micrograph at once
-    out = np.empty((h, w), np.float32)
-    for y0 in range(0, h, rows):
-        y1 = min(h, y0 + rows)
-        band = torch.from_numpy(np.ascontiguousarray(padded[y0 : y1 + 2 * half]))[None, None].to(dev).contiguous(
-            memory_format=torch.channels_last)
-        with mixed_precision(dev, amp):
-            z = net(band)[0, 0]
-        out[y0:y1] = z.float().cpu().contiguous().numpy()[half : half + (y1 - y0), half : half + w]
-    return out
 
 
 def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str | None = None,

@@ -33,16 +33,17 @@ import scipy.ndimage as ndi
 import torch
 
 from fewpick import modelfile
-from fewpick._fileutil import atomic_path
 from fewpick.device import cpu_state, module_device, resolve_device
 from fewpick.errors import InputError
-from fewpick.extract import auto_threshold, nms, threshold_at_count
 from fewpick.geometry import Geometry
 from fewpick.io import Image
 from fewpick.losses.tomo import bce_loss, pu_focal_loss, voxel_contrast
 from fewpick.nn.unet import SliceUNet3D
+from fewpick.ops.peaks import nms
+from fewpick.ops.resample import block_bin
+from fewpick.ops.thresholds import auto_threshold, threshold_at_count
+from fewpick.outputs import atomic_path
 from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
-from fewpick.preprocess import block_bin
 from fewpick.training import fit, seeded
 
 MODEL_FORMAT = "fewpick-tomo-model"
@@ -222,13 +223,13 @@ def _labels_zyx(labels: pd.DataFrame, image: Image, source) -> np.ndarray:
 
 
 @dataclass
-class _Item:
+class TrainingItem:
     volume: np.ndarray  # prepared, binned (z, y, x)
     target: np.ndarray
     centres: np.ndarray  # binned (z, y, x)
 
 
-def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, source) -> list[_Item]:
+def training_items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, source) -> list[TrainingItem]:
     b = settings.bin
     items = []
     by_name = {str(k): g for k, g in labels.groupby(labels["micrograph"].astype(str))}
@@ -258,14 +259,14 @@ def _items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSetti
             tgt = ndi.binary_dilation(line, ndi.generate_binary_structure(3, 1)).astype(np.float32)
         else:
             tgt = targets(vol.shape, centres, settings.geometry().radius())
-        items.append(_Item(vol, tgt, centres))
+        items.append(TrainingItem(vol, tgt, centres))
     if not items:
         raise InputError(source, "no label names any of the tomograms given (labels name tomograms by file stem: "
                                  f"{', '.join(sorted(by_name)[:5])})")
     return items
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator):
+def augment(x: torch.Tensor, gen: torch.Generator):
     """A random xy dihedral transform, intensity jitter and noise; returns the view and the inverse map."""
     k = int(torch.randint(0, 4, (1,), generator=gen))
     flip = bool(torch.rand(1, generator=gen) < 0.5)
@@ -286,7 +287,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator):
     return y, inverse
 
 
-def _sample(items: list[_Item], settings: TomoSettings, rng: np.random.Generator):
+def _sample(items: list[TrainingItem], settings: TomoSettings, rng: np.random.Generator):
     d, s = settings.depth, settings.box
     xs, ts = [], []
     for _ in range(settings.batch):
@@ -303,7 +304,7 @@ def _sample(items: list[_Item], settings: TomoSettings, rng: np.random.Generator
     return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ts))
 
 
-def assumed_particles(items: list[_Item], settings: TomoSettings,
+def assumed_particles(items: list[TrainingItem], settings: TomoSettings,
                       estimate: Sequence[float] | None = None) -> list[float]:
     """The particles assumed in each training tomogram: ``expected_particles``, else the held-out ``estimate``
     (:func:`estimate_particles`), else twice its labels."""
@@ -311,7 +312,7 @@ def assumed_particles(items: list[_Item], settings: TomoSettings,
             for i, it in enumerate(items)]
 
 
-def class_prior(items: list[_Item], settings: TomoSettings,
+def class_prior(items: list[TrainingItem], settings: TomoSettings,
                 counts: Sequence[float] | None = None) -> tuple[float, float]:
     """(π, π_U): the positive target mass of every particle (``counts`` per tomogram, by default
     :func:`assumed_particles`) over all voxels, and that of the particles left unlabeled over the unlabeled voxels."""
@@ -325,7 +326,7 @@ def class_prior(items: list[_Item], settings: TomoSettings,
     return float(np.clip(np.mean(pis), 1e-6, 0.5)), float(np.clip(np.mean(pus), 0.0, 0.5))
 
 
-def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: float = 0.5,
+def estimate_particles(items: list[TrainingItem], settings: TomoSettings, quantile: float = 0.5,
                        device: str | torch.device = "auto",
                        progress: Callable[[dict], None] | None = None) -> list[float] | None:
     """Particles per training tomogram, estimated from held-out labels, within [labels, twice the labels].
@@ -355,7 +356,7 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
     held = rng.permutation(int(n_all.sum())) < m
     held = np.split(held, np.cumsum(n_all)[:-1])
     r = settings.geometry().radius()
-    half = [_Item(it.volume, targets(it.volume.shape, it.centres[~h], r), it.centres[~h]) for it, h in zip(items, held)]
+    half = [TrainingItem(it.volume, targets(it.volume.shape, it.centres[~h], r), it.centres[~h]) for it, h in zip(items, held)]
     torch.manual_seed(settings.seed + 7919)
     gen = torch.Generator().manual_seed(settings.seed + 7919)
     dev = resolve_device(device)
@@ -364,7 +365,7 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
 
     def step(_):
         x, t = _sample(half, settings, rng)
-        view, inverse = _augment(x.to(dev), gen)
+        view, inverse = augment(x.to(dev), gen)
         logits, _ = net(view, with_projection=False)
         return {"loss": bce_loss(inverse(logits), t.to(dev))}
 
@@ -395,7 +396,7 @@ def estimate_particles(items: list[_Item], settings: TomoSettings, quantile: flo
     return [float(np.clip(e, n, 2 * n)) for e, n in zip(est, n_all)]
 
 
-def _prior_estimate(items: list[_Item], settings: TomoSettings, dev: torch.device, checkpoint, resume: bool,
+def _prior_estimate(items: list[TrainingItem], settings: TomoSettings, dev: torch.device, checkpoint, resume: bool,
                     progress: Callable[[dict], None] | None) -> list[float] | None:
     """:func:`estimate_particles` (none with ``expected_particles``), reporting its epochs with ``stage: prior``
     and a time left that counts the training after it; saved beside the checkpoint, so that a resumed run does
@@ -437,7 +438,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     torch.set_num_threads(settings.threads)
     for im in tomograms:
         check_isotropic(im.path)
-    items = _items(tomograms, labels, settings, source)
+    items = training_items(tomograms, labels, settings, source)
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise InputError(checkpoint, "no checkpoint to resume from")
     t0 = time.perf_counter()
@@ -456,7 +457,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     def step(_):
         x, t = _sample(items, settings, rng)
         x, t = x.to(dev), t.to(dev)
-        view, inverse = _augment(x, gen)
+        view, inverse = augment(x, gen)
         both = torch.cat([x, view])
         logits, proj = net(both, with_projection=use_contrast)
         b = x.shape[0]
@@ -484,7 +485,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     return model
 
 
-def calibrate_threshold(model: TomoModel, items: list[_Item]) -> float:
+def calibrate_threshold(model: TomoModel, items: list[TrainingItem]) -> float:
     """The heat-map level at which each training tomogram yields the particles assumed in it
     (:func:`assumed_particles`), median over tomograms, within [0.05, 0.95]."""
     r = model.settings.geometry().radius(minimum=1.0)

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.fft
-from scipy.special import expit
 from scipy.spatial.transform import Rotation
+from scipy.special import expit
 
 from fewpick.errors import InputError
 from fewpick.simulate import physics
@@ -212,7 +212,7 @@ def _medium_amplitude(shape, pixel_size, voltage, kind) -> np.ndarray:
     return physics.radial(amp, shape, pixel_size)
 
 
-def _medium_noise(rng, shape, pixel_size, voltage, count_per_px: np.ndarray, kind: str) -> np.ndarray:
+def medium_noise(rng, shape, pixel_size, voltage, count_per_px: np.ndarray, kind: str) -> np.ndarray:
     """Fourier-space phase noise of randomly placed water molecules or carbon atoms."""
     white = rng.standard_normal(shape).astype(np.float32) * np.sqrt(np.maximum(count_per_px, 0)).astype(np.float32)
     spec = scipy.fft.rfft2(white, workers=_WORKERS)
@@ -354,9 +354,9 @@ def simulate_micrograph(
     thickness_ice = ice + contamination
     mean_phase = sigma * (water_v * thickness_ice + carbon_v * carbon)
     phase_media = scipy.fft.rfft2((mean_phase - mean_phase.mean()).astype(np.float32), workers=_WORKERS)
-    phase_media += _medium_noise(rng, shape, a, preset.voltage, physics.WATER_DENSITY * thickness_ice * a * a, "water")
+    phase_media += medium_noise(rng, shape, a, preset.voltage, physics.WATER_DENSITY * thickness_ice * a * a, "water")
     if carbon.any():
-        phase_media += _medium_noise(rng, shape, a, preset.voltage, physics.CARBON_DENSITY * carbon * a * a, "carbon")
+        phase_media += medium_noise(rng, shape, a, preset.voltage, physics.CARBON_DENSITY * carbon * a * a, "carbon")
 
     transfer_ctf = 2 * physics.ctf(shape, a, df_u, df_v, astig_angle, preset.voltage, preset.cs_mm,
                                    preset.amplitude_contrast, b_factor)

@@ -61,7 +61,7 @@ def available_species() -> dict[str, dict]:
     return json.loads((STRUCTURES / "index.json").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_species(key: str) -> Species:
     """Load one species (assemblies with symmetry operators are expanded)."""
     index = available_species()
@@ -80,7 +80,7 @@ def load_species(key: str) -> Species:
     return Species(key, meta["pdb_id"], meta["name"], xyz, group, meta["mass_kda"], radius)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pseudo_atoms(key: str, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     sp = load_species(key)
     cells = np.floor(sp.xyz / spacing).astype(np.int64)

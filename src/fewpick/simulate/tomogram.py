@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 
 from fewpick.errors import InputError
 from fewpick.simulate import physics
-from fewpick.simulate.micrograph import _medium_noise, splat_bilinear
+from fewpick.simulate.micrograph import medium_noise, splat_bilinear
 from fewpick.simulate.reconstruct import weighted_back_projection
 from fewpick.simulate.species import load_species
 
@@ -240,7 +240,7 @@ def simulate_tomogram(preset: TomogramPreset | str = "realistic", seed: int = 0,
         grid = splat_bilinear(xp, yp, cnt, shape2)
         phase = scipy.fft.rfft2(grid, workers=_WORKERS) * transfer
         path = slab / np.cos(t)
-        phase += _medium_noise(rng, shape2, a, preset.voltage, np.full(shape2, physics.WATER_DENSITY * path * a * a,
+        phase += medium_noise(rng, shape2, a, preset.voltage, np.full(shape2, physics.WATER_DENSITY * path * a * a,
                                                                         np.float32), "water")
         df = base_defocus + rng.normal(scale=preset.defocus_jitter)
         defoci.append(df)

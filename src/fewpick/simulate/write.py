@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fewpick._fileutil import atomic_path
 from fewpick.io.images import write_mrc, write_tilt_angles
 from fewpick.io.picks import write_picks
+from fewpick.outputs import atomic_path
 
 
 def _seed(seed: int, i: int) -> int:

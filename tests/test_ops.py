@@ -4,16 +4,9 @@ import numpy as np
 import pytest
 
 from fewpick.errors import InputError
-from fewpick.geometry import choose_binning
-from fewpick.preprocess import (
-    bin_image,
-    difference_of_gaussians,
-    fourier_crop,
-    gaussian_lowpass,
-    histogram_equalize,
-    normalize,
-    parse_length,
-)
+from fewpick.geometry import choose_binning, parse_length
+from fewpick.ops.filters import difference_of_gaussians, gaussian_lowpass, histogram_equalize, normalize
+from fewpick.ops.resample import bin_image, fourier_crop
 
 
 def test_fourier_crop_preserves_mean_and_shape_2d_3d():

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import scipy.ndimage as ndi
 from scipy.spatial.distance import cdist
 
-from fewpick.extract import ball, ball_maximum, greedy_keep, nms, threshold_gmm
+from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, nms
+from fewpick.ops.thresholds import threshold_gmm
 
 
 def _bumps(shape, centres, heights, sigma=2.0):

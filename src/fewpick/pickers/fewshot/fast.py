@@ -24,20 +24,16 @@ exemplars' rotational average alone (:func:`chosen_scoring`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from fewpick.device import resolve_device
 from fewpick.geometry import Geometry, finest_binning
-from fewpick.io.images import Image
 from fewpick.nn.cnn import PickerCNN
-from fewpick.training import fit, seeded
 
 if TYPE_CHECKING:
-    from fewpick.pickers.fewshot import FewShotModel
+    from fewpick.pickers.fewshot.model import FewShotModel
 
 WIDTH = 16
 DILATIONS = (1, 2, 3)
@@ -71,63 +67,10 @@ def grid_centres(shape: tuple[int, int], stride: int, size: int, rscale, bscale)
     return rows, cols
 
 
-def _crop_budget(shape: tuple[int, int], scale: float, size: int, stride: int, budget: int) -> tuple[int, int]:
-    """The largest centred crop (original px, rows × cols, aspect kept) whose window grid has at most
-    ``budget`` cells (at least one window)."""
-    h, w = shape
-
-    def crop(f):
-        return max(1, int(h * f)), max(1, int(w * f))
-
-    def cells(f):
-        ch, cw = crop(f)
-        ny = (int(round(ch / scale)) - size) // stride + 1  # the resampled shape, as prepare() rounds it
-        nx = (int(round(cw / scale)) - size) // stride + 1
-        return max(ny, 0) * max(nx, 0)
-
-    if cells(1.0) <= budget:
-        return h, w
-    lo, hi = 0.0, 1.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cells(mid) <= budget else (lo, mid)
-    if cells(lo) == 0:  # not even one window within the budget: one window
-        lo = min(1.0, (size + 1) * scale / min(h, w))
-    return crop(lo)
 
 
-def teacher_data(model: "FewShotModel", images: Sequence[Image], budget: int,
-                 threads: int | None = None) -> list[dict]:
-    """For each image (while the budget of teacher windows lasts; larger ones cropped about their centre):
-    the binned micrograph, the teacher's grid scores and the grid's centres on the binned grid (rows, cols)."""
-    from fewpick.pickers import fewshot as fs
-
-    s = model.settings
-    factor = binning(s.diameter)
-    stride = s.step()
-    out, left = [], int(budget)
-    for im in images:
-        if left <= 0:
-            break
-        data = np.asarray(im.data, np.float32)
-        ch, cw = _crop_budget(data.shape, s.scale, s.size, stride, left)
-        if out and min(ch, cw) / s.scale < s.size + 2 * CELLS * stride:
-            break  # a sliver of a micrograph would only shrink the training crops of all of them
-        y0, x0 = (data.shape[0] - ch) // 2, (data.shape[1] - cw) // 2
-        data = data[y0 : y0 + ch, x0 : x0 + cw]
-        resampled = fs.prepare(data, s.scale, im.path, threads)
-        if min(resampled.shape) < s.size:
-            continue
-        grid = fs.encoder_scores(model, resampled, s.match, stride)
-        binned = prepare_binned(data, factor, threads)
-        rows, cols = grid_centres(grid.shape, stride, s.size, Geometry.scale(data.shape, resampled.shape),
-                                  Geometry.scale(data.shape, binned.shape))
-        out.append({"binned": binned, "teacher": grid, "rows": rows, "cols": cols})
-        left -= grid.size
-    return out
 
 
-HELD_OUT = 0.2  # the bottom fifth of each micrograph's teacher rows: not trained on, for the agreement
 # below it (on the held-out rows) picking keeps the encoder: measured, the fast network's picks on the reference
 # matched the encoder's (F1, within a quarter diameter) 0.90–0.95 at an agreement of 0.88 (apoferritin) and 0.29–0.50
 # at 0.56 (simulated mTOR among four look-alike species, where the encoder's score changes from one window to the
@@ -159,7 +102,7 @@ def chosen_scoring(agreement: float) -> str:
     return "correlation" if agreement < NOISE_AGREEMENT else "gated"
 
 
-def gate(model: "FewShotModel", data: np.ndarray, grid_shape: tuple[int, int], rscale) -> np.ndarray:
+def gate(model: FewShotModel, data: np.ndarray, grid_shape: tuple[int, int], rscale) -> np.ndarray:
     """Which cells of the encoder's window grid (``grid_shape``) on micrograph ``data`` the encoder scores: those
     where the fast network's score (read at the window's centre) is in the top :data:`ENCODER_SHARE`."""
     s = model.settings
@@ -175,79 +118,6 @@ def stored_scoring(info: dict) -> str:
     return info.get("scoring") or ("fast" if info.get("use") else "encoder")
 
 
-def distill(model: "FewShotModel", images: Sequence[Image], *, progress: Callable[[dict], None] | None = None,
-            device: str | torch.device = "auto", data: list[dict] | None = None) -> tuple[PickerCNN, dict]:
-    """Train the fast network to reproduce the encoder's scores on ``images`` (the reference first); returns it
-    (in eval mode, on ``device``) and a summary: its binning factor and offset, its agreement with the encoder
-    (Pearson correlation on held-out rows of every micrograph) and whether picking uses it (``use``: the
-    agreement reaches :data:`MIN_AGREEMENT`; where the encoder's scores change from one window to the next
-    more than any smooth map can follow, the encoder keeps scoring every window) and how picking scores
-    (``scoring``: :func:`chosen_scoring`)."""
-    s = model.settings
-    dev = resolve_device(device)
-    torch.set_num_threads(s.train_threads)
-    data = data if data is not None else teacher_data(model, images, s.distill_windows, s.threads)
-    if not data:
-        raise ValueError("no micrograph holds a whole window")
-    rng, gen = seeded(s.seed + 2)
-    net = new_net().to(dev)
-    margin = net.receptive_field // 2 + 2
-    splits = [max(1, int(round(d["teacher"].shape[0] * (1 - HELD_OUT)))) for d in data]
-    k = max(1, min([CELLS, *splits, *(d["teacher"].shape[1] for d in data)]))
-    spacing = max(float(np.max(np.diff(d[a]))) if len(d[a]) > 1 else 1.0 for d in data for a in ("rows", "cols"))
-    side = int(np.ceil(spacing * (k - 1))) + 2 * margin + 2
-    pad = margin + side
-    padded = [np.pad(d["binned"], pad, mode="reflect") for d in data]
-    weights = np.array([n * d["teacher"].shape[1] for n, d in zip(splits, data)], float)
-    weights /= weights.sum()
-    # the network learns the scores less their mean (cosine similarities, mostly well above 0)
-    offset = float(np.mean(np.concatenate([d["teacher"][:n].ravel() for n, d in zip(splits, data)])))
-    opt = torch.optim.AdamW(net.parameters(), lr=s.distill_lr, weight_decay=1e-4)
-    warm = max(1, s.distill_steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(t, s.distill_steps) / s.distill_steps)))
-    batch = 16
-
-    def draw():
-        xs, grids, ys = [], [], []
-        for n in rng.choice(len(data), size=batch, p=weights):
-            d = data[n]
-            i0 = int(rng.integers(0, splits[n] - k + 1))
-            j0 = int(rng.integers(0, d["teacher"].shape[1] - k + 1))
-            r, c = d["rows"][i0 : i0 + k], d["cols"][j0 : j0 + k]
-            top, left = int(np.floor(r[0])) - margin, int(np.floor(c[0])) - margin
-            xs.append(padded[n][top + pad : top + pad + side, left + pad : left + pad + side])
-            gy, gx = np.meshgrid((r - top) * 2 / (side - 1) - 1, (c - left) * 2 / (side - 1) - 1, indexing="ij")
-            grids.append(np.stack([gx, gy], -1))
-            ys.append(d["teacher"][i0 : i0 + k, j0 : j0 + k])
-        # one random 90° rotation of the whole batch, crops and targets alike (the encoder's scores hardly depend
-        # on the orientation; the network should not either): the point (gx, gy) goes to (gy, −gx)
-        t = int(rng.integers(0, 4))
-        x = np.rot90(np.stack(xs), t, (1, 2))
-        y = np.rot90(np.stack(ys), t, (1, 2))
-        g = np.rot90(np.stack(grids), t, (1, 2))
-        for _ in range(t):
-            g = np.stack([g[..., 1], -g[..., 0]], -1)
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev)  # noqa: E731
-        return as_t(x)[:, None], as_t(g), as_t(y) - offset
-
-    def step(_):
-        x, g, y = draw()
-        z = F.grid_sample(net(x), g, mode="bilinear", align_corners=True)[:, 0]
-        return {"loss": F.mse_loss(z, y)}
-
-    history = fit(net, opt, step, steps=s.distill_steps, every=100, sched=sched, generators=(rng, gen),
-                  extra={"stage": "distill"}, progress=progress)
-    net.eval()
-    held = [dict(d, teacher=d["teacher"][n:], rows=d["rows"][n:]) for n, d in zip(splits, data)
-            if n < d["teacher"].shape[0]]
-    corr = agreement(net, held or data, offset)
-    info = {"factor": binning(s.diameter), "width": net.stem[0].out_channels,
-            "dilations": [b.conv1.dilation[0] for b in net.blocks], "offset": offset, "agreement": corr, "use": bool(corr >= MIN_AGREEMENT),
-            "scoring": chosen_scoring(corr),
-            "windows": int(sum(d["teacher"].size for d in data)), "micrographs": len(data),
-            "steps": s.distill_steps, "history": history}
-    return net, info
 
 
 @torch.inference_mode()
@@ -275,8 +145,8 @@ def sample(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 def fast_scores(net: PickerCNN, binned: np.ndarray) -> np.ndarray:
     """The network's map over a whole binned micrograph (each pixel: the score of the window centred there,
     less the offset)."""
-    from fewpick.pickers.pu import _logits
+    from fewpick.nn.dense import dense_logits
 
-    return _logits(net, binned)
+    return dense_logits(net, binned)
 
 

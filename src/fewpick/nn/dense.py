@@ -1,0 +1,54 @@
+"""Dense inference of a fully convolutional network over a whole micrograph: batch normalisation folded into the
+convolutions, bands of rows with a receptive-field margin."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import torch
+
+from fewpick.device import mixed_precision, module_device
+from fewpick.nn.cnn import PickerCNN
+
+_FUSED: weakref.WeakKeyDictionary[PickerCNN, tuple[tuple, torch.nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def inference_net(net: PickerCNN) -> torch.nn.Module:
+    """The network for scoring: batch normalisation folded into the convolutions, channels-last memory (about twice
+    as fast on a CPU as the network as trained; the same logits to float rounding). Kept while the weights and
+    statistics are unchanged."""
+    try:
+        stamp = tuple(t._version for t in (*net.parameters(), *net.buffers())) + (module_device(net).type,)
+    except RuntimeError:  # tensors made under inference mode keep no version: fold them every time
+        stamp = None
+    cached = _FUSED.get(net)
+    if cached is None or stamp is None or cached[0] != stamp:
+        cached = (stamp, net.fused().to(memory_format=torch.channels_last))
+        _FUSED[net] = cached
+    return cached[1]
+
+
+@torch.inference_mode()
+def dense_logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray:
+    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin,
+    on the device the network is on (``amp``: bfloat16 there if it is a GPU).
+
+    The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
+    micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
+    """
+    net = inference_net(net)
+    dev = module_device(net)
+    half = net.receptive_field // 2
+    padded = np.pad(binned, half, mode="reflect")
+    h, w = binned.shape
+    rows = 512 if dev.type == "cpu" else 4096  # bands bound the CPU's memory; a GPU takes a micrograph at once
+    out = np.empty((h, w), np.float32)
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        band = torch.from_numpy(np.ascontiguousarray(padded[y0 : y1 + 2 * half]))[None, None].to(dev).contiguous(
+            memory_format=torch.channels_last)
+        with mixed_precision(dev, amp):
+            z = net(band)[0, 0]
+        out[y0:y1] = z.float().cpu().contiguous().numpy()[half : half + (y1 - y0), half : half + w]
+    return out

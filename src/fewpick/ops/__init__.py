@@ -1,0 +1,1 @@
+"""Array operations shared by every picker: resampling, filters, peaks, thresholds and templates."""
