@@ -214,3 +214,43 @@ def test_select_picks_by_column_and_sample():
         select_picks(t, ["kind=x"])
     with pytest.raises(InputError, match="only 5 rows"):
         select_picks(t, ["species=a"], sample=6)
+
+
+def test_a_new_format_is_one_module_and_one_registration(tmp_path):
+    """A toy format (semicolon-separated ``x;y``, one micrograph a file) registered from outside the package is
+    read, written, recognised by its suffix, refused for several micrographs in one file and named in help."""
+    from fewpick.io.picks import (
+        PicksFormat,
+        detect_format,
+        formats_help,
+        make_picks,
+        read_picks,
+        register_format,
+        unregister_format,
+        write_picks,
+    )
+    from fewpick.io.picks.table import finish, stem_name
+
+    def read(path, images=None):
+        rows = [line.split(";") for line in path.read_text().splitlines() if line]
+        return finish(make_picks(stem_name(path), [float(r[0]) for r in rows], [float(r[1]) for r in rows]), path)
+
+    def write(picks, tmp, to):
+        tmp.write_text("".join(f"{x:g};{y:g}\n" for x, y in zip(picks["x"], picks["y"])))
+
+    register_format(PicksFormat("semi", "Toy", (".semi",), read, write, one_per_image=True))
+    try:
+        with pytest.raises(ValueError):  # a suffix already taken
+            register_format(PicksFormat("semi2", "", (".star",), read, write))
+        picks = make_picks(["a", "a", "b"], [1.5, 20, 7], [2, 30.25, 8], score=[0.9, 0.5, 0.1])
+        assert detect_format(tmp_path / "p.semi") == "semi" and "semi (Toy)" in formats_help()
+        written = write_picks(picks, tmp_path / "parts/", fmt="semi")
+        assert [p.name for p in written] == ["a.semi", "b.semi"]
+        back = read_picks(tmp_path / "parts")
+        assert back[["micrograph", "x", "y"]].values.tolist() == picks[["micrograph", "x", "y"]].values.tolist()
+        with pytest.raises(InputError, match="holds one micrograph"):
+            write_picks(picks, tmp_path / "all.semi")
+    finally:
+        unregister_format("semi")
+    with pytest.raises(InputError, match="unknown picks format"):
+        detect_format("x", "semi")

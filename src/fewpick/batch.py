@@ -30,8 +30,8 @@ import pandas as pd
 from fewpick.errors import FewpickError, InputError
 from fewpick.io.images import ImageInfo, image_info, micrograph_key
 from fewpick.io.picks import (
-    FORMAT_SUFFIX,
     detect_format,
+    get_format,
     make_picks,
     part_path,
     per_micrograph,
@@ -126,7 +126,7 @@ def pick_files(
     parts.mkdir(parents=True, exist_ok=True)
     # temporary files (".<name>.<random>.part<suffix>") of a run that was killed while writing them
     wanted = {part_path(parts, n, part_fmt).stem for n in names}
-    tail = f".part{FORMAT_SUFFIX[part_fmt]}"
+    tail = f".part{get_format(part_fmt).suffix}"
     for stale in parts.iterdir():
         n = stale.name
         if n.startswith(".") and n.endswith(tail) and n[1 : -len(tail)].rsplit(".", 1)[0] in wanted:

@@ -58,7 +58,9 @@ def _prefix_option():
                         help="Name micrographs in RELION and cryoSPARC files as FOLDER/ + the file name (e.g. MotionCorr/job002/Movies/), to match a processing project; default: the path as given.")
 
 
-PICK_FORMATS = "star (RELION), cs (cryoSPARC), cbox (crYOLO), mod (IMOD), box (EMAN), tsv (Topaz), csv, coords"
+from fewpick.io.picks import formats_help, suffixes_help  # noqa: E402  (the help texts name every known format)
+
+PICK_FORMATS = formats_help()
 
 
 def _strict_option():
@@ -265,7 +267,7 @@ def simulate_map(
 @handle_errors
 def pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
-    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .cs .cbox .box .tsv .csv .coords .mod) or a folder/ for one file per micrograph."),
+    out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
     method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
@@ -300,25 +302,28 @@ def pick(
 
     # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
     threads = threads or (1 if (workers or scheduler) else 2)
+    kind = None
     if model is not None:
-        from fewpick.pickers import fewshot
+        from fewpick.pickers import registry
 
-        if fewshot.is_model_file(model):  # a few-shot model given to the plain verb: same as 'fewshot pick'
+        # a file of no known kind goes to the PU picker's loader, whose errors say what is wrong with it
+        kind = registry.kind_of(model) or registry.get("pu")
+        if kind.volumes:
+            raise InputError(model, f"a {kind.description} model picks tomograms: use 'fewpick tomo pick'")
+        if kind.name == "fewshot":  # a few-shot model given to the plain verb: same as 'fewshot pick'
             return fewshot_pick(images=images, model=model, out=out, threshold=threshold, stride=None,
                                 match=None, exact=False, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
                                 box_size=box_size, micrograph_prefix=micrograph_prefix, threads=threads, device=device,
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
     first = _first_readable(files, pixel_size, strict)
-    pu_model = None
-    if model is not None:
-        from fewpick.pickers import pu
-
-        pu_model = pu.load_model(model, _device(device))
-        pu_model.settings.threads = threads
-        diameter = pu_model.settings.diameter
+    trained = None
+    if model is not None and kind is not None:
+        trained = kind.load_module().load_model(model, _device(device))
+        trained.settings.threads = threads
+        diameter = trained.settings.diameter
         thr = _threshold(threshold) if threshold is not None else None  # the model's calibrated default
-        err_console.print(pu.model_summary(pu_model), highlight=False)
+        err_console.print(registry.summary(trained, kind), highlight=False)
     else:
         if particle_diameter is None:
             raise InputError(None, "give --particle-diameter (or --model)")
@@ -327,7 +332,7 @@ def pick(
     settings = ClassicSettings(diameter=diameter, method=method.value, threshold=thr, dark=not bright,
                                bin_factor=bin_factor, max_picks=max_picks, border=border)
     templates = None
-    if pu_model is None and method == ClassicMethod.template:
+    if trained is None and method == ClassicMethod.template:
         if template is None:
             raise InputError(None, "--method template needs --template FILE (a 2D image or a 3D map)")
         t_img = read_image(template)
@@ -344,7 +349,7 @@ def pick(
             raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {ref_px:g} Å of {ref_name}")
         return image
 
-    picker = pu_model if pu_model is not None else ClassicPicker(settings, templates)
+    picker = trained if trained is not None else ClassicPicker(settings, templates)
 
     def pick_one(image):
         return picker.pick(image, thr, max_picks)
@@ -520,7 +525,7 @@ def convert(
     flip_y: Optional[float] = typer.Option(None, "--flip-y", metavar="HEIGHT", help="Flip y: y -> HEIGHT - 1 - y (HEIGHT in output pixels)."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge in pixels, for writing .box and .cbox files."),
     src_fmt: Optional[str] = typer.Option(None, "--from", help=f"Input format if its suffix does not say: {PICK_FORMATS}."),
-    dst_fmt: Optional[str] = typer.Option(None, "--to", help="Output format if its suffix does not say."),
+    dst_fmt: Optional[str] = typer.Option(None, "--to", help=f"Output format if its suffix does not say: {PICK_FORMATS}."),
     images: Optional[List[Path]] = typer.Option(None, "--images", help="The micrographs or tomograms the picks belong to (files or folders; only their headers are read). Needed to write cryoSPARC .cs files and RELION 5 centred coordinates, and to read the latter; RELION files then name micrographs by their path."),
     micrograph_prefix: Optional[str] = _prefix_option(),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the --images, overriding their headers."),
@@ -1046,11 +1051,8 @@ def tomo_train(
                           highlight=False)
 
     model = tomo.train(ims, labs, settings, source=labels, progress=report, device=dev,
-                       checkpoint=str(out) + ".ckpt", resume=resume)
-    tomo.save_model(model, out)
-    console.print(f"tomogram localization model ({'filament' if filament else 'particle'} {diameter:g} voxels, "
-                  f"binned ×{settings.bin}, π {model.pi:.3g} from {sum(model.particles):.0f} particles assumed in "
-                  f"{len(model.particles)} training tomograms) -> {out}", highlight=False)
+                       checkpoint=str(out) + ".ckpt", resume=resume, out=out)
+    console.print(f"{tomo.model_summary(model)} -> {out}", highlight=False)
 
 
 @tomo_app.command("pick")
@@ -1061,7 +1063,7 @@ def tomo_pick(
     out: str = typer.Option(..., "--out", "-o", help="Picks file (.star: RELION, voxels and RELION 5's centred ångströms; .cbox .csv .tsv) or a folder/ for one file per tomogram (--format star, mod, cbox, coords, csv, tsv)."),
     threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them; with a model trained with --expected-particles, its calibrated level)."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format when OUT is a folder or its suffix does not say (star, mod, cbox, coords, csv, tsv)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format when OUT is a folder or its suffix does not say: {formats_help(volumes=True)}."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .cbox output (default: the particle diameter)."),
     heat_maps: Optional[Path] = typer.Option(None, "--heat-maps", help="Also write each heat map (binned) as MRC into this folder."),
     link: Optional[float] = typer.Option(None, "--link", help="Filament models: join points closer than this, voxels (default: the filament diameter)."),

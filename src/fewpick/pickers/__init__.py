@@ -8,15 +8,11 @@ from fewpick.pickers.classic import ClassicPicker, ClassicSettings, pick_microgr
 
 
 def load_picker(path, device="auto") -> Picker:
-    """Any trained model file (PU, few-shot or tomogram) as a :class:`Picker`, on ``device``."""
-    from fewpick import modelfile
-    from fewpick.pickers import fewshot, pu, tomo
+    """Any trained model file (of any picker in :mod:`~fewpick.pickers.registry`) as a :class:`Picker`, on
+    ``device``."""
+    from fewpick.pickers import registry
 
-    fmt = modelfile.format_of(path)
-    for module in (pu, fewshot, tomo):
-        if fmt == module.MODEL_FORMAT:
-            return module.load_model(path, device)
-    return pu.load_model(path, device)  # its errors name the file and say what is wrong with it
+    return registry.load(path, device)
 
 
 __all__ = ["ClassicPicker", "ClassicSettings", "Picker", "PickerBase", "ScoreMap", "dog_score_map", "load_picker",

@@ -430,9 +430,11 @@ def _prior_estimate(items: list[TrainingItem], settings: TomoSettings, dev: torc
 
 def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
           progress: Callable[[dict], None] | None = None, device: str | torch.device = "auto",
-          checkpoint: str | os.PathLike | None = None, resume: bool = False) -> TomoModel:
-    """Train a localization model on labeled tomograms (labels name them by file stem) on ``device``. With
-    ``checkpoint`` the state is saved after every epoch; ``resume`` continues an interrupted run from it."""
+          checkpoint: str | os.PathLike | None = None, resume: bool = False,
+          out: str | os.PathLike | None = None) -> TomoModel:
+    """Train a localization model on labeled tomograms (labels name them by file stem) on ``device``, and save it
+    to ``out`` when given. With ``checkpoint`` the state is saved after every epoch; ``resume`` continues an
+    interrupted run from it."""
     settings.check()
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
@@ -482,6 +484,8 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=counts)
     if settings.expected_particles:
         model.threshold = calibrate_threshold(model, items)
+    if out is not None:
+        save_model(model, out)
     return model
 
 
@@ -562,6 +566,14 @@ def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
     return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, config=model.net.config,
                           pi=model.pi, voxel_size=model.voxel_size, history=model.history, threshold=model.threshold,
                           particles=model.particles, state_dict=cpu_state(model.net))
+
+
+def model_summary(model: TomoModel) -> str:
+    """One line describing a model, for the command line."""
+    s = model.settings
+    return (f"tomogram localization model ({'filament' if s.filament else 'particle'} {s.diameter:g} voxels, "
+            f"binned ×{s.bin}, π {model.pi:.3g} from {sum(model.particles):.0f} particles assumed in "
+            f"{len(model.particles)} training tomograms)")
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> TomoModel:
