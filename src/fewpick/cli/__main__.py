@@ -1,0 +1,5 @@
+"""``python -m fewpick.cli``: the command line."""
+
+from fewpick.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""What every verb shares: the application, the consoles, one-line errors, the options that recur and the
+picking loop with its progress."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from fewpick import __version__
+from fewpick.errors import FewpickError, InputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="fewpick",
+    help="Find protein particles in cryo-EM micrographs and tomograms from very few labels.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def device_option():
+    return typer.Option("auto", "--device", help="Where the network runs: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
+
+
+def chosen_device(spec: str):
+    """Resolve --device once per command (one clear error for a GPU that is not there) and say which is used."""
+    from fewpick.device import device_name, resolve_device
+
+    dev = resolve_device(spec)
+    if dev.type != "cpu" or spec not in ("auto", "cpu"):
+        err_console.print(f"device: {device_name(dev)}", highlight=False)
+    return dev
+
+
+def resume_option():
+    return typer.Option(False, "--resume", help="Skip the micrographs whose picks an earlier, interrupted run of this command already wrote.")
+
+
+def prefix_option():
+    return typer.Option(None, "--micrograph-prefix", metavar="FOLDER/",
+                        help="Name micrographs in RELION and cryoSPARC files as FOLDER/ + the file name (e.g. MotionCorr/job002/Movies/), to match a processing project; default: the path as given.")
+
+
+from fewpick.io.picks import formats_help  # noqa: E402  (the help texts name every known format)
+
+PICK_FORMATS = formats_help()
+
+
+def strict_option():
+    return typer.Option(False, "--strict", help="Stop at the first unreadable or bad micrograph (default: list it in the failures file and go on).")
+
+
+def workers_option():
+    return typer.Option(None, "--workers", min=1, help="Pick on a local Dask cluster of this many worker processes (one torch thread each).")
+
+
+def scheduler_option():
+    return typer.Option(None, "--scheduler", help="Pick on an existing Dask cluster: its scheduler address (tcp://HOST:8786) or scheduler file.")
+
+
+def hms(seconds: float) -> str:
+    if seconds != seconds:
+        return ""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def training_progress(what: str, total: int):
+    """The progress bar of every training verb: steps done, the latest losses and the time left."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console)
+    progress.add_task(what, total=total, info="")
+    return progress
+
+
+def train_resume_option(what: str = "OUT.ckpt"):
+    return typer.Option(False, "--resume", help=f"Continue an interrupted training from its checkpoint ({what}).")
+
+
+def run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
+               workers: Optional[int] = None, scheduler: Optional[str] = None, micrograph_prefix: Optional[str] = None,
+               pixel_size: Optional[float] = None):
+    """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
+    the rate and the time left, one line per bad file, and a summary; on Dask workers with --workers or
+    --scheduler."""
+    if workers and scheduler:
+        raise InputError(None, "--workers starts a local cluster and --scheduler uses an existing one: give one")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fewpick.batch import dask_client, pick_files
+
+    with dask_client(workers, scheduler) as client, Progress(TextColumn("picking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("pick", total=len(files), info="")
+
+        def update(e):
+            left = f"{hms(e['eta_s'])} left" if e["eta_s"] == e["eta_s"] else ""
+            progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s  {left}")
+
+        result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
+                            progress=update, kind=what, client=client, micrograph_prefix=micrograph_prefix,
+                            pixel_size=pixel_size, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
+    if not result.picked and not result.skipped:
+        raise InputError(None, f"no {what} could be picked; the reasons are in {result.failures_file}")
+    done = len(result.picked) + len(result.skipped)
+    where = result.written[0] if len(result.written) == 1 and result.parts != Path(out) else f"{len(result.written)} files in {result.parts}"
+    extra = f" ({len(result.skipped)} already done)" if result.skipped else ""
+    console.print(f"{result.n_picks} picks in {done} {what}{extra} -> {where}", highlight=False)
+    if result.parts != Path(out):
+        console.print(f"per-{what[:-1]} picks in {result.parts}/", highlight=False)
+    if result.failed:
+        err_console.print(f"[yellow]warning:[/] {len(result.failed)} of {len(files)} {what} failed; listed in "
+                          f"{result.failures_file} (fix them and run again with --resume)", highlight=False)
+    return result
+
+
+def handle_errors(func):
+    """Turn :class:`FewpickError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except FewpickError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"fewpick {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")):
+    """Find protein particles in cryo-EM micrographs and tomograms from very few labels."""
+
+
+def parse_threshold(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(None, f"--threshold must be a number or 'auto', got {text!r}") from None

@@ -1,0 +1,46 @@
+"""fewpick overlay: picks drawn over a micrograph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fewpick.cli.common import (
+    app,
+    console,
+    handle_errors,
+)
+
+# ---------------------------------------------------------------- overlay
+
+
+@app.command()
+@handle_errors
+def overlay(
+    image: Path = typer.Argument(..., help="A micrograph."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+    picks: Optional[Path] = typer.Option(None, "--picks", help="Picks to draw (circles)."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth to draw (crosses)."),
+    particle_diameter: str = typer.Option("40", "--particle-diameter", "-d", help="Circle diameter: pixels (68, 68px) or physical (120A, 12nm)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Draw only picks scoring at least this."),
+):
+    """Draw picks (and truth) over a micrograph as a PNG.
+
+    Example: [bold]fewpick overlay sim/sim_000.mrc --picks picks.star --truth sim/sim_000_truth.star --out overlay.png[/]
+    """
+    from fewpick.geometry import parse_length
+    from fewpick.io import check_inside, read_micrograph, read_picks
+    from fewpick.report import overlay_png, rows_for
+
+    img = read_micrograph(image)
+    diameter = parse_length(particle_diameter, img.pixel_size, "--particle-diameter")
+    p = read_picks(picks) if picks else None
+    t = read_picks(truth) if truth else None
+    for table, source in ((p, picks), (t, truth)):
+        mine = rows_for(table, img.name)
+        if mine is not None and len(mine):
+            check_inside(mine.assign(micrograph=img.name), {img.name: img.shape}, source)
+    n = overlay_png(img, out, picks=p, truth=t, diameter=diameter, threshold=threshold)
+    console.print(f"{n} picks drawn -> {out}")

@@ -1,0 +1,149 @@
+"""fewpick pick: with a trained model of any picker, or a classic method (no training)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from fewpick.cli.common import (
+    PICK_FORMATS,
+    app,
+    chosen_device,
+    device_option,
+    err_console,
+    handle_errors,
+    parse_threshold,
+    prefix_option,
+    resume_option,
+    run_batch,
+    scheduler_option,
+    strict_option,
+    workers_option,
+)
+from fewpick.errors import InputError
+from fewpick.io.picks import suffixes_help
+
+
+class ClassicMethod(str, Enum):
+    dog = "dog"
+    template = "template"
+
+
+
+# ---------------------------------------------------------------- pick
+
+
+@app.command()
+@handle_errors
+def pick(
+    images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
+    out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
+    method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
+    particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, the model's own (calibrated on its training micrographs)."),
+    template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
+    angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
+    bright: bool = typer.Option(False, "--bright-particles", help="Particles are brighter than the background (e.g. negative stain)."),
+    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
+    border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge."),
+    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box and .cbox output (default: the particle diameter)."),
+    micrograph_prefix: Optional[str] = prefix_option(),
+    device: str = device_option(),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default 2; 1 per worker with --workers or --scheduler)."),
+    resume: bool = resume_option(),
+    strict: bool = strict_option(),
+    workers: Optional[int] = workers_option(),
+    scheduler: Optional[str] = scheduler_option(),
+):
+    """Pick particles with a trained model, or with a classic method (no training).
+
+    Example: [bold]fewpick pick mics/ --model picker.pt --out picks.star[/]
+    or: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
+    """
+    import numpy as np
+
+    from fewpick.geometry import parse_length
+    from fewpick.io import list_images, read_image, read_micrograph
+    from fewpick.pickers.classic import ClassicPicker, ClassicSettings, prepare_templates
+
+    # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
+    threads = threads or (1 if (workers or scheduler) else 2)
+    kind = None
+    if model is not None:
+        from fewpick.pickers import registry
+
+        # a file of no known kind goes to the PU picker's loader, whose errors say what is wrong with it
+        kind = registry.kind_of(model) or registry.get("pu")
+        if kind.volumes:
+            raise InputError(model, f"a {kind.description} model picks tomograms: use 'fewpick tomo pick'")
+        if kind.name == "fewshot":  # a few-shot model given to the plain verb: same as 'fewshot pick'
+            from fewpick.cli.fewshot import fewshot_pick
+
+            return fewshot_pick(images=images, model=model, out=out, threshold=threshold, stride=None,
+                                match=None, exact=False, score_maps=None, max_picks=max_picks, min_distance=None, pixel_size=pixel_size, fmt=fmt,
+                                box_size=box_size, micrograph_prefix=micrograph_prefix, threads=threads, device=device,
+                                resume=resume, strict=strict, workers=workers, scheduler=scheduler)
+    files = list_images(images)
+    first = first_readable(files, pixel_size, strict)
+    trained = None
+    if model is not None and kind is not None:
+        trained = kind.load_module().load_model(model, chosen_device(device))
+        trained.settings.threads = threads
+        diameter = trained.settings.diameter
+        thr = parse_threshold(threshold) if threshold is not None else None  # the model's calibrated default
+        err_console.print(registry.summary(trained, kind), highlight=False)
+    else:
+        if particle_diameter is None:
+            raise InputError(None, "give --particle-diameter (or --model)")
+        diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
+        thr = parse_threshold(threshold) if threshold is not None else "auto"
+    settings = ClassicSettings(diameter=diameter, method=method.value, threshold="auto" if thr is None else thr, dark=not bright,
+                               bin_factor=bin_factor, max_picks=max_picks, border=border)
+    templates = None
+    if trained is None and method == ClassicMethod.template:
+        if template is None:
+            raise InputError(None, "--method template needs --template FILE (a 2D image or a 3D map)")
+        t_img = read_image(template)
+        if not np.isfinite(t_img.data).all():
+            raise InputError(template, "template holds NaN or infinite values")
+        templates = prepare_templates(t_img.data, settings, t_img.pixel_size, first.pixel_size, angular_step)
+    # what 'read' keeps of the first micrograph: not its pixels, which would travel to every Dask worker with it
+    ref_px, ref_name = first.pixel_size, first.name
+    del first
+
+    def read(path):
+        image = read_micrograph(path, pixel_size=pixel_size)
+        if ref_px and image.pixel_size and abs(image.pixel_size - ref_px) > 1e-3 * ref_px:
+            raise InputError(path, f"pixel size {image.pixel_size:g} Å differs from {ref_px:g} Å of {ref_name}")
+        return image
+
+    picker = trained if trained is not None else ClassicPicker(settings, templates)
+
+    def pick_one(image):
+        return picker.pick(image, thr, max_picks)
+
+    run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict, workers=workers,
+               scheduler=scheduler, micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)
+
+
+
+
+def first_readable(files, pixel_size, strict: bool):
+    """The first micrograph that reads (its header sets the pixel size the others must match); the batch
+    itself reports the ones that do not."""
+    from fewpick.io import read_micrograph
+
+    for path in files:
+        try:
+            return read_micrograph(path, pixel_size=pixel_size)
+        except InputError:
+            if strict or path == files[-1]:
+                raise
+    raise InputError(None, "no micrographs given")
