@@ -130,8 +130,8 @@ def run_one(stem: Path, features: str, classes: int | None) -> dict:
 def screenshot(run: Path, path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from fewpick.explore.serve import make_server
     from fewpick.io import read_picks
+    from fewpick.web.explore import make_server
 
     srv = make_server(run, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()

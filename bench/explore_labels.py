@@ -40,8 +40,8 @@ def main() -> None:
     ap.add_argument("--train", type=int, nargs="+", default=[11, 12], help="seeds of the explored tomograms")
     a = ap.parse_args()
     from fewpick.explore.run import Run
-    from fewpick.explore.serve import export_selection
     from fewpick.io import read_picks
+    from fewpick.web.explore import export_selection
 
     stems = [explore_bench.simulate(s) for s in a.train]
     tests = [tomo_bench.simulate(s) for s in tomo_bench.TEST_SEEDS]

@@ -22,14 +22,14 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from fewpick.explore.run import ExploreSettings, explore  # noqa: E402
-from fewpick.explore.serve import make_server as explore_server  # noqa: E402
 from fewpick.io import write_mrc, write_tilt_angles  # noqa: E402
-from fewpick.label import (  # noqa: E402
+from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram  # noqa: E402
+from fewpick.web.explore import make_server as explore_server  # noqa: E402
+from fewpick.web.label import (  # noqa: E402
     LabelSession,
     LabelSettings,
     make_server as label_server,  # noqa: E402
 )
-from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram  # noqa: E402
 from real2d import DATA  # noqa: E402
 
 DOCS = HERE.parent / "docs"

@@ -23,10 +23,10 @@ import pytest
 
 from fewpick.errors import InputError
 from fewpick.explore.run import ExploreSettings, Run, explore
-from fewpick.explore.serve import export_selection, make_server
 from fewpick.io import read_picks, write_mrc, write_tilt_angles
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
-from fewpick.webserver import TOKEN_HEADER
+from fewpick.web.explore import export_selection, make_server
+from fewpick.web.server import TOKEN_HEADER
 
 CHROMIUM = os.environ.get("FEWPICK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -16,9 +16,9 @@ import pytest
 
 from fewpick.evaluate import evaluate
 from fewpick.io import make_picks, read_picks, write_mrc
-from fewpick.label import LabelSession, LabelSettings, make_server
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
-from fewpick.webserver import TOKEN_HEADER
+from fewpick.web.label import LabelSession, LabelSettings, make_server
+from fewpick.web.server import TOKEN_HEADER
 from test_explore_page import _browser, _raw, _token, _url  # noqa: E402  (same browser set-up and raw requests)
 
 D = 40.0
@@ -186,8 +186,8 @@ def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_
 
 
 def test_servers_listening_beyond_this_machine_warn_and_still_check_the_host(micrographs, tmp_path):
-    from fewpick.label import make_server as serve_labels
-    from fewpick.webserver import warn_if_exposed
+    from fewpick.web.label import make_server as serve_labels
+    from fewpick.web.server import warn_if_exposed
 
     assert warn_if_exposed("127.0.0.1") is None and warn_if_exposed("localhost") is None
     assert "anyone who can reach this machine" in warn_if_exposed("0.0.0.0")

@@ -136,8 +136,8 @@ def explore_serve(
     Example: [bold]fewpick explore serve run/ --port 8000[/]; from a laptop: ssh -L 8000:localhost:8000 server,
     then open http://localhost:8000/
     """
-    from fewpick.explore.serve import make_server
-    from fewpick.webserver import announce
+    from fewpick.web.explore import make_server
+    from fewpick.web.server import announce
 
     def exported(result):
         console.print(f"exported {result['count']} particles -> {result['star']}", highlight=False)

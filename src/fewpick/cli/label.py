@@ -46,8 +46,8 @@ def label(
     """
     from fewpick.geometry import parse_length
     from fewpick.io import image_info, list_images
-    from fewpick.label import LabelSession, LabelSettings, make_server
-    from fewpick.webserver import announce
+    from fewpick.web.label import LabelSession, LabelSettings, make_server
+    from fewpick.web.server import announce
 
     files = list_images(micrographs)
     diameter = parse_length(particle_diameter, pixel_size or image_info(files[0]).pixel_size, "--particle-diameter")

@@ -278,6 +278,14 @@ def page_head(title: str) -> str:
             '<script>const TOKEN=document.querySelector(\'meta[name="fewpick-token"]\').content;</script>\n')
 
 
+def static_page(title: str, name: str) -> str:
+    """A page of this package: :func:`page_head` and the file ``name`` of ``fewpick/web/static`` (its style, body
+    and scripts)."""
+    from importlib import resources
+
+    return page_head(title) + resources.files("fewpick").joinpath("web", "static", name).read_text(encoding="utf-8")
+
+
 def announce(host: str, port: int, what: str, say) -> None:
     """Print where the page is, how to reach it through SSH, and a warning when it is exposed."""
     say(f"serving {what} at http://{'localhost' if is_loopback(host) else host}:{port}/  (Ctrl-C to stop)")

@@ -2,7 +2,7 @@
 
 A user clicks a few particles on their own micrographs, trains a picker from them in the background, looks at its
 picks with a score threshold, picks every micrograph and saves the picks — all in one page served from this
-machine (see :mod:`fewpick.webserver` for what keeps it safe). :class:`LabelSession` is the library side: the
+machine (see :mod:`fewpick.web.server` for what keeps it safe). :class:`LabelSession` is the library side: the
 micrographs, the labels (saved as a RELION STAR file in original pixels after every change), one background job
 at a time (training or picking) with its progress, and the picks. :func:`make_server` serves its page.
 
@@ -29,7 +29,7 @@ from fewpick.errors import InputError
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
 from fewpick.pickers.base import picks_table
-from fewpick.webserver import PageHandler, PageServer, RequestError, page_head, parse_indices
+from fewpick.web.server import PageHandler, PageServer, RequestError, parse_indices, static_page
 
 DISPLAY_MAX = 1024
 MAX_POINTS = 20_000  # labels on one micrograph, at most
@@ -422,162 +422,4 @@ def make_server(session: LabelSession, host: str = "127.0.0.1", port: int = 8000
     return PageServer(host, port, _handler(session))
 
 
-PAGE = page_head("fewpick label") + r"""<style>
- body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
- #side{width:290px;padding:10px 12px;overflow:auto;border-right:1px solid #ddd;background:#fafafa;flex:none}
- #main{flex:1;position:relative;overflow:hidden;background:#111}
- canvas{position:absolute;left:0;top:0}
- h1{font-size:16px;margin:0 0 4px} h2{font-size:13px;margin:12px 0 4px;text-transform:uppercase;color:#555}
- .muted{color:#666;font-size:12px} .err{color:#b00020} #saved,#pmsg,#job{word-break:break-all}
- .key{display:inline-block;width:10px;height:10px;border-radius:6px;border:2px solid;margin:0 3px -1px 6px}
- #list{max-height:28vh;overflow:auto;border:1px solid #ddd;background:#fff}
- .mic{padding:2px 6px;cursor:pointer;display:flex;justify-content:space-between;font-size:13px}
- .mic.on{background:#dbeafe} .mic .n{color:#555}
- button{margin:3px 4px 0 0;padding:4px 9px} input[type=range]{width:100%}
- .big{font-weight:600;font-size:17px}
- #bar{height:8px;background:#e5e7eb;border-radius:4px;overflow:hidden;margin-top:4px}
- #fill{height:100%;width:0;background:#2563eb}
- #hint{position:absolute;left:8px;bottom:6px;color:#ddd;font-size:12px;pointer-events:none}
-</style></head><body>
-<div id="side">
- <h1>fewpick label</h1>
- <div class="muted">particle <span id="diam"></span> px · click a particle to add it, click it again to remove it;
-  drag to pan, wheel to zoom</div>
- <h2>Micrographs</h2>
- <div id="list"></div>
- <p><span class="big" id="count">0</span> particles here, <span id="total">0</span> in all
-  <br><span class="muted" id="saved"></span></p>
- <label><input type="checkbox" id="cands"> show candidates (faint) to click on</label><br>
- <label class="muted">contrast <input type="range" id="contrast" min="0.3" max="3" step="0.05" value="1"></label>
- <h2>Train</h2>
- <label><input type="radio" name="picker" value="fewshot"> few-shot picker</label>
- <label><input type="radio" name="picker" value="pu"> PU picker</label><br>
- <label class="muted">expected particles per micrograph <input id="expected" type="number" min="1" style="width:70px"></label><br>
- <button id="train">Train</button>
- <div id="bar"><div id="fill"></div></div>
- <div class="muted" id="job"></div>
- <h2>Review</h2>
- <label class="muted">score threshold <span id="thrv"></span><input type="range" id="thr" min="0" max="1" step="0.001" disabled></label>
- <p><span class="big" id="npicks">–</span> picks here at this threshold
-  <br><span class="muted"><span class="key" style="border-color:#a3e635"></span>your labels
-  <span class="key" style="border-color:#22d3ee"></span>picks</span></p>
- <button id="pickall" disabled>Pick every micrograph</button><button id="savepicks" disabled>Save picks</button>
- <div class="muted" id="pmsg"></div>
-</div>
-<div id="main"><canvas id="view"></canvas><div id="hint"></div></div>
-<script>
-"use strict";
-const cv=document.getElementById("view"), ctx=cv.getContext("2d"), $=id=>document.getElementById(id);
-let S=null, cur=0, img=null, scale=[1,1], view={s:1,ox:0,oy:0}, W=0, H=0, cands=null, picks=null, thr=null, polling=false;
-async function post(path, body){
-  const r=await fetch(path,{method:"POST",headers:{"Content-Type":"application/json","X-Fewpick-Token":TOKEN},body:JSON.stringify(body)});
-  const j=await r.json(); if(!r.ok) throw new Error(j.error||r.statusText); return j;
-}
-function layout(){const m=$("main"); W=m.clientWidth; H=m.clientHeight; const d=window.devicePixelRatio||1;
-  cv.width=W*d; cv.height=H*d; cv.style.width=W+"px"; cv.style.height=H+"px"; ctx.setTransform(d,0,0,d,0,0); draw();}
-function fit(){ if(!img) return; const s=Math.min(W/img.width,H/img.height); view={s, ox:(W-s*img.width)/2, oy:(H-s*img.height)/2}; }
-// original pixels <-> screen: display sample j lies at original j*scale; its pixel is drawn from ox+j*s to ox+(j+1)*s
-function toScreen(x,y){return [view.ox+(x/scale[1]+0.5)*view.s, view.oy+(y/scale[0]+0.5)*view.s];}
-function toOriginal(sx,sy){return [((sx-view.ox)/view.s-0.5)*scale[1], ((sy-view.oy)/view.s-0.5)*scale[0]];}
-function radius(){return S.diameter/2/scale[1]*view.s;}
-function draw(){
-  ctx.clearRect(0,0,W,H); if(!img) return;
-  ctx.filter=`contrast(${$("contrast").value})`; ctx.imageSmoothingEnabled=view.s<2;
-  ctx.drawImage(img, view.ox, view.oy, img.width*view.s, img.height*view.s); ctx.filter="none";
-  const r=radius();
-  if(cands && $("cands").checked){ ctx.strokeStyle="rgba(255,255,255,0.35)"; ctx.lineWidth=1;
-    for(const [x,y] of cands){const [a,b]=toScreen(x,y); ctx.beginPath(); ctx.arc(a,b,r,0,6.2832); ctx.stroke();}}
-  if(picks && thr!==null){ ctx.strokeStyle="#22d3ee"; ctx.lineWidth=1.5; let n=0;
-    for(let k=0;k<picks.x.length;k++){ if(picks.score[k]<thr) continue; n++;
-      const [a,b]=toScreen(picks.x[k],picks.y[k]); ctx.beginPath(); ctx.arc(a,b,r*0.8,0,6.2832); ctx.stroke(); }
-    $("npicks").textContent=n; document.body.dataset.picks=n; }
-  ctx.strokeStyle="#a3e635"; ctx.lineWidth=2;
-  for(const [x,y] of S.labels[S.names[cur]]){const [a,b]=toScreen(x,y); ctx.beginPath(); ctx.arc(a,b,r,0,6.2832); ctx.stroke();}
-}
-function counts(){
-  $("count").textContent=S.labels[S.names[cur]].length;
-  let t=0; S.names.forEach((n,i)=>{const k=S.labels[n].length; t+=k; document.querySelector(`#m${i} .n`).textContent=k;});
-  $("total").textContent=t;
-}
-async function openMic(i){
-  cur=i; document.querySelectorAll(".mic").forEach(e=>e.classList.toggle("on", e.id==="m"+i));
-  const im=new Image(); im.src=`image/${i}.png`; await im.decode(); img=im;
-  scale=[S.shapes[i][0]/im.height, S.shapes[i][1]/im.width]; fit(); cands=null; picks=null;
-  counts(); draw(); document.body.dataset.ready=i;
-  if($("cands").checked) loadCands();
-  if(S.model) loadPicks();
-}
-async function loadCands(){ const i=cur; const j=await (await fetch(`candidates/${i}`)).json(); if(i===cur){cands=j.points; draw();} }
-async function loadPicks(){
-  const i=cur; const r=await fetch(`picks/${i}`); const j=await r.json(); if(!r.ok||i!==cur) return;
-  picks=j; const sc=j.score; if(!sc.length) return;
-  const lo=Math.min(...sc), hi=Math.max(...sc), t=$("thr");
-  t.min=lo; t.max=hi; t.step=(hi-lo)/1000||0.001; t.disabled=false;
-  if(thr===null) thr=(j.threshold!==null&&j.threshold!==undefined)?j.threshold:lo;
-  t.value=thr; $("thrv").textContent=(+thr).toFixed(3); draw();
-}
-async function saveLabels(){
-  try{ const j=await post("labels",{micrograph:cur, points:S.labels[S.names[cur]]});
-    $("saved").className="muted"; $("saved").textContent=`saved ${j.total} labels to ${j.path}`; }
-  catch(e){ $("saved").className="err"; $("saved").textContent="not saved: "+e.message; }
-}
-let drag=null;
-cv.addEventListener("mousedown",e=>{drag={x:e.offsetX,y:e.offsetY,ox:view.ox,oy:view.oy,moved:false};});
-window.addEventListener("mousemove",e=>{ if(!drag) return; const dx=e.clientX-cv.getBoundingClientRect().left-drag.x, dy=e.clientY-cv.getBoundingClientRect().top-drag.y;
-  if(Math.abs(dx)+Math.abs(dy)>3) drag.moved=true; if(drag.moved){view.ox=drag.ox+dx; view.oy=drag.oy+dy; draw();} });
-window.addEventListener("mouseup",e=>{ if(!drag) return; const d=drag; drag=null; if(d.moved||!img) return;
-  const [x,y]=toOriginal(d.x,d.y), L=S.labels[S.names[cur]], h=S.shapes[cur][0], w=S.shapes[cur][1];
-  if(x<0||y<0||x>w-1||y>h-1) return;
-  const rr=(S.diameter/2)**2; let hit=-1;
-  for(let k=0;k<L.length;k++){ if((L[k][0]-x)**2+(L[k][1]-y)**2<rr){hit=k;break;} }
-  if(hit>=0) L.splice(hit,1);
-  else { let p=[Math.round(x*10)/10, Math.round(y*10)/10];
-    if(cands && $("cands").checked){ let best=rr/4; for(const c of cands){const d2=(c[0]-x)**2+(c[1]-y)**2; if(d2<best){best=d2;p=c.slice();}} }
-    L.push(p); }
-  counts(); draw(); saveLabels(); });
-cv.addEventListener("wheel",e=>{ e.preventDefault(); const f=Math.exp(-e.deltaY*0.0015), x=e.offsetX, y=e.offsetY;
-  view.ox=x-(x-view.ox)*f; view.oy=y-(y-view.oy)*f; view.s*=f; draw(); },{passive:false});
-$("contrast").addEventListener("input",draw);
-$("cands").addEventListener("change",()=>{ if($("cands").checked&&!cands) loadCands(); draw(); });
-$("thr").addEventListener("input",()=>{ thr=+$("thr").value; $("thrv").textContent=thr.toFixed(3); draw(); });
-$("train").onclick=async()=>{
-  const picker=document.querySelector('input[name=picker]:checked').value, e=$("expected").value;
-  try{ await post("train",{picker, expected_particles: e?+e:null}); thr=null; poll(); }
-  catch(err){ $("job").className="err"; $("job").textContent=err.message; }
-};
-$("pickall").onclick=async()=>{ try{ await post("pick",{}); poll(); }catch(err){ $("pmsg").className="err"; $("pmsg").textContent=err.message; } };
-$("savepicks").onclick=async()=>{
-  try{ const j=await post("save-picks",{threshold:thr}); $("pmsg").className="muted";
-    $("pmsg").textContent=`saved ${j.count} picks from ${j.micrographs} micrographs to ${j.path}`; }
-  catch(err){ $("pmsg").className="err"; $("pmsg").textContent=err.message; }
-};
-function hms(s){ if(s===null||s===undefined) return ""; s=Math.round(s); return s>=60?`${Math.floor(s/60)} min ${s%60} s left`:`${s} s left`; }
-async function poll(){
-  if(polling) return; polling=true;
-  try{ for(;;){
-    const st=await (await fetch("status.json")).json(); const j=st.job;
-    $("fill").style.width=((j.fraction||0)*100)+"%";
-    $("job").className=j.state==="error"?"err":"muted";
-    $("job").textContent=j.state==="running"?`${j.text||j.what+"…"} ${hms(j.eta_s)}`:
-      j.state==="error"?"failed: "+j.message: j.state==="done"?`${j.kind} done in ${j.seconds} s`+(j.kind==="training"&&st.summary?`: ${st.summary}`:""):"";
-    S.model=st.model; $("pickall").disabled=!st.model||j.state==="running";
-    $("savepicks").disabled=!(st.model&&st.picked===st.of)||j.state==="running";
-    if(st.threshold!==null&&thr===null) thr=st.threshold;
-    if(j.state!=="running"){ if(st.model&&!picks) loadPicks(); if(j.kind==="picking"&&j.state==="done"){ const bad=Object.values(st.failed);
-      $("pmsg").textContent=`picked ${st.picked} of ${st.of} micrographs`+(bad.length?`; could not pick: ${bad.join("; ")}`:""); } break; }
-    await new Promise(r=>setTimeout(r,700));
-  } } finally { polling=false; }
-}
-fetch("session.json").then(r=>r.json()).then(s=>{
-  S=s; $("diam").textContent=S.diameter; if(S.expected) $("expected").value=S.expected;
-  document.querySelector(`input[name=picker][value=${S.picker}]`).checked=true;
-  const list=$("list");
-  S.names.forEach((n,i)=>{const d=document.createElement("div"); d.className="mic"; d.id="m"+i;
-    d.innerHTML=`<span></span><span class="n"></span>`; d.firstChild.textContent=n; d.onclick=()=>openMic(i); list.appendChild(d);});
-  for(const [p,why] of Object.entries(S.bad)){const d=document.createElement("div"); d.className="mic err"; d.textContent="unreadable: "+why; list.appendChild(d);}
-  layout(); openMic(0); if(S.job&&S.job.state==="running") poll();
-});
-window.addEventListener("resize",()=>{layout();});
-window.fp={toScreen, toOriginal, get view(){return view;}, get cur(){return cur;}};
-</script></body></html>
-"""
+PAGE = static_page("fewpick label", "label.html")
