@@ -171,3 +171,14 @@ def test_bad_inputs_exit_2_with_one_clear_line(tmp_path):
     r = run("convert", tmp_path / "outside.star", tmp_path / "flipped.star", "--flip-y", 6)
     assert r.exit_code == 2 and "outside.star: y=6 (row 2) lies outside an image of height 6" in r.output
     assert not (tmp_path / "flipped.star").exists()
+
+
+def test_the_command_line_starts_without_loading_the_heavy_libraries():
+    """``fewpick --help`` (and every verb's start) imports neither pandas nor PyTorch: the verbs import what they
+    need when they run, and the help texts read the list of formats without their readers."""
+    import subprocess
+    import sys
+
+    code = "import sys, fewpick.cli; print(sorted(m for m in ('pandas', 'torch', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

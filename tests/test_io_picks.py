@@ -238,10 +238,10 @@ def test_a_new_format_is_one_module_and_one_registration(tmp_path):
     def write(picks, tmp, to):
         tmp.write_text("".join(f"{x:g};{y:g}\n" for x, y in zip(picks["x"], picks["y"])))
 
-    register_format(PicksFormat("semi", "Toy", (".semi",), read, write, one_per_image=True))
+    register_format(PicksFormat("semi", "Toy", (".semi",), read=read, write=write, one_per_image=True))
     try:
         with pytest.raises(ValueError):  # a suffix already taken
-            register_format(PicksFormat("semi2", "", (".star",), read, write))
+            register_format(PicksFormat("semi2", "", (".star",), read=read, write=write))
         picks = make_picks(["a", "a", "b"], [1.5, 20, 7], [2, 30.25, 8], score=[0.9, 0.5, 0.1])
         assert detect_format(tmp_path / "p.semi") == "semi" and "semi (Toy)" in formats_help()
         written = write_picks(picks, tmp_path / "parts/", fmt="semi")

@@ -49,7 +49,7 @@ def prefix_option():
                         help="Name micrographs in RELION and cryoSPARC files as FOLDER/ + the file name (e.g. MotionCorr/job002/Movies/), to match a processing project; default: the path as given.")
 
 
-from fewpick.io.picks import formats_help  # noqa: E402  (the help texts name every known format)
+from fewpick.io.picks.catalog import formats_help  # noqa: E402  (the help texts name every known format)
 
 PICK_FORMATS = formats_help()
 

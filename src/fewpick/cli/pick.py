@@ -24,7 +24,7 @@ from fewpick.cli.common import (
     workers_option,
 )
 from fewpick.errors import InputError
-from fewpick.io.picks import suffixes_help
+from fewpick.io.picks.catalog import suffixes_help
 
 
 class ClassicMethod(str, Enum):

@@ -25,7 +25,7 @@ from fewpick.cli.common import (
     workers_option,
 )
 from fewpick.errors import InputError
-from fewpick.io.picks import formats_help
+from fewpick.io.picks.catalog import formats_help
 
 # ---------------------------------------------------------------- tomogram localization (MiLoPYP-class)
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from fewpick.io.images import ImageInfo
 from fewpick.io.picks.context import box_sizes, read_numbers, short_numbers
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.table import empty_picks, finish, has_scores, make_picks, scores_of, stem_name
 
 
@@ -32,6 +32,3 @@ def write(df: pd.DataFrame, tmp: Path, to: Destination) -> None:
     if has_scores(df):
         cols.append(short_numbers(scores_of(df), 6))
     tmp.write_text("".join("\t".join(r) + "\n" for r in zip(*cols)))
-
-
-FORMAT = PicksFormat("box", "EMAN", (".box",), read, write, one_per_image=True, volumes=False)

@@ -14,7 +14,7 @@ import pandas as pd
 from fewpick.errors import InputError
 from fewpick.io.images import ImageInfo
 from fewpick.io.picks.context import box_sizes
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.star import star_blocks
 from fewpick.io.picks.table import finish, stem_name
 
@@ -72,6 +72,3 @@ def write(picks: pd.DataFrame, tmp: Path, to: Destination) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         starfile.write({"global": {"version": "1.0"}, "cryolo": table}, tmp, na_rep="<NA>")
-
-
-FORMAT = PicksFormat("cbox", "crYOLO", (".cbox",), read, write, one_per_image=True)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from fewpick.io.images import ImageInfo
 from fewpick.io.picks.context import read_numbers, short_numbers
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.table import empty_picks, finish, has_z, make_picks, stem_name
 
 
@@ -25,6 +25,3 @@ def write(df: pd.DataFrame, tmp: Path, to: Destination) -> None:
     if has_z(df):
         cols.append(short_numbers(df["z"].to_numpy()))
     tmp.write_text("".join(" ".join(r) + "\n" for r in zip(*cols)))
-
-
-FORMAT = PicksFormat("coords", "", (".coords",), read, write, one_per_image=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from fewpick.errors import InputError
 from fewpick.io.images import ImageInfo
 from fewpick.io.picks.context import display_path, image_for
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.table import finish
 
 
@@ -71,6 +71,3 @@ def write(picks: pd.DataFrame, tmp: Path, to: Destination) -> None:
         ds["pick_stats/ncc_score"] = np.nan_to_num(score, nan=0.0).astype(np.float32)
     with open(tmp, "wb") as f:
         ds.save(f)
-
-
-FORMAT = PicksFormat("cs", "cryoSPARC", (".cs",), read, write, volumes=False)

@@ -1,10 +1,5 @@
-"""The picks file formats fewpick reads and writes, and the one place that picks among them: by suffix or by
-name, a file or a folder of one file per micrograph.
-
-A new format is one module defining a :class:`~fewpick.io.picks.spec.PicksFormat` and one row in
-:data:`BUILT_IN` (or, from outside the package, one :func:`register_format` call); the readers, writers, help
-texts and the batch runner all look formats up here.
-"""
+"""Reading and writing picks in any format of :mod:`~fewpick.io.picks.catalog`: a file, or a folder of one file
+per micrograph, chosen by suffix or by name."""
 
 from __future__ import annotations
 
@@ -16,65 +11,10 @@ import pandas as pd
 
 from fewpick.errors import InputError
 from fewpick.io.images import ImageInfo, micrograph_key
-from fewpick.io.picks import box, cbox, coords, cs, mod, star, text
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks import star
+from fewpick.io.picks.catalog import detect_format, get_format, suffix_formats
+from fewpick.io.picks.spec import Destination
 from fewpick.outputs import atomic_path
-from fewpick.registry import Registry
-
-BUILT_IN = (star.FORMAT, box.FORMAT, text.TSV, text.CSV, coords.FORMAT, cs.FORMAT, cbox.FORMAT, mod.FORMAT)
-FORMATS: Registry[PicksFormat] = Registry("picks format", lambda f: f.name, lambda f: (f.name, *f.suffixes), BUILT_IN)
-
-
-def register_format(fmt: PicksFormat) -> PicksFormat:
-    """Make ``fmt`` known to every reader, writer and help text; a name or suffix already taken is refused."""
-    return FORMATS.register(fmt)
-
-
-def unregister_format(name: str) -> None:
-    """Forget a registered format (the built-in ones stay)."""
-    FORMATS.unregister(name)
-
-
-def all_formats() -> list[PicksFormat]:
-    return FORMATS.entries()
-
-
-def format_names() -> tuple[str, ...]:
-    return FORMATS.names()
-
-
-def get_format(name: str) -> PicksFormat:
-    return FORMATS[name]
-
-
-def suffix_formats() -> dict[str, str]:
-    """Every suffix that names a format, and the format's name."""
-    return {s: f.name for f in FORMATS.entries() for s in f.suffixes}
-
-
-def formats_help(volumes: bool = False) -> str:
-    """The formats for a help text: ``star (RELION), cs (cryoSPARC), …`` (``volumes``: those that hold 3D picks)."""
-    return ", ".join(f.help() for f in FORMATS.entries() if f.volumes or not volumes)
-
-
-def suffixes_help(volumes: bool = False) -> str:
-    """The suffixes written, for a help text: ``.star .cs …``."""
-    return " ".join(f.suffix for f in FORMATS.entries() if f.volumes or not volumes)
-
-
-def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """The format named by ``fmt`` or by the file's suffix."""
-    if fmt:
-        fmt = fmt.lower().lstrip(".")
-        if fmt not in FORMATS:
-            raise InputError(None, f"unknown picks format {fmt!r}; choose one of {', '.join(format_names())}")
-        return fmt
-    by_suffix = suffix_formats()
-    suffix = Path(path).suffix.lower()
-    if suffix not in by_suffix:
-        raise InputError(path, f"cannot tell the picks format from the suffix {suffix!r}; "
-                               f"use one of {', '.join(by_suffix)} or give the format")
-    return by_suffix[suffix]
 
 
 def part_path(folder: str | os.PathLike, name: str, fmt: str) -> Path:
@@ -124,7 +64,7 @@ def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows:
     elif not path.is_file():
         raise InputError(path, "no such file")
     else:
-        df = get_format(detect_format(path, fmt)).read(path, images)
+        df = get_format(detect_format(path, fmt)).reader()(path, images)
     if require_rows and len(df) == 0:
         raise InputError(path, "holds no particle coordinates")
     return df
@@ -132,7 +72,7 @@ def read_picks(path: str | os.PathLike, fmt: str | None = None, *, require_rows:
 
 def _write_one(df: pd.DataFrame, fmt: str, to: Destination) -> None:
     with atomic_path(to.path) as tmp:
-        get_format(fmt).write(df, tmp, to)
+        get_format(fmt).writer()(df, tmp, to)
 
 
 def write_picks(

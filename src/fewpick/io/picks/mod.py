@@ -12,7 +12,7 @@ import pandas as pd
 from fewpick.errors import InputError
 from fewpick.io.images import ImageInfo
 from fewpick.io.picks.context import image_of
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.table import finish, stem_name
 
 
@@ -54,6 +54,3 @@ def write(picks: pd.DataFrame, tmp: Path, to: Destination) -> None:
         nz, ny, nx = info.shape if len(info.shape) == 3 else (1, *info.shape)
         model.header.xmax, model.header.ymax, model.header.zmax = int(nx), int(ny), int(nz)
     model.to_file(tmp)
-
-
-FORMAT = PicksFormat("mod", "IMOD", (".mod",), read, write, one_per_image=True)

@@ -1,16 +1,19 @@
-"""What a picks file format is to fewpick: a name, its suffixes, a reader and a writer, and a few facts the
-dispatch needs (one file per micrograph or many, 3D or not). Each format module defines one
-:class:`PicksFormat`; :mod:`fewpick.io.picks.formats` lists them."""
+"""What a picks file format is to fewpick: a name, its suffixes, the module that reads and writes it, and a few
+facts the dispatch needs (one file per micrograph or many, 3D or not). :mod:`fewpick.io.picks.catalog` lists the
+formats; the modules are imported only when a file of theirs is read or written, so that listing the formats
+(for a help text) stays light."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from fewpick.io.images import ImageInfo
+    from fewpick.io.images import ImageInfo
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,8 @@ class Destination:
     prefix: str | None = None  # how RELION and cryoSPARC name micrographs: prefix + file name
 
 
-Reader = Callable[[Path, "Mapping[str, ImageInfo] | None"], pd.DataFrame]
-Writer = Callable[[pd.DataFrame, Path, Destination], None]
+Reader = Callable[[Path, "Mapping[str, ImageInfo] | None"], "pd.DataFrame"]
+Writer = Callable[["pd.DataFrame", Path, Destination], None]
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,16 @@ class PicksFormat:
     """One picks file format.
 
     ``read(path, images)`` returns a checked picks table (:func:`fewpick.io.picks.table.finish`);
-    ``write(picks, tmp, destination)`` writes ``picks`` into the temporary file ``tmp``.
+    ``write(picks, tmp, destination)`` writes ``picks`` into the temporary file ``tmp``. Each is a function, or
+    the name of one in ``module``.
     """
 
     name: str
     program: str  # who reads it, for help texts ("" where the format is generic)
     suffixes: tuple[str, ...]  # the first is the one written
-    read: Reader
-    write: Writer
+    module: str = ""  # the module of the reader and the writer named below
+    read: Reader | str = "read"
+    write: Writer | str = "write"
     one_per_image: bool = False  # a file holds one micrograph's (or tomogram's) picks
     part_suffix: str | None = None  # a per-micrograph file's ending, when not the suffix (RELION's _pick.star)
     volumes: bool = True  # can hold tomogram picks (x, y, z)
@@ -55,3 +60,12 @@ class PicksFormat:
 
     def help(self) -> str:
         return f"{self.name} ({self.program})" if self.program else self.name
+
+    def _function(self, which: Any) -> Any:
+        return which if callable(which) else getattr(importlib.import_module(self.module), which)
+
+    def reader(self) -> Reader:
+        return self._function(self.read)
+
+    def writer(self) -> Writer:
+        return self._function(self.write)

@@ -22,7 +22,7 @@ import pandas as pd
 from fewpick.errors import InputError
 from fewpick.io.images import ImageInfo, micrograph_key
 from fewpick.io.picks.context import display_path, image_for, image_of
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.table import CORE, finish, has_scores, has_z, scores_of, stem_name
 
 STAR_NAMES = {
@@ -177,6 +177,3 @@ def write(df: pd.DataFrame, tmp: Path, to: Destination) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         starfile.write({"particles": out}, tmp, overwrite=True)
-
-
-FORMAT = PicksFormat("star", "RELION", (".star",), read, write, part_suffix="_pick.star")

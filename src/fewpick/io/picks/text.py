@@ -11,7 +11,7 @@ import pandas as pd
 
 from fewpick.errors import InputError
 from fewpick.io.images import ImageInfo
-from fewpick.io.picks.spec import Destination, PicksFormat
+from fewpick.io.picks.spec import Destination
 from fewpick.io.picks.table import CORE, empty_picks, finish, has_scores, has_z, rename_aliases, scores_of
 
 TSV_NAMES = {"micrograph": "image_name", "x": "x_coord", "y": "y_coord", "z": "z_coord", "score": "score",
@@ -61,6 +61,3 @@ def read_csv(path: Path, images: Mapping[str, ImageInfo] | None = None) -> pd.Da
 def write_csv(df: pd.DataFrame, tmp: Path, to: Destination) -> None:
     _write_table(df, tmp, tsv=False)
 
-
-TSV = PicksFormat("tsv", "Topaz", (".tsv", ".txt"), read_tsv, write_tsv)
-CSV = PicksFormat("csv", "", (".csv",), read_csv, write_csv)
