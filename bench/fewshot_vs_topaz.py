@@ -33,7 +33,7 @@ from _common import peak_rss_mib_of, write_results  # noqa: E402
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.pickers.fewshot.settings import FewShotSettings  # noqa: E402
-from fewpick.pickers.pu import class_prior  # noqa: E402
+from fewpick.pickers.pu.data import class_prior  # noqa: E402
 from pu_data import DATA, TARGET, expected_per_micrograph, target_truth  # noqa: E402
 from pu_vs_topaz import WORK, run_topaz  # noqa: E402
 

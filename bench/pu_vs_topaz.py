@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mib_of, write_results  # noqa: E402
 from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
-from fewpick.pickers.pu import class_prior  # noqa: E402
+from fewpick.pickers.pu.data import class_prior  # noqa: E402
 from pu_data import (  # noqa: E402
     DATA,
     TARGET,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ from fewpick.evaluate import evaluate
 from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
 from fewpick.losses import ge_binomial_penalty, pu_loss
 from fewpick.nn.dense import dense_logits
+from fewpick.ops.peaks import auto_min_distance, nms
 from fewpick.pickers import pu
+from fewpick.pickers.pu import correlation as pu_correlation, model as pu_model
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
 
@@ -131,12 +134,12 @@ def test_training_can_start_from_another_models_weights(sim_set, tmp_path):
     ims, truths = sim_set
     s = pu.PUSettings(diameter=40, expected_particles=40, steps=20, steps_per_epoch=20, seed=2)
     first = pu.train(ims[:1], truths[0].iloc[:10], s, tmp_path / "a.pt")
-    still = pu.train(ims[1:2], truths[1].iloc[:5], pu.replace(s, lr=1e-12, seed=5), tmp_path / "b.pt",
+    still = pu.train(ims[1:2], truths[1].iloc[:5], replace(s, lr=1e-12, seed=5), tmp_path / "b.pt",
                      init=tmp_path / "a.pt")
     for k, v in first.net.state_dict().items():
         if v.dtype.is_floating_point and "running" not in k:  # batch-norm statistics follow the new data
             torch.testing.assert_close(still.net.state_dict()[k], v, rtol=1e-5, atol=1e-6)
-    other = pu.replace(s, width=24, dilations=(1, 2, 4), binned_diameter=12.0)
+    other = replace(s, width=24, dilations=(1, 2, 4), binned_diameter=12.0)
     with pytest.raises(InputError, match="network differs"):
         pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt", init=first)
     small = pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt")
@@ -192,12 +195,12 @@ def test_cli_train_and_pick_with_model(sim_set, tmp_path):
 
 def test_minimum_distance_follows_how_crowded_the_micrographs_are():
     # 544 particles of radius 9 binned px on 512² (a crowded real set): random spacing 11 px < 1.5 r
-    assert pu.auto_min_distance(544, 512 * 512, 9.0) == 0.5
+    assert auto_min_distance(544, 512 * 512, 9.0) == 0.5
     # 83 particles of radius 8.2 on 455² (sparse): spacing 25 px, 3 radii
-    assert pu.auto_min_distance(83, 455 * 455, 8.2) == 1.0
+    assert auto_min_distance(83, 455 * 455, 8.2) == 1.0
     # in between it moves linearly with the spacing: spacing 1.75 r gives 0.75
-    assert pu.auto_min_distance(100, (2 * 1.75 * 10) ** 2 * 100, 10.0) == pytest.approx(0.75)
-    assert pu.auto_min_distance(0, 100.0, 1.0) == 1.0
+    assert auto_min_distance(100, (2 * 1.75 * 10) ** 2 * 100, 10.0) == pytest.approx(0.75)
+    assert auto_min_distance(0, 100.0, 1.0) == 1.0
 
 
 def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatch):
@@ -209,7 +212,7 @@ def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatc
     sep = 0.45 * model.settings.diameter / f  # binned px
     peaks = [(64.0, 50.0), (64.0, 50.0 + sep)]
     fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0) for y, x in peaks).astype(np.float32) * 5 - 2
-    monkeypatch.setattr(pu, "dense_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
+    monkeypatch.setattr(pu_model, "dense_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
     data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
     monkeypatch.setattr(model, "template", None)  # the peaks as the network gives them, not centred on particles
     try:
@@ -256,7 +259,7 @@ def test_picks_in_the_edge_band_are_dropped(trained, monkeypatch):
     yy, xx = np.mgrid[:128, :128].astype(np.float32)
     peaks = [(64.0, 2.0), (64.0, band + 5.0), (30.0, 64.0)]  # farther apart than the suppression radius
     fake = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0) for y, x in peaks).astype(np.float32) * 5 - 2
-    monkeypatch.setattr(pu, "dense_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
+    monkeypatch.setattr(pu_model, "dense_logits", lambda net, binned, amp=False: fake[: binned.shape[0], : binned.shape[1]])
     monkeypatch.setattr(model, "template", None)
     data = np.random.default_rng(0).standard_normal((128 * f, 128 * f)).astype(np.float32)
     monkeypatch.setattr(model.settings, "edge_margin", 0.0)
@@ -299,7 +302,7 @@ def test_round_particles_are_centred_and_rescored_on_the_labels_rotational_avera
     ims, truths = sim_set
     model, path = trained
     assert 0.5 < model.agreement < 1.0  # measured on these (round) particles
-    monkeypatch.setattr(pu, "AGREEMENT", 0.5)
+    monkeypatch.setattr(pu_correlation, "AGREEMENT", 0.5)
     model = pu.refit(pu.load_model(path, "cpu"), ims[:2], truths[0].iloc[:20])
     assert model.uses_correlation and model.correlation_weight > 0
     assert model.template.shape[0] % 2 == 1 and model.template.shape[0] >= 1.2 * 40 / model.factor
@@ -336,7 +339,7 @@ def test_round_particles_are_centred_and_rescored_on_the_labels_rotational_avera
     assert not old.uses_correlation and old.agreement is None
     assert old.settings.edge_band() == 0 and old.factor == 2 != model.factor  # 40 px: ×2 (20 px), now ×3
     plain = pu.pick_images(old, ims[2:3], threshold=-1e9)
-    _, scores = pu.nms(pu.score_map(old, ims[2].data)[0], old.settings.suppression_radius(), -np.inf)
+    _, scores = nms(pu.score_map(old, ims[2].data)[0], old.settings.suppression_radius(), -np.inf)
     assert len(plain) == len(scores) and np.allclose(np.sort(plain.score.to_numpy()), np.sort(scores), atol=1e-5)
 
 
@@ -347,12 +350,12 @@ def test_the_rotational_average_is_left_out_where_it_disagrees_with_the_network(
     base = dict(diameter=40, expected_particles=40, steps=30, steps_per_epoch=10)
     off = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(**base, correlation=False), tmp_path / "off.pt")
     assert off.agreement is None and not off.uses_correlation
-    monkeypatch.setattr(pu, "AGREEMENT", 1.01)  # no agreement reaches it
+    monkeypatch.setattr(pu_correlation, "AGREEMENT", 1.01)  # no agreement reaches it
     gated = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(**base), tmp_path / "gated.pt")
     assert gated.agreement is not None and not gated.uses_correlation and gated.template is None
     assert "not used (agreement" in pu.model_summary(gated)
     loaded = pu.load_model(tmp_path / "gated.pt", "cpu")
     picks = pu.pick_images(loaded, ims[2:3], threshold=-1e9)
-    coords, scores = pu.nms(pu.score_map(loaded, ims[2].data)[0], loaded.settings.suppression_radius(), -np.inf)
+    coords, scores = nms(pu.score_map(loaded, ims[2].data)[0], loaded.settings.suppression_radius(), -np.inf)
     np.testing.assert_allclose(picks.score.to_numpy(), scores, rtol=1e-5)
     np.testing.assert_allclose(picks[["y", "x"]].to_numpy() / loaded.factor, coords, atol=0.6)

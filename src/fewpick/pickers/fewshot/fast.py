@@ -52,7 +52,7 @@ def new_net(width: int | None = None, dilations: Sequence[int] | None = None) ->
 
 
 def prepare_binned(data: np.ndarray, factor: int, threads: int | None = None) -> np.ndarray:
-    from fewpick.pickers.pu import prepare
+    from fewpick.pickers.pu.data import prepare
 
     return prepare(np.asarray(data, np.float32), factor, threads)
 

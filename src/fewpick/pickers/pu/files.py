@@ -1,0 +1,55 @@
+"""The PU picker's model files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewpick import modelfile
+from fewpick.device import cpu_state, resolve_device
+from fewpick.errors import InputError
+from fewpick.geometry import choose_binning
+from fewpick.nn.cnn import PickerCNN
+from fewpick.pickers.pu.model import (
+    PUModel,
+)
+from fewpick.pickers.pu.settings import MODEL_FORMAT, MODEL_FORMAT_VERSION, PUSettings
+
+
+def save_model(model: PUModel, path: str | os.PathLike) -> Path:
+    """Write a self-describing model file (atomically; see :mod:`fewpick.modelfile`)."""
+    return modelfile.save(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, model.settings, pi=model.pi,
+                          pixel_size=model.pixel_size, receptive_field=model.net.receptive_field,
+                          state_dict=cpu_state(model.net), history=model.history, threshold=model.threshold,
+                          template=None if model.template is None else torch.from_numpy(np.asarray(model.template,
+                                                                                                     np.float32)),
+                          correlation_weight=model.correlation_weight, agreement=model.agreement)
+
+
+def build_network(settings: PUSettings) -> PickerCNN:
+    return PickerCNN(width=settings.width, dilations=tuple(settings.dilations),
+                     decoder_patch=7 if settings.autoencoder > 0 else 0)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> PUModel:
+    """Read a model file written by :func:`save_model` onto ``device``; clear errors for anything else."""
+    path = Path(path)
+    bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
+    settings = modelfile.settings_from(PUSettings, bundle["settings"], path, "PU picker model")
+    if settings.bin_factor is None and "edge_margin" not in bundle["settings"]:
+        # written before the binning became the finest to at most 16 px: it was binned to the nearest 16 px
+        settings.bin_factor = choose_binning(settings.diameter, settings.binned_diameter)
+    net = build_network(settings)
+    try:
+        net.load_state_dict(bundle["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
+    net.eval().to(resolve_device(device))
+    template = bundle.get("template")
+    return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
+                   float(bundle.get("threshold", 0.0)),
+                   template=None if template is None else np.asarray(template, np.float32),
+                   correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"))

@@ -1,0 +1,137 @@
+"""The trained PU model and how it picks: the network's logits on the binned micrograph, peaks (centred and
+rescored on the labels' rotational average where the model uses it), the edge band and the cut."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fewpick.geometry import Geometry
+from fewpick.io.images import Image
+from fewpick.nn.cnn import PickerCNN
+from fewpick.nn.dense import dense_logits
+from fewpick.ops.peaks import nms
+from fewpick.ops.thresholds import threshold_gmm
+from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.pickers.pu.correlation import (
+    correlation_map,
+    rescored_peaks,
+)
+from fewpick.pickers.pu.data import (
+    prepare,
+)
+from fewpick.pickers.pu.settings import AGREEMENT, PUSettings
+
+
+@dataclass
+class PUModel(PickerBase):
+    """A trained picker: the network and every setting needed to use it (a :class:`~fewpick.pickers.base.Picker`)."""
+
+    net: PickerCNN
+    settings: PUSettings
+    pi: float
+    pixel_size: float | None
+    history: list = field(default_factory=list)
+    threshold: float = 0.0  # default score cut (logit), calibrated on the training micrographs
+    template: np.ndarray | None = None  # the labelled particles' rotational average (binned px), when used
+    correlation_weight: float = 0.0  # logits per unit of correlation in the score (0: correlation not used)
+    agreement: float | None = None  # the share of best training peaks the network and the correlation share
+    # run-time choice, not stored: bfloat16 convolutions when picking on a GPU. Off: on an H100 it saved no
+    # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
+    mixed_precision: bool = False
+
+    @property
+    def factor(self) -> int:
+        return self.settings.factor()
+
+    @property
+    def uses_correlation(self) -> bool:
+        return self.template is not None and self.correlation_weight > 0
+
+    def score_map(self, image: Image | np.ndarray) -> ScoreMap:
+        """Logits on the binned grid (and, for a model that uses it, the correlation map in ``extra``)."""
+        data = image.data if isinstance(image, Image) else image
+        binned, scale = binned_for_network(self, data)
+        extra = {"correlation": correlation_map(binned, self.template, self.settings)} if self.uses_correlation else {}
+        return ScoreMap(dense_logits(self.net, binned, self.mixed_precision),
+                        functools.partial(self.settings.geometry().to_original, scale=scale), extra)
+
+    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
+        peak centred and rescored on it, then suppressed again), outside the model's edge band; ``threshold``: a
+        score, ``auto`` (a two-Gaussian split of this micrograph's peaks) or None (the model's calibrated default)."""
+        threshold = self.threshold if threshold is None else threshold
+        thr = -np.inf if threshold == "auto" else float(threshold)
+        coords, scores = all_peaks(self, smap.scores, smap.extra.get("correlation"))
+        keep = scores >= thr
+        coords, scores = coords[keep][:max_picks], scores[keep][:max_picks]
+        if threshold == "auto" and len(scores):
+            keep = scores >= threshold_gmm(scores)
+            coords, scores = coords[keep], scores[keep]
+        return coords, scores
+
+
+def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every peak of one micrograph's logit map, best first: suppressed at the model's pick distance (with ``corr``,
+    the correlation map of a model that uses it: centred and rescored, :func:`rescored_peaks`), outside the edge
+    band."""
+    if corr is not None:
+        coords, scores = rescored_peaks(model, logits, corr)
+    else:
+        coords, scores = nms(logits, model.settings.suppression_radius(), -np.inf)
+    band = model.settings.edge_band()
+    if band > 0 and len(coords):
+        h, w = logits.shape
+        keep = ((coords[:, 0] >= band) & (coords[:, 0] <= h - 1 - band) & (coords[:, 1] >= band)
+                & (coords[:, 1] <= w - 1 - band))
+        coords, scores = coords[keep], scores[keep]
+    return coords, scores
+
+
+def binned_for_network(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One micrograph prepared for the network (on the model's threads), and the binned→original scale (y, x)."""
+    torch.set_num_threads(model.settings.threads)
+    binned = prepare(data, model.factor, model.settings.threads)
+    return binned, Geometry.scale(data.shape, binned.shape)
+
+
+def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
+    binned, scale = binned_for_network(model, data)
+    return dense_logits(model.net, binned, model.mixed_precision), scale
+
+
+def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str | None = None,
+                    max_picks: int | None = None) -> pd.DataFrame:
+    """Picks of one micrograph in original pixels; scores are logits. ``threshold=None`` uses the model's."""
+    smap = model.score_map(data)
+    coords, scores = model.peaks(smap, threshold, max_picks)
+    return picks_table(name, smap.to_original(coords), scores)
+
+
+def pick_images(model: PUModel, images: Sequence[Image], threshold: float | str | None = None,
+                max_picks: int | None = None) -> pd.DataFrame:
+    return model.pick_images(images, threshold, max_picks)
+
+
+def model_summary(model: PUModel) -> str:
+    """One line describing a model, for the command line."""
+    s = model.settings
+    if model.uses_correlation:
+        corr = f", picks centred and rescored on the labels' rotational average (agreement {model.agreement:.2f})"
+    elif model.agreement is not None:
+        corr = f", labels' rotational average not used (agreement {model.agreement:.2f} < {AGREEMENT:g})"
+    else:
+        corr = ""
+    if s.edge_margin:
+        corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
+    return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
+            f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
+            f"picks at least {1.0 if s.min_distance is None else s.min_distance:g} radius apart, "
+            f"default threshold {model.threshold:.3g}{corr}")

@@ -1,0 +1,88 @@
+"""The PU picker's settings and its file format's name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fewpick.geometry import Geometry, finest_binning
+from fewpick.ops.peaks import ball
+
+MODEL_FORMAT = "fewpick-pu-model"
+
+
+MODEL_FORMAT_VERSION = 1
+
+
+AGREEMENT = 0.9  # the share of the network's best training peaks the correlation must also rank best
+
+
+CENTRE = 0.25  # picks move to the best correlation within this many diameters
+
+
+EDGE_EXPECTED = 3.0  # labels an empty edge band must have been expected to hold (chance of none: e^-3 ≈ 5 %)
+
+
+@dataclass
+class PUSettings:
+    """Everything that defines a PU picker; stored in the model file.
+
+    Lengths are original pixels unless named ``binned``.
+    """
+
+    diameter: float
+    method: str = "ge-binomial"
+    pi: float | None = None
+    expected_particles: float | None = None
+    label_radius_binned: float | None = None  # default: 15 % of the binned diameter, at least 1.5 px
+    bin_factor: int | None = None
+    ge_weight: float = 1.0  # λ of GE-KL / GE-binomial
+    slack: float = 0.0  # β of nnPU
+    autoencoder: float = 0.0  # a: weight of the reconstruction error (0 = classifier only)
+    width: int = 16  # channels of the network
+    dilations: tuple[int, ...] = (1, 2, 3)  # one residual block per entry (see PickerCNN)
+    binned_diameter: float = 16.0  # the particle's largest diameter after binning (see finest_binning)
+    steps: int = 1500
+    steps_per_epoch: int = 100
+    batch: int = 8
+    tile: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
+    # picks closer than this fraction of the particle radius suppress each other; None: automatic at training
+    # (see auto_min_distance), and 1 for models written before it existed
+    min_distance: float | None = None
+    # after training, test the labelled particles' rotational average; centre and rescore picks on it where
+    # it agrees with the network (see the module)
+    correlation: bool = True
+    # picks closer than this many particle diameters to the micrograph edge are dropped; None: from the labels at
+    # training (see the module), and 0 for models written before it existed
+    edge_margin: float | None = None
+    seed: int = 0
+    threads: int = 2
+
+    def geometry(self) -> Geometry:
+        """Fourier binning by ``bin_factor``, else the finest that brings the particle to at most ``binned_diameter``
+        (16) binned px and at least 3/4 of that where an integer factor allows (:func:`finest_binning`)."""
+        return Geometry.binned(self.diameter, self.binned_diameter,
+                               factor=self.bin_factor or finest_binning(self.diameter, self.binned_diameter))
+
+    def factor(self) -> int:
+        return self.geometry().factor
+
+    def label_radius(self) -> float:
+        return self.label_radius_binned or self.geometry().radius(0.3, minimum=1.5)
+
+    def particles_in(self, pi: float, binned_area: float) -> float:
+        """Particles expected on a micrograph of this binned area: ``--expected-particles``, else from π
+        (each particle's label disk covers the fraction π of the unlabeled pixels)."""
+        if self.expected_particles:
+            return float(self.expected_particles)
+        return pi * binned_area / float(ball(self.label_radius(), 2).sum())
+
+    def edge_band(self) -> float:
+        """Width (binned px) of the band along the edges where picks are dropped."""
+        return (self.edge_margin or 0.0) * self.geometry().working_diameter
+
+    def suppression_radius(self) -> float:
+        """Radius of the non-maximum suppression, binned px (at least 1)."""
+        return self.geometry().radius(1.0 if self.min_distance is None else self.min_distance, minimum=1.0)

@@ -1,0 +1,227 @@
+"""The PU picker's training: batches of tiles, the positive-unlabeled loss, the correlation test and the
+calibrated default cut."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from fewpick import modelfile
+from fewpick.device import cpu_state, resolve_device
+from fewpick.errors import InputError
+from fewpick.io.images import Image
+from fewpick.losses.pu import PU_METHODS, pu_loss
+from fewpick.nn.cnn import PickerCNN
+from fewpick.nn.dense import dense_logits
+from fewpick.ops.peaks import auto_min_distance, ball
+from fewpick.ops.thresholds import threshold_at_count
+from fewpick.pickers.pu.correlation import (
+    correlation_map,
+    fit_correlation,
+)
+from fewpick.pickers.pu.data import (
+    TrainingItem,
+    class_prior,
+    label_edge_margin,
+    labels_by_micrograph,
+    training_items,
+)
+from fewpick.pickers.pu.files import build_network, load_model, save_model
+from fewpick.pickers.pu.model import (
+    PUModel,
+    all_peaks,
+    pick_images,
+)
+from fewpick.pickers.pu.settings import PUSettings
+from fewpick.training import fit, seeded
+
+
+def _sample_batch(items: list[TrainingItem], settings: PUSettings, rng: np.random.Generator):
+    t = settings.tile
+    xs, ms = [], []
+    weights = np.array([it.image.size for it in items], float)
+    weights /= weights.sum()
+    labeled = [i for i, it in enumerate(items) if len(it.centres)]
+    for b in range(settings.batch):
+        if labeled and b % 2 == 0:
+            it = items[labeled[rng.integers(len(labeled))]]
+            cy, cx = it.centres[rng.integers(len(it.centres))]
+            y0 = int(round(cy)) - rng.integers(t // 4, 3 * t // 4)
+            x0 = int(round(cx)) - rng.integers(t // 4, 3 * t // 4)
+        else:
+            it = items[rng.choice(len(items), p=weights)]
+            y0 = rng.integers(0, max(1, it.image.shape[0] - t + 1))
+            x0 = rng.integers(0, max(1, it.image.shape[1] - t + 1))
+        h, w = it.image.shape
+        y0 = int(np.clip(y0, 0, max(0, h - t)))
+        x0 = int(np.clip(x0, 0, max(0, w - t)))
+        x = it.image[y0 : y0 + t, x0 : x0 + t]
+        m = it.mask[y0 : y0 + t, x0 : x0 + t]
+        k = rng.integers(4)
+        x, m = np.rot90(x, k), np.rot90(m, k)
+        if rng.random() < 0.5:
+            x, m = x[:, ::-1], m[:, ::-1]
+        xs.append(np.ascontiguousarray(x))
+        ms.append(np.ascontiguousarray(m))
+    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ms))
+
+
+def _step_loss(net: PickerCNN, x: torch.Tensor, mask: torch.Tensor, settings: PUSettings, pi: float,
+               gen: torch.Generator) -> torch.Tensor:
+    logits, recon = net.forward_with_reconstruction(x)
+    logits = logits[:, 0]
+    m = net.receptive_field // 2
+    inner = (slice(None), slice(m, -m), slice(m, -m))
+    z, pos = logits[inner], mask[inner]
+    z_pos = z[pos]
+    z_unl_all = z[~pos]
+    n = min(z_unl_all.numel(), settings.unlabeled_per_tile * x.shape[0])
+    idx = torch.randperm(z_unl_all.numel(), generator=gen)[:n].to(z.device)
+    loss = pu_loss(z_pos, z_unl_all[idx], pi, settings.method, settings.ge_weight, settings.slack)
+    if recon is not None:
+        k = net.decoder_patch
+        target = F.unfold(x, k, padding=k // 2).reshape(x.shape[0], k * k, *x.shape[2:])
+        loss = loss + settings.autoencoder * F.mse_loss(recon[:, :, m:-m, m:-m], target[:, :, m:-m, m:-m])
+    return loss
+
+
+def train(
+    images: Sequence[Image],
+    labels: pd.DataFrame,
+    settings: PUSettings,
+    out: str | os.PathLike,
+    *,
+    labels_source: str | os.PathLike | None = None,
+    val_images: Sequence[Image] | None = None,
+    val_labels: pd.DataFrame | None = None,
+    resume: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    device: str | torch.device = "auto",
+    init: PUModel | str | os.PathLike | None = None,
+) -> PUModel:
+    """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
+
+    ``init``: a PU model (or its file) whose network weights training starts from instead of random ones; it
+    must have the same network (width, blocks, autoencoder) and should have been trained at the same binned
+    particle size.
+
+    Batches are drawn on the CPU from seeded generators, so a seeded run trains on the same tiles on any
+    device; the weights differ between devices by floating-point rounding only.
+
+    Raises
+    ------
+    InputError
+        Labels outside their image or naming an image not given, no labels, π outside
+        (0, 0.5), a particle larger than the micrographs, a checkpoint from other settings.
+    """
+    if settings.method not in PU_METHODS:
+        raise InputError(None, f"unknown method {settings.method!r}; choose one of {', '.join(PU_METHODS)}")
+    if len(labels) == 0:
+        raise InputError(labels_source, "holds no particle coordinates")
+    if settings.diameter >= min(min(im.shape) for im in images):
+        raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
+    dev = resolve_device(device)
+    torch.set_num_threads(settings.threads)
+    if settings.bin_factor is None:  # stored: the file bins as trained whatever later versions choose
+        settings = replace(settings, bin_factor=settings.factor())
+    rng, gen = seeded(settings.seed)
+    per_image = labels_by_micrograph(images, labels, labels_source)
+    items = training_items(images, per_image, settings)
+    if settings.pi is not None:
+        pi = float(settings.pi)
+    elif settings.expected_particles is not None:
+        pi = class_prior(settings.expected_particles, settings.label_radius(), [it.image.shape for it in items])
+    else:
+        raise InputError(None, "give the expected number of particles per micrograph (--expected-particles) or π (--pi)")
+    if not 0 < pi < 0.5:
+        raise InputError(None, f"class prior π = {pi:.4g} lies outside (0, 0.5): check --expected-particles / --pi "
+                               f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
+    if settings.edge_margin is None:
+        shapes = {im.name: im.shape for im in images}
+        settings = replace(settings, edge_margin=label_edge_margin(per_image, shapes, settings.diameter))
+    if settings.min_distance is None:
+        area = float(np.mean([it.image.size for it in items]))
+        settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
+                                                                    settings.geometry().radius()))
+    net = build_network(settings)
+    if settings.tile <= 2 * (net.receptive_field // 2) + 8:
+        raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
+    min_side = min(min(it.image.shape) for it in items)
+    if min_side < settings.tile:
+        settings = PUSettings(**{**asdict(settings), "tile": int(min_side)})
+
+    if init is not None:
+        start = init if isinstance(init, PUModel) else load_model(init, "cpu")
+        try:
+            net.load_state_dict(cpu_state(start.net))
+        except RuntimeError:
+            raise InputError(init if not isinstance(init, PUModel) else None,
+                             "the starting model's network differs from this one (width, blocks or autoencoder); "
+                             "train from scratch or with the same network settings") from None
+    net = net.to(dev, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
+    model = PUModel(net, settings, pi, images[0].pixel_size, [])
+
+    def step(_):
+        x, m = _sample_batch(items, settings, rng)
+        x = x.to(dev).contiguous(memory_format=torch.channels_last)
+        return {"loss": _step_loss(net, x, m.to(dev), settings, pi, gen)}
+
+    def validate():
+        from fewpick.evaluate import evaluate
+
+        picks = pick_images(model, val_images, threshold=-1e9)
+        return {"val_auprc": evaluate(picks, val_labels, radius=settings.diameter / 2)["auprc"]}
+
+    model.history = fit(net, opt, step, steps=settings.steps, every=settings.steps_per_epoch, sched=sched,
+                        generators=(rng, gen), checkpoint=Path(str(out) + ".ckpt"), resume=resume,
+                        config=modelfile.settings_dict(settings), progress=progress,
+                        validate=validate if val_images is not None and val_labels is not None else None)
+    net.eval()
+    finish_training(model, items)
+    save_model(model, out)
+    return model
+
+
+def finish_training(model: PUModel, items: Sequence[TrainingItem]) -> None:
+    """What follows the network's training: the rotational-average test (:func:`fit_correlation`) and the
+    default cut."""
+    logits = [dense_logits(model.net, it.image, model.mixed_precision) for it in items]
+    corrs = (fit_correlation(model, items, logits, np.random.default_rng(model.settings.seed))
+             if model.settings.correlation else None)
+    model.threshold = calibrate_threshold(model, items, logits, corrs)
+
+
+def refit(model: PUModel, images: Sequence[Image], labels: pd.DataFrame,
+          labels_source: str | os.PathLike | None = None) -> PUModel:
+    """Redo, for a trained model, the steps after its network's training (the rotational-average test and the
+    default cut) on its training micrographs and labels: what a model trained before those steps existed
+    needs to pick as a newly trained one does. The network is left as it is."""
+    model.net.eval()
+    finish_training(model, training_items(images, labels_by_micrograph(images, labels, labels_source), model.settings))
+    return model
+
+
+def calibrate_threshold(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[np.ndarray],
+                        corrs: Sequence[np.ndarray] | None = None) -> float:
+    """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
+    with k the expected number of particles per micrograph (from ``--expected-particles``, or from π).
+    ``logits``: the items' logit maps; ``corrs``: their correlation maps with the model's template, where
+    already computed."""
+    s = model.settings
+    peaks = []
+    for i, (it, z) in enumerate(zip(items, logits)):
+        corr = None
+        if model.uses_correlation:
+            corr = corrs[i] if corrs is not None else correlation_map(it.image, model.template, s)
+        peaks.append(all_peaks(model, z, corr)[1])
+    return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
