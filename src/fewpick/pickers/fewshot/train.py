@@ -147,7 +147,7 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
 
 def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int]) -> float:
     """The suppression radius (fraction of the diameter) for micrographs of this resampled shape: the setting,
-    narrowed by :func:`fewpick.extract.auto_min_distance` (to half of it at most) when the expected particle
+    narrowed by :func:`fewpick.ops.peaks.auto_min_distance` (to half of it at most) when the expected particle
     count says they are crowded; unchanged without a count."""
     if not settings.expected_particles:
         return settings.suppress
