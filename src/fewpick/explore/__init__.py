@@ -1,2 +1,2 @@
-"""Tomogram exploration (MiLoPYP-class; seed 001, SPEC §3): candidates, self-supervised embeddings,
+"""Tomogram exploration (MiLoPYP-class): candidates, self-supervised embeddings,
 a 2D map with classes, and a local page to choose particles. The run is :func:`fewpick.explore.run.explore`."""

@@ -1,4 +1,4 @@
-"""Candidate particles in a tomogram and the 2D image of each one (SPEC §3, steps 1–3).
+"""Candidate particles in a tomogram and the 2D image of each one.
 
 Candidates: the tomogram is binned (block means) so that the user's radius is about 3 voxels and
 normalised. Particles are found by the **local energy** of their detail rather than by their density: the

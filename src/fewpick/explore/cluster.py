@@ -1,4 +1,4 @@
-"""2D map and classes of the embeddings (SPEC §3, step 5): UMAP, then over-clustering.
+"""2D map and classes of the embeddings: UMAP, then over-clustering.
 
 k-means with ``k`` ≫ ``h`` clusters cuts the map into many small, pure groups; their centres are then
 merged into the ``h`` classes the user asked for (Ward linkage on the centres, each centre weighted by

@@ -1,6 +1,6 @@
-"""Self-supervised embeddings of candidate images (SPEC §3, step 4): SimSiam with a ResNet-18-class encoder.
+"""Self-supervised embeddings of candidate images: SimSiam with a ResNet-18-class encoder.
 
-Augmentations (seed 001): random resized crop, horizontal/vertical flips and rotations by multiples of
+Augmentations (as in MiLoPYP): random resized crop, horizontal/vertical flips and rotations by multiples of
 90° (all folded into one affine resampling per image, so rotations stay exact), brightness/contrast
 jitter and corner dropout. SGD with momentum and a cosine-decayed learning rate. Training is
 resumable by epoch: the epoch's random streams derive from (seed, epoch).

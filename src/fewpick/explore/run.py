@@ -1,4 +1,4 @@
-"""The exploration run (SPEC §3): tomograms in, a resumable run folder out.
+"""The exploration run: tomograms in, a resumable run folder out.
 
 ``RUN/`` holds ``run.json`` (format, version, settings, the tomograms, each finished stage with its seconds
 and the process's peak memory so far), ``candidates.star`` (every candidate's tomogram, x, y, z in original
@@ -67,7 +67,7 @@ class ExploreSettings:
     batch: int = 128
     lr: float = 0.05
     neighbors: int = 40  # UMAP k
-    # h (the seed: h well above the number of kinds of particle; several classes per kind); None: one class per
+    # h (MiLoPYP: h well above the number of kinds of particle; several classes per kind); None: one class per
     # CANDIDATES_PER_CLASS candidates, between MIN_CLASSES and MAX_CLASSES
     classes: int | None = None
     clusters: int | None = None  # k of the over-clustering (default min(10 h, N/5))

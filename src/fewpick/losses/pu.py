@@ -1,4 +1,4 @@
-"""Positive-unlabeled objectives (seed 003; SPEC §1).
+"""Positive-unlabeled objectives (as in Topaz).
 
 All take classifier logits ``z`` (``g = sigmoid(z)``) of labeled positive regions
 ``z_pos`` and of unlabeled regions ``z_unl``, and the class prior ``pi`` (fraction of

@@ -1,4 +1,4 @@
-"""Losses of the few-shot tomogram localization (SPEC §4, seed 001).
+"""Losses of the few-shot tomogram localization (as in MiLoPYP).
 
 **PU focal loss.** Voxels with a target ``t > 0`` (the labeled centres, ``t = 1``, and the soft positives
 around them, ``0 < t < 1``) are positive with weight ``t``; all others are unlabeled. With the focal

@@ -3,7 +3,7 @@
 Dilated 3×3 convolutions grow the receptive field to about the particle's binned
 diameter without downsampling, so the score map keeps the input's sampling. An
 optional decoder head reconstructs each pixel's ``k×k`` neighbourhood from the
-classifier's features (the hybrid classifier + autoencoder of seed 003).
+classifier's features (Topaz's hybrid classifier + autoencoder).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The localization network of SPEC §4: a 2D U-Net on every xy slice, fused across slices in 3D.
+"""The tomogram localization network: a 2D U-Net on every xy slice, fused across slices in 3D.
 
 ``(B, 1, D, H, W)`` subtomograms → the U-Net sees ``B·D`` slices ``(1, H, W)`` (xy holds most of the
 information in a tomogram), its ``C``-channel outputs are stacked back into ``(B, C, D, H, W)`` and a

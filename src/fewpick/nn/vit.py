@@ -1,4 +1,4 @@
-"""A small ViT masked autoencoder (He et al. 2022) sized for a CPU, for the few-shot picker (SPEC §2).
+"""A small ViT masked autoencoder (He et al. 2022) sized for a CPU, for the few-shot picker.
 
 A window of ``size``² px is standardised (its own mean and standard deviation), cut into
 ``patch``² px patches, embedded linearly with fixed 2D sine-cosine positions and passed through

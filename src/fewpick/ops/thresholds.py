@@ -43,7 +43,7 @@ def upper_component_start(gmm, lo: float, hi: float, n: int) -> float | None:
 
 
 def threshold_knn_density(scores: np.ndarray, k: int = 5) -> float:
-    """Density-based automatic threshold (seed 002): cut where the scores are sparsest between two dense groups.
+    """Density-based automatic threshold (as cryoMAE's): cut where the scores are sparsest between two dense groups.
 
     The scores are sorted in decreasing order and each one's mean distance to its ``k`` nearest
     neighbours (in score) measures the local spacing; a running mean over ``2k+1`` scores smooths it.

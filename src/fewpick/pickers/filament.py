@@ -1,9 +1,9 @@
-"""Tubular post-processing of extracted points (SPEC §4, seed 001): points along filaments → resampled centre lines.
+"""Tubular post-processing of extracted points (as in MiLoPYP): points along filaments → resampled centre lines.
 
 1. Points closer than ``link`` are joined; each connected component is a filament candidate.
-2. Each component is fitted with second-order polynomials. The seed fits x(y) and z(y), which assumes
+2. Each component is fitted with second-order polynomials. MiLoPYP fits x(y) and z(y), which assumes
    filaments that run along y; here the parameter is the position along the component's principal axis,
-   which is y for such filaments and also handles filaments along x (said so, as SPEC §0 asks).
+   which is y for such filaments and also handles filaments along x (a departure from MiLoPYP, stated here).
 3. Components with too few points, an RMS fit residual above ``max_residual`` or a maximum curvature above
    ``max_curvature`` (1/voxels) are dropped.
 4. Each kept curve is resampled along its axis with ``step`` voxels (2 by default): the output points, with

@@ -1,4 +1,4 @@
-"""Few-shot particle localization in tomograms (SPEC §4, seed 001's localization module).
+"""Few-shot particle localization in tomograms (MiLoPYP's localization module).
 
 From a few labeled centres, a :class:`~fewpick.nn.unet.SliceUNet3D` learns a per-voxel centre heat map:
 

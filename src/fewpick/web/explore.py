@@ -1,4 +1,4 @@
-"""The interactive page of an exploration run (SPEC §3, step 6): ``fewpick explore serve RUN``.
+"""The interactive page of an exploration run: ``fewpick explore serve RUN``.
 
 A small HTTP server (standard library, threads) serves one self-contained page — its script and style
 are inline, it loads nothing from elsewhere, so it works offline and through an SSH tunnel — plus the

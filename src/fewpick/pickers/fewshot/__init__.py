@@ -1,4 +1,4 @@
-"""Few-shot picker with a masked autoencoder (cryoMAE-class; seed 002, SPEC §2).
+"""Few-shot picker with a masked autoencoder (cryoMAE-class).
 
 A user labels ``m`` (~15) particles on one reference micrograph. Every micrograph is resampled
 (Fourier cropping) so that a window of ``window_ratio`` (1.2) × the particle diameter becomes ``size``
@@ -14,7 +14,7 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    ice — and the rest anywhere), and minimises ``L_MSE + β·L̂_SCS``: the self-cross similarity
    loss, PU-adjusted for the fraction ``π̂`` of unlabeled windows that hold a particle (or
    unadjusted, or left out, for the ablation), on the encoder features of the whole windows as
-   they are matched at picking (``scs_view="masked"``: of the masked views, as in seed 002).
+   they are matched at picking (``scs_view="masked"``: of the masked views, as in cryoMAE).
 3. **Picking**: the encoder slides over each micrograph (stride ``size/6``) with no masking; a
    window's score is its max (or mean) cosine similarity to the exemplars' features; non-maximum
    suppression within 0.75 × the diameter gives one pick per particle (narrowed down to half of that

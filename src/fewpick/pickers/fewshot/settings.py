@@ -54,7 +54,7 @@ class FewShotSettings:
     alpha: float = 0.5
     tau: float = 0.0
     beta: float = 10.0
-    scs_view: str = "full"  # SCS on the encoder features of the whole windows, as matched at picking, or "masked" views (seed 002)
+    scs_view: str = "full"  # SCS on the encoder features of the whole windows, as matched at picking, or "masked" views (as cryoMAE)
     stride: int | None = None  # sliding stride in resampled px (default size // 6: the picks are centred afterwards)
     match: str = "max"
     suppress: float = 0.75  # NMS radius as a fraction of the particle diameter (on sparse micrographs)

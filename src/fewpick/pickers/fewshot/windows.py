@@ -127,7 +127,7 @@ def exemplar_windows(reference: Image, prepared: np.ndarray, exemplars: pd.DataF
     """Windows around the exemplars (m, size, size) and their resampled centres (m, 2).
 
     ``min_exemplars`` is 2 for users (the self-similarity of one exemplar says nothing); the
-    exemplar-count benchmark lowers it to 1 to reproduce seed 002's table."""
+    exemplar-count benchmark lowers it to 1 to reproduce cryoMAE's published table."""
     if len(exemplars) < min_exemplars:
         raise InputError(source, f"{len(exemplars)} exemplar(s) on {reference.name}: the few-shot picker needs at "
                                  "least 2")

@@ -1,4 +1,4 @@
-"""Positive-unlabeled CNN picker (Topaz-class; seed 003, SPEC §1).
+"""Positive-unlabeled CNN picker (Topaz-class).
 
 Training reads micrographs and a few labeled particle centres. Each micrograph is
 Fourier-binned so the particle is 12–16 px across and robustly normalised; pixels within
