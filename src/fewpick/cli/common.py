@@ -12,6 +12,7 @@ from rich.console import Console
 
 from fewpick import __version__
 from fewpick.errors import FewpickError, InputError
+from fewpick.io.picks.catalog import formats_help
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,8 +50,7 @@ def prefix_option():
                         help="Name micrographs in RELION and cryoSPARC files as FOLDER/ + the file name (e.g. MotionCorr/job002/Movies/), to match a processing project; default: the path as given.")
 
 
-from fewpick.io.picks.catalog import formats_help  # noqa: E402  (the help texts name every known format)
-
+# the help texts name every known format
 PICK_FORMATS = formats_help()
 
 

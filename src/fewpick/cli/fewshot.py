@@ -29,6 +29,7 @@ from fewpick.cli.common import (
     workers_option,
 )
 from fewpick.errors import InputError
+from fewpick.io.picks.catalog import suffixes_help
 
 # ---------------------------------------------------------------- few-shot (cryoMAE-class)
 
@@ -170,7 +171,7 @@ def fewshot_train(
 def fewshot_pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
-    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star .box .tsv .csv .coords) or a folder/ for one file per micrograph."),
+    out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak) or 'auto' (each micrograph cut where its scores are sparsest). Default: the model's own, calibrated on the reference with --expected-particles; 'auto' for a model trained without it."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),

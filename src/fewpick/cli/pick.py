@@ -93,7 +93,7 @@ def pick(
     files = list_images(images)
     first = first_readable(files, pixel_size, strict)
     trained = None
-    if model is not None and kind is not None:
+    if kind is not None:  # a model was given
         trained = kind.load_module().load_model(model, chosen_device(device))
         trained.settings.threads = threads
         diameter = trained.settings.diameter

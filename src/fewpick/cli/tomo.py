@@ -117,7 +117,7 @@ def tomo_train(
 def tomo_pick(
     tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
-    out: str = typer.Option(..., "--out", "-o", help="Picks file (.star: RELION, voxels and RELION 5's centred ångströms; .cbox .csv .tsv) or a folder/ for one file per tomogram (--format star, mod, cbox, coords, csv, tsv)."),
+    out: str = typer.Option(..., "--out", "-o", help=f"Picks file (.star: RELION, voxels and RELION 5's centred ångströms; .cbox .csv .tsv) or a folder/ for one file per tomogram (--format: {formats_help(volumes=True)})."),
     threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them; with a model trained with --expected-particles, its calibrated level)."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format when OUT is a folder or its suffix does not say: {formats_help(volumes=True)}."),

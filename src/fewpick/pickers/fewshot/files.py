@@ -41,11 +41,6 @@ def _net_from(bundle: dict, settings: FewShotSettings, path) -> MaskedAutoencode
     return net.eval()
 
 
-def is_model_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a few-shot model file (so ``fewpick pick --model`` can hand it over)."""
-    return modelfile.format_of(path) == MODEL_FORMAT
-
-
 def save_pretrained(net: MaskedAutoencoder, settings: FewShotSettings, info: dict, path: str | os.PathLike) -> Path:
     return modelfile.save(path, PRETRAINED_FORMAT, MODEL_FORMAT_VERSION, settings, info=info,
                           state_dict=cpu_state(net))
