@@ -8,7 +8,7 @@ behaviour (a move, a rename, a new module boundary) must leave every hash as it 
     python bench/fingerprint.py --out bench/results/fingerprint.json            # record
     python bench/fingerprint.py --check bench/results/fingerprint.json          # compare, exit 1 on a change
 
-About ten minutes on 2 cores.
+A minute or two on 2 cores.
 """
 
 from __future__ import annotations

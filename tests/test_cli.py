@@ -145,6 +145,7 @@ def test_bad_inputs_exit_2_with_one_clear_line(tmp_path):
         (("pick", tmp_path / "vol.mrc", "-d", 20, "--out", out), "expected a 2D micrograph"),
         (("pick", tmp_path / "nan.mrc", "-d", 20, "--out", out), "NaN or infinite"),
         (("pick", tmp_path / "good.mrc", "-d", 20, "-t", "lots", "--out", out), "--threshold must be a number"),
+        (("pick", tmp_path / "good.mrc", "-d", 20, "-t", "calibrated", "--out", out), "no calibrated threshold"),
         (("pick", tmp_path / "good.mrc", "-d", "20A", "--out", out), "pixel size is unknown"),
         (("pick", tmp_path / "good.mrc", "-d", 20, "--method", "template", "--out", out), "needs --template"),
         (("pick", tmp_path / "missing.mrc", "-d", 20, "--out", out), "no such file"),

@@ -104,3 +104,17 @@ def test_curve_agrees_with_assignment_at_every_threshold():
     c = pr_curve(p, t, radius=12)
     for k in range(0, len(c.thresholds), 7):
         assert counts_at(p, t, c.thresholds[k], radius=12).tp == c.tp[k]
+
+
+def test_duplicates_count_a_particle_picked_twice_once_per_extra_pick():
+    from fewpick.evaluate import duplicates
+
+    truth = make_picks("m", [100.0, 200.0, 300.0], [100.0, 100.0, 100.0])
+    picks = make_picks("m", [101.0, 96.0, 203.0, 199.0, 202.0, 500.0], [100.0] * 6,
+                       score=[0.9, 0.8, 0.7, 0.6, 0.2, 0.5])
+    d = duplicates(picks, truth, radius=10)
+    assert d == {"n_pred": 6, "duplicates": 3, "rate": 0.5, "particles": 2}
+    at = duplicates(picks, truth, radius=10, threshold=0.55)  # the 0.2 pick and the stray 0.5 one left out
+    assert at["n_pred"] == 4 and at["duplicates"] == 2 and at["particles"] == 2
+    report = evaluate(picks, truth, radius=10, threshold=0.55)
+    assert report["duplicates"] == at

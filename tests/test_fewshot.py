@@ -368,11 +368,16 @@ def test_scoring_follows_the_agreement_and_older_files_keep_theirs():
 
     assert [ff.chosen_scoring(a) for a in (0.95, 0.8, 0.79, 0.5, 0.2, 0.19, 0.01, -0.03)] == [
         "fast", "fast", "gated", "gated", "gated", "correlation", "correlation", "correlation"]
-    # files written before the correlation scoring existed: their fast network where it was used, else the encoder,
-    # whatever the agreement
-    assert ff.stored_scoring({"agreement": 0.01, "use": False}) == "encoder"
-    assert ff.stored_scoring({"agreement": 0.9, "use": True}) == "fast"
-    assert ff.stored_scoring({"agreement": 0.01, "use": False, "scoring": "correlation"}) == "correlation"
+    # files written before the correlation scoring existed (format 1): their fast network where it was used, else
+    # the encoder, whatever the agreement
+    from fewpick.pickers.fewshot.files import from_version_1
+
+    def old(info):
+        return ff.stored_scoring(from_version_1({"fast_state": {}, "fast_info": info})["fast_info"])
+
+    assert old({"agreement": 0.01, "use": False}) == "encoder"
+    assert old({"agreement": 0.9, "use": True}) == "fast"
+    assert old({"agreement": 0.01, "use": False, "scoring": "correlation"}) == "correlation"
 
 
 def test_fast_network_picks_like_the_encoder(sim, trained, tmp_path):

@@ -46,3 +46,29 @@ def test_every_picker_writes_the_same_kind_of_file(tmp_path):
     assert pu.load_model(tmp_path / "pu.pt", "cpu").settings.threads == 2  # this machine's default
     with pytest.raises(InputError, match="not a fewpick PU picker model file .*fewshot-model"):
         pu.load_model(tmp_path / "fs.pt")
+
+
+def test_older_files_are_brought_forward_one_version_at_a_time(tmp_path):
+    path = tmp_path / "old.pt"
+    modelfile.save(path, "fewpick-toy", 1, None, value=1)
+    steps = {1: lambda b: {**b, "value": b["value"] * 10}, 2: lambda b: {**b, "value": b["value"] + 3}}
+    bundle = modelfile.load(path, "fewpick-toy", 3, "toy model", steps)
+    assert bundle["value"] == 13 and bundle["format_version"] == 3
+    with pytest.raises(InputError, match=r"old\.pt: toy model file format 1 .* reads format 3"):
+        modelfile.load(path, "fewpick-toy", 3, "toy model", {1: steps[1]})  # no way from 2 to 3
+    newer = tmp_path / "newer.pt"
+    modelfile.save(newer, "fewpick-toy", 4, None, value=1)
+    with pytest.raises(InputError, match="file format 4"):
+        modelfile.load(newer, "fewpick-toy", 3, "toy model", steps)
+
+
+def test_a_first_version_pu_file_keeps_the_settings_it_was_used_with():
+    from fewpick.pickers.pu.files import from_version_1
+
+    old = {"format_version": 1, "settings": {"diameter": 36.0}}  # before the finest binning and the edge band
+    s = from_version_1(old)["settings"]
+    assert s["bin_factor"] == 2 and s["min_distance"] == 1.0 and s["edge_margin"] == 0.0  # 36 / 16 rounds to 2
+    newer = {"format_version": 1, "settings": {"diameter": 36.0, "edge_margin": 0.2, "min_distance": 0.5}}
+    s = from_version_1(newer)["settings"]
+    assert s.get("bin_factor") is None and s["min_distance"] == 0.5 and s["edge_margin"] == 0.2
+    assert pu.PUSettings(**s).geometry().factor == 3  # the finest binning: 36 px to 12 px

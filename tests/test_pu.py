@@ -334,6 +334,7 @@ def test_round_particles_are_centred_and_rescored_on_the_labels_rotational_avera
         del bundle[k]
     del bundle["settings"]["edge_margin"]
     bundle["settings"]["bin_factor"] = None
+    bundle["format_version"] = 1
     torch.save(bundle, tmp_path / "old.pt")
     old = pu.load_model(tmp_path / "old.pt", "cpu")
     assert not old.uses_correlation and old.agreement is None

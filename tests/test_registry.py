@@ -16,7 +16,7 @@ from fewpick.io import read_picks, write_mrc
 from fewpick.pickers import load_picker, registry
 
 TOY = '''
-"""A toy picker: difference-of-Gaussians scores, a fixed cut, stored in a model file of its own kind."""
+"""A toy picker: difference-of-Gaussians scores, a fixed default cut, stored in a model file of its own kind."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,9 @@ from fewpick.geometry import Geometry
 from fewpick.ops.filters import dog_score_map
 from fewpick.ops.peaks import nms
 from fewpick.ops.resample import bin_image
+from fewpick.ops.thresholds import threshold_gmm
 from fewpick.pickers.base import PickerBase, ScoreMap
+from fewpick.pickers.threshold import Fixed
 
 MODEL_FORMAT = "fewpick-toy-model"
 
@@ -47,10 +49,15 @@ class ToyModel(PickerBase):
         binned = bin_image(image.data, geo.factor)
         return ScoreMap(dog_score_map(binned, geo.working_diameter / 2), lambda rc: rc * Geometry.scale(image.data.shape, binned.shape))
 
+    auto_rule = staticmethod(threshold_gmm)
+
+    def default_threshold(self):
+        return Fixed(self.settings.threshold)
+
     def peaks(self, smap, threshold=None, max_picks=None):
-        cut = self.settings.threshold if threshold is None else float(threshold)
-        coords, scores = nms(smap.scores, Geometry.binned(self.settings.diameter).working_diameter / 2, cut)
-        return coords[:max_picks], scores[:max_picks]
+        radius = Geometry.binned(self.settings.diameter).working_diameter / 2
+        coords, scores = nms(smap.scores, radius, -np.inf)
+        return self.select(coords, scores, self.resolve_threshold(threshold), max_picks)
 
 
 def save_model(model, path):

@@ -12,7 +12,8 @@ import torch
 from fewpick.errors import InputError
 from fewpick.geometry import Geometry, choose_binning
 from fewpick.io import Image, make_picks, read_volume, write_mrc
-from fewpick.pickers import ClassicPicker, ClassicSettings, Picker, pick_micrograph
+from fewpick.pickers import ClassicPicker, ClassicSettings, Picker, pick_micrograph, registry
+from fewpick.pickers.threshold import Auto, Calibrated, Fixed
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 from fewpick.training import fit, seeded
 
@@ -122,8 +123,48 @@ def test_geometry_conversions_and_radii():
     assert few.shape((3000, 2999)) == (1000, 1000)
 
 
+def check_threshold_contract(picker, smap, calibrated):
+    """One meaning of the threshold for every picker: a fixed score keeps peaks at or above it, ``auto`` is the
+    picker's own rule on this image's peaks, ``calibrated`` the model's stored cut, None the model's default, and
+    ``max_picks`` the best of what the cut keeps."""
+    every_coords, every = picker.peaks(smap, -np.inf)
+    assert len(every) > 5 and np.all(np.diff(every) <= 1e-6)  # best first
+    middle = float(np.median(every))
+    _, fixed = picker.peaks(smap, Fixed(middle))
+    assert len(fixed) and (fixed >= middle).all() and np.allclose(fixed, every[every >= middle])
+    _, same = picker.peaks(smap, str(middle))  # the plain spelling means the same
+    assert np.array_equal(same, fixed)
+    auto_coords, auto = picker.peaks(smap, "auto")
+    assert np.array_equal(auto, every[every >= picker.auto_rule(every)])
+    capped_coords, capped = picker.peaks(smap, Auto(), max_picks=3)
+    assert np.array_equal(capped, auto[:3]) and np.array_equal(capped_coords, auto_coords[:3])
+    if calibrated is None:
+        with pytest.raises(InputError, match="no calibrated threshold"):
+            picker.peaks(smap, "calibrated")
+    else:
+        assert picker.calibrated_threshold() == pytest.approx(calibrated)
+        _, cal = picker.peaks(smap, Calibrated())
+        assert np.array_equal(cal, every[every >= calibrated])
+    _, default = picker.peaks(smap)
+    _, explicit = picker.peaks(smap, picker.default_threshold())
+    assert np.array_equal(default, explicit)
+    with pytest.raises(InputError, match="threshold"):
+        picker.peaks(smap, "most")
+
+
+def check_reloads(picker, path, image, kind):
+    """A saved model is found by the registry from its file and picks exactly as before."""
+    assert registry.kind_of(path).name == kind
+    again = registry.load(path, "cpu")
+    assert type(again) is type(picker) and again.default_threshold() == picker.default_threshold()
+    a, b = picker.pick(image, -np.inf), again.pick(image, -np.inf)
+    assert len(a) == len(b) and np.allclose(a[["x", "y"]].to_numpy(), b[["x", "y"]].to_numpy())
+    assert np.allclose(a.score, b.score, atol=1e-5)
+
+
 def test_every_picker_follows_the_contract(tmp_path):
-    """Classic, PU, few-shot and tomogram models are Pickers, and pick = score map → peaks → table."""
+    """Classic, PU, few-shot and tomogram models are Pickers: pick = score map → peaks → table, one threshold
+    vocabulary with max_picks after the cut, and a saved model reloads through the registry to the same picks."""
     from fewpick.pickers import fewshot as fs, pu, tomo as T
 
     cfg = SimpleMicrographConfig(size=(320, 320), diameter=32, n_particles=20, snr=0.05)
@@ -144,6 +185,11 @@ def test_every_picker_follows_the_contract(tmp_path):
         assert len(picks) == len(scores) > 5 and (picks.micrograph == "c0").all()
         assert np.allclose(picks[["y", "x"]].to_numpy(), smap.to_original(coords))
         assert (picks.x.between(0, 320) & picks.y.between(0, 320)).all()
+        check_threshold_contract(picker, smap, picker.calibrated_threshold())
+    assert classic.calibrated_threshold() is None and classic.default_threshold() == Auto()
+    assert pu_model.default_threshold() == Calibrated() and fs_model.default_threshold() == Auto()
+    check_reloads(pu_model, tmp_path / "pu.pt", image, "pu")
+    check_reloads(fs_model, tmp_path / "fs.pt", image, "fewshot")
     pd_classic = pick_micrograph(data, ClassicSettings(diameter=32), "c0")
     assert np.allclose(pd_classic[["x", "y"]].to_numpy(), classic.pick(image)[["x", "y"]].to_numpy())
     assert np.allclose(pu.pick_micrograph(pu_model, data, "c0", -1e9).score, pu_model.pick(image, -1e9).score)
@@ -151,13 +197,16 @@ def test_every_picker_follows_the_contract(tmp_path):
 
     vol, labels, diameter = _tiny_tomogram(tmp_path, seed=3)
     model = T.train([vol], labels, T.TomoSettings(diameter=diameter, epochs=1, steps_per_epoch=2, batch=2, box=24,
-                                                  prior_epochs=0))
+                                                  prior_epochs=0), out=tmp_path / "tomo.pt")
     assert isinstance(model, Picker)
     smap = model.score_map(vol)
     zyx, scores = model.peaks(smap, 0.0, max_picks=5)
     picks = model.pick(vol, 0.0, max_picks=5)
     assert len(picks) == len(scores) == 5 and "z" in picks
     assert np.allclose(picks[["z", "y", "x"]].to_numpy(), smap.to_original(zyx))
+    check_threshold_contract(model, smap, model.calibrated_threshold())
+    assert model.default_threshold() == Auto()  # trained without an expected count: 0.5 is no calibration
+    check_reloads(model, tmp_path / "tomo.pt", vol, "tomo")
 
 
 def test_tomogram_training_resumes_from_its_checkpoint(tmp_path):
@@ -214,7 +263,7 @@ def test_tomogram_training_reports_from_its_first_step_and_resumes_after_the_pri
     def no_second_estimate(*a, **k):
         raise AssertionError("the estimate ran again on resume")
 
-    monkeypatch.setattr(T, "estimate_particles", no_second_estimate)
+    monkeypatch.setattr(T.prior, "estimate_particles", no_second_estimate)
     resumed = T.train([vol], labels, s, checkpoint=ckpt, resume=True)
     assert resumed.particles == straight.particles and resumed.pi == pytest.approx(straight.pi)
     for k, v in straight.net.state_dict().items():

@@ -242,12 +242,10 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
         return
     import dask
 
-    # Two Dask defaults that cost picking dearly (measured, bench/results/batch.md):
+    # Two Dask defaults that cost picking dearly (docs/decisions.md, "Dask workers"):
     # - workers start with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap threshold: every
-    #   large array (a 4096² micrograph is 64 MiB; its FFTs and score maps as much again) is mapped and
-    #   unmapped afresh, and picking ran 1.6× slower than in one process;
-    # - each worker samples its running task's stack every 10 ms for the dashboard (which is off here): with
-    #   two workers on two cores the picks took 25 % longer.
+    #   large array is mapped and unmapped afresh;
+    # - each worker samples its running task's stack every 10 ms for the dashboard (which is off here).
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                           "distributed.worker.profile.enabled": False}), \
             LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,

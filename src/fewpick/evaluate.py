@@ -226,6 +226,34 @@ def counts_at(pred: pd.DataFrame, true: pd.DataFrame, threshold: float | None = 
     return Counts(threshold, n_pred, len(true), tp)
 
 
+def duplicates(pred: pd.DataFrame, true: pd.DataFrame, radius: float, threshold: float | None = None) -> dict:
+    """Particles picked more than once: a pick is a duplicate when a better-scoring pick lies within ``radius``
+    of the same true particle (each pick counted with its nearest true particle within ``radius``).
+
+    Returns ``n_pred`` (the picks scoring ``>= threshold``, all without one), ``duplicates`` (picks beyond the
+    first on a particle), ``rate`` (duplicates / n_pred) and ``particles`` (true particles picked twice or more).
+    Every pick put into 2D classification counts, so a duplicate is a particle counted twice."""
+    pairs = _pair_micrographs(pred, true)
+    axes = _axes(pred, true)
+    n_pred = extra = twice = 0
+    for tname, tgroup in true.groupby(true["micrograph"].astype(str), sort=False):
+        pname = pairs.get(tname)
+        if pname is None:
+            continue
+        p = pred[pred["micrograph"].astype(str) == pname]
+        if threshold is not None:
+            p = p[_scores(p) >= threshold]
+        n_pred += len(p)
+        if not len(p):
+            continue
+        dist, nearest = cKDTree(tgroup[axes].to_numpy(float)).query(p[axes].to_numpy(float),
+                                                                     distance_upper_bound=radius)
+        hits = np.bincount(nearest[np.isfinite(dist)], minlength=len(tgroup))
+        extra += int(np.maximum(hits - 1, 0).sum())
+        twice += int((hits >= 2).sum())
+    return {"n_pred": n_pred, "duplicates": extra, "rate": extra / n_pred if n_pred else 0.0, "particles": twice}
+
+
 def evaluate(pred: pd.DataFrame, true: pd.DataFrame, radius: float | None = None, box: float | None = None,
              threshold: float | None = None) -> dict:
     """Everything ``fewpick evaluate`` reports, as a JSON-ready dict.
@@ -233,6 +261,7 @@ def evaluate(pred: pd.DataFrame, true: pd.DataFrame, radius: float | None = None
     Keys: ``criterion``, ``n_true``, ``n_pred``, ``n_micrographs``, ``auprc``,
     ``best`` (threshold, precision, recall, F1 at the best-F1 threshold),
     ``all_picks`` (P/R/F1 of every pick given), ``at_threshold`` (if given),
+    ``duplicates`` (:func:`duplicates` of the picks at ``threshold``, or of all picks),
     ``per_micrograph`` (AUPRC, best F1 and counts for each).
     """
     if len(true) == 0:
@@ -266,6 +295,8 @@ def evaluate(pred: pd.DataFrame, true: pd.DataFrame, radius: float | None = None
     }
     if threshold is not None:
         report["at_threshold"] = _counts_dict(counts_at(pred_eval, true, threshold, radius, box))
+    # particles picked twice, within half a box or the matching radius
+    report["duplicates"] = duplicates(pred_eval, true, radius if radius is not None else box / 2, threshold)
     per = []
     for tname, tgroup in true.groupby(true["micrograph"].astype(str), sort=False):
         pname = pairs.get(tname)

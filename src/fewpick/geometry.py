@@ -2,7 +2,7 @@
 
 Every picker shrinks the image before its network sees it, so that a particle spans a fixed number of
 working pixels: the PU and classic pickers and the tomogram picker bin by an integer factor (a particle of
-about 16 binned pixels in 2D; the tomogram settings choose their own target), the few-shot picker resamples
+about :data:`WORKING_DIAMETER` binned pixels in 2D; the tomogram settings choose their own target), the few-shot picker resamples
 by a real factor (its window, ``window_ratio`` particle diameters, becomes ``size`` pixels). One
 :class:`Geometry` holds the result, and every radius and coordinate conversion goes through it.
 
@@ -22,8 +22,12 @@ import numpy as np
 
 from fewpick.errors import InputError
 
+#: The binning policy of the 2D pickers: a particle spans about this many working pixels after binning, the
+#: size at which small CNNs and filters work best. Every 2D default below derives from it.
+WORKING_DIAMETER = 16.0
 
-def choose_binning(diameter_px: float, target_px: float = 16.0) -> int:
+
+def choose_binning(diameter_px: float, target_px: float = WORKING_DIAMETER) -> int:
     """Integer binning factor that brings a particle of ``diameter_px`` to about ``target_px``.
 
     The result keeps the binned diameter within roughly 2/3 to 4/3 of the target
@@ -34,7 +38,7 @@ def choose_binning(diameter_px: float, target_px: float = 16.0) -> int:
     return max(1, int(round(diameter_px / target_px)))
 
 
-def finest_binning(diameter_px: float, target_px: float = 16.0, lowest: float = 0.75) -> int:
+def finest_binning(diameter_px: float, target_px: float = WORKING_DIAMETER, lowest: float = 0.75) -> int:
     """The finest integer binning that brings a particle of ``diameter_px`` to at most ``target_px``, unless the
     particle would then span fewer than ``lowest × target_px`` px (a small particle); then :func:`choose_binning`.
 
@@ -55,11 +59,17 @@ class Geometry:
     block: bool = False  # block binning (samples at the blocks' centres) rather than Fourier binning
 
     @classmethod
-    def binned(cls, diameter: float, target: float = 16.0, factor: int | None = None,
+    def binned(cls, diameter: float, target: float = WORKING_DIAMETER, factor: int | None = None,
                block: bool = False) -> Geometry:
         """Integer binning: ``factor`` if given, else the one that brings the particle to about ``target``
         working pixels (:func:`choose_binning`)."""
         return cls(float(diameter), int(factor or choose_binning(diameter, target)), block)
+
+    @classmethod
+    def finest(cls, diameter: float, target: float = WORKING_DIAMETER, factor: int | None = None) -> Geometry:
+        """Integer binning: ``factor`` if given, else the finest that brings the particle to at most ``target``
+        working pixels (:func:`finest_binning`)."""
+        return cls(float(diameter), int(factor or finest_binning(diameter, target)))
 
     @classmethod
     def resampled(cls, diameter: float, window_ratio: float, size: int) -> Geometry:

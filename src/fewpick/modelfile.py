@@ -5,6 +5,11 @@ A model file is a ``torch.save``'d dict with ``format`` (what it is), ``format_v
 tensors, and whatever else the model needs). It is written atomically (a crash never leaves half a file) and
 read with ``weights_only=True`` (no code runs while loading).
 
+Versions move: when what a format stores changes, its version goes up by one and the format's module gives a
+migration from the version before (``migrations={1: from_1}``: a function from the stored dict of version 1 to
+that of version 2). :func:`load` brings an older file forward one step at a time, so a reader only ever sees the
+current version; a file without a way forward (or from a newer fewpick) is refused with one clear error.
+
 Run-time knobs (CPU threads, the device) are not stored: they belong to the machine that runs the model.
 Settings are read back the same way for every model: a knob of an older file is dropped, any other key that
 the settings do not know is refused with one clear error (the file was written by a newer fewpick).
@@ -15,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from fewpick.errors import InputError
 from fewpick.outputs import atomic_path
@@ -60,9 +65,14 @@ def save(path: str | os.PathLike, fmt: str, version: int, settings: Any, **paylo
     return path
 
 
-def load(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:
-    """Read a model file written by :func:`save`: one clear error (naming the file) for a missing file,
-    anything that is not such a bundle, another kind of model, or another format version."""
+Migration = Callable[[dict], dict]
+
+
+def load(path: str | os.PathLike, fmt: str, version: int, what: str,
+         migrations: Mapping[int, Migration] | None = None) -> dict:
+    """Read a model file written by :func:`save`, brought forward to ``version`` by ``migrations`` (version →
+    the function that turns a dict of that version into one of the next): one clear error (naming the file) for
+    a missing file, anything that is not such a bundle, another kind of model, or a version it cannot read."""
     import torch
 
     from fewpick import __version__
@@ -77,8 +87,13 @@ def load(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:
     if not isinstance(bundle, dict) or bundle.get("format") != fmt:
         found = bundle.get("format") if isinstance(bundle, dict) else None
         raise InputError(path, f"not a fewpick {what} file" + (f" (it is a {found!r} file)" if found else ""))
-    if bundle.get("format_version") != version:
-        raise InputError(path, f"{what} file format {bundle.get('format_version')} (written by fewpick "
+    migrations = migrations or {}
+    at = written = bundle.get("format_version")
+    while isinstance(at, int) and at < version and at in migrations:
+        bundle = migrations[at](bundle)
+        at = bundle["format_version"] = at + 1
+    if at != version:
+        raise InputError(path, f"{what} file format {written} (written by fewpick "
                                f"{bundle.get('fewpick_version')}); this fewpick {__version__} reads format "
                                f"{version}: train it again")
     return bundle

@@ -16,6 +16,7 @@ Losses are summed on the device and read back once per epoch, so a GPU is not st
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -57,7 +58,7 @@ def fit(
     every: int,
     sched=None,
     generators: Generators = (),
-    checkpoint: str | Path | None = None,
+    checkpoint: str | os.PathLike | None = None,
     resume: bool | str = False,
     config: dict | None = None,
     reduce: str = "mean",

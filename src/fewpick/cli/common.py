@@ -150,10 +150,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Find protein particles in cryo-EM micrographs and tomograms from very few labels."""
 
 
-def parse_threshold(text: str) -> float | str:
-    if text.strip().lower() == "auto":
-        return "auto"
+def parse_threshold(text: str | None):
+    """``--threshold``'s text as a :data:`fewpick.pickers.threshold.Threshold` (None: the model's default)."""
+    from fewpick.pickers.threshold import as_threshold
+
     try:
-        return float(text)
-    except ValueError:
-        raise InputError(None, f"--threshold must be a number or 'auto', got {text!r}") from None
+        return as_threshold(text)
+    except InputError:
+        raise InputError(None, f"--threshold must be a number, 'auto' or 'calibrated', got {text!r}") from None

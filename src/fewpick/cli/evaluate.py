@@ -34,6 +34,11 @@ def _print_report(report: dict, title: str) -> None:
         table.add_row("at threshold", f"{a['threshold']:.4g}", f"{a['precision']:.3f}", f"{a['recall']:.3f}",
                       f"{a['f1']:.3f}", str(a["n_pred"]))
     console.print(table)
+    d = report.get("duplicates")
+    if d:
+        where = "at the threshold" if "at_threshold" in report else "of all picks"
+        console.print(f"duplicates {where}: {d['duplicates']} picks on {d['particles']} particles already picked "
+                      f"({100 * d['rate']:.1f} % of {d['n_pred']} picks)", highlight=False)
 
 
 @app.command()

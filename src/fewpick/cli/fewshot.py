@@ -133,6 +133,7 @@ def fewshot_train(
     from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph, read_picks, select_picks
     from fewpick.pickers import fewshot as fs
+    from fewpick.workflows import StagedProgress, fewshot_stages
 
     if pretrained is not None and (pretrain_images or no_pretrain):
         raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
@@ -151,12 +152,10 @@ def fewshot_train(
     if pretrain_images:
         pre_ims = [ref if f.resolve() == reference.resolve() else read_micrograph(f, pixel_size=pixel_size)
                    for f in list_images(pretrain_images)]
-    before = {"pretrain": 0, "finetune": 0 if (pretrained or no_pretrain) else settings.pretrain_steps}
-    before["distill"] = before["finetune"] + settings.finetune_steps
-    total = before["distill"] + settings.distill_steps
-    with training_progress("training", total) as progress:
+    staged = StagedProgress(fewshot_stages(settings, pretrain=not (pretrained or no_pretrain)))
+    with training_progress("training", staged.total) as progress:
         def report(e):
-            done = e["step"] + before[e["stage"]]
+            done = staged.done(e)
             info = f"{e['stage']} loss {e['loss']:.4f}" + (f"  SCS {e['scs']:.3f}" if "scs" in e else "")
             progress.update(progress.task_ids[0], completed=done, info=f"{info}  {hms(e['eta_s'])} left in {e['stage']}")
 
@@ -172,7 +171,7 @@ def fewshot_pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
     out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak) or 'auto' (each micrograph cut where its scores are sparsest). Default: the model's own, calibrated on the reference with --expected-particles; 'auto' for a model trained without it."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak), 'auto' (each micrograph cut where its scores are sparsest) or 'calibrated' (the cut set on the reference with --expected-particles). Default: calibrated for a model trained with --expected-particles, else auto."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
     exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the faster scoring the model chose at training (its fast network, the correlation with the exemplars' average alone, or the encoder on the windows its fast network ranks higher); slower; also implied by --stride or --match other than the model's."),
@@ -204,7 +203,7 @@ def fewshot_pick(
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)
     err_console.print(fs.model_summary(m), highlight=False)
-    thr = parse_threshold(threshold) if threshold is not None else None  # the model's calibrated cut, else auto
+    thr = m.resolve_threshold(parse_threshold(threshold))  # None: the model's calibrated cut, else auto
 
     def pick_one(im):
         keep = {} if score_maps else None

@@ -44,7 +44,7 @@ def pick(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
     method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Score threshold, or 'auto'. A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, the model's own (calibrated on its training micrographs)."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score, 'auto' (each micrograph split by the picker's own rule) or 'calibrated' (the model's cut, set on its training micrographs). A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, the model's own."),
     template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
@@ -97,14 +97,15 @@ def pick(
         trained = kind.load_module().load_model(model, chosen_device(device))
         trained.settings.threads = threads
         diameter = trained.settings.diameter
-        thr = parse_threshold(threshold) if threshold is not None else None  # the model's calibrated default
+        thr = parse_threshold(threshold)  # None: the model's default
         err_console.print(registry.summary(trained, kind), highlight=False)
     else:
         if particle_diameter is None:
             raise InputError(None, "give --particle-diameter (or --model)")
         diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
-        thr = parse_threshold(threshold) if threshold is not None else "auto"
-    settings = ClassicSettings(diameter=diameter, method=method.value, threshold="auto" if thr is None else thr, dark=not bright,
+        thr = parse_threshold(threshold)
+    settings = ClassicSettings(diameter=diameter, method=method.value, threshold="auto" if thr is None else thr,
+                               dark=not bright,
                                bin_factor=bin_factor, max_picks=max_picks, border=border)
     templates = None
     if trained is None and method == ClassicMethod.template:
@@ -125,6 +126,7 @@ def pick(
         return image
 
     picker = trained if trained is not None else ClassicPicker(settings, templates)
+    thr = picker.resolve_threshold(thr)  # a threshold the picker cannot apply is refused before the batch
 
     def pick_one(image):
         return picker.pick(image, thr, max_picks)

@@ -118,7 +118,7 @@ def tomo_pick(
     tomograms: List[Path] = typer.Argument(..., help="Tomograms (files or folders)."),
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
     out: str = typer.Option(..., "--out", "-o", help=f"Picks file (.star: RELION, voxels and RELION 5's centred ångströms; .cbox .csv .tsv) or a folder/ for one file per tomogram (--format: {formats_help(volumes=True)})."),
-    threshold: str = typer.Option("auto", "--threshold", "-t", help="Heat-map probability a pick must reach, or 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them; with a model trained with --expected-particles, its calibrated level)."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Heat-map probability a pick must reach, 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them) or 'calibrated' (the level set on the training tomograms with --expected-particles). Default: calibrated for a model trained with --expected-particles, else auto."),
     radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format when OUT is a folder or its suffix does not say: {formats_help(volumes=True)}."),
     box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .cbox output (default: the particle diameter)."),
@@ -146,7 +146,7 @@ def tomo_pick(
 
     torch.set_num_threads(threads)
     model = tomo.load_model(model_path, chosen_device(device))
-    thr = parse_threshold(threshold)
+    thr = model.resolve_threshold(parse_threshold(threshold))
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))

@@ -11,8 +11,7 @@ ones in the unlabeled voxels, and lookalike species were pushed up to fill them.
 
 The risk is divided by π: the size of a loss per positive voxel, as CenterNet's focal loss is divided by
 the number of objects. Undivided, it is of the order of π (≈ 1e-3) and the contrastive terms, of order 1,
-outweighed it a thousandfold, so the heat map was shaped by the regulariser alone: on CCT with 50 and 200
-labels, F1 fell to 0.3–0.6 on some seeds.
+outweighed it a thousandfold, so the heat map was shaped by the regulariser alone (docs/decisions.md).
 
 **Debiased voxel contrast.** On unit-norm projections of two aligned views ``F, F'``:
 

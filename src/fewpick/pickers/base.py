@@ -5,7 +5,10 @@ model picks one image in three steps:
 
 1. :meth:`Picker.score_map` — the image's scores on the picker's working grid (binned or resampled), with
    the :class:`ScoreMap`'s ``to_original``, which maps that grid's coordinates back to the image's pixels;
-2. :meth:`Picker.peaks` — the peaks kept (non-maximum suppression and the threshold), on the working grid;
+2. :meth:`Picker.peaks` — the peaks kept (non-maximum suppression and the threshold, then at most
+   ``max_picks``), on the working grid; the threshold means the same for every picker
+   (:mod:`fewpick.pickers.threshold`: a fixed score, the picker's automatic rule on this image, or the model's
+   calibrated cut);
 3. :meth:`Picker.pick` — the picks table (``micrograph, x, y[, z], score``, best first) in original pixels.
 
 ``pick`` is shared (:class:`PickerBase`); a picker that does more after the peaks (the tomogram picker traces
@@ -15,15 +18,22 @@ filaments) extends it. :func:`fewpick.batch.pick_files` runs ``pick`` over many 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from fewpick.io.images import Image
 from fewpick.io.picks import make_picks
-
-Threshold = float | str | None  # a score, "auto" (the picker's own rule) or None (the model's default)
+from fewpick.pickers.threshold import (
+    Auto,
+    Calibrated,
+    Threshold,
+    ThresholdLike,
+    as_threshold,
+    known_cut,
+    select_peaks,
+)
 
 
 @dataclass
@@ -46,10 +56,12 @@ class Picker(Protocol):
 
     def score_map(self, image: Image) -> ScoreMap: ...
 
-    def peaks(self, smap: ScoreMap, threshold: Threshold = None,
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def pick(self, image: Image, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame: ...
+    def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None) -> pd.DataFrame: ...
+
+    def default_threshold(self) -> Threshold: ...
 
 
 def picks_table(name: str, coords: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
@@ -61,21 +73,46 @@ def picks_table(name: str, coords: np.ndarray, scores: np.ndarray) -> pd.DataFra
 
 
 class PickerBase:
-    """The shared :meth:`pick`: score map → peaks → picks table in original pixels."""
+    """The shared :meth:`pick` (score map → peaks → picks table in original pixels) and the shared cut."""
+
+    #: the picker's automatic cut of one image's peak scores (a function of :mod:`fewpick.ops.thresholds`)
+    auto_rule: ClassVar[Callable[..., float]]
 
     def score_map(self, image: Image) -> ScoreMap:
         raise NotImplementedError
 
-    def peaks(self, smap: ScoreMap, threshold: Threshold = None,
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def pick(self, image: Image, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame:
+    def calibrated_threshold(self) -> float | None:
+        """The cut the model stored when it was trained; None for a picker that has none."""
+        return None
+
+    def default_threshold(self) -> Threshold:
+        """The cut used when none is given: the calibrated one where the model has it, else the automatic rule."""
+        return Calibrated() if self.calibrated_threshold() is not None else Auto()
+
+    def resolve_threshold(self, threshold: ThresholdLike) -> Threshold:
+        """Any accepted spelling of a threshold (None: :meth:`default_threshold`) as a :data:`Threshold`; a
+        calibrated cut asked of a model without one is refused here, before any image is read."""
+        t = as_threshold(threshold)
+        t = self.default_threshold() if t is None else t
+        known_cut(t, self.calibrated_threshold())
+        return t
+
+    def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
+               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The peaks (best first) the cut keeps, then at most ``max_picks``."""
+        return select_peaks(coords, scores, threshold, rule=type(self).auto_rule,
+                            calibrated=self.calibrated_threshold(), max_picks=max_picks)
+
+    def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None) -> pd.DataFrame:
         smap = self.score_map(image)
         coords, scores = self.peaks(smap, threshold, max_picks)
         return picks_table(image.name, smap.to_original(coords), scores)
 
-    def pick_images(self, images, threshold: Threshold = None, max_picks: int | None = None) -> pd.DataFrame:
+    def pick_images(self, images, threshold: ThresholdLike = None, max_picks: int | None = None) -> pd.DataFrame:
         """Picks of several images in one table."""
         tables = [self.pick(im, threshold, max_picks) for im in images]
         return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])

@@ -1,7 +1,7 @@
 """Template-free and template-based baselines: difference of Gaussians and FFT cross-correlation.
 
 Both work on a Fourier-binned, normalised copy of the micrograph in which the
-particle is about 16 px across, score every pixel, and extract picks by
+particle spans the working diameter (:data:`fewpick.geometry.WORKING_DIAMETER`), score every pixel, and extract picks by
 non-maximum suppression with the particle radius. Scores are in units of the
 score map's robust standard deviation (DoG) or normalised cross-correlation
 coefficients in [-1, 1] (template). Higher is more particle-like.
@@ -25,6 +25,7 @@ from fewpick.ops.resample import bin_image, fourier_crop
 from fewpick.ops.templates import template_bank, template_score_map
 from fewpick.ops.thresholds import threshold_gmm
 from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.pickers.threshold import Auto, Threshold, ThresholdLike, as_threshold, known_cut
 
 _WORKERS = 2
 
@@ -40,12 +41,13 @@ class ClassicSettings:
     method
         ``"dog"`` or ``"template"``.
     threshold
-        A number (score units of the method) or ``"auto"`` (Gaussian-mixture split of the peak scores).
+        A number (score units of the method) or ``"auto"`` (Gaussian-mixture split of the peak scores); see
+        :mod:`fewpick.pickers.threshold`.
     dark
         Particles darker than the background (cryo-EM bright field, the default);
         ``False`` for bright particles (e.g. negative stain).
     bin_factor
-        Override the automatic binning (particle ≈ 16 px after binning).
+        Override the automatic binning (see :data:`~fewpick.geometry.WORKING_DIAMETER`).
     max_picks
         Keep at most this many per micrograph.
     border
@@ -54,14 +56,15 @@ class ClassicSettings:
 
     diameter: float
     method: str = "dog"
-    threshold: float | str = "auto"
+    threshold: ThresholdLike = "auto"
     dark: bool = True
     bin_factor: int | None = None
     max_picks: int | None = None
     border: float = 0.0
 
     def geometry(self) -> Geometry:
-        """Fourier binning to a particle of about 16 binned px (or ``bin_factor``)."""
+        """Fourier binning to a particle of about :data:`~fewpick.geometry.WORKING_DIAMETER` binned px (or
+        ``bin_factor``)."""
         return Geometry.binned(self.diameter, factor=self.bin_factor)
 
     def factor(self) -> int:
@@ -151,23 +154,24 @@ class ClassicPicker(PickerBase):
             raise InputError(None, f"unknown classic method {settings.method!r}; choose dog or template")
         return ScoreMap(score, functools.partial(geo.to_original, scale=scale))
 
-    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
+    auto_rule = staticmethod(threshold_gmm)  # a two-Gaussian split of one micrograph's peaks
+
+    def default_threshold(self) -> Threshold:
+        t = as_threshold(self.settings.threshold)
+        return Auto() if t is None else t
+
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Suppression within the particle radius; ``threshold`` (None: the settings') a score or ``auto`` (a
-        two-Gaussian split of the peak scores)."""
+        """Suppression within the particle radius, the cut (:mod:`fewpick.pickers.threshold`; None: the
+        settings', a score or ``auto``) and at most ``max_picks`` (None: the settings')."""
         settings = self.settings
-        threshold = settings.threshold if threshold is None else threshold
+        threshold = self.resolve_threshold(threshold)
         max_picks = settings.max_picks if max_picks is None else max_picks
         geo = settings.geometry()
-        thr = -np.inf if threshold == "auto" else float(threshold)
-        coords, scores = nms(smap.scores, geo.length(settings.diameter / 2), thr,
+        known = known_cut(threshold, None)
+        coords, scores = nms(smap.scores, geo.length(settings.diameter / 2), -np.inf if known is None else known,
                              border=settings.border / geo.factor)
-        if threshold == "auto" and len(scores):
-            keep = scores >= threshold_gmm(scores)
-            coords, scores = coords[keep], scores[keep]
-        if max_picks is not None:
-            coords, scores = coords[:max_picks], scores[:max_picks]
-        return coords, scores
+        return self.select(coords, scores, threshold, max_picks)
 
 
 def prepare_templates(template: np.ndarray, settings: ClassicSettings, template_pixel: float | None,

@@ -29,11 +29,13 @@ from fewpick.errors import InputError
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
 from fewpick.pickers.base import picks_table
+from fewpick.pickers.threshold import Auto, Calibrated
 from fewpick.web.server import PageHandler, PageServer, RequestError, parse_indices, static_page
+from fewpick.workflows import LABEL_TRAINERS
 
 DISPLAY_MAX = 1024
 MAX_POINTS = 20_000  # labels on one micrograph, at most
-PICKERS = ("fewshot", "pu")
+PICKERS = tuple(LABEL_TRAINERS)  # the first is the default
 
 
 @dataclass
@@ -245,50 +247,23 @@ class LabelSession:
         self._run("training", lambda: self._train(picker, labels, expected))
 
     def _train(self, picker: str, labels: pd.DataFrame, expected: float | None) -> None:
+        from fewpick.pickers import registry
+
         s = self.settings
-        counts = labels["micrograph"].value_counts()
-        if picker == "pu":
-            from fewpick.pickers import pu
-
-            settings = pu.PUSettings(diameter=s.diameter, expected_particles=float(expected), threads=s.threads,
-                                     **s.pu_options)
-            used = [i for i, n in enumerate(self.names) if n in counts.index]
-            images = [self.image(i) for i in used]
-            total = settings.steps
-
-            def report(rec):
-                done = rec.get("step", 0)
-                self._progress(done / total, f"training the PU picker: step {done}/{total}, loss "
-                                             f"{rec.get('loss', float('nan')):.3f}", rec.get("eta_s"))
-
-            model = pu.train(images, labels, settings, self.model_out, progress=report, device=s.device)
-            summary = pu.model_summary(model)
-        else:
-            from fewpick.pickers import fewshot
-
-            ref = self.names.index(str(counts.index[0]))  # the micrograph with the most labels
-            settings = fewshot.FewShotSettings(diameter=s.diameter, expected_particles=expected,
-                                               **s.fewshot_options)
-
-            # each stage's share of the bar and its words: pre-training, fine-tuning, the fast scoring network
-            stages = {"pretrain": (0.0, 0.65, settings.pretrain_steps, "pre-training"),
-                      "finetune": (0.65, 0.2, settings.finetune_steps, "on your labels"),
-                      "distill": (0.85, 0.15, settings.distill_steps, "its fast scoring network")}
-
-            def report(rec):
-                before, part, n, words = stages.get(rec.get("stage", ""), stages["finetune"])
-                done = rec.get("step", 0)
-                self._progress(before + part * done / max(n, 1),
-                               f"training the few-shot picker ({words}): step {done}/{n}", rec.get("eta_s"))
-
-            model = fewshot.train(self.image(ref), labels[labels.micrograph == self.names[ref]], settings,
-                                  self.model_out, progress=report, device=s.device)
-            summary = fewshot.model_summary(model)
+        labelled = set(labels["micrograph"])
+        images = {n: self.image(i) for i, n in enumerate(self.names) if n in labelled}
+        options = s.pu_options if picker == "pu" else s.fewshot_options if picker == "fewshot" else {}
+        model = LABEL_TRAINERS[picker](images, labels, diameter=s.diameter, expected=expected, options=options,
+                                       out=self.model_out, progress=self._progress, device=s.device,
+                                       threads=s.threads)
+        summary = registry.summary(model, registry.get(picker))
         with self.lock:
             self.model, self.picker_kind, self.summary = model, picker, summary
             self.picks, self.auto_thresholds = {}, {}
-            # the model's calibrated cut; a few-shot model trained without an expected count cuts each micrograph
-            self.default_threshold = float(model.threshold) if model.threshold is not None else None
+            # the model's calibrated cut; a model whose default is automatic cuts each micrograph by its own rule
+            calibrated = model.calibrated_threshold()
+            self.default_threshold = (float(calibrated) if isinstance(model.default_threshold(), Calibrated)
+                                      and calibrated is not None else None)
 
     def picks_of(self, i: int) -> dict:
         """Every peak of micrograph ``i`` (original px) with its score, and the picker's own threshold there."""
@@ -310,8 +285,8 @@ class LabelSession:
         smap = model.score_map(image)
         coords, scores = model.peaks(smap, -1e9)
         table = picks_table(name, smap.to_original(coords), scores)
-        if self.picker_kind == "fewshot" and model.threshold is None:
-            _, auto = model.peaks(smap, "auto")
+        if isinstance(model.default_threshold(), Auto):  # each micrograph has its own cut
+            _, auto = model.peaks(smap, Auto())
             auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
         else:
             auto_thr = None

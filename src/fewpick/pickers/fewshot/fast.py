@@ -1,12 +1,12 @@
 """The few-shot picker's fast scoring network: a small CNN distilled from the trained encoder.
 
-Sliding the ViT over every window of a micrograph costs ~60 µs per window on two CPU cores: 28 s for a
-4096² micrograph of 36 px particles (320,000 windows at a stride of 4 resampled px). After fine-tuning,
+Sliding the ViT over every window of a micrograph is slow on a CPU (hundreds of thousands of windows on a
+4096² micrograph of small particles; figures in ``docs/decisions.md``). After fine-tuning,
 the encoder's similarity map (its *teacher* scores) is computed once on the training micrographs, and a
 fully convolutional network (:class:`fewpick.nn.cnn.PickerCNN`, the PU picker's) learns to reproduce it on
-the micrographs Fourier-binned so that the particle spans at most 16 px
-(:func:`fewpick.geometry.finest_binning`): a window's score at its centre pixel. Picking then costs what
-the PU picker's does (under a second per 4096² micrograph); the peaks are found, centred on the exemplars'
+the micrographs Fourier-binned as the PU picker bins them
+(:meth:`fewpick.geometry.Geometry.finest`): a window's score at its centre pixel. Picking then costs what
+the PU picker's does; the peaks are found, centred on the exemplars'
 rotational average (drawn on the binned grid) and cut as before.
 
 The teacher's grid cell ``(i, j)`` is the window centred at ``(i·stride + (size−1)/2)·scale`` original px;
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from fewpick.geometry import Geometry, finest_binning
+from fewpick.geometry import Geometry
 from fewpick.nn.cnn import PickerCNN
 
 if TYPE_CHECKING:
@@ -41,9 +41,9 @@ CELLS = 16  # teacher grid cells per side of a training crop
 
 
 def binning(diameter: float) -> int:
-    """Original px per pixel of the fast network's grid: the PU picker's rule (particle at most 16 px; a grid
+    """Original px per pixel of the fast network's grid: the PU picker's rule (:meth:`Geometry.finest`; a grid
     fine enough for the encoder's 20 px did not follow it better)."""
-    return finest_binning(diameter)
+    return int(Geometry.finest(diameter).factor)
 
 
 def new_net(width: int | None = None, dilations: Sequence[int] | None = None) -> PickerCNN:
@@ -71,23 +71,14 @@ def grid_centres(shape: tuple[int, int], stride: int, size: int, rscale, bscale)
 
 
 
-# below it (on the held-out rows) picking keeps the encoder: measured, the fast network's picks on the reference
-# matched the encoder's (F1, within a quarter diameter) 0.90–0.95 at an agreement of 0.88 (apoferritin) and 0.29–0.50
-# at 0.56 (simulated mTOR among four look-alike species, where the encoder's score changes from one window to the
-# next, 4 px apart in 24, with a correlation of only 0.37)
+# at or above it (on the held-out rows) the fast network's picks are the encoder's; below it they drift from them
+# (docs/decisions.md, "The few-shot picker's scorings")
 MIN_AGREEMENT = 0.8
-# below this the encoder's score map is noise at the particle's scale: nothing smooth follows it on rows it was
-# not trained on. Measured on the CryoPPP sets, where its models reach −0.02…0.02, the encoder's score then ranks
-# the peaks no better than chance (AUC 0.50–0.55 against the annotations; uniform noise in its place picks as
-# well) and picking by the correlation with the exemplars' rotational average alone is as good (box F1 within
-# ±0.013 on each of six models, AUPRC 0.006–0.033 higher) in a twentieth to a fiftieth of the time; models whose
-# encoder does tell particles apart reach 0.36–0.88 (simulated look-alike species 0.36–0.65, where the
-# correlation alone loses 0.2 box F1; apoferritin 0.87–0.88). bench/fewshot_encoder_role.py, fewshot_fast.py
+# below this the encoder's score map is noise at the particle's scale (nothing smooth follows it on rows it was
+# not trained on), and the correlation with the exemplars' rotational average alone picks as well, far faster
 NOISE_AGREEMENT = 0.2
 # in between, the network follows the encoder loosely, well enough to say where the particles are not: the encoder
-# scores only the windows the network ranks in the top ENCODER_SHARE of each micrograph's grid. Measured on the
-# simulated benchmark's three models (agreements 0.36–0.65): box F1 0.643 against 0.642 with every window, AUPRC
-# 0.638 against 0.635, in half the time; the top 30 %: 0.641 and 0.621 (bench/fewshot_gate.py)
+# scores only the windows the network ranks in the top ENCODER_SHARE of each micrograph's grid
 ENCODER_SHARE = 0.5
 SCORINGS = ("encoder", "fast", "correlation", "gated")
 
@@ -113,9 +104,8 @@ def gate(model: FewShotModel, data: np.ndarray, grid_shape: tuple[int, int], rsc
 
 
 def stored_scoring(info: dict) -> str:
-    """The scoring a model file's fast-network summary chose (files written before the correlation and the gated
-    scorings existed hold only ``use``: the fast network, else the encoder at every window)."""
-    return info.get("scoring") or ("fast" if info.get("use") else "encoder")
+    """The scoring a model file's fast-network summary chose (the encoder where it holds none)."""
+    return info.get("scoring") or "encoder"
 
 
 

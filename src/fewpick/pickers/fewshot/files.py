@@ -24,8 +24,20 @@ from fewpick.pickers.fewshot.settings import (
 )
 
 
+def from_version_1(bundle: dict) -> dict:
+    """Version 1 models written before the correlation and the gated scorings existed hold only ``use`` beside
+    their fast network: they scored with it where it was used, else with the encoder at every window."""
+    info = bundle.get("fast_info")
+    if bundle.get("fast_state") is not None and info and "scoring" not in info:
+        bundle = {**bundle, "fast_info": {**info, "scoring": "fast" if info.get("use") else "encoder"}}
+    return bundle
+
+
+MIGRATIONS = {1: from_version_1}
+
+
 def _load_bundle(path: str | os.PathLike, fmt: str, what: str) -> dict:
-    return modelfile.load(path, fmt, MODEL_FORMAT_VERSION, what)
+    return modelfile.load(path, fmt, MODEL_FORMAT_VERSION, what, MIGRATIONS)
 
 
 def _settings_from(d: dict, path, what: str) -> FewShotSettings:

@@ -29,6 +29,7 @@ from fewpick.pickers.fewshot.windows import (
     resampled,
     window_grid,
 )
+from fewpick.pickers.threshold import ThresholdLike
 
 
 @dataclass
@@ -45,8 +46,8 @@ class FewShotModel(PickerBase):
     history: list = field(default_factory=list)
     # the default cut, calibrated on the reference with the expected particle count (None: the density-based cut)
     threshold: float | None = None
-    # run-time choice, not stored: bfloat16 matrix products when picking on a GPU. Off: on an H100 it saved no
-    # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
+    # run-time choice, not stored: bfloat16 matrix products when picking on a GPU; off, as it saved no time
+    # (docs/decisions.md, "Mixed precision")
     mixed_precision: bool = False
     # the fast scoring network distilled from the encoder (fewshot.fast; None in files written before it) and its
     # summary (binning factor, offset, fit)
@@ -119,35 +120,30 @@ class FewShotModel(PickerBase):
             self._fast_template = (rescaled_template(template, zoom), radius * zoom)
         return self._fast_template
 
-    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
+    auto_rule = staticmethod(threshold_knn_density)  # each micrograph cut where its peak scores are sparsest
+
+    def calibrated_threshold(self) -> float | None:
+        return self.threshold
+
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), the cut
-        (None: the model's calibrated cut if it has one, else ``auto``: the density-based cut, k = 5, on this
-        micrograph's peak scores) and at most ``max_picks``."""
-        if threshold is None:
-            threshold = "auto" if self.threshold is None else self.threshold
+        """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), then the cut
+        (:mod:`fewpick.pickers.threshold`; None: the model's calibrated cut if it has one, else ``auto``) and at
+        most ``max_picks``."""
+        threshold = self.resolve_threshold(threshold)
         # windows are wider than the particle, so off-centre windows still score high: suppress within
         # ``suppress`` × the diameter (particles do not overlap), in grid cells
         stride = smap.extra["stride"]
         geo = smap.extra.get("geometry") or self.settings.geometry()  # the fast network's grid, or the encoder's
         radius = geo.radius(2 * self.settings.suppress) / stride
-        # (the fast network's map covers the whole micrograph, the encoder's grid only the windows that fit: on
-        # apoferritin, annotated to within 0.2 diameters of the edges, searching the map only where a window fits
-        # cost 0.03 box F1 to the fast network, seed 0 each way)
+        # (the fast network's map covers the whole micrograph, the encoder's grid only the windows that fit; limiting
+        # the search to where a window fits lost particles near the edges)
         ij, values = nms(smap.scores, max(radius, 1.0), -np.inf, max_picks=None)
         ij = refine_peaks(smap.scores, ij)
         if smap.extra.get("match") is not None and self.settings.centre > 0 and len(ij):
             ij, values = centre_peaks(ij, values, smap.extra["match"], stride, self.settings, geo,
                                       smap.extra.get("offset"))
-        if threshold == "auto":
-            cut = threshold_knn_density(values, k=5) if len(values) else 0.0
-        else:
-            cut = float(threshold)
-        keep = values >= cut
-        ij, values = ij[keep], values[keep]
-        if max_picks is not None:
-            ij, values = ij[:max_picks], values[:max_picks]
-        return ij, values
+        return self.select(ij, values, threshold, max_picks)
 
 
 def calibrate_threshold(model: FewShotModel, reference: Image) -> float | None:
@@ -298,13 +294,12 @@ def grid_to_original(ij: np.ndarray, stride: int, size: int, scale: np.ndarray) 
     return (np.asarray(ij, float) * stride + (size - 1) / 2) * np.asarray(scale, float)
 
 
-def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str | None = None, *, match: str | None = None,
+def pick_micrograph(model: FewShotModel, image: Image, threshold: ThresholdLike = None, *, match: str | None = None,
                     stride: int | None = None, max_picks: int | None = None,
                     keep_map: dict | None = None) -> pd.DataFrame:
     """Picks of one micrograph in original pixels; scores are cosine similarities (−1…1).
 
-    ``threshold``: None, the model's calibrated cut (or ``auto`` if it has none); ``auto``, the density-based
-    cut (k = 5) on this micrograph's peak scores; or a score.
+    ``threshold``: see :meth:`FewShotModel.peaks`.
     """
     smap = model.score_map(image, match, stride)
     if keep_map is not None:
@@ -313,7 +308,7 @@ def pick_micrograph(model: FewShotModel, image: Image, threshold: float | str | 
     return picks_table(image.name, smap.to_original(coords), values)
 
 
-def pick_images(model: FewShotModel, images: Sequence[Image], threshold: float | str | None = None, **kw) -> pd.DataFrame:
+def pick_images(model: FewShotModel, images: Sequence[Image], threshold: ThresholdLike = None, **kw) -> pd.DataFrame:
     tables = [pick_micrograph(model, im, threshold, **kw) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
 

@@ -13,7 +13,7 @@ MODEL_FORMAT = "fewpick-fewshot-model"
 PRETRAINED_FORMAT = "fewpick-fewshot-pretrained"
 
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: the fast network's scoring always stored (files.from_version_1)
 
 
 SCS_MODES = ("adjusted", "unadjusted", "none")

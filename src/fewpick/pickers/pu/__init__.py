@@ -1,7 +1,7 @@
 """Positive-unlabeled CNN picker (Topaz-class).
 
 Training reads micrographs and a few labeled particle centres. Each micrograph is
-Fourier-binned so the particle is 12–16 px across and robustly normalised; pixels within
+Fourier-binned (:meth:`fewpick.geometry.Geometry.finest`) and robustly normalised; pixels within
 ``label_radius`` (binned px) of a labeled centre are positives, all others unlabeled.
 A small dilated residual CNN (receptive field ≈ the particle) is trained on random
 tiles — half of them around labeled particles — with 90° rotations and flips (Adam, cosine

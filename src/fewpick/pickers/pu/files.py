@@ -11,7 +11,7 @@ import torch
 from fewpick import modelfile
 from fewpick.device import cpu_state, resolve_device
 from fewpick.errors import InputError
-from fewpick.geometry import choose_binning
+from fewpick.geometry import WORKING_DIAMETER, choose_binning
 from fewpick.nn.cnn import PickerCNN
 from fewpick.pickers.pu.model import (
     PUModel,
@@ -34,14 +34,26 @@ def build_network(settings: PUSettings) -> PickerCNN:
                      decoder_patch=7 if settings.autoencoder > 0 else 0)
 
 
+def from_version_1(bundle: dict) -> dict:
+    """Version 1 files may predate three settings; they are made explicit as those files used them: the binning
+    to the nearest working diameter (before the finest one; files without an edge margin), picks a radius apart,
+    and no edge band."""
+    stored = dict(bundle["settings"])
+    if stored.get("bin_factor") is None and "edge_margin" not in stored:
+        stored["bin_factor"] = choose_binning(stored["diameter"], stored.get("binned_diameter", WORKING_DIAMETER))
+    stored.setdefault("min_distance", 1.0)
+    stored.setdefault("edge_margin", 0.0)
+    return {**bundle, "settings": stored}
+
+
+MIGRATIONS = {1: from_version_1}
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> PUModel:
     """Read a model file written by :func:`save_model` onto ``device``; clear errors for anything else."""
     path = Path(path)
-    bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model")
+    bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model", MIGRATIONS)
     settings = modelfile.settings_from(PUSettings, bundle["settings"], path, "PU picker model")
-    if settings.bin_factor is None and "edge_margin" not in bundle["settings"]:
-        # written before the binning became the finest to at most 16 px: it was binned to the nearest 16 px
-        settings.bin_factor = choose_binning(settings.diameter, settings.binned_diameter)
     net = build_network(settings)
     try:
         net.load_state_dict(bundle["state_dict"])

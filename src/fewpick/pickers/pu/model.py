@@ -26,6 +26,7 @@ from fewpick.pickers.pu.data import (
     prepare,
 )
 from fewpick.pickers.pu.settings import AGREEMENT, PUSettings
+from fewpick.pickers.threshold import ThresholdLike
 
 
 @dataclass
@@ -41,8 +42,8 @@ class PUModel(PickerBase):
     template: np.ndarray | None = None  # the labelled particles' rotational average (binned px), when used
     correlation_weight: float = 0.0  # logits per unit of correlation in the score (0: correlation not used)
     agreement: float | None = None  # the share of best training peaks the network and the correlation share
-    # run-time choice, not stored: bfloat16 convolutions when picking on a GPU. Off: on an H100 it saved no
-    # time (reading and binning dominate) and moved 0.3–1.2 % of the picks (bench/results/gpu.md)
+    # run-time choice, not stored: bfloat16 convolutions when picking on a GPU; off, as it saved no time
+    # (docs/decisions.md, "Mixed precision")
     mixed_precision: bool = False
 
     @property
@@ -61,20 +62,18 @@ class PUModel(PickerBase):
         return ScoreMap(dense_logits(self.net, binned, self.mixed_precision),
                         functools.partial(self.settings.geometry().to_original, scale=scale), extra)
 
-    def peaks(self, smap: ScoreMap, threshold: float | str | None = None,
+    auto_rule = staticmethod(threshold_gmm)  # a two-Gaussian split of one micrograph's peaks
+
+    def calibrated_threshold(self) -> float | None:
+        return self.threshold
+
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
-        peak centred and rescored on it, then suppressed again), outside the model's edge band; ``threshold``: a
-        score, ``auto`` (a two-Gaussian split of this micrograph's peaks) or None (the model's calibrated default)."""
-        threshold = self.threshold if threshold is None else threshold
-        thr = -np.inf if threshold == "auto" else float(threshold)
+        peak centred and rescored on it, then suppressed again), outside the model's edge band, then the cut
+        (:mod:`fewpick.pickers.threshold`; None: the model's calibrated cut) and at most ``max_picks``."""
         coords, scores = all_peaks(self, smap.scores, smap.extra.get("correlation"))
-        keep = scores >= thr
-        coords, scores = coords[keep][:max_picks], scores[keep][:max_picks]
-        if threshold == "auto" and len(scores):
-            keep = scores >= threshold_gmm(scores)
-            coords, scores = coords[keep], scores[keep]
-        return coords, scores
+        return self.select(coords, scores, self.resolve_threshold(threshold), max_picks)
 
 
 def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fewpick.geometry import Geometry, finest_binning
+from fewpick.geometry import WORKING_DIAMETER, Geometry
 from fewpick.ops.peaks import ball
 
 MODEL_FORMAT = "fewpick-pu-model"
 
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: every setting stored explicitly (files.from_version_1)
 
 
 AGREEMENT = 0.9  # the share of the network's best training peaks the correlation must also rank best
@@ -40,7 +40,7 @@ class PUSettings:
     autoencoder: float = 0.0  # a: weight of the reconstruction error (0 = classifier only)
     width: int = 16  # channels of the network
     dilations: tuple[int, ...] = (1, 2, 3)  # one residual block per entry (see PickerCNN)
-    binned_diameter: float = 16.0  # the particle's largest diameter after binning (see finest_binning)
+    binned_diameter: float = WORKING_DIAMETER  # the particle's largest diameter after binning (see finest_binning)
     steps: int = 1500
     steps_per_epoch: int = 100
     batch: int = 8
@@ -49,22 +49,21 @@ class PUSettings:
     weight_decay: float = 1e-5
     unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
     # picks closer than this fraction of the particle radius suppress each other; None: automatic at training
-    # (see auto_min_distance), and 1 for models written before it existed
+    # (see auto_min_distance)
     min_distance: float | None = None
     # after training, test the labelled particles' rotational average; centre and rescore picks on it where
     # it agrees with the network (see the module)
     correlation: bool = True
     # picks closer than this many particle diameters to the micrograph edge are dropped; None: from the labels at
-    # training (see the module), and 0 for models written before it existed
+    # training (see the module)
     edge_margin: float | None = None
     seed: int = 0
     threads: int = 2
 
     def geometry(self) -> Geometry:
         """Fourier binning by ``bin_factor``, else the finest that brings the particle to at most ``binned_diameter``
-        (16) binned px and at least 3/4 of that where an integer factor allows (:func:`finest_binning`)."""
-        return Geometry.binned(self.diameter, self.binned_diameter,
-                               factor=self.bin_factor or finest_binning(self.diameter, self.binned_diameter))
+        binned px and at least 3/4 of that where an integer factor allows (:meth:`Geometry.finest`)."""
+        return Geometry.finest(self.diameter, self.binned_diameter, self.bin_factor)
 
     def factor(self) -> int:
         return self.geometry().factor

@@ -1,0 +1,108 @@
+"""The threshold vocabulary: what a cut means, the same for every picker.
+
+A cut is one of three things:
+
+- :class:`Fixed` — a score given by the user; peaks scoring at least this are kept.
+- :class:`Auto` — the picker's own rule applied to *this image's* peak scores (each picker names its rule in
+  :attr:`~fewpick.pickers.base.PickerBase.auto_rule`, one function of :mod:`fewpick.ops.thresholds`).
+- :class:`Calibrated` — the cut the model stored when it was trained (from its training images and the
+  expected particle count); the same on every image.
+
+``None`` means "the model's default", which is one of the two automatic kinds
+(:meth:`~fewpick.pickers.base.PickerBase.default_threshold`). Every picker applies the cut first and
+``max_picks`` after it (the best ``max_picks`` of the peaks the cut keeps).
+
+The command line, the library and the pages accept the plain spellings too: a number, ``"auto"``,
+``"calibrated"`` or ``None`` (:func:`as_threshold`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import numpy as np
+
+from fewpick.errors import InputError
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Keep peaks scoring at least ``value``."""
+
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.value:g}"
+
+
+@dataclass(frozen=True)
+class Auto:
+    """Each image cut by the picker's own rule on its peak scores."""
+
+    def __str__(self) -> str:
+        return "auto"
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """The model's stored cut, set on its training images."""
+
+    def __str__(self) -> str:
+        return "calibrated"
+
+
+Threshold = Union[Fixed, Auto, Calibrated]
+ThresholdLike = Union[Threshold, float, int, str, None]
+
+WORDS: dict[str, Threshold] = {"auto": Auto(), "calibrated": Calibrated()}
+
+
+def as_threshold(value: ThresholdLike) -> Threshold | None:
+    """A :data:`Threshold` from any accepted spelling (None stays None: the model's default).
+
+    Raises :class:`~fewpick.errors.InputError` for a word it does not know or a score that is not a number."""
+    if value is None or isinstance(value, (Fixed, Auto, Calibrated)):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in WORDS:
+            return WORDS[word]
+        try:
+            value = float(word)
+        except ValueError:
+            raise InputError(None, f"a threshold is a number, 'auto' or 'calibrated', not {value!r}") from None
+    value = float(value)
+    if np.isnan(value):
+        raise InputError(None, "a threshold cannot be NaN")
+    return Fixed(value)
+
+
+def known_cut(threshold: Threshold, calibrated: float | None) -> float | None:
+    """The score a cut keeps from, where it is known before the image's peaks are seen (Fixed, Calibrated);
+    None for :class:`Auto`. A :class:`Calibrated` cut of a model that stored none is refused."""
+    if isinstance(threshold, Fixed):
+        return threshold.value
+    if isinstance(threshold, Calibrated):
+        if calibrated is None:
+            raise InputError(None, "this picker has no calibrated threshold (a model trained with an expected "
+                                   "particle count has one); use 'auto' or a score")
+        return float(calibrated)
+    return None
+
+
+def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *,
+                 rule: Callable[[np.ndarray], float], calibrated: float | None = None,
+                 max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The peaks (best first) that ``threshold`` keeps, then at most ``max_picks`` of them.
+
+    ``rule`` is the picker's automatic cut of one image's peak scores; ``calibrated`` the model's stored cut."""
+    cut = known_cut(threshold, calibrated)
+    if cut is None and len(scores):
+        cut = rule(scores)
+    if cut is not None:
+        keep = scores >= cut
+        coords, scores = coords[keep], scores[keep]
+    if max_picks is not None:
+        coords, scores = coords[:max_picks], scores[:max_picks]
+    return coords, scores

@@ -1,0 +1,133 @@
+"""The trained localization model and how it picks: the heat map over the whole tomogram in overlapping tiles
+(bounded memory), 3D non-maximum suppression and the cut, and filament tracing for filament models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fewpick.device import module_device
+from fewpick.io import Image
+from fewpick.nn.unet import SliceUNet3D
+from fewpick.ops.peaks import nms
+from fewpick.ops.thresholds import auto_threshold
+from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.pickers.threshold import Auto, Calibrated, Threshold, ThresholdLike, known_cut
+from fewpick.pickers.tomo.data import prepare
+from fewpick.pickers.tomo.settings import TomoSettings
+
+
+@dataclass
+class TomoModel(PickerBase):
+    """A trained localization model (a :class:`~fewpick.pickers.base.Picker`)."""
+
+    net: SliceUNet3D
+    settings: TomoSettings
+    pi: float
+    voxel_size: float | None
+    history: list = field(default_factory=list)
+    # probability 0.5, the PU classifier's own boundary; with ``expected_particles`` the level that yields that
+    # many picks in the training tomograms (:func:`calibrate_threshold`)
+    threshold: float = 0.5
+    # the particles assumed in each training tomogram (π's source): expected_particles, the capped estimate, or
+    # twice the labels
+    particles: list = field(default_factory=list)
+
+    def score_map(self, image: Image | np.ndarray, heat: np.ndarray | None = None) -> ScoreMap:
+        """The heat map: the centre probability of every binned voxel (``heat``: one computed already)."""
+        if heat is None:
+            heat = heat_map(self, image.data if isinstance(image, Image) else image)
+        return ScoreMap(heat, self.settings.geometry().to_original)
+
+    auto_rule = staticmethod(auto_threshold)  # each tomogram's split between its particles and the rest
+
+    def calibrated_threshold(self) -> float | None:
+        return self.threshold
+
+    def default_threshold(self) -> Threshold:
+        """The calibrated level for a model trained with an expected count, else each tomogram's own split (the
+        stored 0.5 of a model trained without one is the classifier's boundary, not a calibration)."""
+        return Calibrated() if self.settings.expected_particles else Auto()
+
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None, max_picks: int | None = None,
+              radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """3D non-maximum suppression (see :func:`pick_tomogram`), the cut (:mod:`fewpick.pickers.threshold`)
+        and at most ``max_picks``."""
+        threshold = self.resolve_threshold(threshold)
+        if self.settings.filament:
+            r = 1.0  # a 3 × 3 × 3 kernel
+        else:
+            geo = self.settings.geometry()
+            r = max(1.0, geo.length(radius)) if radius is not None else geo.radius(minimum=1.0)
+        # greedy suppression only looks at higher peaks, so cutting its output at t is the same as suppressing
+        # with threshold t: suppress from the known cut, or from the automatic rule's floor (0.05)
+        known = known_cut(threshold, self.calibrated_threshold())
+        zyx, score = nms(smap.scores, r, 0.05 if known is None else known, footprint="box")
+        return self.select(zyx, score, threshold, max_picks)
+
+    def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None,
+             radius: float | None = None, filament: dict | None = None) -> pd.DataFrame:
+        """See :func:`pick_tomogram`."""
+        return pick_tomogram(self, image, threshold, radius, filament=filament, max_picks=max_picks)
+
+
+def heat_map(model: TomoModel, volume: np.ndarray, tile: int = 256, chunk: int = 16) -> np.ndarray:
+    """The centre probability of every binned voxel ``(z, y, x)`` of a tomogram as given."""
+    return prepared_heat_map(model.net, prepare(np.asarray(volume), model.settings.bin), tile, chunk)
+
+
+@torch.no_grad()
+def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> np.ndarray:
+    """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution,
+    on the device the network is on."""
+    net.eval()
+    dev = module_device(net)
+    nz, ny, nx = v.shape
+    m = net.multiple
+    halo_xy = 16
+    halo_z = net.config["fuse"] // 2
+    out = np.zeros(v.shape, np.float32)
+    step = max(m, tile - 2 * halo_xy)
+    for z0 in range(0, nz, chunk):
+        za, zb = max(0, z0 - halo_z), min(nz, z0 + chunk + halo_z)
+        for y0 in range(0, ny, step):
+            for x0 in range(0, nx, step):
+                ya, yb = max(0, y0 - halo_xy), min(ny, y0 + step + halo_xy)
+                xa, xb = max(0, x0 - halo_xy), min(nx, x0 + step + halo_xy)
+                block = v[za:zb, ya:yb, xa:xb]
+                ph, pw = (-block.shape[1]) % m, (-block.shape[2]) % m
+                if ph or pw:
+                    block = np.pad(block, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+                logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None].to(dev), with_projection=False)
+                p = torch.sigmoid(logits[0]).cpu().numpy()[:, : yb - ya, : xb - xa]
+                zs, ys, xs = z0 - za, y0 - ya, x0 - xa
+                ze, ye, xe = min(nz, z0 + chunk), min(ny, y0 + step), min(nx, x0 + step)
+                out[z0:ze, y0:ye, x0:xe] = p[zs : zs + ze - z0, ys : ys + ye - y0, xs : xs + xe - x0]
+    return out
+
+
+def pick_tomogram(model: TomoModel, image: Image, threshold: ThresholdLike = None, radius: float | None = None,
+                  heat: np.ndarray | None = None, filament: dict | None = None,
+                  max_picks: int | None = None) -> pd.DataFrame:
+    """Picks ``(micrograph, x, y, z, score)`` in the tomogram's voxels: 3D NMS on the heat map (kernel of the
+    particle's radius unless ``radius`` is given, in the tomogram's voxels), scores ≥ ``threshold``.
+
+    ``threshold`` (:mod:`fewpick.pickers.threshold`): None, the model's calibrated level when it was trained with
+    ``expected_particles``, else ``auto``: :func:`~fewpick.ops.thresholds.auto_threshold` of this tomogram's
+    peaks.
+
+    Filament models: NMS with a kernel of 3 binned voxels, then :func:`~fewpick.pickers.filament.trace_filaments`
+    (``filament`` holds its options: ``link`` in the tomogram's voxels, default the filament's diameter, and
+    ``max_residual``, ``max_curvature``, ``step``, ``min_points``); the output has ``rlnHelicalTubeID``."""
+    smap = model.score_map(image, heat)
+    zyx, score = model.peaks(smap, threshold, max_picks, radius)
+    picks = picks_table(image.name, smap.to_original(zyx), score)
+    if model.settings.filament:
+        from fewpick.pickers.filament import trace_filaments
+
+        opts = {"link": model.settings.diameter, **(filament or {})}
+        picks = trace_filaments(picks, **opts)
+    return picks
