@@ -234,9 +234,15 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
     # with an expected count the model stores its cut: the reference's 30th best pick
     ref_scores = fs.pick_images(m, ims[:1], threshold=-1e9).score.to_numpy()
     assert m.threshold == pytest.approx(ref_scores[29], abs=1e-6)
-    default = fs.pick_images(m, ims[1:])
-    assert len(default) == (fs.pick_images(m, ims[1:], threshold=-1e9).score >= m.threshold).sum() > 0
-    assert default.score.min() >= m.threshold
+    calibrated = fs.pick_images(m, ims[1:], threshold="calibrated")
+    assert len(calibrated) == (fs.pick_images(m, ims[1:], threshold=-1e9).score >= m.threshold).sum() > 0
+    assert calibrated.score.min() >= m.threshold
+    # its default: the expected count on the micrographs picked (one image alone: its 30 best)
+    assert len(fs.pick_images(m, ims[1:2])) == 30
+    res = runner.invoke(app, ["fewshot", "pick", str(tmp_path / "s1.mrc"), "--model", str(tmp_path / "m.pt"),
+                              "--out", str(tmp_path / "p.star")])
+    assert res.exit_code == 0 and "the 30 best picks per micrograph expected" in res.output, res.output
+    assert len(read_picks(tmp_path / "p.star")) == 30
 
 
 def _disk_window(size: int, cy: float, cx: float, radius: float, rng, noise: float) -> np.ndarray:

@@ -90,6 +90,8 @@ def test_click_train_review_and_save_in_a_browser(served):
         expect(page.locator("#job")).to_contain_text("training done", timeout=600_000)
         expect(page.locator("#job")).to_contain_text("PU picker")  # the model's summary follows
         expect(page.locator("#thr")).to_be_enabled()
+        # the initial threshold finds the particles of the micrograph without labels too
+        assert recall_at_the_page_threshold(session.picks_of(1), truths[1]) >= 0.8
         before = int(page.inner_text("#npicks"))
         page.focus("#thr")
         for _ in range(150):  # move the slider up by 15 % of its range
@@ -102,6 +104,15 @@ def test_click_train_review_and_save_in_a_browser(served):
         page.click("#savepicks")
         expect(page.locator("#pmsg")).to_contain_text("saved")
         page.screenshot(path=str(tmp / "label_page.png"))
+        # a reload keeps what was trained: the picker's kind, the count, the threshold and the buttons
+        page.check("input[name=picker][value=fewshot]")
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-ready", "0")
+        expect(page.locator("#pickall")).to_be_enabled()
+        expect(page.locator("#savepicks")).to_be_enabled()
+        expect(page.locator("#thr")).to_be_enabled()
+        expect(page.locator("#job")).to_contain_text("done")
+        assert page.is_checked("input[name=picker][value=pu]") and page.input_value("#expected") == "30"
         browser.close()
     assert all(u.startswith(_url(srv)) for u in requests), requests  # nothing from elsewhere
     # the labels: 15 of the true particles, in original pixels
@@ -177,12 +188,21 @@ def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_
     session._thread.join(timeout=300)
     saved = session.save_picks(shown["threshold"])
     assert saved["micrographs"] == 2 and saved["count"] == len(read_picks(tmp_path / "l_picks.star"))
-    # with an expected count the page offers the model's calibrated cut, the same on every micrograph
-    session.start_training("fewshot", expected_particles=20)
+    # with an expected count the page offers one cut for every micrograph, set where their peaks pooled give that
+    # count each (as 'fewpick fewshot pick' sets it), and it finds the particles of the unlabelled micrograph
+    session.start_training("fewshot", expected_particles=30)
     session._thread.join(timeout=600)
     assert session.job["state"] == "done", session.job
-    assert session.model.threshold is not None
-    assert session.picks_of(0)["threshold"] == session.picks_of(1)["threshold"] == pytest.approx(session.model.threshold)
+    pooled = session.model.count_cut([session.image(0), session.image(1)], 30)
+    assert session.picks_of(0)["threshold"] == session.picks_of(1)["threshold"] == pytest.approx(pooled, abs=1e-6)
+    assert recall_at_the_page_threshold(session.picks_of(1), truths[1]) >= 0.8
+
+
+def recall_at_the_page_threshold(shown: dict, truth) -> float:
+    """Recall on one micrograph at the page's initial threshold, as a share of the recall at the best-F1 one."""
+    table = make_picks(truth.micrograph.iloc[0], shown["x"], shown["y"], score=shown["score"])
+    report = evaluate(table, truth, radius=D / 2, threshold=shown["threshold"])
+    return report["at_threshold"]["recall"] / max(report["best"]["recall"], 1e-9)
 
 
 def test_servers_listening_beyond_this_machine_warn_and_still_check_the_host(micrographs, tmp_path):

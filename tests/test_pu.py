@@ -203,8 +203,10 @@ def test_minimum_distance_follows_how_crowded_the_micrographs_are():
     assert auto_min_distance(0, 100.0, 1.0) == 1.0
 
 
-def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatch):
-    """Two score peaks 0.45 diameters apart are two picks at half the radius, one at the whole diameter."""
+def test_two_picks_never_share_a_particle_and_touching_ones_are_both_picked(trained, monkeypatch):
+    """Two score peaks 0.45 diameters apart are one pick by default (picks lie at least a radius apart) and two
+    when picks may lie half a radius apart; peaks a diameter apart (touching particles) are two picks, even where
+    the stronger one's flank rises above the weaker one's centre."""
     model, _ = trained
     assert model.settings.min_distance == 1.0  # 40 particles on 512² are sparse
     f = model.factor
@@ -217,13 +219,23 @@ def test_neighbours_closer_than_the_diameter_are_both_picked(trained, monkeypatc
     monkeypatch.setattr(model, "template", None)  # the peaks as the network gives them, not centred on particles
     try:
         model.settings.min_distance = 0.5
+        assert len(pu.pick_micrograph(model, data, "m", threshold=0.0)) == 1  # the default spacing: a radius
+        model.settings.spacing = 0.5
         picks = pu.pick_micrograph(model, data, "m", threshold=0.0)
         assert len(picks) == 2
         np.testing.assert_allclose(sorted(picks.x / f), [50.0, 50.0 + sep], atol=0.6)
-        model.settings.min_distance = 2.0
+        model.settings.spacing = 1.0
+        d = model.settings.diameter / f  # touching: a strong particle and a weak one a diameter apart
+        touching = (np.exp(-((yy - 64) ** 2 + (xx - 40) ** 2) / (0.5 * d * d)) * 8
+                    + np.exp(-((yy - 64) ** 2 + (xx - 40 - d) ** 2) / 8.0) * 3 - 2).astype(np.float32)
+        fake[...] = touching
+        picks = pu.pick_micrograph(model, data, "m", threshold=0.0)
+        assert len(picks) == 2
+        np.testing.assert_allclose(sorted(picks.x / f), [40.0, 40.0 + d], atol=1.0)
+        model.settings.min_distance = 1.0  # local maxima over a whole radius: the weak one is no peak at all
         assert len(pu.pick_micrograph(model, data, "m", threshold=0.0)) == 1
     finally:
-        model.settings.min_distance = 1.0
+        model.settings.min_distance, model.settings.spacing = 1.0, 1.0
 
 
 def test_edge_band_comes_from_labels_that_leave_the_edges_empty():

@@ -13,7 +13,7 @@ from fewpick.errors import InputError
 from fewpick.geometry import Geometry, choose_binning
 from fewpick.io import Image, make_picks, read_volume, write_mrc
 from fewpick.pickers import ClassicPicker, ClassicSettings, Picker, pick_micrograph, registry
-from fewpick.pickers.threshold import Auto, Calibrated, Fixed
+from fewpick.pickers.threshold import Auto, Calibrated, Count, Fixed
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 from fewpick.training import fit, seeded
 
@@ -123,10 +123,11 @@ def test_geometry_conversions_and_radii():
     assert few.shape((3000, 2999)) == (1000, 1000)
 
 
-def check_threshold_contract(picker, smap, calibrated):
+def check_threshold_contract(picker, image, calibrated):
     """One meaning of the threshold for every picker: a fixed score keeps peaks at or above it, ``auto`` is the
     picker's own rule on this image's peaks, ``calibrated`` the model's stored cut, None the model's default, and
     ``max_picks`` the best of what the cut keeps."""
+    smap = picker.score_map(image)
     every_coords, every = picker.peaks(smap, -np.inf)
     assert len(every) > 5 and np.all(np.diff(every) <= 1e-6)  # best first
     middle = float(np.median(every))
@@ -138,6 +139,10 @@ def check_threshold_contract(picker, smap, calibrated):
     assert np.array_equal(auto, every[every >= picker.auto_rule(every)])
     capped_coords, capped = picker.peaks(smap, Auto(), max_picks=3)
     assert np.array_equal(capped, auto[:3]) and np.array_equal(capped_coords, auto_coords[:3])
+    # count: on one image its best peaks; over images picked together, one score where the pooled peaks give it
+    _, best = picker.peaks(smap, Count(4))
+    assert np.array_equal(best, every[:4])
+    assert picker.count_cut([image, image], 4) == pytest.approx(every[3])
     if calibrated is None:
         with pytest.raises(InputError, match="no calibrated threshold"):
             picker.peaks(smap, "calibrated")
@@ -185,9 +190,12 @@ def test_every_picker_follows_the_contract(tmp_path):
         assert len(picks) == len(scores) > 5 and (picks.micrograph == "c0").all()
         assert np.allclose(picks[["y", "x"]].to_numpy(), smap.to_original(coords))
         assert (picks.x.between(0, 320) & picks.y.between(0, 320)).all()
-        check_threshold_contract(picker, smap, picker.calibrated_threshold())
+        check_threshold_contract(picker, image, picker.calibrated_threshold())
     assert classic.calibrated_threshold() is None and classic.default_threshold() == Auto()
-    assert pu_model.default_threshold() == Calibrated() and fs_model.default_threshold() == Auto()
+    # the expected count on the images picked for a model trained with one; auto for one without
+    assert pu_model.default_threshold() == Count(20.0) and fs_model.default_threshold() == Auto()
+    with pytest.raises(InputError, match="without an expected particle count"):
+        fs_model.resolve_threshold("count")
     check_reloads(pu_model, tmp_path / "pu.pt", image, "pu")
     check_reloads(fs_model, tmp_path / "fs.pt", image, "fewshot")
     pd_classic = pick_micrograph(data, ClassicSettings(diameter=32), "c0")
@@ -204,7 +212,7 @@ def test_every_picker_follows_the_contract(tmp_path):
     picks = model.pick(vol, 0.0, max_picks=5)
     assert len(picks) == len(scores) == 5 and "z" in picks
     assert np.allclose(picks[["z", "y", "x"]].to_numpy(), smap.to_original(zyx))
-    check_threshold_contract(model, smap, model.calibrated_threshold())
+    check_threshold_contract(model, vol, model.calibrated_threshold())
     assert model.default_threshold() == Auto()  # trained without an expected count: 0.5 is no calibration
     check_reloads(model, tmp_path / "tomo.pt", vol, "tomo")
 

@@ -157,4 +157,4 @@ def parse_threshold(text: str | None):
     try:
         return as_threshold(text)
     except InputError:
-        raise InputError(None, f"--threshold must be a number, 'auto' or 'calibrated', got {text!r}") from None
+        raise InputError(None, f"--threshold must be a number, 'auto', 'count' or 'calibrated', got {text!r}") from None

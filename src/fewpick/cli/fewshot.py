@@ -171,7 +171,7 @@ def fewshot_pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
     out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak), 'auto' (each micrograph cut where its scores are sparsest) or 'calibrated' (the cut set on the reference with --expected-particles). Default: calibrated for a model trained with --expected-particles, else auto."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak), 'auto' (each micrograph cut where its scores are sparsest), 'count' (one score for all, set so that the micrographs get the expected particle count each) or 'calibrated' (the cut set on the reference). Default: count for a model trained with --expected-particles, else auto."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
     exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the faster scoring the model chose at training (its fast network, the correlation with the exemplars' average alone, or the encoder on the windows its fast network ranks higher); slower; also implied by --stride or --match other than the model's."),
@@ -193,6 +193,7 @@ def fewshot_pick(
 
     Example: [bold]fewpick fewshot pick mics/ --model fewshot.pt --out picks.star --score-maps maps/[/]
     """
+    from fewpick.batch import threshold_for_batch
     from fewpick.io import list_images, read_micrograph
     from fewpick.pickers import fewshot as fs
 
@@ -203,7 +204,11 @@ def fewshot_pick(
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     files = list_images(images)
     err_console.print(fs.model_summary(m), highlight=False)
-    thr = m.resolve_threshold(parse_threshold(threshold))  # None: the model's calibrated cut, else auto
+    read = functools.partial(read_micrograph, pixel_size=pixel_size)
+    # None: the model's default (the expected count on these micrographs, else auto)
+    thr, how = threshold_for_batch(m, parse_threshold(threshold), files, read)
+    if how:
+        err_console.print(how, highlight=False)
 
     def pick_one(im):
         keep = {} if score_maps else None
@@ -213,6 +218,6 @@ def fewshot_pick(
             fs.write_score_map(keep, Path(score_maps), im.name)
         return picks
 
-    run_batch(files, functools.partial(read_micrograph, pixel_size=pixel_size), pick_one, out, fmt,
+    run_batch(files, read, pick_one, out, fmt,
                box_size or m.settings.diameter, resume, strict, workers=workers, scheduler=scheduler,
                micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)

@@ -44,7 +44,7 @@ def pick(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
     method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score, 'auto' (each micrograph split by the picker's own rule) or 'calibrated' (the model's cut, set on its training micrographs). A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, the model's own."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score, 'auto' (each micrograph split by the picker's own rule), 'count' (one score for all, set so that the micrographs get the model's expected particle count each) or 'calibrated' (the model's cut, set on its training micrographs). A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, count for a model trained with an expected count."),
     template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
@@ -69,6 +69,7 @@ def pick(
     """
     import numpy as np
 
+    from fewpick.batch import threshold_for_batch
     from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_image, read_micrograph
     from fewpick.pickers.classic import ClassicPicker, ClassicSettings, prepare_templates
@@ -126,7 +127,9 @@ def pick(
         return image
 
     picker = trained if trained is not None else ClassicPicker(settings, templates)
-    thr = picker.resolve_threshold(thr)  # a threshold the picker cannot apply is refused before the batch
+    thr, how = threshold_for_batch(picker, thr, files, read)  # refused here if the picker cannot apply it
+    if how:
+        err_console.print(how, highlight=False)
 
     def pick_one(image):
         return picker.pick(image, thr, max_picks)

@@ -51,7 +51,7 @@ def train(
     resume: bool = train_resume_option(),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: the finest that brings the particle to 12-16 px)."),
-    min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius. Default: from the expected count, half the radius on crowded micrographs, the whole radius on sparse ones."),
+    min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius (default 1: never two picks on one particle, touching particles both kept)."),
     correlation: bool = typer.Option(True, "--correlation/--no-correlation", help="After training, test whether the labelled particles' rotational average agrees with the network (round particles); if so, centre and rescore picks on it."),
     edge_margin: Optional[float] = typer.Option(None, "--edge-margin", min=0.0, max=1.0, help="Drop picks closer than this many particle diameters to the micrograph edge. Default: from the labels — where many labels leave the edges empty, picks more than a radius closer to the edge than the closest label are dropped; with few labels, none."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -74,6 +74,7 @@ def train(
     settings = pu.PUSettings(diameter=diameter, method=method.value, pi=pi, expected_particles=expected_particles,
                              bin_factor=bin_factor, ge_weight=ge_weight, slack=slack, autoencoder=autoencoder,
                              steps=steps, steps_per_epoch=steps_per_epoch, min_distance=min_distance,
+                             spacing=1.0 if min_distance is None else min_distance,
                              correlation=correlation, edge_margin=edge_margin, seed=seed, threads=threads)
     v_ims = v_labs = None
     if val_images or val_labels:

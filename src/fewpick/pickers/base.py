@@ -23,14 +23,18 @@ from typing import Callable, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from fewpick.errors import InputError
 from fewpick.io.images import Image
 from fewpick.io.picks import make_picks
 from fewpick.pickers.threshold import (
     Auto,
     Calibrated,
+    Count,
+    Fixed,
     Threshold,
     ThresholdLike,
     as_threshold,
+    cut_at_count,
     known_cut,
     select_peaks,
 )
@@ -89,17 +93,34 @@ class PickerBase:
         """The cut the model stored when it was trained; None for a picker that has none."""
         return None
 
+    def expected_count(self) -> float | None:
+        """Particles per image the model was trained to expect; None where it was not told."""
+        return None
+
     def default_threshold(self) -> Threshold:
-        """The cut used when none is given: the calibrated one where the model has it, else the automatic rule."""
+        """The cut used when none is given: the expected count on the images picked where the model knows it,
+        else the calibrated cut where the model has one, else the automatic rule."""
+        if self.expected_count():
+            return Count(self.expected_count())
         return Calibrated() if self.calibrated_threshold() is not None else Auto()
 
     def resolve_threshold(self, threshold: ThresholdLike) -> Threshold:
         """Any accepted spelling of a threshold (None: :meth:`default_threshold`) as a :data:`Threshold`; a
-        calibrated cut asked of a model without one is refused here, before any image is read."""
+        cut the model cannot make (calibrated without a stored cut, count without an expected count) is refused
+        here, before any image is read."""
         t = as_threshold(threshold)
         t = self.default_threshold() if t is None else t
         known_cut(t, self.calibrated_threshold())
+        if isinstance(t, Count) and t.per_image is None:
+            if not self.expected_count():
+                raise InputError(None, "this model was trained without an expected particle count; use 'auto' or "
+                                       "a score")
+            t = Count(self.expected_count())
         return t
+
+    def count_cut(self, images, per_image: float) -> float:
+        """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image."""
+        return cut_at_count([self.peaks(self.score_map(im), Fixed(-np.inf))[1] for im in images], per_image)
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
                max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:

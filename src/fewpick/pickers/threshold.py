@@ -1,15 +1,20 @@
 """The threshold vocabulary: what a cut means, the same for every picker.
 
-A cut is one of three things:
+A cut is one of four things:
 
 - :class:`Fixed` — a score given by the user; peaks scoring at least this are kept.
 - :class:`Auto` — the picker's own rule applied to *this image's* peak scores (each picker names its rule in
   :attr:`~fewpick.pickers.base.PickerBase.auto_rule`, one function of :mod:`fewpick.ops.thresholds`).
 - :class:`Calibrated` — the cut the model stored when it was trained (from its training images and the
   expected particle count); the same on every image.
+- :class:`Count` — the cut that keeps the expected number of particles per image, on the images being picked:
+  one score for all of them, set where their peaks pooled together give that many per image
+  (:meth:`~fewpick.pickers.base.PickerBase.count_cut`, which the pick verbs and the labelling page run on the
+  micrographs they pick before picking); on one image alone, its best ``per_image`` peaks. Scores shift from
+  the training micrographs (which the network has seen) to new ones; a cut set on the new ones follows them.
 
-``None`` means "the model's default", which is one of the two automatic kinds
-(:meth:`~fewpick.pickers.base.PickerBase.default_threshold`). Every picker applies the cut first and
+``None`` means "the model's default" (:meth:`~fewpick.pickers.base.PickerBase.default_threshold`): ``count``
+for a model trained with an expected particle count, else its calibrated cut or ``auto``. Every picker applies the cut first and
 ``max_picks`` after it (the best ``max_picks`` of the peaks the cut keeps).
 
 The command line, the library and the pages accept the plain spellings too: a number, ``"auto"``,
@@ -52,17 +57,28 @@ class Calibrated:
         return "calibrated"
 
 
-Threshold = Union[Fixed, Auto, Calibrated]
+@dataclass(frozen=True)
+class Count:
+    """Keep ``per_image`` picks per image on average over the images picked together (None: the model's expected
+    count)."""
+
+    per_image: float | None = None
+
+    def __str__(self) -> str:
+        return "count" if self.per_image is None else f"count {self.per_image:g}"
+
+
+Threshold = Union[Fixed, Auto, Calibrated, Count]
 ThresholdLike = Union[Threshold, float, int, str, None]
 
-WORDS: dict[str, Threshold] = {"auto": Auto(), "calibrated": Calibrated()}
+WORDS: dict[str, Threshold] = {"auto": Auto(), "calibrated": Calibrated(), "count": Count()}
 
 
 def as_threshold(value: ThresholdLike) -> Threshold | None:
     """A :data:`Threshold` from any accepted spelling (None stays None: the model's default).
 
     Raises :class:`~fewpick.errors.InputError` for a word it does not know or a score that is not a number."""
-    if value is None or isinstance(value, (Fixed, Auto, Calibrated)):
+    if value is None or isinstance(value, (Fixed, Auto, Calibrated, Count)):
         return value
     if isinstance(value, str):
         word = value.strip().lower()
@@ -71,7 +87,7 @@ def as_threshold(value: ThresholdLike) -> Threshold | None:
         try:
             value = float(word)
         except ValueError:
-            raise InputError(None, f"a threshold is a number, 'auto' or 'calibrated', not {value!r}") from None
+            raise InputError(None, f"a threshold is a number, 'auto', 'calibrated' or 'count', not {value!r}") from None
     value = float(value)
     if np.isnan(value):
         raise InputError(None, "a threshold cannot be NaN")
@@ -80,7 +96,7 @@ def as_threshold(value: ThresholdLike) -> Threshold | None:
 
 def known_cut(threshold: Threshold, calibrated: float | None) -> float | None:
     """The score a cut keeps from, where it is known before the image's peaks are seen (Fixed, Calibrated);
-    None for :class:`Auto`. A :class:`Calibrated` cut of a model that stored none is refused."""
+    None for :class:`Auto` and :class:`Count`. A :class:`Calibrated` cut of a model that stored none is refused."""
     if isinstance(threshold, Fixed):
         return threshold.value
     if isinstance(threshold, Calibrated):
@@ -99,10 +115,20 @@ def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *
     ``rule`` is the picker's automatic cut of one image's peak scores; ``calibrated`` the model's stored cut."""
     cut = known_cut(threshold, calibrated)
     if cut is None and len(scores):
-        cut = rule(scores)
+        cut = cut_at_count([scores], threshold.per_image) if isinstance(threshold, Count) else rule(scores)
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]
     if max_picks is not None:
         coords, scores = coords[:max_picks], scores[:max_picks]
     return coords, scores
+
+
+def cut_at_count(peak_scores, per_image: float | None) -> float:
+    """The score that keeps ``per_image`` × (number of images) of the images' peaks pooled together (each array
+    one image's peak scores); -inf where there are fewer peaks than that, or no count."""
+    pooled = np.sort(np.concatenate([np.asarray(s, float).ravel() for s in peak_scores] or [np.zeros(0)]))[::-1]
+    if per_image is None or not len(pooled):
+        return -np.inf
+    k = int(round(per_image * len(peak_scores)))
+    return float(pooled[k - 1]) if 0 < k <= len(pooled) else -np.inf

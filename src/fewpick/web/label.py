@@ -25,11 +25,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from fewpick.batch import threshold_for_batch
 from fewpick.errors import InputError
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
 from fewpick.pickers.base import picks_table
-from fewpick.pickers.threshold import Auto, Calibrated
+from fewpick.pickers.threshold import Auto, Calibrated, Fixed
 from fewpick.web.server import PageHandler, PageServer, RequestError, parse_indices, static_page
 from fewpick.workflows import LABEL_TRAINERS
 
@@ -101,6 +102,7 @@ class LabelSession:
         self.job: dict[str, Any] = {"state": "idle"}
         self.model = None
         self.picker_kind: str | None = None
+        self.expected_used: float | None = None  # the expected count the last training was given
         self.summary = ""  # the trained model's summary (how it scores, its cut), shown on the page
         self.picks: dict[str, pd.DataFrame] = {}
         self.default_threshold: float | None = None
@@ -244,6 +246,7 @@ class LabelSession:
         expected = expected_particles or self.settings.expected_particles
         if picker == "pu" and not expected:
             raise RequestError(400, "the PU picker needs the expected number of particles per micrograph")
+        self.expected_used = expected
         self._run("training", lambda: self._train(picker, labels, expected))
 
     def _train(self, picker: str, labels: pd.DataFrame, expected: float | None) -> None:
@@ -257,13 +260,21 @@ class LabelSession:
                                        out=self.model_out, progress=self._progress, device=s.device,
                                        threads=s.threads)
         summary = registry.summary(model, registry.get(picker))
+        # the initial threshold as 'fewpick pick' sets it: the expected count on these micrographs (one score for
+        # all), else the model's calibrated cut; a model whose default is automatic cuts each micrograph alone
+        self._progress(1.0, "setting the threshold on the micrographs")
+        readable = [p for p in self.paths if micrograph_key(p) not in self._failed()]
+        first, _ = threshold_for_batch(model, None, readable, lambda p: read_micrograph(p, pixel_size=self.pixel_size))
+        if isinstance(first, Fixed):
+            default: float | None = first.value
+        elif isinstance(first, Calibrated):
+            default = model.calibrated_threshold()
+        else:
+            default = None
         with self.lock:
             self.model, self.picker_kind, self.summary = model, picker, summary
             self.picks, self.auto_thresholds = {}, {}
-            # the model's calibrated cut; a model whose default is automatic cuts each micrograph by its own rule
-            calibrated = model.calibrated_threshold()
-            self.default_threshold = (float(calibrated) if isinstance(model.default_threshold(), Calibrated)
-                                      and calibrated is not None else None)
+            self.default_threshold = None if default is None else float(default)
 
     def picks_of(self, i: int) -> dict:
         """Every peak of micrograph ``i`` (original px) with its score, and the picker's own threshold there."""
@@ -341,7 +352,9 @@ def _handler(session: LabelSession):
                 self.send_page(PAGE)
             elif path == "/session.json":
                 self.send_json(200, {"names": s.names, "shapes": s.shapes, "diameter": s.settings.diameter,
-                                     "picker": s.settings.picker, "expected": s.settings.expected_particles,
+                                     # the trained model's kind and count, so that a reload shows what was trained
+                                     "picker": s.picker_kind or s.settings.picker,
+                                     "expected": s.expected_used or s.settings.expected_particles,
                                      "labels": {n: np.round(v, 1).tolist() for n, v in s.labels.items()},
                                      "bad": s.bad, **s.status()})
             elif path == "/status.json":

@@ -125,6 +125,9 @@ class FewShotModel(PickerBase):
     def calibrated_threshold(self) -> float | None:
         return self.threshold
 
+    def expected_count(self) -> float | None:
+        return self.settings.expected_particles
+
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), then the cut

@@ -15,7 +15,7 @@ from fewpick.geometry import Geometry
 from fewpick.io.images import Image
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.peaks import nms
+from fewpick.ops.peaks import greedy_keep, nms
 from fewpick.ops.thresholds import threshold_gmm
 from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
 from fewpick.pickers.pu.correlation import (
@@ -67,6 +67,9 @@ class PUModel(PickerBase):
     def calibrated_threshold(self) -> float | None:
         return self.threshold
 
+    def expected_count(self) -> float | None:
+        return self.settings.expected_particles
+
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
@@ -84,6 +87,9 @@ def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None
         coords, scores = rescored_peaks(model, logits, corr)
     else:
         coords, scores = nms(logits, model.settings.suppression_radius(), -np.inf)
+    if model.settings.spacing_radius() > model.settings.suppression_radius() and len(coords):
+        keep = greedy_keep(coords, model.settings.spacing_radius())
+        coords, scores = coords[keep], scores[keep]
     band = model.settings.edge_band()
     if band > 0 and len(coords):
         h, w = logits.shape
@@ -132,5 +138,5 @@ def model_summary(model: PUModel) -> str:
         corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
     return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
             f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
-            f"picks at least {1.0 if s.min_distance is None else s.min_distance:g} radius apart, "
+            f"picks at least {s.spacing:g} radius apart, "
             f"default threshold {model.threshold:.3g}{corr}")

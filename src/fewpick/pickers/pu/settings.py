@@ -48,9 +48,13 @@ class PUSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
-    # picks closer than this fraction of the particle radius suppress each other; None: automatic at training
-    # (see auto_min_distance)
+    # peaks are the local maxima within this fraction of the particle radius; None: automatic at training (see
+    # auto_min_distance: half the radius on crowded micrographs, so that a weak particle beside a strong one
+    # stays a peak)
     min_distance: float | None = None
+    # of the peaks, the best are kept and suppress every other within this fraction of the radius: never two
+    # picks on one particle, while touching particles (a diameter apart) both stay
+    spacing: float = 1.0
     # after training, test the labelled particles' rotational average; centre and rescore picks on it where
     # it agrees with the network (see the module)
     correlation: bool = True
@@ -83,5 +87,9 @@ class PUSettings:
         return (self.edge_margin or 0.0) * self.geometry().working_diameter
 
     def suppression_radius(self) -> float:
-        """Radius of the non-maximum suppression, binned px (at least 1)."""
+        """Radius of the local maxima that make the peaks, binned px (at least 1)."""
         return self.geometry().radius(1.0 if self.min_distance is None else self.min_distance, minimum=1.0)
+
+    def spacing_radius(self) -> float:
+        """Closest two picks may lie, binned px (at least the peaks' own radius)."""
+        return max(self.geometry().radius(self.spacing), self.suppression_radius())

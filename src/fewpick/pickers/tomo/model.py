@@ -65,7 +65,8 @@ class TomoModel(PickerBase):
         # greedy suppression only looks at higher peaks, so cutting its output at t is the same as suppressing
         # with threshold t: suppress from the known cut, or from the automatic rule's floor (0.05)
         known = known_cut(threshold, self.calibrated_threshold())
-        zyx, score = nms(smap.scores, r, 0.05 if known is None else known, footprint="box")
+        floor = known if known is not None else 0.05 if isinstance(threshold, Auto) else -np.inf
+        zyx, score = nms(smap.scores, r, floor, footprint="box")
         return self.select(zyx, score, threshold, max_picks)
 
     def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None,

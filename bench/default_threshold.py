@@ -1,0 +1,152 @@
+"""What a user gets at the default threshold, on the real sets: box F1 at each candidate default cut beside the
+best-threshold box F1 of the same model, and the duplicates (a particle picked twice) at each cut.
+
+    .venv/bin/python bench/default_threshold.py [--sets ...] [--tools pu fewshot] [--seeds 0 1 2]
+
+Each model is trained as ``bench/real2d.py`` trains it (15 labels, the expected count of the training
+micrographs), then picks every peak of the training and the test micrographs (``--threshold -1e9``); the cuts
+are applied afterwards, so one training serves every policy:
+
+- ``model``: the model's own default, as ``fewpick pick`` applies it (for a model trained with an expected
+  count: one score set where the test micrographs' peaks pooled give that count per micrograph);
+- ``calibrated``: the model's stored cut (the training micrographs' k-th best peak, k the expected count);
+- ``auto``: the picker's own rule on each micrograph's peaks;
+- ``count``: each micrograph's k-th best peak;
+- ``pooled``: the cut that keeps k × (number of micrographs) of all the test micrographs' peaks together.
+
+Writes bench/results/default_threshold.{json,md}; runs are kept in bench/work/default_threshold/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+from fewpick.evaluate import duplicates, evaluate  # noqa: E402
+from fewpick.io import read_picks, write_picks  # noqa: E402
+from fewpick.ops.thresholds import threshold_gmm, threshold_knn_density  # noqa: E402
+from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
+POLICIES = ("model", "calibrated", "auto", "count", "pooled")
+
+
+def fewpick(*args) -> None:
+    proc = subprocess.run([str(FEWPICK), *map(str, args)], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"fewpick {' '.join(map(str, args))} failed:\n{proc.stderr[-2000:]}")
+
+
+def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The model's every peak on the training and the test micrographs, and what the model stored."""
+    run.mkdir(parents=True, exist_ok=True)
+    model = run / f"{tool}.pt"
+    if not model.is_file():
+        if tool == "pu":
+            write_picks(draw_labels(rs, "15", seed), run / "labels.star")
+            fewpick("train", *rs.train, "--labels", run / "labels.star", "-d", f"{rs.diameter:g}", "-n", rs.expected,
+                    "--seed", seed, "--out", model)
+        else:
+            write_picks(draw_exemplars(rs, seed), run / "exemplars.star")
+            fewpick("fewshot", "train", rs.reference, "--exemplars", run / "exemplars.star", "-d", f"{rs.diameter:g}",
+                    *[a for p in rs.pretrain for a in ("--pretrain-images", p)], "-n", rs.expected, "--seed", seed,
+                    "--out", model)
+    verb = ["pick"] if tool == "pu" else ["fewshot", "pick"]
+    out = {}
+    for split, files in (("train", rs.train), ("test", rs.test)):
+        path = run / f"{split}_all.star"
+        if not path.is_file():
+            fewpick(*verb, *files, "--model", model, "-t", "-1e9", "--out", path)
+        out[split] = read_picks(path)
+    default = run / "test_default.star"
+    if not default.is_file():
+        fewpick(*verb, *rs.test, "--model", model, "--out", default)
+    bundle = torch.load(model, map_location="cpu", weights_only=False)
+    stored = {"threshold": bundle.get("threshold"), "default": read_picks(default)}
+    return out["train"], out["test"], stored
+
+
+def cuts(tool: str, train: pd.DataFrame, test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
+    """Each policy's cut for each test micrograph."""
+    rule = threshold_gmm if tool == "pu" else threshold_knn_density
+    groups = dict(tuple(test.groupby("micrograph")))
+    pooled_scores = np.sort(test.score.to_numpy(float))[::-1]
+    pooled = float(pooled_scores[min(len(pooled_scores), k * len(groups)) - 1])
+    out = {}
+    for name, g in groups.items():
+        s = np.sort(g.score.to_numpy(float))[::-1]
+        cal = calibrated if calibrated is not None else float("nan")
+        out[name] = {"calibrated": cal, "auto": rule(s), "count": float(s[min(len(s), k) - 1]), "pooled": pooled}
+    return out
+
+
+def measure(rs, tool, seed) -> dict:
+    run = WORK / rs.name / f"{tool}_s{seed}"
+    t0 = time.time()
+    train, test, stored = train_and_pick(rs, tool, seed, run)
+    box = evaluate(test, rs.test_truth, box=rs.diameter)
+    row = {"set": rs.name, "tool": tool, "seed": seed, "auprc": evaluate(test, rs.test_truth, radius=rs.diameter / 2)["auprc"],
+           "best_box_f1": box["best"]["f1"], "best_n": box["best"]["n_pred"], "n_true": len(rs.test_truth)}
+    per = cuts(tool, train, test, stored["threshold"], rs.expected)
+    for policy in POLICIES:
+        if policy == "model":
+            kept = stored["default"]
+        else:
+            cut = test.micrograph.map(lambda m: per[m][policy])
+            kept = test[test.score >= cut]
+        b = evaluate(kept, rs.test_truth, box=rs.diameter)["all_picks"] if len(kept) else {"f1": 0.0, "n_pred": 0}
+        d = duplicates(kept, rs.test_truth, rs.diameter / 2)
+        row[policy] = {"box_f1": b["f1"], "n": int(b["n_pred"]), "ratio": b["f1"] / max(row["best_box_f1"], 1e-9),
+                       "duplicate_rate": d["rate"]}
+    row["seconds"] = time.time() - t0
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    head = "| set | picker | seed | AUPRC | best box F1 (picks) | " + " | ".join(POLICIES) + " |"
+    lines = [head, "|" + "---|" * (5 + len(POLICIES))]
+    for r in rows:
+        cells = [f"{r[p]['box_f1']:.3f} ({r[p]['ratio']:.2f}×, {r[p]['n']}, dup {100 * r[p]['duplicate_rate']:.1f} %)"
+                 for p in POLICIES]
+        lines.append(f"| {r['set']} | {r['tool']} | {r['seed']} | {r['auprc']:.3f} | {r['best_box_f1']:.3f} "
+                     f"({r['best_n']} of {r['n_true']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab", "apoferritin_ba"])
+    ap.add_argument("--tools", nargs="+", default=["pu", "fewshot"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--fewshot-seeds", type=int, nargs="+", default=[0], help="the few-shot picker's (slower)")
+    ap.add_argument("--out", default="default_threshold")
+    args = ap.parse_args()
+    rows = []
+    for seed in args.seeds:
+        for name in args.sets:
+            rs = load_set(name)
+            for tool in args.tools:
+                if tool == "fewshot" and seed not in args.fewshot_seeds:
+                    continue
+                r = measure(rs, tool, seed)
+                rows.append(r)
+                print(f"{name} {tool} s{seed}: best {r['best_box_f1']:.3f}; " + ", ".join(
+                    f"{p} {r[p]['box_f1']:.3f}" for p in POLICIES), flush=True)
+    intro = ("Box F1 (boxes of D, IoU ≥ 0.5) on the test micrographs at each candidate default cut, its ratio to the "
+             "same model's best-threshold box F1, the picks kept and the duplicate rate (picks beyond the first "
+             "within D/2 of one true particle). 15 labels (few-shot: 15 exemplars on one micrograph), the expected "
+             "count of the training micrographs.")
+    write_results(args.out, {"runs": rows}, intro + "\n\n" + table(rows))
+
+
+if __name__ == "__main__":
+    main()
