@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096)
     args = ap.parse_args()
     for split, count, seed in (("train", args.train, 1001), ("test", args.test, 2002), ("extra", args.extra, 3003)):
-        if split not in args.only:
+        if split not in args.only or count < 1:
             continue
         truth = write_micrographs(DATA / split, count, args.size, "realistic", seed, species=SPECIES, weights=WEIGHTS,
                                   prefix=split)

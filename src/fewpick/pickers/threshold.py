@@ -14,11 +14,11 @@ A cut is one of four things:
   the training micrographs (which the network has seen) to new ones; a cut set on the new ones follows them.
 
 ``None`` means "the model's default" (:meth:`~fewpick.pickers.base.PickerBase.default_threshold`): ``count``
-for a model trained with an expected particle count, else its calibrated cut or ``auto``. Every picker applies the cut first and
-``max_picks`` after it (the best ``max_picks`` of the peaks the cut keeps).
+for a model trained with an expected particle count, else its calibrated cut or ``auto``. Every picker applies
+the cut first and ``max_picks`` after it (the best ``max_picks`` of the peaks the cut keeps).
 
 The command line, the library and the pages accept the plain spellings too: a number, ``"auto"``,
-``"calibrated"`` or ``None`` (:func:`as_threshold`).
+``"calibrated"``, ``"count"`` or ``None`` (:func:`as_threshold`).
 """
 
 from __future__ import annotations
