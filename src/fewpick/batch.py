@@ -67,13 +67,14 @@ def layout(out: str | os.PathLike, fmt: str | None = None, kind: str = "microgra
     return out.parent / f"{out.stem}_{kind}", "star", out, out.parent / f"{out.stem}_failures.txt"
 
 
-def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, sample: int = 8):
+def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, sample: int = 8, **score_options):
     """The threshold a batch applies, and a sentence saying how it was set (None when given as is).
 
     A :class:`~fewpick.pickers.threshold.Count` becomes one score, set on up to ``sample`` of ``files`` spread
     evenly over them (:meth:`~fewpick.pickers.base.PickerBase.count_cut`): every micrograph is then cut alike,
     each can be picked on its own (on Dask workers too), and a resumed run cuts where the first one did.
-    Files that cannot be read are left out of the sample (the batch reports them)."""
+    Files that cannot be read are left out of the sample (the batch reports them); ``score_options`` go to the
+    picker's ``score_map`` as they will when picking."""
     from fewpick.pickers.threshold import Count, Fixed
 
     threshold = picker.resolve_threshold(threshold)
@@ -90,7 +91,7 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
             continue
     if not images:
         return threshold, None
-    cut = picker.count_cut(images, threshold.per_image)
+    cut = picker.count_cut(images, threshold.per_image, **score_options)
     return Fixed(cut), (f"threshold {cut:.3g}: the {threshold.per_image:g} best picks per micrograph expected, "
                         f"set on {len(images)} of the {len(files)} micrographs")
 

@@ -206,7 +206,8 @@ def fewshot_pick(
     err_console.print(fs.model_summary(m), highlight=False)
     read = functools.partial(read_micrograph, pixel_size=pixel_size)
     # None: the model's default (the expected count on these micrographs, else auto)
-    thr, how = threshold_for_batch(m, parse_threshold(threshold), files, read)
+    thr, how = threshold_for_batch(m, parse_threshold(threshold), files, read,
+                                   match=match.value if match else None, stride=stride)
     if how:
         err_console.print(how, highlight=False)
 

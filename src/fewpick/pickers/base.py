@@ -118,9 +118,11 @@ class PickerBase:
             t = Count(self.expected_count())
         return t
 
-    def count_cut(self, images, per_image: float) -> float:
-        """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image."""
-        return cut_at_count([self.peaks(self.score_map(im), Fixed(-np.inf))[1] for im in images], per_image)
+    def count_cut(self, images, per_image: float, **score_options) -> float:
+        """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image
+        (``score_options``: passed to :meth:`score_map`, as the picking that follows will)."""
+        return cut_at_count([self.peaks(self.score_map(im, **score_options), Fixed(-np.inf))[1] for im in images],
+                            per_image)
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
                max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
