@@ -7,8 +7,8 @@ model picks one image in three steps:
    the :class:`ScoreMap`'s ``to_original``, which maps that grid's coordinates back to the image's pixels;
 2. :meth:`Picker.peaks` — the peaks kept (non-maximum suppression and the threshold, then at most
    ``max_picks``), on the working grid; the threshold means the same for every picker
-   (:mod:`fewpick.pickers.threshold`: a fixed score, the picker's automatic rule on this image, or the model's
-   calibrated cut);
+   (:mod:`fewpick.pickers.threshold`: a fixed score, the picker's automatic rule on this image, the model's
+   calibrated cut, or the expected count on the images picked);
 3. :meth:`Picker.pick` — the picks table (``micrograph, x, y[, z], score``, best first) in original pixels.
 
 ``pick`` is shared (:class:`PickerBase`); a picker that does more after the peaks (the tomogram picker traces
@@ -118,7 +118,7 @@ class PickerBase:
             t = Count(self.expected_count())
         return t
 
-    def count_cut(self, images, per_image: float, **score_options) -> float:
+    def count_cut(self, images, per_image: float | None, **score_options) -> float:
         """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image
         (``score_options``: passed to :meth:`score_map`, as the picking that follows will)."""
         return cut_at_count([self.peaks(self.score_map(im, **score_options), Fixed(-np.inf))[1] for im in images],
@@ -136,6 +136,11 @@ class PickerBase:
         return picks_table(image.name, smap.to_original(coords), scores)
 
     def pick_images(self, images, threshold: ThresholdLike = None, max_picks: int | None = None) -> pd.DataFrame:
-        """Picks of several images in one table."""
-        tables = [self.pick(im, threshold, max_picks) for im in images]
+        """Picks of several images in one table; a count cut is one score for all of them, as the pick verbs set
+        it (:meth:`count_cut`)."""
+        images = list(images)
+        t = self.resolve_threshold(threshold)
+        if isinstance(t, Count) and images:
+            t = Fixed(self.count_cut(images, t.per_image))
+        tables = [self.pick(im, t, max_picks) for im in images]
         return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])

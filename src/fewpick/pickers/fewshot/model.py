@@ -29,7 +29,7 @@ from fewpick.pickers.fewshot.windows import (
     resampled,
     window_grid,
 )
-from fewpick.pickers.threshold import ThresholdLike
+from fewpick.pickers.threshold import Count, Fixed, ThresholdLike
 
 
 @dataclass
@@ -312,7 +312,13 @@ def pick_micrograph(model: FewShotModel, image: Image, threshold: ThresholdLike 
 
 
 def pick_images(model: FewShotModel, images: Sequence[Image], threshold: ThresholdLike = None, **kw) -> pd.DataFrame:
-    tables = [pick_micrograph(model, im, threshold, **kw) for im in images]
+    """Picks of several micrographs in one table (``kw``: as :func:`pick_micrograph`); a count cut is one score
+    for all of them (:meth:`FewShotModel.count_cut`)."""
+    images = list(images)
+    t = model.resolve_threshold(threshold)
+    if isinstance(t, Count) and images:
+        t = Fixed(model.count_cut(images, t.per_image, match=kw.get("match"), stride=kw.get("stride")))
+    tables = [pick_micrograph(model, im, t, **kw) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
 
 
