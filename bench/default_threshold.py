@@ -4,7 +4,7 @@ best-threshold box F1 of the same model, and the duplicates (a particle picked t
     .venv/bin/python bench/default_threshold.py [--sets ...] [--tools pu fewshot] [--seeds 0 1 2]
 
 Each model is trained as ``bench/real2d.py`` trains it (15 labels, the expected count of the training
-micrographs), then picks every peak of the training and the test micrographs (``--threshold -1e9``); the cuts
+micrographs), then picks every peak of the test micrographs (``--threshold -1e9``); the cuts
 are applied afterwards, so one training serves every policy:
 
 - ``model``: the model's own default, as ``fewpick pick`` applies it (for a model trained with an expected
@@ -34,6 +34,7 @@ from _common import write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.ops.thresholds import threshold_gmm, threshold_knn_density  # noqa: E402
+from fewpick.pickers.threshold import cut_at_count  # noqa: E402
 from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
@@ -46,8 +47,8 @@ def fewpick(*args) -> None:
         raise SystemExit(f"fewpick {' '.join(map(str, args))} failed:\n{proc.stderr[-2000:]}")
 
 
-def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The model's every peak on the training and the test micrographs, and what the model stored."""
+def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, dict]:
+    """The model's every peak on the test micrographs, and what the model stored."""
     run.mkdir(parents=True, exist_ok=True)
     model = run / f"{tool}.pt"
     if not model.is_file():
@@ -61,42 +62,36 @@ def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, p
                     *[a for p in rs.pretrain for a in ("--pretrain-images", p)], "-n", rs.expected, "--seed", seed,
                     "--out", model)
     verb = ["pick"] if tool == "pu" else ["fewshot", "pick"]
-    out = {}
-    for split, files in (("train", rs.train), ("test", rs.test)):
-        path = run / f"{split}_all.star"
-        if not path.is_file():
-            fewpick(*verb, *files, "--model", model, "-t", "-1e9", "--out", path)
-        out[split] = read_picks(path)
+    every = run / "test_all.star"
+    if not every.is_file():
+        fewpick(*verb, *rs.test, "--model", model, "-t", "-1e9", "--out", every)
     default = run / "test_default.star"
     if not default.is_file():
         fewpick(*verb, *rs.test, "--model", model, "--out", default)
     bundle = torch.load(model, map_location="cpu", weights_only=False)
     stored = {"threshold": bundle.get("threshold"), "default": read_picks(default)}
-    return out["train"], out["test"], stored
+    return read_picks(every), stored
 
 
-def cuts(tool: str, train: pd.DataFrame, test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
+def cuts(tool: str, test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
     """Each policy's cut for each test micrograph."""
     rule = threshold_gmm if tool == "pu" else threshold_knn_density
     groups = dict(tuple(test.groupby("micrograph")))
-    pooled_scores = np.sort(test.score.to_numpy(float))[::-1]
-    pooled = float(pooled_scores[min(len(pooled_scores), k * len(groups)) - 1])
-    out = {}
-    for name, g in groups.items():
-        s = np.sort(g.score.to_numpy(float))[::-1]
-        cal = calibrated if calibrated is not None else float("nan")
-        out[name] = {"calibrated": cal, "auto": rule(s), "count": float(s[min(len(s), k) - 1]), "pooled": pooled}
-    return out
+    pooled = cut_at_count([g.score.to_numpy(float) for g in groups.values()], k)
+    cal = calibrated if calibrated is not None else float("nan")
+    return {name: {"calibrated": cal, "auto": rule(np.sort(g.score.to_numpy(float))[::-1]),
+                   "count": cut_at_count([g.score.to_numpy(float)], k), "pooled": pooled}
+            for name, g in groups.items()}
 
 
 def measure(rs, tool, seed) -> dict:
     run = WORK / rs.name / f"{tool}_s{seed}"
     t0 = time.time()
-    train, test, stored = train_and_pick(rs, tool, seed, run)
+    test, stored = train_and_pick(rs, tool, seed, run)
     box = evaluate(test, rs.test_truth, box=rs.diameter)
     row = {"set": rs.name, "tool": tool, "seed": seed, "auprc": evaluate(test, rs.test_truth, radius=rs.diameter / 2)["auprc"],
            "best_box_f1": box["best"]["f1"], "best_n": box["best"]["n_pred"], "n_true": len(rs.test_truth)}
-    per = cuts(tool, train, test, stored["threshold"], rs.expected)
+    per = cuts(tool, test, stored["threshold"], rs.expected)
     for policy in POLICIES:
         if policy == "model":
             kept = stored["default"]

@@ -296,8 +296,8 @@ class LabelSession:
         smap = model.score_map(image)
         coords, scores = model.peaks(smap, -1e9)
         table = picks_table(name, smap.to_original(coords), scores)
-        if isinstance(model.default_threshold(), Auto):  # each micrograph has its own cut
-            _, auto = model.peaks(smap, Auto())
+        if isinstance(model.default_threshold(), Auto):  # each micrograph has its own cut, from the same peaks
+            _, auto = model.select(coords, scores, Auto())
             auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
         else:
             auto_thr = None
