@@ -143,7 +143,7 @@ def screenshot(run: Path, path: Path) -> None:
                                   args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                                         "--disable-component-update", "--disable-sync", "--no-first-run"])
             page = b.new_page(viewport={"width": 1200, "height": 800})
-            page.goto(f"http://127.0.0.1:{srv.server_address[1]}/")
+            page.goto(srv.address("127.0.0.1"))
             page.wait_for_selector(f"#c{target}")
             page.check(f"#c{target}")
             i = int(np.flatnonzero(table["label"].to_numpy(int) == target)[0])

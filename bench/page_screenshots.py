@@ -39,7 +39,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
 
 def serve(server):
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/"
+    return server.address("127.0.0.1").replace("localhost", "127.0.0.1")
 
 
 def open_page(p, url: str, height: int):

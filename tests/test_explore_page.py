@@ -63,9 +63,14 @@ def _url(srv) -> str:
     return f"http://127.0.0.1:{srv.server_address[1]}/"
 
 
+def _address(srv) -> str:
+    """The page's address as the command prints it: with its key."""
+    return srv.address("127.0.0.1").replace("localhost", "127.0.0.1")
+
+
 def _token(srv) -> str:
     """The token as the page carries it (read from the served page, as a browser would)."""
-    with urllib.request.urlopen(_url(srv)) as r:
+    with urllib.request.urlopen(_address(srv)) as r:
         page = r.read().decode()
     return re.search(r'name="fewpick-token" content="([^"]+)"', page).group(1)
 
@@ -127,7 +132,7 @@ def test_page_selects_a_class_and_exports_its_coordinates(server):
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1100, "height": 760})
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(_url(srv))
+        page.goto(_address(srv))
         page.wait_for_selector(f"#c{target}")
         assert page.inner_text("#count") == "0"
         page.check(f"#c{target}")
@@ -203,7 +208,7 @@ def test_export_endpoint_rejects_bad_requests(server):
     assert not (run / "selected.star").exists()  # nothing half-written
     status, reply = post(b'{"indices": [2, 0, 2]}')
     assert status == 200 and reply["count"] == 2
-    with urllib.request.urlopen(_url(srv) + "data.json") as r:
+    with urllib.request.urlopen(urllib.request.Request(_url(srv) + "data.json", headers={TOKEN_HEADER: _token(srv)})) as r:
         data = json.loads(r.read())
     assert data["n"] == len(read_picks(run / "candidates.star")) == len(data["x"]) == len(data["cls"])
 
@@ -308,3 +313,42 @@ def test_silent_and_short_connections_time_out(server):
             s.close()
     time.sleep(1.5)
     assert threading.active_count() <= before + 2
+
+
+def test_a_request_without_the_page_key_gets_nothing(server):
+    """Another user of the machine (any local process that did not see the printed address) reads nothing: the
+    key comes with the address the command prints and stays with the browser as a cookie of this port."""
+    srv, run = server
+    port = srv.server_address[1]
+
+    def get(path, headers=""):
+        return _raw(srv, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
+                         .encode())
+
+    for path in ("/", "/data.json", "/?token=" + "x" * len(srv.token)):
+        status, reply = get(path)
+        assert status == 403 and "key" in reply["error"], path
+    assert get("/data.json", f"Cookie: fewpick-{port}=wrong\r\n")[0] == 403
+    assert get("/data.json", f"Cookie: fewpick-{port + 1}={srv.token}\r\n")[0] == 403  # another server's cookie
+    with urllib.request.urlopen(_address(srv)) as r:
+        assert r.status == 200 and 'name="fewpick-token"' in r.read().decode()
+        cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith(f"fewpick-{port}={srv.token};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    status, reply = get("/data.json", f"Cookie: fewpick-{port}={srv.token}\r\n")
+    assert status == 200 and isinstance(reply, dict) and reply
+    assert srv.address("127.0.0.1") == f"http://localhost:{port}/?token={srv.token}"
+
+
+def test_the_page_answers_beside_64_idle_connections(server):
+    srv, run = server
+    idle = [socket.create_connection(("127.0.0.1", srv.server_address[1])) for _ in range(64)]
+    try:
+        time.sleep(0.3)
+        t0 = time.time()
+        req = urllib.request.Request(_url(srv) + "data.json", headers={TOKEN_HEADER: srv.token})
+        with urllib.request.urlopen(req, timeout=2) as r:
+            assert r.status == 200 and len(r.read()) > 100
+        assert time.time() - t0 < 2
+    finally:
+        for s in idle:
+            s.close()

@@ -19,7 +19,7 @@ from fewpick.io import make_picks, read_picks, write_mrc
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 from fewpick.web.label import LabelSession, LabelSettings, make_server
 from fewpick.web.server import TOKEN_HEADER
-from test_explore_page import _browser, _raw, _token, _url  # noqa: E402  (same browser set-up and raw requests)
+from test_explore_page import _address, _browser, _raw, _token, _url  # noqa: E402  (same browser set-up and raw requests)
 
 D = 40.0
 
@@ -64,7 +64,7 @@ def test_click_train_review_and_save_in_a_browser(served):
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(_url(srv))
+        page.goto(_address(srv))
         expect(page.locator("body")).to_have_attribute("data-ready", "0")
         assert "unreadable" in page.inner_text("#list")  # the broken file is listed, the others go on
         box = page.locator("#view").bounding_box()
@@ -114,7 +114,7 @@ def test_click_train_review_and_save_in_a_browser(served):
         expect(page.locator("#job")).to_contain_text("done")
         assert page.is_checked("input[name=picker][value=pu]") and page.input_value("#expected") == "30"
         browser.close()
-    assert all(u.startswith(_url(srv)) for u in requests), requests  # nothing from elsewhere
+    assert all(u.removeprefix("blob:").startswith(_url(srv)) for u in requests), requests  # nothing from elsewhere
     # the labels: 15 of the true particles, in original pixels
     labels = read_picks(tmp / "labels.star")
     assert len(labels) == 15 and set(labels.micrograph.map(lambda m: m.split("/")[-1])) == {"mic0.mrc"}
@@ -243,3 +243,34 @@ def test_a_micrograph_that_fails_when_picked_is_reported_and_the_rest_are_saved(
     assert saved["micrographs"] == 2
     assert set(read_picks(tmp_path / "l_picks.star").micrograph.map(lambda m: m.split("/")[-1])) == {"mic0.mrc",
                                                                                                   "mic1.mrc"}
+
+
+def test_a_refused_micrograph_is_said_on_the_page_and_the_others_stay(micrographs, tmp_path):
+    """A micrograph every verb refuses (NaN pixels) gets one line on the page and in the session, never a
+    dropped request or a traceback; the other micrographs are shown."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by 'make test'")
+    d, _ = micrographs
+    bad = np.ones((448, 512), np.float32)
+    bad[10, 10] = np.nan
+    write_mrc(tmp_path / "nan.mrc", bad, 2.0)
+    session = LabelSession([tmp_path / "nan.mrc", d / "mic1.mrc"], tmp_path / "l.star",
+                           LabelSettings(diameter=D, picker="pu", threads=2))
+    srv = make_server(session, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        status, reply = _raw(srv, f"GET /image/0.png HTTP/1.1\r\nHost: 127.0.0.1:{srv.server_address[1]}\r\n"
+                                  f"{TOKEN_HEADER}: {srv.token}\r\nConnection: close\r\n\r\n".encode())
+        assert status == 422 and "nan.mrc" in reply["error"] and "NaN" in reply["error"], reply
+        assert any("nan.mrc" in k for k in session.bad)
+        with sync_api.sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page()
+            page.goto(_address(srv))
+            page.wait_for_selector("body[data-refused='0']", timeout=20000)
+            assert "NaN" in page.inner_text("#pmsg")
+            page.click("#m1")
+            page.wait_for_selector("body[data-ready='1']", timeout=20000)
+            browser.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

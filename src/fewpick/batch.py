@@ -18,16 +18,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
-from fewpick.errors import FewpickError, InputError
+from fewpick.errors import FewpickError, InputError, first_line
 from fewpick.io.images import ImageInfo, image_info, micrograph_key
 from fewpick.io.picks import (
     detect_format,
@@ -38,7 +39,7 @@ from fewpick.io.picks import (
     read_picks,
     write_picks,
 )
-from fewpick.outputs import atomic_path
+from fewpick.outputs import atomic_path, check_output
 
 
 @dataclass
@@ -65,6 +66,17 @@ def layout(out: str | os.PathLike, fmt: str | None = None, kind: str = "microgra
         return out, part_fmt, None, out / "failures.txt"
     detect_format(out, fmt)  # an unknown suffix is refused before any work
     return out.parent / f"{out.stem}_{kind}", "star", out, out.parent / f"{out.stem}_failures.txt"
+
+
+def check_batch_output(out: str | os.PathLike, files: Sequence[str | os.PathLike], fmt: str | None = None,
+                       kind: str = "micrographs", inputs: Sequence[str | os.PathLike | None] = ()) -> None:
+    """Refuse, before any picking, an output (the combined file, the folder of per-file picks) that cannot be
+    written or would replace one of ``files`` or the other ``inputs`` (:func:`fewpick.outputs.check_output`)."""
+    parts, _, combined, _ = layout(out, fmt, kind)
+    every = [*files, *inputs]
+    if combined is not None:
+        check_output(combined, inputs=every)
+    check_output(parts, inputs=every, folder=True)
 
 
 def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, sample: int = 8, **score_options):
@@ -112,6 +124,7 @@ def pick_files(
     client=None,
     micrograph_prefix: str | None = None,
     pixel_size: float | None = None,
+    settings: Mapping[str, object] | None = None,
 ) -> BatchResult:
     """Pick every file and write the picks as they come (see the module).
 
@@ -140,12 +153,16 @@ def pick_files(
         :func:`~fewpick.io.picks.write_picks`).
     pixel_size
         The pixel size in Å where the files' headers give none or a wrong one.
+    settings
+        What decides the picks (options, the model file's checksum), kept beside the per-file picks: ``resume``
+        refuses to go on when they differ from those of the run it resumes (the picks would mix two settings).
     client
         A Dask ``distributed.Client`` (see :func:`dask_client`): ``read`` and ``pick_one`` (with the model they
         hold) go to each worker once; each file is picked and its picks written there (the output folder must be
         reachable from the workers, like the files), and the outcomes come back in the files' order. At most a
         few files per worker thread are in flight, so memory stays bounded.
     """
+    check_batch_output(out, files, fmt, kind)
     parts, part_fmt, combined, failures = layout(out, fmt, kind)
     result = BatchResult(parts=parts)
     names = [micrograph_key(Path(f).name) for f in files]
@@ -153,6 +170,8 @@ def pick_files(
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(None, f"several files share the name {dup[0]!r}: their picks would overwrite each other")
     parts.mkdir(parents=True, exist_ok=True)
+    if settings is not None:
+        _record_settings(parts / RUN_RECORD, settings, resume)
     # temporary files (".<name>.<random>.part<suffix>") of a run that was killed while writing them
     wanted = {part_path(parts, n, part_fmt).stem for n in names}
     tail = f".part{get_format(part_fmt).suffix}"
@@ -174,8 +193,7 @@ def pick_files(
         except (FewpickError, ValueError, OSError, RuntimeError, MemoryError) as exc:
             if strict:
                 raise
-            text = str(exc).strip()
-            reason = getattr(exc, "problem", None) or (text.splitlines()[0] if text else type(exc).__name__)
+            reason = getattr(exc, "problem", None) or first_line(exc, limit=400)
             result.failed[name] = reason
             if report:
                 report(f"{path}: {reason} (skipped)")
@@ -194,7 +212,7 @@ def pick_files(
     elif failures.is_file():  # from an earlier run whose failures are now picked
         failures.unlink()
     done = [n for n in names if n not in result.failed]
-    if combined is not None:
+    if combined is not None and done:  # no file picked: an earlier combined file stays as it was
         tables = [read_picks(part_path(parts, n, part_fmt)) for n in done]
         tables = [t.assign(micrograph=n) for t, n in zip(tables, done)]
         picks = pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
@@ -207,6 +225,26 @@ def pick_files(
         result.written = [part_path(parts, n, part_fmt) for n in done]
     result.seconds = time.perf_counter() - t0
     return result
+
+
+RUN_RECORD = ".fewpick-run.json"  # beside the per-file picks: the settings of the run that wrote them
+
+
+def _record_settings(record: Path, settings: Mapping[str, object], resume: bool) -> None:
+    """Keep ``settings`` in ``record``; with ``resume``, first refuse settings that differ from those kept there
+    (a run from before records were kept, or an unreadable record, is resumed as it is)."""
+    now = json.loads(json.dumps(dict(settings), default=str))
+    if resume and record.is_file():
+        try:
+            before = json.loads(record.read_text())
+        except (OSError, ValueError):
+            before = None
+        if isinstance(before, dict) and before != now:
+            changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+            raise InputError(None, f"--resume: {', '.join(changed)} changed since the run being resumed (its picks "
+                                   "would mix with these); run without --resume to pick every file again")
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
 
 
 def _pick_and_write(read: Callable, pick_one: Callable, parts: Path, part_fmt: str, box_size: float | None,

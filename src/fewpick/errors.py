@@ -31,3 +31,10 @@ class InputError(FewpickError, ValueError):
 
     def __reduce__(self):  # so that the error crosses process boundaries (Dask workers) intact
         return (type(self), (self.path, self.problem))
+
+
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message, for a one-line report (its type's name when the message is
+    empty: an empty file raises a bare ``EOFError``)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else ("the file is empty" if isinstance(exc, EOFError) else type(exc).__name__)

@@ -15,6 +15,7 @@ multiple of it). After block binning (tomograms: means of ``factor``³ voxels) i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -118,11 +119,28 @@ class Geometry:
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(px|pix|pixels?|a|å|ang|angstroms?|nm)?\s*$", re.I)
 
 
-def parse_length(text: str | float, pixel_size: float | None = None, what: str = "length") -> float:
-    """Parse a length such as ``"68"``, ``"68px"``, ``"120A"``, ``"120Å"`` or ``"12nm"`` into pixels.
+MIN_DIAMETER = 4.0  # px: below this a "particle" is a pixel or two of noise
 
-    Plain numbers are pixels. Ångström and nanometre values need ``pixel_size`` (Å/px).
+
+def parse_length(text: str | float, pixel_size: float | None = None, what: str = "length",
+                 shape: tuple[int, ...] | None = None) -> float:
+    """Parse a particle's diameter such as ``"68"``, ``"68px"``, ``"120A"``, ``"120Å"`` or ``"12nm"`` into pixels.
+
+    Plain numbers are pixels. Ångström and nanometre values need ``pixel_size`` (Å/px). The result must be
+    finite, at least :data:`MIN_DIAMETER` px and, given the image's ``shape``, at most half its smallest side.
     """
+    px = _to_pixels(text, pixel_size, what)
+    if not math.isfinite(px):
+        raise InputError(None, f"{what} must be a finite number, got {text!r}")
+    if px < MIN_DIAMETER:
+        raise InputError(None, f"{what} {text} is {px:.3g} px, too small to pick (at least {MIN_DIAMETER:g} px)")
+    if shape is not None and px > min(shape) / 2:
+        raise InputError(None, f"{what} {text} is {px:.0f} px: larger than half the image "
+                               f"({' × '.join(map(str, shape))} px)")
+    return px
+
+
+def _to_pixels(text: str | float, pixel_size: float | None, what: str) -> float:
     if isinstance(text, (int, float)):
         value, unit = float(text), "px"
     else:

@@ -22,7 +22,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from fewpick.errors import InputError
+from fewpick.errors import InputError, first_line
 from fewpick.outputs import atomic_path
 
 RUNTIME_KNOBS = ("threads", "train_threads", "device")
@@ -83,7 +83,7 @@ def load(path: str | os.PathLike, fmt: str, version: int, what: str,
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(path, f"not a fewpick {what} file ({str(exc).splitlines()[0][:120]})") from None
+        raise InputError(path, f"not a fewpick {what} file ({first_line(exc)})") from None
     if not isinstance(bundle, dict) or bundle.get("format") != fmt:
         found = bundle.get("format") if isinstance(bundle, dict) else None
         raise InputError(path, f"not a fewpick {what} file" + (f" (it is a {found!r} file)" if found else ""))

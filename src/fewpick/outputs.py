@@ -1,4 +1,5 @@
-"""Writing files atomically: a crash never leaves a half file that looks whole."""
+"""Writing outputs safely: checked before the work starts, and written atomically (a crash never leaves a half
+file that looks whole)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from fewpick.errors import InputError
 
 
 @contextlib.contextmanager
@@ -32,3 +35,38 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
+                 folder: bool = False) -> Path:
+    """Refuse, before any work starts, an output that could not be written or whose writing would destroy an
+    input: a folder where a file goes (or a file where a folder goes), one of ``inputs`` (the same file by
+    another name too), or a place without a writable folder above it. Returns ``path``."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(path, "is a file; the output here is a folder")
+    if not folder and path.is_dir():
+        raise InputError(path, "is a folder; give the output a file name")
+    for given in inputs:
+        if given is not None and _same_file(Path(given), path):
+            raise InputError(path, "is also an input of this command: writing the output would replace it; "
+                                   "give the output another name")
+    ancestor = path if folder else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(path, f"cannot be written: {ancestor} is a file, not a folder")
+    try:  # permissions alone do not tell (a read-only file system, or root): try
+        fd, probe = tempfile.mkstemp(prefix=".fewpick-probe.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError:
+        raise InputError(path, f"cannot be written: the folder {ancestor} is not writable") from None
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -75,6 +77,6 @@ def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd
     ax.set_title(f"{image.name}: {n} picks (cyan)" + (", truth (red +)" if t is not None and len(t) else ""), fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png")
     plt.close(fig)
     return n

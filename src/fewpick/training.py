@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fewpick.device import cpu_state
-from fewpick.errors import InputError
+from fewpick.errors import InputError, first_line
 from fewpick.outputs import atomic_path
 
 Generators = Sequence[np.random.Generator | torch.Generator]
@@ -158,7 +158,7 @@ def _load(ckpt: Path, config: dict | None, required: bool) -> dict | None:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
     except Exception as exc:
         if required:
-            raise InputError(ckpt, f"checkpoint cannot be read ({str(exc).splitlines()[0][:120]}); "
+            raise InputError(ckpt, f"checkpoint cannot be read ({first_line(exc)}); "
                                    "start again without --resume") from None
         return None
     if not isinstance(state, dict) or state.get("config") != config or "generators" not in state:

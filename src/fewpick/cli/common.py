@@ -4,6 +4,7 @@ picking loop with its progress."""
 from __future__ import annotations
 
 import functools
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -66,6 +67,11 @@ def scheduler_option():
     return typer.Option(None, "--scheduler", help="Pick on an existing Dask cluster: its scheduler address (tcp://HOST:8786) or scheduler file.")
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 micrograph``, ``2 micrographs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def hms(seconds: float) -> str:
     if seconds != seconds:
         return ""
@@ -73,12 +79,43 @@ def hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def progress_bar(what: str, unit: str, *columns, transient: bool = False, every: float = 30.0):
+    """A progress bar on stderr (``what``, the bar, done/total ``unit``, ``columns``, the time elapsed and left for
+    the whole run); where stderr is not a terminal (a log file, ``nohup``), a plain line every ``every`` seconds
+    and at the end instead."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    class Logged(Progress):
+        last = -float("inf")
+
+        def update(self, task_id, **kwargs):
+            super().update(task_id, **kwargs)
+            if self.console.is_terminal:
+                return
+            task = self._tasks[task_id]
+            now = time.monotonic()
+            if now - self.last < every and not task.finished:
+                return
+            self.last = now
+            left = task.time_remaining
+            info = str(task.fields.get("info", "")).strip()
+            self.console.print(f"{what}: {task.completed:g}/{task.total:g} {unit}" + (f"  {info}" if info else "")
+                               + f"  {hms(task.elapsed or 0)} elapsed"
+                               + (f", {hms(left)} left" if left is not None and not task.finished else ""),
+                               highlight=False, soft_wrap=True)
+
+    return Logged(TextColumn(what), BarColumn(), TextColumn(f"{{task.completed}}/{{task.total}} {unit}"), *columns,
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=err_console,
+                  transient=transient, disable=not err_console.is_terminal)
+
+
 def training_progress(what: str, total: int):
     """The progress bar of every training verb: steps done, the latest losses and the time left."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
-    progress = Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console)
+    progress = progress_bar(what, "steps", TextColumn("{task.fields[info]}"))
     progress.add_task(what, total=total, info="")
     return progress
 
@@ -87,35 +124,57 @@ def train_resume_option(what: str = "OUT.ckpt"):
     return typer.Option(False, "--resume", help=f"Continue an interrupted training from its checkpoint ({what}).")
 
 
+# a pick verb's options that change how it runs, not what it picks
+RUN_TIME_OPTIONS = frozenset({"images", "tomograms", "out", "resume", "strict", "workers", "scheduler", "threads",
+                              "device"})
+
+
+def batch_settings(verb, options: dict) -> dict:
+    """What decides a pick verb's picks, for ``--resume`` to compare: its options by their names (``--box-size``)
+    but those of :data:`RUN_TIME_OPTIONS`, a file given (the model, a template) by its checksum."""
+    import hashlib
+
+    out = {}
+    for key, value in options.items():
+        if key in RUN_TIME_OPTIONS:
+            continue
+        if isinstance(value, Path) and value.is_file():
+            value = f"{value.name} sha256:{hashlib.sha256(value.read_bytes()).hexdigest()[:16]}"
+        elif isinstance(value, Enum):
+            value = value.value
+        out[option_name(verb, key)] = value
+    return out
+
+
 def run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: bool, strict: bool, what: str = "micrographs",
                workers: Optional[int] = None, scheduler: Optional[str] = None, micrograph_prefix: Optional[str] = None,
-               pixel_size: Optional[float] = None):
+               pixel_size: Optional[float] = None, settings: Optional[dict] = None):
     """The one picking loop of every pick verb (:func:`fewpick.batch.pick_files`), with a progress bar that shows
     the rate and the time left, one line per bad file, and a summary; on Dask workers with --workers or
     --scheduler."""
     if workers and scheduler:
         raise InputError(None, "--workers starts a local cluster and --scheduler uses an existing one: give one")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TextColumn
 
     from fewpick.batch import dask_client, pick_files
 
-    with dask_client(workers, scheduler) as client, Progress(TextColumn("picking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  console=err_console, transient=True) as progress:
+    with dask_client(workers, scheduler) as client, \
+            progress_bar("picking", what, TextColumn("{task.fields[info]}"), transient=True) as progress:
         task = progress.add_task("pick", total=len(files), info="")
 
         def update(e):
-            left = f"{hms(e['eta_s'])} left" if e["eta_s"] == e["eta_s"] else ""
-            progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s  {left}")
+            progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s")
 
         result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
                             progress=update, kind=what, client=client, micrograph_prefix=micrograph_prefix,
-                            pixel_size=pixel_size, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
+                            pixel_size=pixel_size, settings=settings, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
     if not result.picked and not result.skipped:
         raise InputError(None, f"no {what} could be picked; the reasons are in {result.failures_file}")
     done = len(result.picked) + len(result.skipped)
-    where = result.written[0] if len(result.written) == 1 and result.parts != Path(out) else f"{len(result.written)} files in {result.parts}"
+    where = (result.written[0] if len(result.written) == 1 and result.parts != Path(out)
+             else f"{plural(len(result.written), 'file')} in {result.parts}")
     extra = f" ({len(result.skipped)} already done)" if result.skipped else ""
-    console.print(f"{result.n_picks} picks in {done} {what}{extra} -> {where}", highlight=False)
+    console.print(f"{plural(result.n_picks, 'pick')} in {plural(done, what[:-1])}{extra} -> {where}", highlight=False)
     if result.parts != Path(out):
         console.print(f"per-{what[:-1]} picks in {result.parts}/", highlight=False)
     if result.failed:
@@ -124,12 +183,33 @@ def run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: boo
     return result
 
 
+def option_name(func, parameter: str) -> str:
+    """How the user spells a verb's parameter: its first option name (``--box-size``), else its own name."""
+    import inspect
+
+    default = inspect.signature(func).parameters[parameter].default
+    decls = [d for d in getattr(default, "param_decls", ()) or () if d.startswith("--")]
+    return decls[0] if decls else parameter.upper()
+
+
+def check_finite(func, values: dict) -> None:
+    """Refuse NaN and infinite numbers in any option (no option of any verb means them)."""
+    import math
+
+    for key, value in values.items():
+        numbers = value if isinstance(value, (tuple, list)) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise InputError(None, f"{option_name(func, key)} must be a finite number, got {value!r}")
+
+
 def handle_errors(func):
-    """Turn :class:`FewpickError` into one line on stderr and exit status 2."""
+    """Check every number the user typed (:func:`check_finite`) and turn :class:`FewpickError` into one line on
+    stderr and exit status 2."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            check_finite(func, kwargs)
             return func(*args, **kwargs)
         except FewpickError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

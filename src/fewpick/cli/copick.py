@@ -26,7 +26,7 @@ app.add_typer(copick_app, name="copick")
 def copick_tomograms(
     config: Path = typer.Argument(..., help="The project's copick configuration file (JSON)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write <run>.mrc into."),
-    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", help="Which tomograms: their voxel spacing in Å."),
+    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", min=0.01, max=1000.0, help="Which tomograms: their voxel spacing in Å."),
     tomo_type: str = typer.Option("wbp", "--tomo-type", help="Which tomograms: their type (wbp, denoised, …)."),
     run: Optional[List[str]] = typer.Option(None, "--run", help="Only these runs (repeatable; default: all)."),
 ):
@@ -46,7 +46,7 @@ def copick_picks(
     config: Path = typer.Argument(..., help="The project's copick configuration file (JSON)."),
     object_name: str = typer.Option(..., "--object", help="The pickable object, e.g. ribosome."),
     out: str = typer.Option(..., "--out", "-o", help="Picks file to write (any format), in voxels of --voxel-spacing."),
-    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", help="Voxel spacing in Å of the tomograms the picks are for."),
+    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", min=0.01, max=1000.0, help="Voxel spacing in Å of the tomograms the picks are for."),
     user: Optional[str] = typer.Option(None, "--user", help="Only this user's picks."),
     session: Optional[str] = typer.Option(None, "--session", help="Only this session's picks."),
     run: Optional[List[str]] = typer.Option(None, "--run", help="Only these runs (repeatable; default: all)."),
@@ -69,7 +69,7 @@ def copick_add(
     picks_file: Path = typer.Argument(..., metavar="PICKS", help="Tomogram picks (any format), in voxels of --voxel-spacing; their tomogram names are the runs."),
     config: Path = typer.Argument(..., help="The project's copick configuration file (JSON)."),
     object_name: str = typer.Option(..., "--object", help="The pickable object they are, e.g. ribosome."),
-    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", help="Voxel spacing in Å of the tomograms the picks were made on."),
+    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", min=0.01, max=1000.0, help="Voxel spacing in Å of the tomograms the picks were made on."),
     user: str = typer.Option("fewpick", "--user", help="User id to store them under."),
     session: str = typer.Option("0", "--session", help="Session id to store them under."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace picks this user and session already stored."),

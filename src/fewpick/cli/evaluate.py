@@ -46,7 +46,7 @@ def _print_report(report: dict, title: str) -> None:
 def evaluate(
     pred: Path = typer.Argument(..., help="Picks to score (any picks format, or a folder of per-micrograph files)."),
     truth: Path = typer.Argument(..., help="Ground-truth coordinates (any picks format, or a folder)."),
-    radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Matching radius in pixels (usually the particle radius)."),
+    radius: Optional[float] = typer.Option(None, "--radius", "-r", min=0.1, max=1e5, help="Matching radius in pixels (usually the particle radius)."),
     box: Optional[float] = typer.Option(None, "--box", help="Also score with the box protocol: boxes of this edge, IoU >= 0.5."),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Also report precision/recall/F1 at this score."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (with the curve) as JSON."),

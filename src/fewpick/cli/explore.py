@@ -57,7 +57,7 @@ def explore_run(
     tilt_series: Optional[List[Path]] = typer.Option(None, "--tilt-series", help="Aligned tilt series, one per tomogram (files or folders; 2d3d mode)."),
     tilt_angles: Optional[List[Path]] = typer.Option(None, "--tilt-angles", help="IMOD .tlt files, one per tilt series (files or folders)."),
     mode: ExploreMode = typer.Option(ExploreMode.twod3d, "--mode", help="Candidate images: averaged low-tilt projections (2d3d) or a tomogram slab (3d)."),
-    radius: Optional[float] = typer.Option(None, "--radius", "-r", help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
+    radius: Optional[float] = typer.Option(None, "--radius", "-r", min=0.5, max=1e4, help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
     box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
     background: float = typer.Option(0.35, "--background", min=0.01, max=1.0, help="Fraction of the candidates allowed on background: the cut is set where a copy of the tomogram with scrambled Fourier phases (its noise, no particles) gives this many peaks per candidate. Lower: fewer, surer candidates."),
     features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components and rotational averages, the candidates' scores and the 3D rotational averages of the tomogram around each (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
@@ -133,8 +133,8 @@ def explore_serve(
     """Serve the run's interactive page: the map coloured by class, thumbnails on hover, select classes or
     lasso a region, export the chosen particles' 3D coordinates to RUN/selected.star and RUN/selected/*.coords.
 
-    Example: [bold]fewpick explore serve run/ --port 8000[/]; from a laptop: ssh -L 8000:localhost:8000 server,
-    then open http://localhost:8000/
+    Example: [bold]fewpick explore serve run/ --port 8000[/], then open the address it prints (it carries the
+    page's key); from a laptop: ssh -L 8000:localhost:8000 server first
     """
     from fewpick.web.explore import make_server
     from fewpick.web.server import announce
@@ -143,7 +143,7 @@ def explore_serve(
         console.print(f"exported {result['count']} particles -> {result['star']}", highlight=False)
 
     server = make_server(run_folder, host, port, on_export=exported)
-    announce(host, server.server_address[1], str(run_folder), lambda m: console.print(m, highlight=False))
+    announce(server, host, str(run_folder), lambda m: console.print(m, highlight=False))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import typer
 from fewpick.cli.common import (
     PICK_FORMATS,
     app,
+    batch_settings,
     chosen_device,
     console,
     device_option,
@@ -30,6 +31,7 @@ from fewpick.cli.common import (
 )
 from fewpick.errors import InputError
 from fewpick.io.picks.catalog import suffixes_help
+from fewpick.outputs import check_output
 
 # ---------------------------------------------------------------- few-shot (cryoMAE-class)
 
@@ -64,7 +66,7 @@ def fewshot_pretrain(
     steps: int = typer.Option(6000, "--steps", min=1, help="Optimiser steps of masked reconstruction."),
     window_ratio: float = typer.Option(1.2, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter."),
     max_images: int = typer.Option(40, "--max-images", min=1, help="Use at most this many micrographs (an even spread)."),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
@@ -80,12 +82,13 @@ def fewshot_pretrain(
     from fewpick.io import list_images, read_micrograph
     from fewpick.pickers import fewshot as fs
 
-    dev = chosen_device(device)
     files = list_images(images)
+    check_output(out, inputs=files)
+    dev = chosen_device(device)
     if len(files) > max_images:
         files = [files[i] for i in np.linspace(0, len(files) - 1, max_images).round().astype(int)]
     ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
-    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
+    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)
     settings = _fewshot_settings(diameter, window_ratio=window_ratio, pretrain_steps=steps, seed=seed,
                                  train_threads=threads)
     with training_progress("pre-training", steps) as progress:
@@ -113,14 +116,14 @@ def fewshot_train(
     alpha: Optional[float] = typer.Option(None, "--alpha", help="α: weight of cross- against self-similarity (default 0.5)."),
     tau: Optional[float] = typer.Option(None, "--tau", help="τ: floor of the SCS loss (default 0)."),
     beta: Optional[float] = typer.Option(None, "--beta", help="β: weight of the SCS loss against reconstruction (default 10)."),
-    unlabeled: Optional[int] = typer.Option(None, "--unlabeled", min=1, help="n: random unlabeled windows per step (default 64)."),
+    unlabeled: Optional[int] = typer.Option(None, "--unlabeled", min=1, max=4096, help="n: random unlabeled windows per step (default 64)."),
     blobs: Optional[float] = typer.Option(None, "--blobs", min=0.0, max=1.0, help="Fraction of the unlabeled windows centred on particle-sized blobs (hard examples; default 0.125)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 6000)."),
     distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, help="Steps fitting the fast scoring network to the encoder (default 600; 0: none, the encoder scores every window when picking)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together."),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
     device: str = device_option(),
@@ -137,9 +140,11 @@ def fewshot_train(
 
     if pretrained is not None and (pretrain_images or no_pretrain):
         raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
+    pre_files = list_images(pretrain_images) if pretrain_images else []
+    check_output(out, inputs=[reference, exemplars, pretrained, *pre_files])
     dev = chosen_device(device)
     ref = read_micrograph(reference, pixel_size=pixel_size)
-    diameter = parse_length(particle_diameter, ref.pixel_size, "--particle-diameter")
+    diameter = parse_length(particle_diameter, ref.pixel_size, "--particle-diameter", ref.shape)
     ex = read_picks(exemplars, require_rows=True)
     if exemplar_count is not None:
         ex = select_picks(ex, (), exemplar_count, seed) if len(ex) > exemplar_count else ex
@@ -151,7 +156,7 @@ def fewshot_train(
     pre_ims = None
     if pretrain_images:
         pre_ims = [ref if f.resolve() == reference.resolve() else read_micrograph(f, pixel_size=pixel_size)
-                   for f in list_images(pretrain_images)]
+                   for f in pre_files]
     staged = StagedProgress(fewshot_stages(settings, pretrain=not (pretrained or no_pretrain)))
     with training_progress("training", staged.total) as progress:
         def report(e):
@@ -178,9 +183,9 @@ def fewshot_pick(
     score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=4.0, help="Closest two picks may lie, as a fraction of the particle radius (default: the model's)."),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
-    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box and .cbox output (default: the particle diameter)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", min=1.0, max=1e5, help="Box edge for .box and .cbox output (default: the particle diameter)."),
     micrograph_prefix: Optional[str] = prefix_option(),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
@@ -193,16 +198,20 @@ def fewshot_pick(
 
     Example: [bold]fewpick fewshot pick mics/ --model fewshot.pt --out picks.star --score-maps maps/[/]
     """
-    from fewpick.batch import threshold_for_batch
+    options = dict(locals())  # for --resume: what decides the picks
+    from fewpick.batch import check_batch_output, threshold_for_batch
     from fewpick.io import list_images, read_micrograph
     from fewpick.pickers import fewshot as fs
 
+    files = list_images(images)
+    check_batch_output(out, files, fmt, inputs=[model])
+    if score_maps:
+        check_output(score_maps, inputs=files, folder=True)
     m = fs.load_model(model, chosen_device(device))
     m.settings.threads = 1 if (workers or scheduler) else threads  # one torch thread per Dask worker
     m.exact = exact
     if min_distance is not None:
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
-    files = list_images(images)
     err_console.print(fs.model_summary(m), highlight=False)
     read = functools.partial(read_micrograph, pixel_size=pixel_size)
     # None: the model's default (the expected count on these micrographs, else auto)
@@ -221,4 +230,5 @@ def fewshot_pick(
 
     run_batch(files, read, pick_one, out, fmt,
                box_size or m.settings.diameter, resume, strict, workers=workers, scheduler=scheduler,
-               micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)
+               micrograph_prefix=micrograph_prefix, pixel_size=pixel_size,
+               settings=batch_settings(fewshot_pick, options))

@@ -30,10 +30,10 @@ def label(
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Labels file (RELION STAR, original pixels), saved after every click; an existing one is loaded to go on from."),
     picker: LabelPicker = typer.Option(LabelPicker.fewshot, "--picker", help="Picker the page trains by default (it offers both)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per micrograph (the PU picker needs it; the page asks otherwise)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph (the PU picker needs it; the page asks otherwise)."),
     model_out: Optional[Path] = typer.Option(None, "--model-out", help="Where the trained model goes (default: beside OUT, OUT_model.pt)."),
     picks_out: Optional[Path] = typer.Option(None, "--picks-out", help="Where 'Save picks' writes (default: beside OUT, OUT_picks.star)."),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only; reach it from elsewhere through an SSH tunnel). Any other address lets others on the network open the page."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
@@ -42,14 +42,18 @@ def label(
     """Label particles by clicking on your micrographs, train a picker from them, review its picks with a score
     threshold, pick every micrograph and save the picks — in a page in your browser.
 
-    Example: [bold]fewpick label mics/ --particle-diameter 68 --out labels.star[/]; from a laptop: ssh -L 8000:localhost:8000 server, then open http://localhost:8000/
+    Example: [bold]fewpick label mics/ --particle-diameter 68 --out labels.star[/], then open the address it prints; from a laptop: ssh -L 8000:localhost:8000 server first
     """
     from fewpick.geometry import parse_length
     from fewpick.io import image_info, list_images
+    from fewpick.outputs import check_output
     from fewpick.web.label import LabelSession, LabelSettings, make_server
     from fewpick.web.server import announce
 
     files = list_images(micrographs)
+    stem = out.with_suffix("")
+    for path in (out, model_out or Path(f"{stem}_model.pt"), picks_out or Path(f"{stem}_picks.star")):
+        check_output(path, inputs=files)
     diameter = parse_length(particle_diameter, pixel_size or image_info(files[0]).pixel_size, "--particle-diameter")
     settings = LabelSettings(diameter=diameter, picker=picker.value, expected_particles=expected_particles,
                              threads=threads, device=str(chosen_device(device)))
@@ -58,7 +62,7 @@ def label(
         err_console.print(f"skipped: {why}", highlight=False)
     server = make_server(session, host, port)
     console.print(f"{len(session.paths)} micrographs, {session.label_count()} labels so far -> {out}", highlight=False)
-    announce(host, server.server_address[1], "the labelling page", lambda m: console.print(m, highlight=False))
+    announce(server, host, "the labelling page", lambda m: console.print(m, highlight=False))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

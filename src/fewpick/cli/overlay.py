@@ -12,28 +12,36 @@ from fewpick.cli.common import (
     console,
     handle_errors,
 )
+from fewpick.errors import InputError
 
 # ---------------------------------------------------------------- overlay
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @app.command()
 @handle_errors
 def overlay(
     image: Path = typer.Argument(..., help="A micrograph."),
-    out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="Picture to write: PNG (.png) or JPEG (.jpg)."),
     picks: Optional[Path] = typer.Option(None, "--picks", help="Picks to draw (circles)."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth to draw (crosses)."),
     particle_diameter: str = typer.Option("40", "--particle-diameter", "-d", help="Circle diameter: pixels (68, 68px) or physical (120A, 12nm)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Draw only picks scoring at least this."),
 ):
-    """Draw picks (and truth) over a micrograph as a PNG.
+    """Draw picks (and truth) over a micrograph as a PNG or JPEG picture.
 
     Example: [bold]fewpick overlay sim/sim_000.mrc --picks picks.star --truth sim/sim_000_truth.star --out overlay.png[/]
     """
     from fewpick.geometry import parse_length
     from fewpick.io import check_inside, read_micrograph, read_picks
+    from fewpick.outputs import check_output
     from fewpick.report import overlay_png, rows_for
 
+    if out.suffix.lower() not in PICTURE_SUFFIXES:
+        raise InputError(out, "give the picture a .png or .jpg name")
+    check_output(out, inputs=[image, picks, truth])
     img = read_micrograph(image)
     diameter = parse_length(particle_diameter, img.pixel_size, "--particle-diameter")
     p = read_picks(picks) if picks else None

@@ -11,6 +11,7 @@ import typer
 from fewpick.cli.common import (
     PICK_FORMATS,
     app,
+    batch_settings,
     chosen_device,
     device_option,
     err_console,
@@ -47,13 +48,13 @@ def pick(
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score, 'auto' (each micrograph split by the picker's own rule), 'count' (one score for all, set so that the micrographs get the model's expected particle count each) or 'calibrated' (the model's cut, set on its training micrographs). A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, count for a model trained with an expected count."),
     template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the micrographs, overriding the header."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px of the micrographs, overriding the header."),
     bright: bool = typer.Option(False, "--bright-particles", help="Particles are brighter than the background (e.g. negative stain)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
     border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
-    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .box and .cbox output (default: the particle diameter)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", min=1.0, max=1e5, help="Box edge for .box and .cbox output (default: the particle diameter)."),
     micrograph_prefix: Optional[str] = prefix_option(),
     device: str = device_option(),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default 2; 1 per worker with --workers or --scheduler)."),
@@ -67,9 +68,10 @@ def pick(
     Example: [bold]fewpick pick mics/ --model picker.pt --out picks.star[/]
     or: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
     """
+    options = dict(locals())  # for --resume: what decides the picks
     import numpy as np
 
-    from fewpick.batch import threshold_for_batch
+    from fewpick.batch import check_batch_output, threshold_for_batch
     from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_image, read_micrograph
     from fewpick.pickers.classic import ClassicPicker, ClassicSettings, prepare_templates
@@ -92,6 +94,7 @@ def pick(
                                 box_size=box_size, micrograph_prefix=micrograph_prefix, threads=threads, device=device,
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
+    check_batch_output(out, files, fmt, inputs=[model, template])
     first = first_readable(files, pixel_size, strict)
     trained = None
     if kind is not None:  # a model was given
@@ -103,7 +106,7 @@ def pick(
     else:
         if particle_diameter is None:
             raise InputError(None, "give --particle-diameter (or --model)")
-        diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter")
+        diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter", first.shape)
         thr = parse_threshold(threshold)
     settings = ClassicSettings(diameter=diameter, method=method.value, threshold="auto" if thr is None else thr,
                                dark=not bright,
@@ -135,7 +138,8 @@ def pick(
         return picker.pick(image, thr, max_picks)
 
     run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict, workers=workers,
-               scheduler=scheduler, micrograph_prefix=micrograph_prefix, pixel_size=pixel_size)
+               scheduler=scheduler, micrograph_prefix=micrograph_prefix, pixel_size=pixel_size,
+               settings=batch_settings(pick, options))
 
 
 

@@ -13,6 +13,8 @@ from fewpick.cli.common import (
     console,
     handle_errors,
 )
+from fewpick.errors import InputError
+from fewpick.outputs import check_output
 
 simulate_app = typer.Typer(help="Simulate micrographs or tomograms with exact ground truth.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
@@ -41,7 +43,7 @@ def simulate_micrographs(
     out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc and <stem>_truth.star per micrograph."),
     count: int = typer.Option(4, "--count", min=1, help="Number of micrographs."),
     size: int = typer.Option(1024, "--size", min=64, help="Edge length in pixels (square micrographs)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives identical files."),
     preset: Preset = typer.Option(Preset.realistic, "--preset", help="easy|realistic|hard: atomic models, ice, CTF, "
                                   "shot noise (1.2 Å/px); simple: fast synthetic blobs for quick checks."),
     particles: Optional[int] = typer.Option(None, "--particles", min=0, help="Particles per micrograph (default: ~300 per 4096² px; fewer if they do not fit)."),
@@ -56,7 +58,11 @@ def simulate_micrographs(
     """
     from fewpick.simulate import SimpleMicrographConfig, write_micrographs, write_simulated_micrographs
 
+    check_output(out, folder=True)
     if preset == Preset.simple:
+        if diameter > size / 2:
+            raise InputError(None, f"--particle-diameter {diameter:g} px does not fit micrographs of {size} px "
+                                   "(at most half their edge)")
         cfg = SimpleMicrographConfig(size=(size, size), diameter=diameter,
                                      n_particles=80 if particles is None else particles, snr=snr)
         truth = write_simulated_micrographs(out, count, cfg, seed=seed, clean=clean)
@@ -71,7 +77,7 @@ def simulate_micrographs(
 def simulate_tomograms(
     out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc (tomogram), .st + .tlt (tilt series), _truth.star."),
     count: int = typer.Option(1, "--count", min=1, help="Number of tomograms."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives identical files."),
     preset: TomoPreset = typer.Option(TomoPreset.realistic, "--preset", help="Dose, B-factor, crowding, filaments, membranes."),
     size: Optional[int] = typer.Option(None, "--size", min=64, help="x and y size in voxels (default 512)."),
     depth: Optional[int] = typer.Option(None, "--depth", min=16, help="z size in voxels (default 200)."),
@@ -82,6 +88,7 @@ def simulate_tomograms(
     """
     from fewpick.simulate import write_tomograms
 
+    check_output(out, folder=True)
     truth = write_tomograms(out, count, preset.value, seed, size, depth)
     console.print(f"wrote {count} tomograms with {len(truth)} truth rows to {out}/")
 
@@ -91,8 +98,8 @@ def simulate_tomograms(
 def simulate_map(
     species: str = typer.Option(..., "--species", help="One of the simulator's species: ribosome, cct, mtor, ruvab, glua3, enolase, dengue."),
     out: Path = typer.Option(..., "--out", help="MRC file to write."),
-    pixel_size: float = typer.Option(1.2, "--pixel-size", help="Å per voxel (that of your micrographs; the simulator's micrographs are 1.2 Å/px)."),
-    resolution: Optional[float] = typer.Option(None, "--resolution", help="Low-pass to this many Å (default: 2 voxels)."),
+    pixel_size: float = typer.Option(1.2, "--pixel-size", min=0.3, max=50.0, help="Å per voxel (that of your micrographs; the simulator's micrographs are 1.2 Å/px)."),
+    resolution: Optional[float] = typer.Option(None, "--resolution", min=0.1, max=1000.0, help="Low-pass to this many Å (default: 2 voxels)."),
 ):
     """Write a species' 3D density map (from its atomic model), e.g. a template for 'pick --method template'.
 
@@ -100,6 +107,8 @@ def simulate_map(
     """
     from fewpick.io import write_mrc
     from fewpick.simulate.species import species_map
+
+    check_output(out)
 
     vol = species_map(species, pixel_size, resolution=resolution)
     write_mrc(out, vol, pixel_size)

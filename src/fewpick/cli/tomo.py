@@ -10,6 +10,7 @@ import typer
 
 from fewpick.cli.common import (
     app,
+    batch_settings,
     chosen_device,
     console,
     device_option,
@@ -26,6 +27,7 @@ from fewpick.cli.common import (
 )
 from fewpick.errors import InputError
 from fewpick.io.picks.catalog import formats_help
+from fewpick.outputs import check_output
 
 # ---------------------------------------------------------------- tomogram localization (MiLoPYP-class)
 
@@ -53,7 +55,7 @@ def tomo_train(
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: voxels (32) or physical (320A, 32nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
     filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points clicked along them; points less than 3 diameters apart are joined into centre lines (true positives, no soft positives)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per tomogram (sets π). Default: twice the labels, capped by an estimate from half the labels held out (where labels already cover most particles)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per tomogram (sets π). Default: twice the labels, capped by an estimate from half the labels held out (where labels already cover most particles)."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Epochs (the learning rate drops ×0.1 every 5)."),
     steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, help="Batches of subtomograms per epoch."),
     box: int = typer.Option(64, "--box", min=16, help="Training subtomogram side (binned voxels)."),
@@ -75,12 +77,13 @@ def tomo_train(
     from fewpick.io import list_images, read_picks, read_volume
     from fewpick.pickers import tomo
 
-    dev = chosen_device(device)
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
+    check_output(out, inputs=[*files, labels])
+    dev = chosen_device(device)
     ims = [read_volume(f) for f in files]
-    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
+    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)
     labs = read_picks(labels, require_rows=True)
     settings = tomo.TomoSettings(diameter=diameter, filament=filament, expected_particles=expected_particles,
                                  epochs=epochs, steps_per_epoch=steps_per_epoch, box=box, depth=depth, blocks=blocks,
@@ -119,14 +122,14 @@ def tomo_pick(
     model_path: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick tomo train'."),
     out: str = typer.Option(..., "--out", "-o", help=f"Picks file (.star: RELION, voxels and RELION 5's centred ångströms; .cbox .csv .tsv) or a folder/ for one file per tomogram (--format: {formats_help(volumes=True)})."),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="Heat-map probability a pick must reach, 'auto' (each tomogram's split between its particles and the rest: Otsu's split of the peaks, raised above lookalike species when a mixture of two shows them) or 'calibrated' (the level set on the training tomograms with --expected-particles). Default: calibrated for a model trained with --expected-particles, else auto."),
-    radius: Optional[float] = typer.Option(None, "--radius", help="NMS radius in voxels (default: the particle radius)."),
+    radius: Optional[float] = typer.Option(None, "--radius", min=0.5, max=1e4, help="NMS radius in voxels (default: the particle radius)."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format when OUT is a folder or its suffix does not say: {formats_help(volumes=True)}."),
-    box_size: Optional[float] = typer.Option(None, "--box-size", help="Box edge for .cbox output (default: the particle diameter)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", min=1.0, max=1e5, help="Box edge for .cbox output (default: the particle diameter)."),
     heat_maps: Optional[Path] = typer.Option(None, "--heat-maps", help="Also write each heat map (binned) as MRC into this folder."),
-    link: Optional[float] = typer.Option(None, "--link", help="Filament models: join points closer than this, voxels (default: the filament diameter)."),
-    max_residual: float = typer.Option(3.0, "--max-residual", help="Filament models: largest RMS distance of the points from their quadratic fit, voxels."),
-    max_curvature: float = typer.Option(0.05, "--max-curvature", help="Filament models: largest curvature of the fit, 1/voxels."),
-    step: float = typer.Option(2.0, "--step", help="Filament models: spacing of the output points along each filament, voxels."),
+    link: Optional[float] = typer.Option(None, "--link", min=0.1, max=1e4, help="Filament models: join points closer than this, voxels (default: the filament diameter)."),
+    max_residual: float = typer.Option(3.0, "--max-residual", min=0.0, help="Filament models: largest RMS distance of the points from their quadratic fit, voxels."),
+    max_curvature: float = typer.Option(0.05, "--max-curvature", min=0.0, help="Filament models: largest curvature of the fit, 1/voxels."),
+    step: float = typer.Option(2.0, "--step", min=0.1, max=1e4, help="Filament models: spacing of the output points along each filament, voxels."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
     resume: bool = resume_option(),
@@ -139,17 +142,22 @@ def tomo_pick(
 
     Example: [bold]fewpick tomo pick tomos/ --model ribosome.pt --out picks.star[/]
     """
+    options = dict(locals())  # for --resume: what decides the picks
     import torch
 
+    from fewpick.batch import check_batch_output
     from fewpick.io import list_images, read_volume, write_mrc
     from fewpick.pickers import tomo
 
-    torch.set_num_threads(threads)
-    model = tomo.load_model(model_path, chosen_device(device))
-    thr = model.resolve_threshold(parse_threshold(threshold))
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
+    check_batch_output(out, files, fmt, kind="tomograms", inputs=[model_path])
+    if heat_maps:
+        check_output(heat_maps, inputs=files, folder=True)
+    torch.set_num_threads(threads)
+    model = tomo.load_model(model_path, chosen_device(device))
+    thr = model.resolve_threshold(parse_threshold(threshold))
     def read(f):
         im = read_volume(f)
         tomo.check_isotropic(im.path)
@@ -167,4 +175,4 @@ def tomo_pick(
         return picks
 
     run_batch(files, read, pick_one, out, fmt, box_size or model.settings.diameter, resume, strict,
-               what="tomograms", workers=workers, scheduler=scheduler)
+               what="tomograms", workers=workers, scheduler=scheduler, settings=batch_settings(tomo_pick, options))

@@ -19,6 +19,7 @@ from fewpick.cli.common import (
     training_progress,
 )
 from fewpick.errors import InputError
+from fewpick.outputs import check_output
 
 # ---------------------------------------------------------------- train
 
@@ -38,7 +39,7 @@ def train(
     labels: Path = typer.Option(..., "--labels", "-l", help="Labeled particle centres (any picks format), naming micrographs by stem."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (self-describing: network, binning, diameter, π)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", help="Expected particles per micrograph; sets π (disk area, 2D)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph; sets π (disk area, 2D)."),
     pi: Optional[float] = typer.Option(None, "--pi", help="Class prior π directly (fraction of unlabeled pixels that are particles), in (0, 0.5)."),
     method: PUMethod = typer.Option(PUMethod.ge_binomial, "--method", help="Positive-unlabeled objective."),
     ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),
@@ -49,7 +50,7 @@ def train(
     val_images: Optional[List[Path]] = typer.Option(None, "--val-images", help="Held-out micrographs for the AUPRC shown each epoch."),
     val_labels: Optional[Path] = typer.Option(None, "--val-labels", help="Their particle centres."),
     resume: bool = train_resume_option(),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px, overriding the header."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: the finest that brings the particle to 12-16 px)."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius (default 1: never two picks on one particle, touching particles both kept)."),
     correlation: bool = typer.Option(True, "--correlation/--no-correlation", help="After training, test whether the labelled particles' rotational average agrees with the network (round particles); if so, centre and rescore picks on it."),
@@ -66,10 +67,11 @@ def train(
     from fewpick.io import list_images, read_micrograph, read_picks
     from fewpick.pickers import pu
 
-    dev = chosen_device(device)
     files = list_images(images)
+    check_output(out, inputs=[*files, labels, *(val_images or []), val_labels])
+    dev = chosen_device(device)
     ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
-    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter")
+    diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)
     labs = read_picks(labels, require_rows=True)
     settings = pu.PUSettings(diameter=diameter, method=method.value, pi=pi, expected_particles=expected_particles,
                              bin_factor=bin_factor, ge_weight=ge_weight, slack=slack, autoencoder=autoencoder,

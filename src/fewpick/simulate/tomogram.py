@@ -150,6 +150,13 @@ def simulate_tomogram(preset: TomogramPreset | str = "realistic", seed: int = 0,
     centre = np.array([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2])  # x, y, z in voxels
     slab = preset.slab_fraction * nz * a  # ice thickness, Å
     z_half = slab / 2
+    largest = max(load_species(k).radius for k in preset.species) * 0.85
+    if slab < 2 * largest + 1 or min(nx, ny) * a < 2 * largest:
+        depth = int(np.ceil((2 * largest + 1) / (preset.slab_fraction * a)))
+        side = int(np.ceil(2 * largest / a))
+        raise InputError(None, f"a tomogram of {nx}×{ny}×{nz} voxels is too small for this preset's particles "
+                               f"(up to {2 * largest / 10:.0f} nm): give a size of at least {side} and a depth of at "
+                               f"least {depth} voxels")
 
     beads, counts, truth_rows = [], [], []
     obstacles = []  # (points Å, radius Å): filament axes and membrane beads to avoid

@@ -66,7 +66,6 @@ def write_tomograms(out: str | Path, count: int, preset: str = "realistic", seed
     from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     p = TOMO_PRESETS[preset]
     if size or depth:
         nz, ny, nx = p.shape
@@ -75,6 +74,7 @@ def write_tomograms(out: str | Path, count: int, preset: str = "realistic", seed
     for i in range(count):
         stem = f"tomo_{i:03d}"
         sim = simulate_tomogram(p, seed=_seed(seed, i), name=stem)
+        out.mkdir(parents=True, exist_ok=True)  # after the first simulation: a preset refused writes nothing
         order = np.argsort(sim.angles)
         write_mrc(out / f"{stem}.mrc", sim.tomogram, sim.voxel_size)
         write_mrc(out / f"{stem}.st", sim.tilt_series[order], sim.voxel_size)

@@ -155,7 +155,14 @@ class LabelSession:
     # ---------------------------------------------------------------- display
 
     def image(self, i: int) -> Image:
-        return read_micrograph(self.paths[i], pixel_size=self.pixel_size)
+        """Micrograph ``i``, read and checked as every verb reads it; one refused (NaN pixels, a cut-off file) is
+        listed with the unreadable ones and its error raised."""
+        try:
+            return read_micrograph(self.paths[i], pixel_size=self.pixel_size)
+        except InputError as e:
+            with self.lock:
+                self.bad[str(self.paths[i])] = str(e)
+            raise
 
     def display(self, i: int) -> tuple[bytes, np.ndarray]:
         """A PNG of micrograph ``i`` binned to at most ``DISPLAY_MAX`` px a side and low-passed, and the scale

@@ -6,6 +6,10 @@ training reads, so every such request must come from the page itself, not from a
 same browser, nor from a page that rebinds its own name to this machine's address. :class:`PageServer` and
 :class:`PageHandler` enforce, for every request:
 
+* the page's key: the random token of this server, which only the person who started it holds (the address
+  fewpick prints carries it, ``/?token=…``, as notebook servers do). The page's address sets it as a cookie of
+  this port (``HttpOnly``, ``SameSite=Strict``), which the page's own requests then carry; a request without
+  it (another user of the machine, any local process that did not see the printed address) gets nothing;
 * the ``Host`` header names this server: a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``, any port, so
   that an SSH tunnel to another local port works) when it listens on a loopback address, else the address or
   this machine's names or an IP address — a page on a foreign name that resolves here (DNS rebinding) is
@@ -17,8 +21,8 @@ and for every request that changes something (POST):
   ``Sec-Fetch-Site: cross-site``;
 * ``Content-Type: application/json`` — a form or ``text/plain`` post, which a foreign page may send without
   asking, is refused;
-* the header ``X-Fewpick-Token`` carrying the random token of this server, which only its own page holds (it
-  is written into the page; a foreign page cannot read it);
+* the header ``X-Fewpick-Token`` carrying the token, which only its own page holds (it is written into the
+  page; a foreign page cannot read it);
 * a declared ``Content-Length`` no larger than the action allows (sized to the data).
 
 Sockets time out (a connection that sends nothing, or a body shorter than it declared, is dropped after
@@ -37,9 +41,9 @@ import secrets
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from fewpick.errors import InputError
+from fewpick.errors import FewpickError, InputError, first_line
 
 TOKEN_HEADER = "X-Fewpick-Token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -100,8 +104,8 @@ class PageServer(ThreadingHTTPServer):
     """A threaded server with a per-server token, the names it answers to and bounded connections."""
 
     daemon_threads = True
-    request_timeout = 15.0  # seconds a connection may stay silent
-    max_connections = 32
+    request_timeout = 10.0  # seconds a connection may stay silent
+    max_connections = 256  # idle or slow connections each hold one; the page is served beside them
     request_queue_size = 128  # connections the kernel holds until accepted (and, beyond max_connections, closed)
 
     def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], *,
@@ -146,6 +150,16 @@ class PageServer(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    @property
+    def cookie(self) -> str:
+        """The name of the cookie that carries the token to this server (one per port)."""
+        return f"fewpick-{self.port}"
+
+    def address(self, host: str) -> str:
+        """The page's address with its key, to print for the person who started the server."""
+        name = "localhost" if is_loopback(host) else (f"[{host}]" if ":" in host else host)
+        return f"http://{name}:{self.port}/?token={self.token}"
+
     def host_allowed(self, value: str | None) -> bool:
         if not value:
             return False
@@ -186,6 +200,9 @@ class PageHandler(BaseHTTPRequestHandler):
 
     def send_body(self, status: int, body: bytes, ctype: str) -> None:
         self.send_response(status)
+        if getattr(self, "_new_key", False):  # the page's address carried the key: keep it for its requests
+            self.send_header("Set-Cookie", f"{self.server.cookie}={self.server.token}; Path=/; HttpOnly; "
+                                           "SameSite=Strict")
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -208,6 +225,27 @@ class PageHandler(BaseHTTPRequestHandler):
     def _check_host(self) -> None:
         if not self.server.host_allowed(self.headers.get("Host")):
             raise RequestError(403, f"this server does not answer to the host {str(self.headers.get('Host'))[:60]!r}")
+
+    def _check_key(self, query: str) -> None:
+        """The request carries the server's token: in the address (``?token=``), its cookie or the header."""
+        from http.cookies import CookieError, SimpleCookie
+        from urllib.parse import parse_qs
+
+        given = parse_qs(query).get("token", [])
+        if any(hmac.compare_digest(t.encode(), self.server.token.encode()) for t in given):
+            self._new_key = True
+            return
+        cookies: SimpleCookie = SimpleCookie()
+        try:
+            cookies.load(self.headers.get("Cookie", ""))
+        except CookieError:
+            pass
+        for token in (cookies[self.server.cookie].value if self.server.cookie in cookies else "",
+                      self.headers.get(TOKEN_HEADER, "")):
+            if token and hmac.compare_digest(token.encode(), self.server.token.encode()):
+                return
+        raise RequestError(403, "this page needs its key: open the address fewpick printed when it started "
+                                "(it ends in ?token=…)")
 
     def _check_write(self) -> None:
         host = self.headers.get("Host", "")
@@ -247,20 +285,32 @@ class PageHandler(BaseHTTPRequestHandler):
     # ---- dispatch
 
     def do_GET(self):
-        try:
-            self._check_host()
-            self.get(self.path.split("?", 1)[0])
-        except RequestError as e:
-            self.send_json(e.status, {"error": str(e)})
+        path, _, query = self.path.partition("?")
+        self._answer(lambda: (self._check_host(), self._check_key(query), self.get(path)))
 
     def do_POST(self):
+        path = self.path.split("?", 1)[0]
+        self._answer(lambda: (self._check_host(), self._check_write(), self.post(path)))
+
+    def _answer(self, work: Callable[[], object]) -> None:
+        """Do ``work``; every failure is a JSON reply with one line (a refused file, a bug: never a traceback)."""
         try:
-            self._check_host()
-            self._check_write()
-            self.post(self.path.split("?", 1)[0])
+            work()
+            return
         except RequestError as e:
-            self.close_connection = True  # the body may be left unread
-            self.send_json(e.status, {"error": str(e)})
+            status, message = e.status, str(e)
+        except FewpickError as e:
+            status, message = 422, str(e)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away: nobody to answer
+            return
+        except Exception as e:  # noqa: BLE001 - a reply beats a traceback on the console and a dropped request
+            status, message = 500, f"internal error: {first_line(e)}"
+        self.close_connection = True  # a request body may be left unread
+        try:
+            self.send_json(status, {"error": message})
+        except OSError:
+            pass
 
     def get(self, path: str) -> None:  # pragma: no cover - subclasses
         raise RequestError(404, f"no such page: {path}")
@@ -286,11 +336,13 @@ def static_page(title: str, name: str) -> str:
     return page_head(title) + resources.files("fewpick").joinpath("web", "static", name).read_text(encoding="utf-8")
 
 
-def announce(host: str, port: int, what: str, say) -> None:
-    """Print where the page is, how to reach it through SSH, and a warning when it is exposed."""
-    say(f"serving {what} at http://{'localhost' if is_loopback(host) else host}:{port}/  (Ctrl-C to stop)")
+def announce(server: PageServer, host: str, what: str, say) -> None:
+    """Print the page's address (with its key), how to reach it through SSH, and a warning when it is exposed."""
+    port = server.port
+    say(f"serving {what} at {server.address(host)}  (Ctrl-C to stop)")
     if is_loopback(host):
-        say(f"from another computer: ssh -L {port}:localhost:{port} <this server>, then open http://localhost:{port}/")
+        say(f"from another computer: ssh -L {port}:localhost:{port} <this server>, then open the address above "
+            "on that computer")
     warning = warn_if_exposed(host)
     if warning:
         say("warning: " + warning)

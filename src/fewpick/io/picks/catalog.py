@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from fewpick.errors import InputError
+from fewpick.io.images import IMAGE_SUFFIXES
 from fewpick.io.picks.spec import PicksFormat
 from fewpick.registry import Registry
 
@@ -67,6 +68,8 @@ def suffixes_help(volumes: bool = False) -> str:
 
 def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     """The format named by ``fmt`` or by the file's suffix."""
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(path, "is an image's name: picks files end in " + ", ".join(suffix_formats()))
     if fmt:
         fmt = fmt.lower().lstrip(".")
         if fmt not in FORMATS:

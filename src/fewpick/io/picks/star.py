@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from fewpick.errors import InputError
+from fewpick.errors import InputError, first_line
 from fewpick.io.images import ImageInfo, micrograph_key
 from fewpick.io.picks.context import display_path, image_for, image_of
 from fewpick.io.picks.spec import Destination
@@ -43,9 +43,14 @@ def star_blocks(path: Path, what: str = "STAR") -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return starfile.read(path, always_dict=True)
+            blocks = starfile.read(path, always_dict=True)
     except Exception as exc:  # the parser raises several types for a bad file
-        raise InputError(path, f"not a readable {what} file ({exc})") from None
+        raise InputError(path, f"not a readable {what} file ({first_line(exc)})") from None
+    for name, block in blocks.items():
+        if isinstance(block, pd.DataFrame) and block.columns.duplicated().any():
+            twice = block.columns[block.columns.duplicated()][0]
+            raise InputError(path, f"column _{twice} appears twice in data_{name}")
+    return blocks
 
 
 def is_index(path: Path) -> bool:
