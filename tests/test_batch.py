@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fewpick.batch import pick_files
+from fewpick.batch import RUN_RECORD, pick_files
 from fewpick.cli import app
 from fewpick.errors import InputError
 from fewpick.io import micrograph_key, read_micrograph, read_picks, write_mrc
@@ -117,7 +117,8 @@ def test_killed_command_line_batch_resumes_to_the_same_picks(tmp_path):
     res = subprocess.run([*fewpick, *base, "--out", str(tmp_path / "run.star"), "--resume"], capture_output=True,
                          text=True, check=True)
     assert f"({done} already done)" in res.stdout
-    assert not [p for p in parts.iterdir() if p.name.startswith(".")]  # the killed run's temporary file is gone
+    # the killed run's temporary file is gone; the run's settings are kept for the next --resume
+    assert [p.name for p in parts.iterdir() if p.name.startswith(".")] == [RUN_RECORD]
     pd.testing.assert_frame_equal(_sorted(read_picks(tmp_path / "run.star")), _sorted(read_picks(tmp_path / "whole.star")))
 
 
@@ -183,3 +184,17 @@ def test_a_pu_model_goes_to_the_workers_and_picks_as_it_does_here(tmp_path):
     assert len(a) > 20 and list(a.micrograph) == list(b.micrograph)
     np.testing.assert_allclose(a[["x", "y"]].to_numpy(), b[["x", "y"]].to_numpy())
     np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), atol=1e-4)
+
+
+def test_a_bad_file_on_dask_workers_is_one_line_and_a_bad_scheduler_too(tmp_path):
+    _mics(tmp_path / "mics", 3)
+    (tmp_path / "mics" / "mic_99.mrc").write_bytes(b"broken")
+    fewpick = [sys.executable, "-m", "fewpick.cli", "pick", str(tmp_path / "mics"), "--method", "dog", "-d", "30"]
+    res = subprocess.run([*fewpick, "--out", str(tmp_path / "a.star"), "--workers", "2"], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and res.stderr.count("mic_99.mrc") == 1, res.stderr[-2000:]
+    res = subprocess.run([*fewpick, "--out", str(tmp_path / "b.star"), "--scheduler", "notanaddress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip().startswith("error: --scheduler notanaddress: cannot reach a Dask scheduler")

@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
 from fewpick.cli import app
-from fewpick.errors import InputError
+from fewpick.errors import FewpickWarning, InputError
 from fewpick.evaluate import evaluate
 from fewpick.geometry import Geometry
 from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
@@ -296,9 +296,15 @@ def test_bad_input(sim, tmp_path):
     inner = _inner(truths[0], ims[0].shape, s.window / 2 + 2)
     with pytest.raises(InputError, match=r"ex\.star: 1 exemplar\(s\) on s0: .* at least 2"):
         fs.train(ims[0], inner.iloc[:1], s, tmp_path / "m.pt", exemplars_source="ex.star")
+    # an exemplar whose window does not fit is left out with a warning; too few left is an error
     edge = make_picks("s0", [inner.x.iloc[0], 5.0], [inner.y.iloc[0], 200.0])
-    with pytest.raises(InputError, match=rf"exemplar at x=5, y=200 on s0 lies within {s.window / 2:.0f} px of the border"):
+    with pytest.warns(FewpickWarning, match=rf"1 of 2 exemplars on s0 lie within {s.window / 2:.0f} px of the border"), \
+            pytest.raises(InputError, match=r"1 exemplar\(s\) on s0 \(1 more too close to the border\)"):
         fs.train(ims[0], edge, s, tmp_path / "m.pt")
+    three = make_picks("s0", [*inner.x.iloc[:2], 5.0], [*inner.y.iloc[:2], 200.0])
+    with pytest.warns(FewpickWarning, match="1 of 3 exemplars"):
+        kept = fs.train(ims[0], three, s, tmp_path / "edge.pt", no_pretrain=True, distill=False)
+    assert len(kept.exemplars) == 2
     with pytest.raises(InputError, match="no exemplar names the reference micrograph s0"):
         fs.train(ims[0], inner.assign(micrograph="other").iloc[:3], s, tmp_path / "m.pt")
     zero = Image(np.zeros((200, 200), np.float32), 2.0, Path("zero.mrc"))

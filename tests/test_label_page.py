@@ -88,7 +88,7 @@ def test_click_train_review_and_save_in_a_browser(served):
         page.fill("#expected", "30")
         page.click("#train")
         expect(page.locator("#job")).to_contain_text("training done", timeout=600_000)
-        expect(page.locator("#job")).to_contain_text("PU picker")  # the model's summary follows
+        expect(page.locator("#job")).to_contain_text("particle picker trained on labelled")  # the model's summary follows
         expect(page.locator("#thr")).to_be_enabled()
         # the initial threshold finds the particles of the micrograph without labels too
         assert recall_at_the_page_threshold(session.picks_of(1), truths[1]) >= 0.8
@@ -222,7 +222,10 @@ def test_servers_listening_beyond_this_machine_warn_and_still_check_the_host(mic
         srv.server_close()
 
 
-def test_a_micrograph_that_fails_when_picked_is_reported_and_the_rest_are_saved(micrographs, tmp_path):
+def test_a_micrograph_that_fails_when_picked_is_reported_and_the_rest_are_saved(micrographs, tmp_path, monkeypatch):
+    import fewpick.web.label as label_page
+
+    monkeypatch.setattr(label_page, "CHECKED_AT_START", 0)  # as with many micrographs: each checked when used
     d, truths = micrographs
     bad = np.full((448, 512), np.nan, np.float32)  # its header reads; its pixels do not
     write_mrc(tmp_path / "nan.mrc", bad, 2.0)
@@ -245,16 +248,22 @@ def test_a_micrograph_that_fails_when_picked_is_reported_and_the_rest_are_saved(
                                                                                                   "mic1.mrc"}
 
 
-def test_a_refused_micrograph_is_said_on_the_page_and_the_others_stay(micrographs, tmp_path):
+def test_a_refused_micrograph_is_said_on_the_page_and_the_others_stay(micrographs, tmp_path, monkeypatch):
     """A micrograph every verb refuses (NaN pixels) gets one line on the page and in the session, never a
-    dropped request or a traceback; the other micrographs are shown."""
+    dropped request or a traceback; the other micrographs are shown. A few micrographs are checked at start;
+    of many, each is checked when first shown."""
+    import fewpick.web.label as label_page
+
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by 'make test'")
     d, _ = micrographs
     bad = np.ones((448, 512), np.float32)
     bad[10, 10] = np.nan
     write_mrc(tmp_path / "nan.mrc", bad, 2.0)
-    session = LabelSession([tmp_path / "nan.mrc", d / "mic1.mrc"], tmp_path / "l.star",
-                           LabelSettings(diameter=D, picker="pu", threads=2))
+    settings = LabelSettings(diameter=D, picker="pu", threads=2)
+    at_start = LabelSession([tmp_path / "nan.mrc", d / "mic1.mrc"], tmp_path / "l.star", settings)
+    assert at_start.names == ["mic1"] and "NaN" in " ".join(at_start.bad.values())
+    monkeypatch.setattr(label_page, "CHECKED_AT_START", 0)
+    session = LabelSession([tmp_path / "nan.mrc", d / "mic1.mrc"], tmp_path / "l.star", settings)
     srv = make_server(session, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:

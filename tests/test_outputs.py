@@ -83,8 +83,11 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(folder):
     }
     for out, problem in cases.items():
         assert problem in one_line_error(run("pick", folder / "good.mrc", "--method", "dog", "-d", 32, "--out", out))
-    # a model file where a folder is; training is refused before it starts, not after
-    for out, problem in {**cases, folder / "a_folder.star": "is a folder"}.items():
+    # training is refused before it starts, not after: also a model file where a folder is, or named as picks
+    (folder / "a_folder.pt").mkdir()
+    models = {folder / "a_file" / "m.pt": "is a file, not a folder", "/proc/fewpick-test/m.pt": "not writable",
+              folder / "a_folder.pt": "is a folder", folder / "m.star": "name ending in .pt"}
+    for out, problem in models.items():
         text = one_line_error(run("train", folder / "good.mrc", "--labels", folder / "labels.star", "-d", 32,
                                   "--steps", 5, "--out", out))
         assert problem in text
@@ -96,8 +99,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(folder):
 
 def test_empty_model_files_and_duplicated_star_columns_are_one_line_errors(folder):
     (folder / "empty.pt").write_bytes(b"")
-    for verb in (("pick",), ("fewshot", "pick"), ("tomo", "pick")):
-        text = one_line_error(run(*verb, folder / "good.mrc", "--model", folder / "empty.pt", "--out", folder / "x.star"))
+    write_mrc(folder / "vol.mrc", np.random.default_rng(1).normal(size=(24, 48, 48)).astype(np.float32), 10.0)
+    for verb, image in ((("pick",), "good.mrc"), (("fewshot", "pick"), "good.mrc"), (("tomo", "pick"), "vol.mrc")):
+        text = one_line_error(run(*verb, folder / image, "--model", folder / "empty.pt", "--out", folder / "x.star"))
         assert "empty.pt" in text and "empty" in text.split("empty.pt", 1)[1]
     (folder / "dup.star").write_text("data_particles\n\nloop_\n_rlnMicrographName #1\n_rlnCoordinateX #2\n"
                                      "_rlnCoordinateY #3\n_rlnCoordinateX #4\ngood\t10\t20\t30\n")

@@ -366,7 +366,7 @@ def test_the_rotational_average_is_left_out_where_it_disagrees_with_the_network(
     monkeypatch.setattr(pu_correlation, "AGREEMENT", 1.01)  # no agreement reaches it
     gated = pu.train(ims[:1], truths[0].iloc[:10], pu.PUSettings(**base), tmp_path / "gated.pt")
     assert gated.agreement is not None and not gated.uses_correlation and gated.template is None
-    assert "not used (agreement" in pu.model_summary(gated)
+    assert "rotational average not used" in pu.model_summary(gated)
     loaded = pu.load_model(tmp_path / "gated.pt", "cpu")
     picks = pu.pick_images(loaded, ims[2:3], threshold=-1e9)
     coords, scores = nms(pu.score_map(loaded, ims[2].data)[0], loaded.settings.suppression_radius(), -np.inf)

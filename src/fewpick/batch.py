@@ -169,6 +169,7 @@ def pick_files(
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(None, f"several files share the name {dup[0]!r}: their picks would overwrite each other")
+    created = not parts.exists()
     parts.mkdir(parents=True, exist_ok=True)
     if settings is not None:
         _record_settings(parts / RUN_RECORD, settings, resume)
@@ -191,9 +192,13 @@ def pick_files(
         try:
             n_picks = outcome()
         except (FewpickError, ValueError, OSError, RuntimeError, MemoryError) as exc:
-            if strict:
-                raise
             reason = getattr(exc, "problem", None) or first_line(exc, limit=400)
+            if strict:
+                if created and not result.picked:
+                    _tidy(parts)
+                if isinstance(exc, FewpickError):
+                    raise
+                raise InputError(path, reason) from None
             result.failed[name] = reason
             if report:
                 report(f"{path}: {reason} (skipped)")
@@ -212,6 +217,8 @@ def pick_files(
     elif failures.is_file():  # from an earlier run whose failures are now picked
         failures.unlink()
     done = [n for n in names if n not in result.failed]
+    if not done and created:  # nothing picked: no folder of picks left behind, only the failures file
+        _tidy(parts)
     if combined is not None and done:  # no file picked: an earlier combined file stays as it was
         tables = [read_picks(part_path(parts, n, part_fmt)) for n in done]
         tables = [t.assign(micrograph=n) for t, n in zip(tables, done)]
@@ -228,6 +235,13 @@ def pick_files(
 
 
 RUN_RECORD = ".fewpick-run.json"  # beside the per-file picks: the settings of the run that wrote them
+
+
+def _tidy(parts: Path) -> None:
+    """Remove a folder of per-file picks that this run made and left empty (but for its settings)."""
+    (parts / RUN_RECORD).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        parts.rmdir()
 
 
 def _record_settings(record: Path, settings: Mapping[str, object], resume: bool) -> None:
@@ -281,15 +295,36 @@ def _outcomes(todo: list[tuple[Path, str]], task: Callable, client) -> Iterator[
             future = pending.popleft()
             for path, name in itertools.islice(queue, 1):
                 pending.append(client.submit(_apply, task, path, name, pure=False))
-            yield future.result
+            yield functools.partial(_result_of, future, path)
             future.release()
     finally:
         for future in pending:
             future.cancel()
 
 
-def _apply(task: Callable, path: Path, name: str) -> int:
-    return task(path, name)
+@dataclass
+class _Failed:
+    """A file's failure on a Dask worker, returned rather than raised: Dask would print the traceback of every
+    raised error in its worker's log; the batch reports it in one line."""
+
+    reason: str
+
+
+def _apply(task: Callable, path: Path, name: str) -> int | _Failed:
+    try:
+        return task(path, name)
+    except FewpickError as exc:
+        return _Failed(getattr(exc, "problem", None) or str(exc))
+    except (ValueError, OSError, RuntimeError, MemoryError) as exc:
+        return _Failed(first_line(exc, limit=400))
+
+
+def _result_of(future, path: Path) -> int:
+    """A Dask future's picks count, or its file's failure raised here in one line."""
+    outcome = future.result()
+    if isinstance(outcome, _Failed):
+        raise InputError(path, outcome.reason)
+    return outcome
 
 
 @contextlib.contextmanager
@@ -304,7 +339,12 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
 
     if scheduler:
         kw = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
-        with Client(**kw) as client:
+        try:
+            client = Client(**kw, timeout="20s")
+        except Exception as exc:  # noqa: BLE001 - an address Dask cannot parse or reach, a bad scheduler file
+            raise InputError(None, f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
+                                   f"({first_line(exc)})") from None
+        with client:
             yield client
         return
     import dask

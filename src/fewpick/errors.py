@@ -33,6 +33,11 @@ class InputError(FewpickError, ValueError):
         return (type(self), (self.path, self.problem))
 
 
+class FewpickWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. labels dropped); the command line shows
+    it as one line, ``warning: <message>``."""
+
+
 def first_line(exc: BaseException, limit: int = 120) -> str:
     """The first line of an exception's message, for a one-line report (its type's name when the message is
     empty: an empty file raises a bare ``EOFError``)."""

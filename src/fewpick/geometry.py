@@ -123,20 +123,21 @@ MIN_DIAMETER = 4.0  # px: below this a "particle" is a pixel or two of noise
 
 
 def parse_length(text: str | float, pixel_size: float | None = None, what: str = "length",
-                 shape: tuple[int, ...] | None = None) -> float:
+                 shape: tuple[int, ...] | None = None, minimum: float = MIN_DIAMETER) -> float:
     """Parse a particle's diameter such as ``"68"``, ``"68px"``, ``"120A"``, ``"120Å"`` or ``"12nm"`` into pixels.
 
     Plain numbers are pixels. Ångström and nanometre values need ``pixel_size`` (Å/px). The result must be
-    finite, at least :data:`MIN_DIAMETER` px and, given the image's ``shape``, at most half its smallest side.
+    finite, at least ``minimum`` px and, given the image's ``shape``, at most half its smaller side (of a
+    tomogram: of its sections).
     """
     px = _to_pixels(text, pixel_size, what)
     if not math.isfinite(px):
         raise InputError(None, f"{what} must be a finite number, got {text!r}")
-    if px < MIN_DIAMETER:
-        raise InputError(None, f"{what} {text} is {px:.3g} px, too small to pick (at least {MIN_DIAMETER:g} px)")
-    if shape is not None and px > min(shape) / 2:
+    if px < minimum:
+        raise InputError(None, f"{what} {text} is {px:.3g} px, too small (at least {minimum:g} px)")
+    if shape is not None and px > min(shape[-2:]) / 2:  # a tomogram's depth may be smaller than its particles
         raise InputError(None, f"{what} {text} is {px:.0f} px: larger than half the image "
-                               f"({' × '.join(map(str, shape))} px)")
+                               f"({' × '.join(map(str, shape[-2:]))} px)")
     return px
 
 

@@ -7,9 +7,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from fewpick.errors import InputError
+
+MODEL_SUFFIXES = (".pt", ".pth")  # what model files are named
 
 
 @contextlib.contextmanager
@@ -38,11 +40,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
-                 folder: bool = False) -> Path:
+                 folder: bool = False, suffixes: Sequence[str] = ()) -> Path:
     """Refuse, before any work starts, an output that could not be written or whose writing would destroy an
     input: a folder where a file goes (or a file where a folder goes), one of ``inputs`` (the same file by
-    another name too), or a place without a writable folder above it. Returns ``path``."""
+    another name too), a name without one of ``suffixes`` (when given: a model written over ``picks.star``), or
+    a place without a writable folder above it. Returns ``path``."""
     path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(path, f"give this output a name ending in {' or '.join(suffixes)}")
     if folder and path.exists() and not path.is_dir():
         raise InputError(path, "is a file; the output here is a folder")
     if not folder and path.is_dir():

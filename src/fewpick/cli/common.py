@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from fewpick import __version__
-from fewpick.errors import FewpickError, InputError
+from fewpick.errors import FewpickError, FewpickWarning, InputError
 from fewpick.io.picks.catalog import formats_help
 
 console = Console()
@@ -42,8 +42,8 @@ def chosen_device(spec: str):
     return dev
 
 
-def resume_option():
-    return typer.Option(False, "--resume", help="Skip the micrographs whose picks an earlier, interrupted run of this command already wrote.")
+def resume_option(what: str = "micrographs"):
+    return typer.Option(False, "--resume", help=f"Skip the {what} whose picks an earlier, interrupted run of this command already wrote (refused if the options or the model changed).")
 
 
 def prefix_option():
@@ -124,6 +124,18 @@ def train_resume_option(what: str = "OUT.ckpt"):
     return typer.Option(False, "--resume", help=f"Continue an interrupted training from its checkpoint ({what}).")
 
 
+def first_readable(files, read, strict: bool):
+    """The first file that ``read`` accepts (its header sets the pixel size the others must match, and a single
+    bad file is refused here in one line before any model is loaded); the batch reports the others."""
+    for path in files:
+        try:
+            return read(path)
+        except InputError:
+            if strict or path == files[-1]:
+                raise
+    raise InputError(None, "no micrographs given")
+
+
 # a pick verb's options that change how it runs, not what it picks
 RUN_TIME_OPTIONS = frozenset({"images", "tomograms", "out", "resume", "strict", "workers", "scheduler", "threads",
                               "device"})
@@ -165,7 +177,8 @@ def run_batch(files, read, pick_one, out: str | Path, fmt, box_size, resume: boo
         def update(e):
             progress.update(task, completed=e["done"], info=f"{e['per_second']:.2f} {what}/s")
 
-        result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume, strict=strict,
+        result = pick_files(files, read, pick_one, out, fmt=fmt, box_size=box_size, resume=resume,
+                            strict=strict or len(files) == 1,  # one file: its own error, in one line
                             progress=update, kind=what, client=client, micrograph_prefix=micrograph_prefix,
                             pixel_size=pixel_size, settings=settings, report=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False))
     if not result.picked and not result.skipped:
@@ -200,6 +213,8 @@ def check_finite(func, values: dict) -> None:
         numbers = value if isinstance(value, (tuple, list)) else (value,)
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise InputError(None, f"{option_name(func, key)} must be a finite number, got {value!r}")
+        if any(type(v) is int and abs(v) > 2**31 for v in numbers):
+            raise InputError(None, f"{option_name(func, key)} {value} is out of range")
 
 
 def handle_errors(func):
@@ -208,9 +223,22 @@ def handle_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        import warnings
+
+        shown = warnings.showwarning
+
+        def show(message, category, *rest, **kw):
+            if issubclass(category, FewpickWarning):
+                err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            else:
+                shown(message, category, *rest, **kw)
+
         try:
-            check_finite(func, kwargs)
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("once", FewpickWarning)  # training checks its labels twice
+                warnings.showwarning = show
+                check_finite(func, kwargs)
+                return func(*args, **kwargs)
         except FewpickError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None

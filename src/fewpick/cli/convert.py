@@ -33,8 +33,8 @@ def convert(
     micrograph_prefix: Optional[str] = prefix_option(),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px of the --images, overriding their headers."),
     where: Optional[List[str]] = typer.Option(None, "--where", help="Keep rows with COLUMN=VALUE (repeatable), e.g. species=ribosome."),
-    sample: Optional[int] = typer.Option(None, "--sample", min=1, help="Then keep N random rows (e.g. to make a small label set)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed for --sample."),
+    sample: Optional[int] = typer.Option(None, "--sample", min=1, max=100_000_000, help="Then keep N random rows (e.g. to make a small label set)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed for --sample."),
 ):
     """Convert picks between RELION STAR, cryoSPARC .cs, crYOLO .cbox, IMOD .mod, EMAN .box, Topaz TSV, CSV and
     .coords; optionally select and subsample rows.

@@ -57,15 +57,15 @@ def explore_run(
     tilt_series: Optional[List[Path]] = typer.Option(None, "--tilt-series", help="Aligned tilt series, one per tomogram (files or folders; 2d3d mode)."),
     tilt_angles: Optional[List[Path]] = typer.Option(None, "--tilt-angles", help="IMOD .tlt files, one per tilt series (files or folders)."),
     mode: ExploreMode = typer.Option(ExploreMode.twod3d, "--mode", help="Candidate images: averaged low-tilt projections (2d3d) or a tomogram slab (3d)."),
-    radius: Optional[float] = typer.Option(None, "--radius", "-r", min=0.5, max=1e4, help="Candidate NMS radius in voxels: about the smallest particle's radius, smaller for crowded tomograms (default 60 Å in voxels from the header, else 6)."),
+    radius: Optional[str] = typer.Option(None, "--radius", "-r", help="About the smallest particle's radius, smaller for crowded tomograms: voxels (6) or physical (60A, 6nm). Default 60 Å (6 voxels where the header gives no voxel size)."),
     box: Optional[float] = typer.Option(None, "--box", help="Side of each candidate's image in voxels (default 6 × radius)."),
     background: float = typer.Option(0.35, "--background", min=0.01, max=1.0, help="Fraction of the candidates allowed on background: the cut is set where a copy of the tomogram with scrambled Fourier phases (its noise, no particles) gives this many peaks per candidate. Lower: fewer, surer candidates."),
     features: ExploreFeatures = typer.Option(ExploreFeatures.pca, "--features", help="What the map is made of: the images' principal components and rotational averages, the candidates' scores and the 3D rotational averages of the tomogram around each (no training; purer classes in our benchmark), or self-supervised SimSiam embeddings."),
-    classes: Optional[int] = typer.Option(None, "--classes", min=1, help="h: classes on the map, more than the kinds of particle you expect (default one per 6 candidates, 8–60)."),
-    clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
-    epochs: int = typer.Option(30, "--epochs", min=1, help="SimSiam training epochs."),
-    neighbors: int = typer.Option(40, "--neighbors", min=2, help="UMAP neighbours."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    classes: Optional[int] = typer.Option(None, "--classes", min=1, max=10_000, help="h: classes on the map, more than the kinds of particle you expect (default one per 6 candidates, 8–60)."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", min=1, max=100_000, help="k: k-means over-clusters (default min(10 h, candidates/5))."),
+    epochs: int = typer.Option(30, "--epochs", min=1, max=100_000, help="SimSiam training epochs."),
+    neighbors: int = typer.Option(40, "--neighbors", min=2, max=10_000, help="UMAP neighbours."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     force: bool = typer.Option(False, "--force", help="Start the run folder again even if it holds another run."),
     device: str = device_option(),
@@ -89,12 +89,16 @@ def explore_run(
         ts = [p for p in ts if p.resolve() not in names]
     if not tomos:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
-    if radius is None:
-        from fewpick.io import read_volume
+    from fewpick.geometry import parse_length
+    from fewpick.io import image_info
 
-        voxel = read_volume(tomos[0]).pixel_size
-        radius = max(2.0, round(60.0 / voxel)) if voxel else 6.0
-    settings = ExploreSettings(radius=radius, mode=mode.value, box=box, background=background, features=features.value,
+    first = image_info(tomos[0])
+    if radius is None:
+        voxel = first.pixel_size
+        radius_vox = max(2.0, round(60.0 / voxel)) if voxel else 6.0
+    else:
+        radius_vox = parse_length(radius, first.pixel_size, "--radius", first.shape, minimum=1.0)
+    settings = ExploreSettings(radius=radius_vox, mode=mode.value, box=box, background=background, features=features.value,
                                classes=classes, clusters=clusters,
                                epochs=epochs, neighbors=neighbors, seed=seed, threads=threads)
 

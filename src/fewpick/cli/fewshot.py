@@ -17,6 +17,7 @@ from fewpick.cli.common import (
     console,
     device_option,
     err_console,
+    first_readable,
     handle_errors,
     hms,
     parse_threshold,
@@ -31,7 +32,7 @@ from fewpick.cli.common import (
 )
 from fewpick.errors import InputError
 from fewpick.io.picks.catalog import suffixes_help
-from fewpick.outputs import check_output
+from fewpick.outputs import MODEL_SUFFIXES, check_output
 
 # ---------------------------------------------------------------- few-shot (cryoMAE-class)
 
@@ -63,11 +64,11 @@ def fewshot_pretrain(
     images: List[Path] = typer.Argument(..., help="Unlabeled micrographs (files or folders) to learn from."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm); sets the window."),
     out: Path = typer.Option(..., "--out", "-o", help="Pre-trained encoder file to write (reusable with 'fewshot train --pretrained')."),
-    steps: int = typer.Option(6000, "--steps", min=1, help="Optimiser steps of masked reconstruction."),
+    steps: int = typer.Option(6000, "--steps", min=1, max=10_000_000, help="Optimiser steps of masked reconstruction."),
     window_ratio: float = typer.Option(1.2, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter."),
-    max_images: int = typer.Option(40, "--max-images", min=1, help="Use at most this many micrographs (an even spread)."),
+    max_images: int = typer.Option(40, "--max-images", min=1, max=100_000, help="Use at most this many micrographs (an even spread)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
     resume: bool = train_resume_option(),
@@ -83,7 +84,7 @@ def fewshot_pretrain(
     from fewpick.pickers import fewshot as fs
 
     files = list_images(images)
-    check_output(out, inputs=files)
+    check_output(out, inputs=files, suffixes=MODEL_SUFFIXES)
     dev = chosen_device(device)
     if len(files) > max_images:
         files = [files[i] for i in np.linspace(0, len(files) - 1, max_images).round().astype(int)]
@@ -110,7 +111,7 @@ def fewshot_train(
     pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Encoder from 'fewpick fewshot pretrain' (skips pre-training)."),
     pretrain_images: Optional[List[Path]] = typer.Option(None, "--pretrain-images", help="Micrographs or folders to pre-train on (repeatable; default: the reference alone)."),
     no_pretrain: bool = typer.Option(False, "--no-pretrain", help="Fine-tune from random weights (ablation)."),
-    exemplar_count: Optional[int] = typer.Option(None, "--exemplar-count", "-m", min=2, help="Use this many exemplars, drawn at random from the file."),
+    exemplar_count: Optional[int] = typer.Option(None, "--exemplar-count", "-m", min=2, max=100_000, help="Use this many exemplars, drawn at random from the file."),
     scs: SCSMode = typer.Option(SCSMode.adjusted, "--scs", help="Self-cross similarity loss: PU-adjusted, unadjusted, or none (ablation)."),
     pi: Optional[float] = typer.Option(None, "--pi", help="π̂: fraction of random windows that hold a particle (default 0.05)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="α: weight of cross- against self-similarity (default 0.5)."),
@@ -118,13 +119,13 @@ def fewshot_train(
     beta: Optional[float] = typer.Option(None, "--beta", help="β: weight of the SCS loss against reconstruction (default 10)."),
     unlabeled: Optional[int] = typer.Option(None, "--unlabeled", min=1, max=4096, help="n: random unlabeled windows per step (default 64)."),
     blobs: Optional[float] = typer.Option(None, "--blobs", min=0.0, max=1.0, help="Fraction of the unlabeled windows centred on particle-sized blobs (hard examples; default 0.125)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Fine-tuning steps (default 1000)."),
-    pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, help="Pre-training steps when pre-training here (default 6000)."),
-    distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, help="Steps fitting the fast scoring network to the encoder (default 600; 0: none, the encoder scores every window when picking)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, max=10_000_000, help="Fine-tuning steps (default 1000)."),
+    pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, max=10_000_000, help="Pre-training steps when pre-training here (default 6000)."),
+    distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, max=10_000_000, help="Steps fitting the fast scoring network to the encoder (default 600; 0: none, the encoder scores every window when picking)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (also for --exemplar-count)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
     device: str = device_option(),
     resume: bool = train_resume_option("OUT.pretrain.ckpt, OUT.ckpt"),
@@ -141,7 +142,7 @@ def fewshot_train(
     if pretrained is not None and (pretrain_images or no_pretrain):
         raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
     pre_files = list_images(pretrain_images) if pretrain_images else []
-    check_output(out, inputs=[reference, exemplars, pretrained, *pre_files])
+    check_output(out, inputs=[reference, exemplars, pretrained, *pre_files], suffixes=MODEL_SUFFIXES)
     dev = chosen_device(device)
     ref = read_micrograph(reference, pixel_size=pixel_size)
     diameter = parse_length(particle_diameter, ref.pixel_size, "--particle-diameter", ref.shape)
@@ -181,7 +182,7 @@ def fewshot_pick(
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
     exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the faster scoring the model chose at training (its fast network, the correlation with the exemplars' average alone, or the encoder on the windows its fast network ranks higher); slower; also implied by --stride or --match other than the model's."),
     score_maps: Optional[Path] = typer.Option(None, "--score-maps", help="Folder to write each micrograph's similarity map (PNG and MRC)."),
-    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
+    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, max=10_000_000, help="At most this many picks per micrograph."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=4.0, help="Closest two picks may lie, as a fraction of the particle radius (default: the model's)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
@@ -207,13 +208,14 @@ def fewshot_pick(
     check_batch_output(out, files, fmt, inputs=[model])
     if score_maps:
         check_output(score_maps, inputs=files, folder=True)
+    read = functools.partial(read_micrograph, pixel_size=pixel_size)
+    first_readable(files, read, strict)  # a lone bad micrograph: one line, before the model loads
     m = fs.load_model(model, chosen_device(device))
     m.settings.threads = 1 if (workers or scheduler) else threads  # one torch thread per Dask worker
     m.exact = exact
     if min_distance is not None:
         m.settings.suppress = min_distance / 2  # the model stores it as a fraction of the diameter
     err_console.print(fs.model_summary(m), highlight=False)
-    read = functools.partial(read_micrograph, pixel_size=pixel_size)
     # None: the model's default (the expected count on these micrographs, else auto)
     thr, how = threshold_for_batch(m, parse_threshold(threshold), files, read,
                                    match=match.value if match else None, stride=stride)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -15,6 +16,7 @@ from fewpick.cli.common import (
     chosen_device,
     device_option,
     err_console,
+    first_readable,
     handle_errors,
     parse_threshold,
     prefix_option,
@@ -50,9 +52,9 @@ def pick(
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px of the micrographs, overriding the header."),
     bright: bool = typer.Option(False, "--bright-particles", help="Particles are brighter than the background (e.g. negative stain)."),
-    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, help="At most this many picks per micrograph."),
+    max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, max=10_000_000, help="At most this many picks per micrograph."),
     border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge."),
-    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: particle about 16 px after binning)."),
+    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, max=256, help="Binning factor (default: particle about 16 px after binning)."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
     box_size: Optional[float] = typer.Option(None, "--box-size", min=1.0, max=1e5, help="Box edge for .box and .cbox output (default: the particle diameter)."),
     micrograph_prefix: Optional[str] = prefix_option(),
@@ -95,7 +97,7 @@ def pick(
                                 resume=resume, strict=strict, workers=workers, scheduler=scheduler)
     files = list_images(images)
     check_batch_output(out, files, fmt, inputs=[model, template])
-    first = first_readable(files, pixel_size, strict)
+    first = first_readable(files, functools.partial(read_micrograph, pixel_size=pixel_size), strict)
     trained = None
     if kind is not None:  # a model was given
         trained = kind.load_module().load_model(model, chosen_device(device))
@@ -140,19 +142,3 @@ def pick(
     run_batch(files, read, pick_one, out, fmt, box_size or diameter, resume, strict, workers=workers,
                scheduler=scheduler, micrograph_prefix=micrograph_prefix, pixel_size=pixel_size,
                settings=batch_settings(pick, options))
-
-
-
-
-def first_readable(files, pixel_size, strict: bool):
-    """The first micrograph that reads (its header sets the pixel size the others must match); the batch
-    itself reports the ones that do not."""
-    from fewpick.io import read_micrograph
-
-    for path in files:
-        try:
-            return read_micrograph(path, pixel_size=pixel_size)
-        except InputError:
-            if strict or path == files[-1]:
-                raise
-    raise InputError(None, "no micrographs given")

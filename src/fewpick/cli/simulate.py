@@ -41,12 +41,12 @@ class TomoPreset(str, Enum):
 @handle_errors
 def simulate_micrographs(
     out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc and <stem>_truth.star per micrograph."),
-    count: int = typer.Option(4, "--count", min=1, help="Number of micrographs."),
-    size: int = typer.Option(1024, "--size", min=64, help="Edge length in pixels (square micrographs)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives identical files."),
+    count: int = typer.Option(4, "--count", min=1, max=100_000, help="Number of micrographs."),
+    size: int = typer.Option(1024, "--size", min=64, max=32768, help="Edge length in pixels (square micrographs)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed; the same seed gives identical files."),
     preset: Preset = typer.Option(Preset.realistic, "--preset", help="easy|realistic|hard: atomic models, ice, CTF, "
                                   "shot noise (1.2 Å/px); simple: fast synthetic blobs for quick checks."),
-    particles: Optional[int] = typer.Option(None, "--particles", min=0, help="Particles per micrograph (default: ~300 per 4096² px; fewer if they do not fit)."),
+    particles: Optional[int] = typer.Option(None, "--particles", min=0, max=1_000_000, help="Particles per micrograph (default: ~300 per 4096² px; fewer if they do not fit)."),
     species: Optional[str] = typer.Option(None, "--species", help="Comma-separated species (ribosome, cct, mtor, ruvab, glua3, enolase, dengue)."),
     clean: bool = typer.Option(False, "--clean", help="Also write the noise-free image <stem>_clean.mrc."),
     diameter: float = typer.Option(48.0, "--particle-diameter", min=4, help="simple preset only: particle diameter in pixels."),
@@ -76,11 +76,11 @@ def simulate_micrographs(
 @handle_errors
 def simulate_tomograms(
     out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc (tomogram), .st + .tlt (tilt series), _truth.star."),
-    count: int = typer.Option(1, "--count", min=1, help="Number of tomograms."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives identical files."),
+    count: int = typer.Option(1, "--count", min=1, max=100_000, help="Number of tomograms."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed; the same seed gives identical files."),
     preset: TomoPreset = typer.Option(TomoPreset.realistic, "--preset", help="Dose, B-factor, crowding, filaments, membranes."),
-    size: Optional[int] = typer.Option(None, "--size", min=64, help="x and y size in voxels (default 512)."),
-    depth: Optional[int] = typer.Option(None, "--depth", min=16, help="z size in voxels (default 200)."),
+    size: Optional[int] = typer.Option(None, "--size", min=64, max=4096, help="x and y size in voxels (default 512)."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=16, max=2048, help="z size in voxels (default 200)."),
 ):
     """Simulate tilt series (±60°, dose-symmetric) and their WBP tomograms with exact ground truth.
 
@@ -108,7 +108,7 @@ def simulate_map(
     from fewpick.io import write_mrc
     from fewpick.simulate.species import species_map
 
-    check_output(out)
+    check_output(out, suffixes=(".mrc", ".map"))
 
     vol = species_map(species, pixel_size, resolution=resolution)
     write_mrc(out, vol, pixel_size)

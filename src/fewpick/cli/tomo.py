@@ -15,6 +15,7 @@ from fewpick.cli.common import (
     console,
     device_option,
     err_console,
+    first_readable,
     handle_errors,
     hms,
     parse_threshold,
@@ -27,7 +28,7 @@ from fewpick.cli.common import (
 )
 from fewpick.errors import InputError
 from fewpick.io.picks.catalog import formats_help
-from fewpick.outputs import check_output
+from fewpick.outputs import MODEL_SUFFIXES, check_output
 
 # ---------------------------------------------------------------- tomogram localization (MiLoPYP-class)
 
@@ -56,15 +57,15 @@ def tomo_train(
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
     filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points clicked along them; points less than 3 diameters apart are joined into centre lines (true positives, no soft positives)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per tomogram (sets π). Default: twice the labels, capped by an estimate from half the labels held out (where labels already cover most particles)."),
-    epochs: int = typer.Option(10, "--epochs", min=1, help="Epochs (the learning rate drops ×0.1 every 5)."),
-    steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, help="Batches of subtomograms per epoch."),
-    box: int = typer.Option(64, "--box", min=16, help="Training subtomogram side (binned voxels)."),
-    depth: int = typer.Option(5, "--depth", min=1, help="Training subtomogram depth (binned sections)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, max=100_000, help="Epochs (the learning rate drops ×0.1 every 5)."),
+    steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, max=1_000_000, help="Batches of subtomograms per epoch."),
+    box: int = typer.Option(64, "--box", min=16, max=1024, help="Training subtomogram side (binned voxels)."),
+    depth: int = typer.Option(5, "--depth", min=1, max=256, help="Training subtomogram depth (binned sections)."),
     blocks: int = typer.Option(4, "--blocks", min=2, max=6, help="U-Net encoder blocks (4 for small proteins, 5 for large)."),
     loss: TomoLoss = typer.Option(TomoLoss.pu_focal, "--loss", help="Heat-map loss."),
     contrast: TomoContrast = typer.Option(TomoContrast.debiased, "--contrast", help="Voxel contrastive regularisation."),
     lambdas: Tuple[float, float, float] = typer.Option((1.6, 8.0, 1.6), "--lambdas", help="λ1 λ2 λ3: annotated, unlabeled, pseudo-label contrastive weights, against the heat-map loss per positive voxel (the paper's 0.1 0.5 0.1, ×16)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
     resume: bool = train_resume_option(),
@@ -80,7 +81,7 @@ def tomo_train(
     files = list_images(tomograms, suffixes=(".mrc", ".rec", ".map"))
     if not files:
         raise InputError(None, "no tomograms found in " + ", ".join(map(str, tomograms)))
-    check_output(out, inputs=[*files, labels])
+    check_output(out, inputs=[*files, labels], suffixes=MODEL_SUFFIXES)
     dev = chosen_device(device)
     ims = [read_volume(f) for f in files]
     diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)
@@ -132,7 +133,7 @@ def tomo_pick(
     step: float = typer.Option(2.0, "--step", min=0.1, max=1e4, help="Filament models: spacing of the output points along each filament, voxels."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
-    resume: bool = resume_option(),
+    resume: bool = resume_option("tomograms"),
     strict: bool = strict_option(),
     workers: Optional[int] = workers_option(),
     scheduler: Optional[str] = scheduler_option(),
@@ -155,13 +156,17 @@ def tomo_pick(
     check_batch_output(out, files, fmt, kind="tomograms", inputs=[model_path])
     if heat_maps:
         check_output(heat_maps, inputs=files, folder=True)
-    torch.set_num_threads(threads)
-    model = tomo.load_model(model_path, chosen_device(device))
-    thr = model.resolve_threshold(parse_threshold(threshold))
+
     def read(f):
         im = read_volume(f)
         tomo.check_isotropic(im.path)
         return im
+
+    if len(files) == 1:  # a lone bad tomogram: one line, before the model loads
+        first_readable(files, read, strict)
+    torch.set_num_threads(threads)
+    model = tomo.load_model(model_path, chosen_device(device))
+    thr = model.resolve_threshold(parse_threshold(threshold))
 
     def pick_one(im):
         heat = tomo.heat_map(model, im.data)

@@ -19,7 +19,7 @@ from fewpick.cli.common import (
     training_progress,
 )
 from fewpick.errors import InputError
-from fewpick.outputs import check_output
+from fewpick.outputs import MODEL_SUFFIXES, check_output
 
 # ---------------------------------------------------------------- train
 
@@ -39,23 +39,23 @@ def train(
     labels: Path = typer.Option(..., "--labels", "-l", help="Labeled particle centres (any picks format), naming micrographs by stem."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (self-describing: network, binning, diameter, π)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph; sets π (disk area, 2D)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph (needed unless --pi is given): how much of each micrograph the picker should take for particles."),
     pi: Optional[float] = typer.Option(None, "--pi", help="Class prior π directly (fraction of unlabeled pixels that are particles), in (0, 0.5)."),
     method: PUMethod = typer.Option(PUMethod.ge_binomial, "--method", help="Positive-unlabeled objective."),
     ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),
     slack: float = typer.Option(0.0, "--slack", help="β of nnPU: how far below 0 the negative risk may go."),
     autoencoder: float = typer.Option(0.0, "--autoencoder", help="Weight a of the reconstruction error (0 = classifier only; the Topaz paper uses N/10)."),
-    steps: int = typer.Option(1500, "--steps", min=1, help="Optimiser steps (learning rate decays to 0 over them)."),
-    steps_per_epoch: int = typer.Option(100, "--steps-per-epoch", min=1, help="Steps between checkpoints / validation."),
+    steps: int = typer.Option(1500, "--steps", min=1, max=10_000_000, help="Optimiser steps (learning rate decays to 0 over them)."),
+    steps_per_epoch: int = typer.Option(100, "--steps-per-epoch", min=1, max=1_000_000, help="Steps between checkpoints / validation."),
     val_images: Optional[List[Path]] = typer.Option(None, "--val-images", help="Held-out micrographs for the AUPRC shown each epoch."),
     val_labels: Optional[Path] = typer.Option(None, "--val-labels", help="Their particle centres."),
     resume: bool = train_resume_option(),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
-    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, help="Binning factor (default: the finest that brings the particle to 12-16 px)."),
+    bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, max=256, help="Binning factor (default: the finest that brings the particle to 12-16 px)."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius (default 1: never two picks on one particle, touching particles both kept)."),
     correlation: bool = typer.Option(True, "--correlation/--no-correlation", help="After training, test whether the labelled particles' rotational average agrees with the network (round particles); if so, centre and rescore picks on it."),
     edge_margin: Optional[float] = typer.Option(None, "--edge-margin", min=0.0, max=1.0, help="Drop picks closer than this many particle diameters to the micrograph edge. Default: from the labels — where many labels leave the edges empty, picks more than a radius closer to the edge than the closest label are dropped; with few labels, none."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
 ):
@@ -68,7 +68,7 @@ def train(
     from fewpick.pickers import pu
 
     files = list_images(images)
-    check_output(out, inputs=[*files, labels, *(val_images or []), val_labels])
+    check_output(out, inputs=[*files, labels, *(val_images or []), val_labels], suffixes=MODEL_SUFFIXES)
     dev = chosen_device(device)
     ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
     diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)

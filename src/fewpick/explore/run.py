@@ -125,7 +125,7 @@ class Run:
     def load(self) -> dict:
         try:
             m = json.loads(self.manifest_path.read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise InputError(self.folder, "is not an exploration run folder (no run.json)") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError(self.manifest_path, "is not valid JSON (a damaged run folder?)") from None

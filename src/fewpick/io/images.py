@@ -167,6 +167,9 @@ def image_info(path: str | os.PathLike, *, pixel_size: float | None = None) -> I
                     h = mrc.header
                     nx, ny, nz = int(h.nx), int(h.ny), int(h.nz)
                     v = float(mrc.voxel_size.x)
+                    need = 1024 + int(h.nsymbt) + nx * ny * max(nz, 1) * _mrc_itemsize(int(h.mode))
+            if p.stat().st_size < need:
+                raise InputError(p, f"truncated MRC file ({p.stat().st_size} bytes; its header asks for {need})")
             shape = (ny, nx) if nz <= 1 else (nz, ny, nx)
             px = v if v > 0 and np.isfinite(v) else None
         elif suffix in TIFF_SUFFIXES:
@@ -188,6 +191,11 @@ def image_info(path: str | os.PathLike, *, pixel_size: float | None = None) -> I
     except Exception as exc:  # each library raises its own types for a bad header
         raise InputError(p, f"cannot read the image header ({exc})") from None
     return ImageInfo(os.fspath(path), tuple(shape), pixel_size if pixel_size is not None else px)
+
+
+def _mrc_itemsize(mode: int) -> int:
+    """Bytes per pixel of an MRC data mode (0: not checked)."""
+    return {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}.get(mode, 0)  # 101 (4-bit) not checked
 
 
 def _read_mrc(path: Path, mmap: bool) -> tuple[np.ndarray, float | None]:

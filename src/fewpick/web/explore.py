@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from fewpick.errors import InputError
+from fewpick.errors import InputError, first_line
 from fewpick.explore.gallery import ATLAS_COLUMNS
 from fewpick.explore.run import Run
 from fewpick.io import read_picks, write_picks
@@ -35,8 +35,14 @@ def load_view(run: Run) -> tuple[dict, pd.DataFrame]:
     if missing:
         raise InputError(run.folder, f"the run is not finished (stages left: {', '.join(missing)}); run "
                                      "'fewpick explore' again with the same options to complete it")
-    table = read_picks(run.path("candidates.star"))
-    xy = np.load(run.path("map.npy"))
+    try:
+        table = read_picks(run.path("candidates.star"))
+        xy = np.load(run.path("map.npy"))
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(run.folder, f"the run folder is damaged ({first_line(exc)}); run 'fewpick explore' "
+                                     "again into a new folder") from None
     if len(xy) != len(table) or "label" not in table.columns:
         raise InputError(run.folder, f"map.npy has {len(xy)} points but candidates.star has {len(table)} rows "
                                      "with{} classes: the folder is damaged; run 'fewpick explore' again into a "

@@ -53,6 +53,9 @@ class LabelSettings:
     fewshot_options: dict = field(default_factory=dict)
 
 
+CHECKED_AT_START = 64  # up to this many micrographs are read whole at start; beyond, each when first shown
+
+
 class LabelSession:
     """The state behind the page: micrographs, labels, the background job, the model and its picks."""
 
@@ -75,9 +78,12 @@ class LabelSession:
         self.shapes: list[tuple[int, int]] = []
         infos = []
         self.bad: dict[str, str] = {}  # micrographs that cannot be read: name → why (the rest go on)
+        check_pixels = len(micrographs) <= CHECKED_AT_START
         for p in map(Path, micrographs):
             try:
                 info = image_info(p)
+                if check_pixels:  # refused as every verb refuses it (NaN pixels, a constant image)
+                    read_micrograph(p, pixel_size=pixel_size)
                 if len(info.shape) != 2:
                     raise InputError(p, f"is not a 2D micrograph (shape {info.shape})")
                 if settings.diameter >= min(info.shape):

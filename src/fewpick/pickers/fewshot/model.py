@@ -326,9 +326,9 @@ def model_summary(model: FewShotModel) -> str:
     s = model.settings
     pre = model.pretrained
     pre_text = (f"pre-trained on {len(pre.get('micrographs', []))} micrograph(s)" if pre else "not pre-trained")
-    return (f"few-shot picker: {len(model.exemplars)} exemplars on {model.reference}, particle {s.diameter:g} px, "
-            f"window {s.window:.0f} px → {s.size} px, ViT {s.dim}×{s.depth}, SCS {s.scs}, {pre_text}, "
-            f"picks at least {s.suppress:.3g} diameters apart, {fast_summary(model)}, "
+    return (f"few-shot picker: {len(model.exemplars)} exemplars on {model.reference}, particle {s.diameter:.4g} px "
+            f"(seen in windows of {s.window:.0f} px), {pre_text}, "
+            f"picks at least {s.suppress:.2g} diameters apart, {fast_summary(model)}, "
             + (f"default cut {model.threshold:.3f} (calibrated on the reference)" if model.threshold is not None
                else "each micrograph cut where its scores are sparsest"))
 

@@ -3,13 +3,14 @@ unlabelled windows, with their augmentations."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
-from fewpick.errors import InputError
+from fewpick.errors import FewpickWarning, InputError
 from fewpick.geometry import Geometry
 from fewpick.io.images import Image, match_names
 from fewpick.io.picks import check_inside
@@ -124,26 +125,26 @@ def blob_windows(padded: np.ndarray, centres: np.ndarray, count: int, size: int,
 
 def exemplar_windows(reference: Image, prepared: np.ndarray, exemplars: pd.DataFrame, settings: FewShotSettings,
                      source=None, min_exemplars: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Windows around the exemplars (m, size, size) and their resampled centres (m, 2).
+    """Windows around the exemplars (m, size, size) and their resampled centres (m, 2). Exemplars whose window
+    does not fit (within half a window of the border) are left out with a :class:`FewpickWarning`.
 
     ``min_exemplars`` is 2 for users (the self-similarity of one exemplar says nothing); the
     exemplar-count benchmark lowers it to 1 to reproduce cryoMAE's published table."""
-    if len(exemplars) < min_exemplars:
-        raise InputError(source, f"{len(exemplars)} exemplar(s) on {reference.name}: the few-shot picker needs at "
-                                 "least 2")
     check_inside(exemplars, {reference.name: reference.shape}, source)
     centres = settings.geometry().to_working(exemplars[["y", "x"]].to_numpy(float),
                                              Geometry.scale(reference.shape, prepared.shape))
-    out = []
+    windows = [window_at(prepared, cy, cx, settings.size) for cy, cx in centres]
+    fits = np.array([w is not None for w in windows], bool)
     half = settings.window / 2
-    for (cy, cx), (_, row) in zip(centres, exemplars.iterrows()):
-        w = window_at(prepared, cy, cx, settings.size)
-        if w is None:
-            raise InputError(source, f"exemplar at x={row['x']:.0f}, y={row['y']:.0f} on {reference.name} lies within "
-                                     f"{half:.0f} px of the border: its {settings.window:.0f} px window does not fit "
-                                     "(drop it or pick one further in)")
-        out.append(w)
-    return np.stack(out).astype(np.float32), centres
+    if not fits.all():
+        warnings.warn(f"{int((~fits).sum())} of {len(fits)} exemplars on {reference.name} lie within {half:.0f} px "
+                      f"of the border, where their {settings.window:.0f} px window does not fit: left out",
+                      FewpickWarning, stacklevel=2)
+    if fits.sum() < min_exemplars:
+        edge = f" ({int((~fits).sum())} more too close to the border)" if not fits.all() else ""
+        raise InputError(source, f"{int(fits.sum())} exemplar(s) on {reference.name}{edge}: the few-shot picker "
+                                 f"needs at least {min_exemplars}")
+    return np.stack([w for w in windows if w is not None]).astype(np.float32), centres[fits]
 
 
 def exemplars_on(reference: Image, exemplars: pd.DataFrame, source) -> pd.DataFrame:

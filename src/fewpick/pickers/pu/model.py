@@ -129,14 +129,15 @@ def model_summary(model: PUModel) -> str:
     """One line describing a model, for the command line."""
     s = model.settings
     if model.uses_correlation:
-        corr = f", picks centred and rescored on the labels' rotational average (agreement {model.agreement:.2f})"
+        corr = (f", picks centred and rescored on the labels' rotational average (it ranks the labels as the "
+                f"network does: correlation {model.agreement:.2f})")
     elif model.agreement is not None:
-        corr = f", labels' rotational average not used (agreement {model.agreement:.2f} < {AGREEMENT:g})"
+        corr = (f", labels' rotational average not used (it does not rank the labels as the network does: "
+                f"agreement {model.agreement:.2f} < {AGREEMENT:g})")
     else:
         corr = ""
     if s.edge_margin:
         corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
-    return (f"PU picker ({s.method}{', +autoencoder' if s.autoencoder else ''}): particle {s.diameter:g} px, "
-            f"binning {model.factor}, π = {model.pi:.4g}, receptive field {model.net.receptive_field} binned px, "
-            f"picks at least {s.spacing:g} radius apart, "
-            f"default threshold {model.threshold:.3g}{corr}")
+    return (f"particle picker trained on labelled and unlabelled regions: particle {s.diameter:.4g} px, "
+            f"micrographs binned ×{model.factor}, about {model.pi:.1%} of the binned pixels taken as particle "
+            f"centres, picks at least {s.spacing:.2g} radius apart, default threshold {model.threshold:.3g}{corr}")

@@ -24,9 +24,9 @@ def save_model(model: TomoModel, path: str | os.PathLike) -> Path:
 def model_summary(model: TomoModel) -> str:
     """One line describing a model, for the command line."""
     s = model.settings
-    return (f"tomogram localization model ({'filament' if s.filament else 'particle'} {s.diameter:g} voxels, "
-            f"binned ×{s.bin}, π {model.pi:.3g} from {sum(model.particles):.0f} particles assumed in "
-            f"{len(model.particles)} training tomograms)")
+    return (f"tomogram localization model ({'filament' if s.filament else 'particle'} {s.diameter:.4g} voxels, "
+            f"binned ×{s.bin}, {sum(model.particles):.0f} particles assumed in the {len(model.particles)} training "
+            "tomograms)")
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> TomoModel:
