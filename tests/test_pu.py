@@ -121,11 +121,14 @@ def test_resume_continues_from_the_checkpoint(sim_set, tmp_path):
     assert [h["step"] for h in resumed.history] == [20, 40]
     for k, v in straight.net.state_dict().items():
         torch.testing.assert_close(v, resumed.net.state_dict()[k], rtol=1e-4, atol=1e-5)
+    assert not (tmp_path / "b.pt.ckpt").exists()  # the model is written: its checkpoint is no longer needed
     with pytest.raises(InputError, match="no checkpoint"):
         pu.train(ims[:1], truths[0].iloc[:10], settings, tmp_path / "d.pt", resume=True)
+    with pytest.raises(KeyboardInterrupt):
+        pu.train(ims[:1], truths[0].iloc[:10], settings, tmp_path / "c.pt", progress=interrupt)
     other = pu.PUSettings(**{**settings.__dict__, "method": "pn"})
     with pytest.raises(InputError, match="other settings"):
-        pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "b.pt", resume=True)
+        pu.train(ims[:1], truths[0].iloc[:10], other, tmp_path / "c.pt", resume=True)
 
 
 def test_training_can_start_from_another_models_weights(sim_set, tmp_path):
@@ -174,7 +177,8 @@ def test_cli_train_and_pick_with_model(sim_set, tmp_path):
                             str(tmp_path / "labels.star"), "-d", "40", "-n", "40", "--steps", "60", "--out",
                             str(tmp_path / "picker.pt"), "--method", "ge-kl"])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "picker.pt").exists() and (tmp_path / "picker.pt.ckpt").exists()
+    # the model is written; its checkpoint, which only serves --resume of an interrupted run, is gone
+    assert (tmp_path / "picker.pt").exists() and not (tmp_path / "picker.pt.ckpt").exists()
     assert pu.load_model(tmp_path / "picker.pt", "cpu").agreement is not None  # the rotational average was tested
     r = runner.invoke(app, ["train", str(tmp_path / "m0.mrc"), "--labels", str(tmp_path / "labels.star"), "-d", "40",
                             "-n", "40", "--steps", "10", "--no-correlation", "--edge-margin", "0.5", "--out",

@@ -317,7 +317,9 @@ def _counts_dict(c: Counts) -> dict:
 
 
 def plot_pr(report: dict, path, title: str | None = None) -> None:
-    """Write the precision-recall curve of an :func:`evaluate` report as a PNG, atomically."""
+    """Write the precision-recall curve of an :func:`evaluate` report as a PNG, atomically, with the points a user
+    gets: every pick in the file (the picker's own cut, when it picked with its default threshold), the given
+    threshold's, and the best F1's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,6 +333,13 @@ def plot_pr(report: dict, path, title: str | None = None) -> None:
     if report["best"]:
         b = report["best"]
         ax.plot([b["recall"]], [b["precision"]], "o", color="C3", label=f"best F1 {b['f1']:.3f}")
+    a = report["all_picks"]
+    ax.plot([a["recall"]], [a["precision"]], "s", color="C2", mfc="none", ms=8,
+            label=f"every pick in the file: F1 {a['f1']:.3f}")
+    if "at_threshold" in report:
+        t = report["at_threshold"]
+        ax.plot([t["recall"]], [t["precision"]], "D", color="C1", mfc="none", ms=7,
+                label=f"at threshold {t['threshold']:.3g}: F1 {t['f1']:.3f}")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall")

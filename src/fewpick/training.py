@@ -166,3 +166,12 @@ def _load(ckpt: Path, config: dict | None, required: bool) -> dict | None:
             raise InputError(ckpt, "checkpoint was written with other settings; start again without --resume")
         return None
     return state
+
+
+def drop_checkpoints(*paths: str | os.PathLike | None) -> None:
+    """Remove the checkpoints of a training that has written its model: they only serve ``--resume`` of an
+    interrupted run (a tomogram training's particle-count estimate, ``<checkpoint>.prior.json``, too)."""
+    for path in paths:
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
+            Path(str(path) + ".prior.json").unlink(missing_ok=True)

@@ -242,6 +242,13 @@ def handle_errors(func):
         except FewpickError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            import inspect
+
+            hint = ("; the same command with --resume continues from where it stopped (the checkpoint or the "
+                    "picks written so far)" if "resume" in inspect.signature(func).parameters else "")
+            err_console.print(f"interrupted{hint}", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 

@@ -60,27 +60,33 @@ def evaluate(
     """
     from fewpick.evaluate import evaluate as run_evaluate, plot_pr
     from fewpick.io import read_picks
-    from fewpick.outputs import atomic_path
+    from fewpick.outputs import atomic_path, check_output
 
     if radius is None and box is None:
         raise InputError(None, "give --radius (centre distance) and/or --box (IoU protocol)")
+    if json_out:
+        check_output(json_out, inputs=[pred, truth], suffixes=(".json",))
+    if plot:
+        check_output(plot, inputs=[pred, truth], suffixes=(".png",))
     p = read_picks(pred)
     t = read_picks(truth, require_rows=True)
+    volumes = "z" in t.columns and t["z"].notna().any()
+    unit, images = ("voxels", "tomograms") if volumes else ("px", "micrographs")
     report = run_evaluate(p, t, radius=radius, box=None if radius is not None else box, threshold=threshold)
     if radius is not None and box is not None:
         report["box_protocol"] = run_evaluate(p, t, box=box, threshold=threshold)
-    crit = f"radius {radius:g} px" if radius is not None else f"box {box:g} px, IoU >= 0.5"
+    crit = f"radius {radius:g} {unit}" if radius is not None else f"box {box:g} {unit}, IoU >= 0.5"
     _print_report(report, f"{pred.name} vs {truth.name} ({crit})")
     console.print(f"AUPRC {report['auprc']:.4f}  best F1 {report['best']['f1'] if report['best'] else 0:.4f}  "
-                  f"true {report['n_true']}  picks {report['n_pred']}  micrographs {report['n_micrographs']}",
+                  f"true {report['n_true']}  picks {report['n_pred']}  {images} {report['n_micrographs']}",
                   highlight=False)
     if report["n_micrographs_without_picks"]:
-        console.print(f"note: {report['n_micrographs_without_picks']} micrograph(s) of the truth have no picks", highlight=False)
+        console.print(f"note: {report['n_micrographs_without_picks']} of the truth's {images} have no picks", highlight=False)
     if report["n_pred_ignored"]:
-        console.print(f"note: {report['n_pred_ignored']} picks are on micrographs the truth does not cover; ignored", highlight=False)
+        console.print(f"note: {report['n_pred_ignored']} picks are on {images} the truth does not cover; ignored", highlight=False)
     if "box_protocol" in report:
         b = report["box_protocol"]
-        console.print(f"box protocol (edge {box:g} px, IoU >= 0.5): AUPRC {b['auprc']:.4f}  best F1 "
+        console.print(f"box protocol (edge {box:g} {unit}, IoU >= 0.5): AUPRC {b['auprc']:.4f}  best F1 "
                       f"{b['best']['f1'] if b['best'] else 0:.4f}  all-picks F1 {b['all_picks']['f1']:.4f}", highlight=False)
     if json_out:
         with atomic_path(json_out) as tmp:

@@ -97,6 +97,9 @@ def fewshot_pretrain(
             progress.task_ids[0], completed=e["step"], info=f"loss {e['loss']:.4f}  {hms(e['eta_s'])} left"),
             device=dev, checkpoint=str(out) + ".ckpt", resume=resume)
     fs.save_pretrained(net, settings, info, out)
+    from fewpick.training import drop_checkpoints
+
+    drop_checkpoints(str(out) + ".ckpt")
     console.print(f"encoder pre-trained on {len(ims)} micrograph(s), window {settings.window:.0f} px -> {out}",
                   highlight=False)
 

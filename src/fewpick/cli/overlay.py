@@ -32,7 +32,7 @@ def overlay(
 ):
     """Draw picks (and truth) over a micrograph as a PNG or JPEG picture.
 
-    Example: [bold]fewpick overlay sim/sim_000.mrc --picks picks.star --truth sim/sim_000_truth.star --out overlay.png[/]
+    Example: [bold]fewpick overlay sim/mic_000.mrc --picks picks.star --truth sim/mic_000_truth.star --out overlay.png[/]
     """
     from fewpick.geometry import parse_length
     from fewpick.io import check_inside, read_micrograph, read_picks

@@ -60,11 +60,12 @@ def write_gallery(inputs: np.ndarray, classes: np.ndarray, path: str | Path, sam
         row = axes[r, block * cols : (block + 1) * cols]
         members = np.flatnonzero(classes == c)
         row[0].imshow(average_image(inputs[members]), cmap="gray", vmin=0, vmax=255)
-        row[0].set_title(f"class {c}: {len(members)}", fontsize=7)
+        row[0].set_title(f"class {c}: {len(members)}", fontsize=10)
         pick = rng.choice(members, size=min(samples, len(members)), replace=False)
         for ax, i in zip(row[1:], pick):
             ax.imshow(_to_uint8(inputs[i]), cmap="gray", vmin=0, vmax=255)
-    fig.suptitle("classes: average (left) and random members", fontsize=8)
+    fig.suptitle("each class: its average (left) and random members; the class's number of candidates above",
+                 fontsize=11)
     fig.tight_layout()
     import io
 

@@ -41,7 +41,7 @@ from fewpick.pickers.fewshot.windows import (
     random_windows,
     shifted_windows,
 )
-from fewpick.training import fit, seeded
+from fewpick.training import drop_checkpoints, fit, seeded
 
 
 def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -166,7 +166,8 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     write the model to ``out``.
 
     Without ``pretrain_images`` the encoder is pre-trained on the reference micrograph alone. Checkpoints go
-    to ``out + '.pretrain.ckpt'`` and ``out + '.ckpt'``; ``resume`` continues an interrupted run from them.
+    to ``out + '.pretrain.ckpt'`` and ``out + '.ckpt'``; ``resume`` continues an interrupted run from them; they
+    are removed once the model is written.
     """
     settings.check()
     dev = resolve_device(device)
@@ -199,4 +200,5 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
         model.fast_net, model.fast_info = distill_fast_network(model, [reference, *others], progress=progress, device=dev)
     model.threshold = calibrate_threshold(model, reference)
     save_model(model, out)
+    drop_checkpoints(*checkpoints)
     return model

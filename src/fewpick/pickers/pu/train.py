@@ -40,7 +40,7 @@ from fewpick.pickers.pu.model import (
     pick_images,
 )
 from fewpick.pickers.pu.settings import PUSettings
-from fewpick.training import fit, seeded
+from fewpick.training import drop_checkpoints, fit, seeded
 
 
 def _sample_batch(items: list[TrainingItem], settings: PUSettings, rng: np.random.Generator):
@@ -106,7 +106,8 @@ def train(
     device: str | torch.device = "auto",
     init: PUModel | str | os.PathLike | None = None,
 ) -> PUModel:
-    """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch).
+    """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch,
+    removed once the model is written).
 
     ``init``: a PU model (or its file) whose network weights training starts from instead of random ones; it
     must have the same network (width, blocks, autoencoder) and should have been trained at the same binned
@@ -189,6 +190,7 @@ def train(
     net.eval()
     finish_training(model, items)
     save_model(model, out)
+    drop_checkpoints(str(out) + ".ckpt")
     return model
 
 

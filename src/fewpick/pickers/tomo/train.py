@@ -25,7 +25,7 @@ from fewpick.pickers.tomo.files import save_model
 from fewpick.pickers.tomo.model import TomoModel, prepared_heat_map
 from fewpick.pickers.tomo.prior import assumed_particles, class_prior, prior_estimate
 from fewpick.pickers.tomo.settings import TomoSettings
-from fewpick.training import fit, seeded
+from fewpick.training import drop_checkpoints, fit, seeded
 
 
 def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettings, *, source=None,
@@ -86,6 +86,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         model.threshold = calibrate_threshold(model, items)
     if out is not None:
         save_model(model, out)
+        drop_checkpoints(checkpoint)
     return model
 
 
