@@ -42,7 +42,7 @@ class TomoPreset(str, Enum):
 def simulate_micrographs(
     out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc and <stem>_truth.star per micrograph."),
     count: int = typer.Option(4, "--count", min=1, max=100_000, help="Number of micrographs."),
-    size: int = typer.Option(1024, "--size", min=64, max=32768, help="Edge length in pixels (square micrographs)."),
+    size: int = typer.Option(1024, "--size", min=64, max=8192, help="Edge length in pixels (square micrographs)."),
     seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed; the same seed gives identical files."),
     preset: Preset = typer.Option(Preset.realistic, "--preset", help="easy|realistic|hard: atomic models, ice, CTF, "
                                   "shot noise (1.2 Å/px); simple: fast synthetic blobs for quick checks."),
@@ -79,8 +79,8 @@ def simulate_tomograms(
     count: int = typer.Option(1, "--count", min=1, max=100_000, help="Number of tomograms."),
     seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed; the same seed gives identical files."),
     preset: TomoPreset = typer.Option(TomoPreset.realistic, "--preset", help="Dose, B-factor, crowding, filaments, membranes."),
-    size: Optional[int] = typer.Option(None, "--size", min=64, max=4096, help="x and y size in voxels (default 512)."),
-    depth: Optional[int] = typer.Option(None, "--depth", min=16, max=2048, help="z size in voxels (default 200)."),
+    size: Optional[int] = typer.Option(None, "--size", min=64, max=1024, help="x and y size in voxels (default 512)."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=16, max=512, help="z size in voxels (default 200)."),
 ):
     """Simulate tilt series (±60°, dose-symmetric) and their WBP tomograms with exact ground truth.
 
