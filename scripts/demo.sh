@@ -21,8 +21,10 @@ $FP pick "$OUT/test" --model "$OUT/picker.pt" --out "$OUT/picks.star"
 $FP pick "$OUT/test" --model "$OUT/picker.pt" --threshold -1e9 --out "$OUT/all_peaks.star"
 echo "== evaluating against the exact truth (CCT only; matching radius 76 px = the particle radius)"
 $FP evaluate "$OUT/picks.star" "$OUT/test_truth.star" --radius 76 --json "$OUT/metrics.json"
+# the curve over every peak, with the point the default threshold gave (the lowest score among the picks)
+CUT=$("$(dirname "$FP")/python" -c "from fewpick.io import read_picks; print(read_picks('$OUT/picks.star').score.min())")
 $FP evaluate "$OUT/all_peaks.star" "$OUT/test_truth.star" --radius 76 --json "$OUT/metrics_all_peaks.json" \
-    --plot "$OUT/pr_curve.png"
+    --threshold "$CUT" --plot "$OUT/pr_curve.png"
 $FP overlay "$OUT/test/mic_000.mrc" --picks "$OUT/picks.star" --truth "$OUT/test_truth.star" \
     --particle-diameter 152 --out "$OUT/overlay.png"
 echo "== done: $OUT/picks.star, $OUT/metrics.json, $OUT/pr_curve.png, $OUT/overlay.png, $OUT/picker.pt"

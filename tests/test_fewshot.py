@@ -495,6 +495,17 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
     assert kept["scores"][3, 5] == pytest.approx(match[off + 3 * stride, off + 5 * stride])
     files = fs.write_score_map(kept, tmp_path / "maps", "s1")
     assert all(f.is_file() for f in files)
+    # over the micrograph, with the picks circled in red: the picture a user checks the picks on
+    from PIL import Image as PILImage
+
+    def red(path):
+        rgb = np.asarray(PILImage.open(path).convert("RGB")).astype(int)
+        return int(((rgb[..., 0] > 200) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).sum())
+
+    plain = red(files[0])
+    over = fs.write_score_map(kept, tmp_path / "over", "s1", image=ims[1].data, picks=picks,
+                              diameter=model.settings.diameter)
+    assert red(over[0]) > plain + 200 * min(len(picks), 30)
     # the calibrated cut keeps about the expected count on a micrograph like the reference
     auto = fs.pick_micrograph(model, ims[1])
     assert 0.7 * len(truths[1]) <= len(auto) <= 1.3 * len(truths[1]), len(auto)

@@ -230,7 +230,8 @@ def fewshot_pick(
         picks = fs.pick_micrograph(m, im, thr, match=match.value if match else None, stride=stride,
                                    max_picks=max_picks, keep_map=keep)
         if score_maps:
-            fs.write_score_map(keep, Path(score_maps), im.name)
+            fs.write_score_map(keep, Path(score_maps), im.name, image=im.data, picks=picks,
+                               diameter=m.settings.diameter)
         return picks
 
     run_batch(files, read, pick_one, out, fmt,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from fewpick import modelfile
@@ -95,9 +96,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
                         bundle.get("threshold"), fast_net=fast, fast_info=dict(bundle.get("fast_info") or {}))
 
 
-def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
+def write_score_map(kept: dict, folder: Path, name: str, image: np.ndarray | None = None,
+                    picks: pd.DataFrame | None = None, diameter: float | None = None) -> list[Path]:
     """Write a similarity map from :func:`pick_micrograph` (``keep_map``) as ``<name>_scores.png`` — drawn over
-    the micrograph's own extent and aspect, about 1,200 px wide, with a colour bar — and as ``<name>_scores.mrc``
+    the micrograph's own extent and aspect, about 1,200 px wide, with a colour bar; over the micrograph itself
+    (``image``, in grey) and with the ``picks`` circled (``diameter``) when given — and as ``<name>_scores.mrc``
     (the window grid's values)."""
     import matplotlib
 
@@ -117,8 +120,21 @@ def write_score_map(kept: dict, folder: Path, name: str) -> list[Path]:
         h, w, y0, x0, y1, x1 = gh, gw, 0.0, 0.0, max(gh - 1, 1), max(gw - 1, 1)
     dy, dx = (y1 - y0) / max(gh - 1, 1), (x1 - x0) / max(gw - 1, 1)
     fig, ax = plt.subplots(figsize=(8, max(2.0, 8 * h / w * 0.9)), dpi=150, layout="constrained")
+    if image is not None:
+        from fewpick.ops.resample import bin_image
+
+        shown = bin_image(np.asarray(image, np.float32), max(1.0, max(image.shape) / 1200))
+        lo, hi = np.percentile(shown, [1, 99])
+        ax.imshow(shown, cmap="gray", vmin=lo, vmax=hi, extent=(0, w, h, 0), interpolation="bilinear")
     im = ax.imshow(scores, cmap="viridis", vmin=-1, vmax=1, interpolation="nearest", aspect="equal",
-                   extent=(x0 - dx / 2, x0 + dx * (gw - 0.5), y0 + dy * (gh - 0.5), y0 - dy / 2))
+                   extent=(x0 - dx / 2, x0 + dx * (gw - 0.5), y0 + dy * (gh - 0.5), y0 - dy / 2),
+                   alpha=0.45 if image is not None else 1.0)
+    if picks is not None and len(picks) and diameter:
+        from matplotlib.collections import EllipseCollection
+
+        ax.add_collection(EllipseCollection(diameter, diameter, 0, units="xy", offsets=picks[["x", "y"]].to_numpy(),
+                                            offset_transform=ax.transData, facecolors="none", edgecolors="#ff3b30",
+                                            linewidths=0.8))
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
     ax.set_xlabel("x (pixels)")
