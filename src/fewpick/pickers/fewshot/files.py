@@ -140,7 +140,8 @@ def write_score_map(kept: dict, folder: Path, name: str, image: np.ndarray | Non
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
     ax.set_title(f"{name}: {kept.get('label', 'similarity to the exemplars')}", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=f"{kept.get('label', 'cosine similarity')} (picks are its peaks)")
+    # the colour bar at full strength, though the map over the micrograph is see-through
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=im.norm, cmap=im.cmap), ax=ax, fraction=0.046, pad=0.03, label=f"{kept.get('label', 'cosine similarity')} (picks are its peaks)")
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
