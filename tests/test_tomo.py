@@ -277,3 +277,29 @@ def test_filament_model_traces_a_microtubule(tmp_path):
     assert np.mean(d <= 6) >= 0.8, np.percentile(d, [50, 90])
     covered = cKDTree(out_xyz).query(true_xyz)[0] <= 6  # the centre line is found along most of its length
     assert covered.mean() >= 0.6, covered.mean()
+
+
+def test_overlay_draws_every_true_particle_of_the_slab_on_a_simulated_tomogram(tmp_path):
+    from PIL import Image as PILImage
+    from typer.testing import CliRunner
+
+    from fewpick.cli import app
+    from fewpick.io import read_volume, write_picks
+    from fewpick.report import overlay_volume_png
+    from fewpick.simulate import write_tomograms
+
+    truth = write_tomograms(tmp_path / "t", 1, "easy", seed=2, size=160, depth=80)
+    ribo = truth[truth.species == "ribosome"].assign(micrograph="tomo_000")
+    assert len(ribo) > 10
+    vol = read_volume(tmp_path / "t" / "tomo_000.mrc")
+    drawn = overlay_volume_png(vol, tmp_path / "look.png", picks=ribo, truth=ribo, diameter=26, z=35, slab=26)
+    in_slab = ribo[(ribo.z - 35).abs() <= 13]
+    assert 0 < len(in_slab) < len(ribo)  # a slab, not the whole tomogram
+    assert sorted(drawn.index) == sorted(in_slab.index)  # every true particle of the slab circled, no other
+    rgb = np.asarray(PILImage.open(tmp_path / "look.png").convert("RGB")).astype(int)
+    cyan = (rgb[..., 0] < 80) & (rgb[..., 1] > 180) & (rgb[..., 2] > 200)
+    assert cyan.sum() > 100 * (len(in_slab) + len(ribo))  # circles in the slab and over the projection
+    write_picks(ribo, tmp_path / "ribo.star")
+    res = CliRunner().invoke(app, ["overlay", str(tmp_path / "t" / "tomo_000.mrc"), "--picks", str(tmp_path / "ribo.star"),
+                                   "-d", "26", "--z", "35", "--slab", "26", "--out", str(tmp_path / "cli.png")])
+    assert res.exit_code == 0 and f"{len(in_slab)} picks drawn in the slab" in res.output, res.output

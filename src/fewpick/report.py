@@ -1,4 +1,4 @@
-"""Pictures for people: picks drawn over micrographs."""
+"""Pictures for people: picks drawn over micrographs and tomograms."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fewpick.errors import InputError
 from fewpick.geometry import Geometry
 from fewpick.io.images import Image, pair_names
 from fewpick.ops.filters import gaussian_lowpass, normalize
@@ -80,3 +81,62 @@ def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd
         fig.savefig(tmp, format="jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png")
     plt.close(fig)
     return n
+
+
+def overlay_volume_png(volume: Image, path, picks: pd.DataFrame | None = None, truth: pd.DataFrame | None = None,
+                       diameter: float = 20.0, threshold: float | None = None, z: float | None = None,
+                       slab: float | None = None, max_px: int = 900) -> pd.DataFrame:
+    """Write a picture of a tomogram (``volume``: z, y, x): on the left the average of the sections within
+    ``slab`` voxels (default: one diameter) around section ``z`` (default: the picks' median, else the middle),
+    with the picks whose centre lies in that slab circled and the truth there crossed; on the right the
+    projection along z with every pick. Returns the picks drawn in the slab."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Circle
+
+    nz, ny, nx = volume.shape
+    p = rows_for(picks, volume.name)
+    p = p if p is not None else pd.DataFrame(columns=["x", "y", "z"])
+    if threshold is not None and "score" in p.columns:
+        p = p[p["score"].fillna(np.inf) >= threshold]
+    if len(p) and ("z" not in p.columns or p["z"].isna().all()):
+        raise InputError(None, "these picks have no z: they are not tomogram picks")
+    slab = float(slab or diameter)
+    if z is None:
+        z = float(np.median(p["z"])) if len(p) else (nz - 1) / 2
+    z = float(np.clip(z, 0, nz - 1))
+    lo, hi = max(0, int(np.floor(z - slab / 2))), min(nz, int(np.floor(z + slab / 2)) + 1)
+    factor = max(1, int(np.ceil(max(ny, nx) / max_px)))
+    section = normalize(bin_image(np.asarray(volume.data[lo:hi], np.float32).mean(axis=0), factor), clip=4)
+    total = np.zeros((ny, nx), np.float64)
+    for k in range(0, nz, 32):  # the projection, a few sections at a time (the volume may be memory-mapped)
+        total += np.asarray(volume.data[k : k + 32], np.float32).sum(axis=0)
+    projection = normalize(bin_image(total.astype(np.float32), factor), clip=4)
+    inside = p[(p["z"].astype(float) - z).abs() <= slab / 2] if len(p) else p
+    t = rows_for(truth, volume.name)
+    t_in = t[(t["z"].astype(float) - z).abs() <= slab / 2] if t is not None and len(t) and "z" in t.columns else None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6 * ny / nx + 0.6), dpi=110)
+    extent = (-0.5, nx - 0.5, ny - 0.5, -0.5)
+    for ax, shown, drawn, title in (
+            (axes[0], section, inside, f"sections {lo}–{hi - 1} (z = {z:.0f}): {len(inside)} picks"),
+            (axes[1], projection, p, f"projection along z: all {len(p)} picks")):
+        ax.imshow(shown, cmap="gray", extent=extent, vmin=-3, vmax=3, interpolation="lanczos")
+        if len(drawn):
+            circles = [Circle((x, y), diameter / 2) for x, y in zip(drawn["x"], drawn["y"])]
+            ax.add_collection(PatchCollection(circles, facecolor="none", edgecolor="#00e5ff", linewidth=1.0))
+        ax.set_xlim(-0.5, nx - 0.5)
+        ax.set_ylim(ny - 0.5, -0.5)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+    if t_in is not None and len(t_in):
+        axes[0].plot(t_in["x"], t_in["y"], "+", color="#ff3d00", markersize=6, markeredgewidth=1.2)
+    fig.suptitle(f"{volume.name}: picks (cyan)" + (", truth in the slab (red +)" if t_in is not None else ""),
+                 fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png")
+    plt.close(fig)
+    return inside
