@@ -335,7 +335,11 @@ def main() -> int:
         bad = [r for r in rows if not r["clean"]]
         if bad:
             lines += ["", "Not clean:", ""] + [f"- `{r['probe']}`: {'; '.join(r['problems'])}" for r in bad]
-        write_results("fuzz_cli", {**summary, "rows": rows}, "\n".join(lines), args.results)
+        # one compact row per probe: what it ran, how it ended and, for a failure, the first words of its message
+        compact = [{"probe": r["probe"], "exit": r["exit"], "clean": r["clean"],
+                    **({"problems": r["problems"]} if r["problems"] else {}),
+                    **({"message": r["message"][:120]} if r["exit"] not in (0, None) else {})} for r in rows]
+        write_results("fuzz_cli", {**summary, "rows": compact}, "\n".join(lines), args.results)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if clean == len(rows) else 1
