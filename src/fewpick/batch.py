@@ -191,8 +191,8 @@ def pick_files(
     for i, ((path, name), outcome) in enumerate(zip(todo, _outcomes(todo, task, client))):
         try:
             n_picks = outcome()
-        except (FewpickError, ValueError, OSError, RuntimeError, MemoryError) as exc:
-            reason = getattr(exc, "problem", None) or first_line(exc, limit=400)
+        except FILE_FAILURES as exc:
+            reason = failure_reason(exc)
             if strict:
                 if created and not result.picked:
                     _tidy(parts)
@@ -232,6 +232,15 @@ def pick_files(
         result.written = [part_path(parts, n, part_fmt) for n in done]
     result.seconds = time.perf_counter() - t0
     return result
+
+
+# what reading or picking one file may raise without stopping the batch (anything else is a bug, and stops it)
+FILE_FAILURES = (FewpickError, ValueError, OSError, RuntimeError, MemoryError)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A file's failure in one line: the problem an :class:`InputError` names, else the error's first line."""
+    return getattr(exc, "problem", None) or first_line(exc, limit=400)
 
 
 RUN_RECORD = ".fewpick-run.json"  # beside the per-file picks: the settings of the run that wrote them
@@ -313,10 +322,8 @@ class _Failed:
 def _apply(task: Callable, path: Path, name: str) -> int | _Failed:
     try:
         return task(path, name)
-    except FewpickError as exc:
-        return _Failed(getattr(exc, "problem", None) or str(exc))
-    except (ValueError, OSError, RuntimeError, MemoryError) as exc:
-        return _Failed(first_line(exc, limit=400))
+    except FILE_FAILURES as exc:
+        return _Failed(failure_reason(exc))
 
 
 def _result_of(future, path: Path) -> int:

@@ -43,6 +43,16 @@ def display_png(data: np.ndarray, max_px: int, *, lowpass: float = 0.0, min_sigm
     return buf.getvalue(), Geometry.scale(data.shape, small.shape)
 
 
+def save_figure(fig, path) -> None:
+    """Write a matplotlib figure atomically, as JPEG where the name ends in .jpg or .jpeg, else as PNG, and close
+    it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png")
+    plt.close(fig)
+
+
 def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd.DataFrame | None = None,
                 diameter: float = 40.0, threshold: float | None = None, max_px: int = 1400) -> int:
     """Write a PNG of ``image`` (binned for display, low-passed) with picks as circles and truth as crosses.
@@ -77,9 +87,7 @@ def overlay_png(image: Image, path, picks: pd.DataFrame | None = None, truth: pd
     ax.set_axis_off()
     ax.set_title(f"{image.name}: {n} picks (cyan)" + (", truth (red +)" if t is not None and len(t) else ""), fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png")
-    plt.close(fig)
+    save_figure(fig, path)
     return n
 
 
@@ -136,7 +144,5 @@ def overlay_volume_png(volume: Image, path, picks: pd.DataFrame | None = None, t
     fig.suptitle(f"{volume.name}: picks (cyan)" + (", truth in the slab (red +)" if t_in is not None else ""),
                  fontsize=11)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png")
-    plt.close(fig)
+    save_figure(fig, path)
     return inside

@@ -46,14 +46,10 @@ def label(
     """
     from fewpick.geometry import parse_length
     from fewpick.io import image_info, list_images
-    from fewpick.outputs import check_output
     from fewpick.web.label import LabelSession, LabelSettings, make_server
     from fewpick.web.server import announce
 
     files = list_images(micrographs)
-    stem = out.with_suffix("")
-    for path in (out, model_out or Path(f"{stem}_model.pt"), picks_out or Path(f"{stem}_picks.star")):
-        check_output(path, inputs=files)
     diameter = parse_length(particle_diameter, pixel_size or image_info(files[0]).pixel_size, "--particle-diameter")
     settings = LabelSettings(diameter=diameter, picker=picker.value, expected_particles=expected_particles,
                              threads=threads, device=str(chosen_device(device)))

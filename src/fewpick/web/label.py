@@ -29,6 +29,7 @@ from fewpick.batch import threshold_for_batch
 from fewpick.errors import InputError
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
+from fewpick.outputs import check_output
 from fewpick.pickers.base import picks_table
 from fewpick.pickers.threshold import Auto, Calibrated, Fixed
 from fewpick.web.server import PageHandler, PageServer, RequestError, parse_indices, static_page
@@ -73,6 +74,8 @@ class LabelSession:
         stem = self.out.with_suffix("")
         self.model_out = Path(model_out) if model_out else Path(f"{stem}_model.pt")
         self.picks_out = Path(picks_out) if picks_out else Path(f"{stem}_picks.star")
+        for path in (self.out, self.model_out, self.picks_out):  # before the first click, not at the first save
+            check_output(path, inputs=micrographs)
         self.pixel_size = pixel_size
         self.paths: list[Path] = []
         self.shapes: list[tuple[int, int]] = []
