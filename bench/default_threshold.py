@@ -33,7 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
+from fewpick.ops.peaks import scores_before_ranking  # noqa: E402
 from fewpick.ops.thresholds import threshold_gmm, threshold_knn_density  # noqa: E402
+from fewpick.pickers.fewshot import FewShotModel  # noqa: E402
+from fewpick.pickers.pu import PUModel  # noqa: E402
 from fewpick.pickers.threshold import cut_at_count  # noqa: E402
 from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
 
@@ -73,13 +76,18 @@ def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, d
     return read_picks(every), stored
 
 
+def before_ranking(scores: np.ndarray, drop: float) -> np.ndarray:
+    return np.sort(scores_before_ranking(scores, drop))[::-1]
+
+
 def cuts(tool: str, test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
     """Each policy's cut for each test micrograph."""
     rule = threshold_gmm if tool == "pu" else threshold_knn_density
     groups = dict(tuple(test.groupby("micrograph")))
     pooled = cut_at_count([g.score.to_numpy(float) for g in groups.values()], k)
     cal = calibrated if calibrated is not None else float("nan")
-    return {name: {"calibrated": cal, "auto": rule(np.sort(g.score.to_numpy(float))[::-1]),
+    drop = (PUModel if tool == "pu" else FewShotModel).close_drop  # the auto rule sees the scores before
+    return {name: {"calibrated": cal, "auto": rule(before_ranking(g.score.to_numpy(float), drop)),
                    "count": cut_at_count([g.score.to_numpy(float)], k), "pooled": pooled}
             for name, g in groups.items()}
 

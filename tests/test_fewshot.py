@@ -23,10 +23,11 @@ from fewpick.geometry import Geometry
 from fewpick.io import Image, make_picks, read_picks, write_mrc, write_picks
 from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder, sincos_positions
-from fewpick.ops.peaks import refine_peaks
+from fewpick.ops.peaks import ranked_in_front, refine_peaks
 from fewpick.ops.templates import draw_profile, ring_profile
 from fewpick.ops.thresholds import threshold_knn_density
 from fewpick.pickers import fewshot as fs
+from fewpick.pickers.base import CLOSE_PICKS
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
 
@@ -155,6 +156,24 @@ def test_few_shot_picker_learns_from_10_exemplars(sim, trained):
     assert a["f1"] >= 0.7, a
     assert model.history[-1]["stage"] == "finetune" and model.pretrained["steps"] == model.settings.pretrain_steps
     assert model.history[-1]["scs"] < model.history[0]["scs"]
+
+
+def test_a_second_pick_on_a_particle_follows_every_other(sim, trained):
+    """Every pick closer than two thirds of a diameter to a better one is ranked after all the others; the picks
+    in front lie at least that far apart; the automatic cut keeps none of those behind."""
+    ims, _ = sim
+    trained_model, _ = trained  # suppression within a quarter diameter leaves close peaks
+    model = fs.FewShotModel(trained_model.net, replace(trained_model.settings, suppress=0.25), trained_model.exemplars,
+                            trained_model.pixel_size)
+    every = fs.pick_images(model, ims[1:2], threshold=-1e9)
+    front = ranked_in_front(every.score.to_numpy(), model.close_drop)
+    assert 0 < (~front).sum() and np.all(np.diff(front.astype(int)) <= 0)  # the front ones first, then the rest
+    xy = every[["x", "y"]].to_numpy()
+    reach = CLOSE_PICKS * model.settings.diameter
+    assert cKDTree(xy[front]).query(xy[front], k=2)[0][:, 1].min() >= reach - 1.0  # pixel rounding
+    assert cKDTree(xy[front]).query(xy[~front])[0].max() < reach + 1.0
+    auto = fs.pick_images(model, ims[1:2], threshold="auto")
+    assert len(auto) <= front.sum() and auto.score.min() > every.score[~front].max()
 
 
 def test_centring_puts_picks_on_the_particle_centres(sim, trained):

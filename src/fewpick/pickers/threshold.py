@@ -29,6 +29,7 @@ from typing import Callable, Union
 import numpy as np
 
 from fewpick.errors import InputError
+from fewpick.ops.peaks import scores_before_ranking
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,16 @@ def known_cut(threshold: Threshold, calibrated: float | None) -> float | None:
 
 def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *,
                  rule: Callable[[np.ndarray], float], calibrated: float | None = None,
-                 max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 max_picks: int | None = None, close_drop: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The peaks (best first) that ``threshold`` keeps, then at most ``max_picks`` of them.
 
-    ``rule`` is the picker's automatic cut of one image's peak scores; ``calibrated`` the model's stored cut."""
+    ``rule`` is the picker's automatic cut of one image's peak scores, made on every peak as it scored before
+    those close to a better one were scored down by ``close_drop``: the particles' and the background's scores
+    as the rule knows them; ``calibrated`` the model's stored cut."""
     cut = known_cut(threshold, calibrated)
     if cut is None and len(scores):
-        cut = cut_at_count([scores], threshold.per_image) if isinstance(threshold, Count) else rule(scores)
+        cut = (cut_at_count([scores], threshold.per_image) if isinstance(threshold, Count)
+               else rule(np.sort(scores_before_ranking(scores, close_drop))[::-1]))
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]

@@ -18,10 +18,10 @@ from fewpick.geometry import Geometry
 from fewpick.io.images import Image
 from fewpick.io.picks import make_picks
 from fewpick.nn.vit import MaskedAutoencoder
-from fewpick.ops.peaks import best_within, greedy_keep, nms, refine_peaks
+from fewpick.ops.peaks import best_within, greedy_keep, nms, rank_close_last, refine_peaks
 from fewpick.ops.templates import rescaled_template, rotational_template, template_score_map
 from fewpick.ops.thresholds import threshold_at_count, threshold_knn_density
-from fewpick.pickers.base import PickerBase, ScoreMap, picks_table
+from fewpick.pickers.base import CLOSE_PICKS, PickerBase, ScoreMap, picks_table
 from fewpick.pickers.fewshot.settings import (
     FewShotSettings,
 )
@@ -121,6 +121,7 @@ class FewShotModel(PickerBase):
         return self._fast_template
 
     auto_rule = staticmethod(threshold_knn_density)  # each micrograph cut where its peak scores are sparsest
+    close_drop = 10.0  # scores lie within [-1, 1] and a little beyond: a peak close to a better one scores below all
 
     def calibrated_threshold(self) -> float | None:
         return self.threshold
@@ -130,7 +131,8 @@ class FewShotModel(PickerBase):
 
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), then the cut
+        """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), those closer
+        than :data:`~fewpick.pickers.base.CLOSE_PICKS` diameters to a better one ranked last, then the cut
         (:mod:`fewpick.pickers.threshold`; None: the model's calibrated cut if it has one, else ``auto``) and at
         most ``max_picks``."""
         threshold = self.resolve_threshold(threshold)
@@ -146,6 +148,7 @@ class FewShotModel(PickerBase):
         if smap.extra.get("match") is not None and self.settings.centre > 0 and len(ij):
             ij, values = centre_peaks(ij, values, smap.extra["match"], stride, self.settings, geo,
                                       smap.extra.get("offset"))
+        ij, values = rank_close_last(ij, values, geo.radius(2 * CLOSE_PICKS) / stride, self.close_drop)
         return self.select(ij, values, threshold, max_picks)
 
 
