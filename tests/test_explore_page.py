@@ -19,11 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fewpick.errors import InputError
 from fewpick.explore.run import ExploreSettings, Run, explore
-from fewpick.io import read_picks, write_mrc, write_tilt_angles
+from fewpick.io import make_picks, read_picks, write_mrc, write_picks, write_tilt_angles
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 from fewpick.web.explore import export_selection, make_server
 from fewpick.web.server import TOKEN_HEADER
@@ -185,6 +186,52 @@ def test_page_selects_a_class_and_exports_its_coordinates(server):
     coords = np.loadtxt(run / "selected" / "t0.coords", ndmin=2)
     np.testing.assert_allclose(coords, members[["x", "y", "z"]].to_numpy(float), atol=1e-2)
     assert (run / "page.png").stat().st_size > 10_000
+
+
+def test_the_tomogram_viewer_draws_a_picks_file(run_folder, tmp_path):
+    """``explore serve --picks``: the picks of the run's tomogram are drawn as crosses on the sections within the
+    slab; picks on another tomogram are counted and left out; 2D picks, picks naming none of the run's
+    tomograms and picks outside the tomogram are refused in one line."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by 'make test'")
+    run = tmp_path / "run"
+    shutil.copytree(run_folder, run)
+    table = read_picks(run / "candidates.star")
+    picks = pd.concat([make_picks("t0", table.x + 3, table.y, z=table.z, score=np.linspace(1, 0, len(table))),
+                       make_picks("t9", [10.0], [10.0], z=[10.0], score=[1.0])], ignore_index=True)
+    write_picks(picks, tmp_path / "picks.star")
+    srv = make_server(run, "127.0.0.1", 0, picks=tmp_path / "picks.star")
+    assert srv.view["picks"]["elsewhere"] == 1 and len(srv.view["picks"]["xyz"]) == len(table)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.goto(_address(srv))
+            z = int(table.z.iloc[0] + 0.5)
+            sync_api.expect(page.locator("body")).to_have_attribute("data-section", re.compile("^0/"))
+            page.evaluate("z => showSection(0, z)", z)
+            sync_api.expect(page.locator("body")).to_have_attribute("data-section", f"0/{z}")
+            near = int((abs(table.z - z) <= 6).sum())
+            assert page.get_attribute("body", "data-picks") == f"{len(table)}/{near}" and near >= 1
+            assert page.inner_text("#pickfile") == "picks.star"
+            # the cross's centre is drawn in yellow where the first pick lies
+            rgb = page.evaluate("""() => { const x = Math.round((D.picks.xyz[0][0] + 0.5) * cur.scale),
+                y = Math.round((D.picks.xyz[0][1] + 0.5) * cur.scale); return Array.from(sctx.getImageData(x, y, 1, 1).data); }""")
+            assert rgb[0] > 200 and rgb[1] > 180 and rgb[2] < 60, rgb
+            browser.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    write_picks(make_picks("t0", [5.0], [5.0]), tmp_path / "flat.star")
+    with pytest.raises(InputError, match="2D picks"):
+        make_server(run, "127.0.0.1", 0, picks=tmp_path / "flat.star")
+    write_picks(make_picks("t9", [5.0], [5.0], z=[5.0]), tmp_path / "other.star")
+    with pytest.raises(InputError, match="names none of this run's tomograms"):
+        make_server(run, "127.0.0.1", 0, picks=tmp_path / "other.star")
+    write_picks(make_picks("t0", [5.0], [5.0], z=[500.0]), tmp_path / "far.star")
+    with pytest.raises(InputError, match="1 picks lie outside their tomogram"):
+        make_server(run, "127.0.0.1", 0, picks=tmp_path / "far.star")
 
 
 def test_export_endpoint_rejects_bad_requests(server):

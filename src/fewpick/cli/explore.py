@@ -133,9 +133,11 @@ def explore_serve(
                                                           "reach it from elsewhere through an SSH tunnel). Any "
                                                           "other address lets others on the network open the page."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one)."),
+    picks: Optional[Path] = typer.Option(None, "--picks", help="Picks of 'fewpick tomo pick' (a picks file or a folder of them) to draw in the page's tomogram viewer beside the candidates."),
 ):
     """Serve the run's interactive page: the map coloured by class, thumbnails on hover, select classes or
-    lasso a region, export the chosen particles' 3D coordinates to RUN/selected.star and RUN/selected/*.coords.
+    lasso a region, export the chosen particles' 3D coordinates to RUN/selected.star and RUN/selected/*.coords;
+    with --picks, the tomogram viewer also draws the picks of 'fewpick tomo pick'.
 
     Example: [bold]fewpick explore serve run/ --port 8000[/], then open the address it prints (it carries the
     page's key); from a laptop: ssh -L 8000:localhost:8000 server first
@@ -146,7 +148,11 @@ def explore_serve(
     def exported(result):
         console.print(f"exported {result['count']} particles -> {result['star']}", highlight=False)
 
-    server = make_server(run_folder, host, port, on_export=exported)
+    server = make_server(run_folder, host, port, on_export=exported, picks=picks)
+    shown = server.view.get("picks")  # type: ignore[attr-defined]
+    if shown and shown["elsewhere"]:
+        console.print(f"{shown['elsewhere']} picks of {picks} lie on tomograms this run does not hold: not shown",
+                      highlight=False)
     announce(server, host, str(run_folder), lambda m: console.print(m, highlight=False))
     try:
         server.serve_forever()

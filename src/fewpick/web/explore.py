@@ -7,7 +7,8 @@ atlas of candidate images) and ``/gallery.png``. The page draws the map coloured
 candidate's image on hover, selects whole classes (check boxes) or a region (lasso), counts the
 selection, and posts it to ``/export``, which writes the chosen candidates' 3D coordinates in the
 original tomogram voxels: ``RUN/selected.star`` (all tomograms) and ``RUN/selected/<tomogram>.coords``
-— the labels for ``fewpick tomo train``.
+— the labels for ``fewpick tomo train``. Served with a picks file (``--picks``: the output of ``fewpick tomo pick``),
+the slice viewer draws those picks too, beside the candidates.
 """
 
 from __future__ import annotations
@@ -67,6 +68,38 @@ def load_view(run: Run) -> tuple[dict, pd.DataFrame]:
         "radius": float(settings["radius"]),
     }
     return view, table
+
+
+def picks_view(picks_file: str | os.PathLike, tomograms: Sequence[str],
+               shapes: Sequence[Sequence[int] | None]) -> dict:
+    """The picks of ``picks_file`` (a 3D picks table) on the run's tomograms, for the slice viewer: ``xyz``,
+    ``tomo`` (index into ``tomograms``), ``score``, the file's name and ``elsewhere`` (picks on tomograms the run
+    does not hold, left out). Refused when the file has no z or names none of the run's tomograms."""
+    from fewpick.io.images import pair_names
+
+    picks = read_picks(picks_file)
+    if "z" not in picks.columns:
+        raise InputError(picks_file, "holds 2D picks (no z): give the picks of 'fewpick tomo pick'")
+    names = picks["micrograph"].astype(str)
+    pairs = pair_names(sorted(set(names)), tomograms)
+    if len(picks) and not pairs:
+        raise InputError(picks_file, f"names none of this run's tomograms ({', '.join(tomograms[:5])}"
+                                     f"{', …' if len(tomograms) > 5 else ''})")
+    index = {n: tomograms.index(t) for n, t in pairs.items()}
+    ours = picks[names.isin(index)]
+    xyz = ours[["x", "y", "z"]].to_numpy(float)
+    tomo = ours["micrograph"].astype(str).map(index).to_numpy(int)
+    outside = np.zeros(len(ours), bool)
+    for t, shape in enumerate(shapes):
+        if shape is not None:
+            here = tomo == t
+            outside[here] |= ((xyz[here] < -0.5) | (xyz[here] > np.asarray(shape[::-1], float) - 0.5)).any(axis=1)
+    if outside.any():
+        raise InputError(picks_file, f"{int(outside.sum())} picks lie outside their tomogram: were they picked on "
+                                     "these tomograms, at this voxel size?")
+    score = ours["score"].to_numpy(float) if "score" in ours.columns else np.zeros(len(ours))
+    return {"file": os.path.basename(os.fspath(picks_file)), "xyz": np.round(xyz, 1).tolist(),
+            "tomo": tomo.tolist(), "score": np.round(score, 4).tolist(), "elsewhere": int(len(picks) - len(ours))}
 
 
 def class_averages(inputs: np.ndarray, classes: np.ndarray) -> bytes:
@@ -196,12 +229,16 @@ def _handler(run: Run, view: dict, table: pd.DataFrame):
 
 
 def make_server(run_folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-                on_export=None) -> PageServer:
+                on_export=None, picks: str | os.PathLike | None = None) -> PageServer:
     """A server for the run's page (not yet serving: call ``serve_forever``); port 0 picks a free port.
-    Only the page itself can export (see :mod:`fewpick.web.server`)."""
+    ``picks``: a 3D picks file drawn in the slice viewer (:func:`picks_view`). Only the page itself can export
+    (see :mod:`fewpick.web.server`)."""
     run = Run(run_folder)
     view, table = load_view(run)
+    if picks is not None:
+        view["picks"] = picks_view(picks, view["tomograms"], view["shapes"])
     server = PageServer(host, port, _handler(run, view, table))
+    server.view = view  # type: ignore[attr-defined]
     server.exports = []  # type: ignore[attr-defined]
     server.on_export = on_export  # type: ignore[attr-defined]
     return server
