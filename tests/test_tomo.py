@@ -80,7 +80,10 @@ def test_estimated_count_caps_the_prior_where_labels_cover_the_particles(tmp_pat
     im = read_volume(tmp_path / "t0.mrc")
     s = T.TomoSettings(diameter=diameter, steps_per_epoch=10, batch=4, seed=0)
     items = T.training_items([im], truth, s, None)  # every ribosome labeled: none left for the unlabeled voxels
-    (est,) = T.estimate_particles(items, s)
+    seen = []
+    (est,) = T.estimate_particles(items, s, progress=seen.append)
+    assert [r["epoch"] for r in seen if r.get("stage") == "prior" and "epoch" in r] == [1, 2, 3]
+    assert [(r["tomogram"], r["tomograms"]) for r in seen if r.get("stage") == "prior-scoring"] == [(1, 1)]
     n = len(truth)
     # an upper bound (half of the held-out 29 score above their median, less a 90 % margin), below twice the labels
     assert n > 40 and n <= est <= 1.5 * n, (est, n)
@@ -89,6 +92,32 @@ def test_estimated_count_caps_the_prior_where_labels_cover_the_particles(tmp_pat
     assert pi < pi2 and pi_u < 0.5 * pi_u2
     assert T.estimate_particles(T.training_items([im], truth.iloc[:11], s, None), s) is None  # too few to hold out
     assert T.estimate_particles(items, replace(s, prior_epochs=0)) is None
+
+
+def test_the_estimate_scores_a_sample_of_large_tomograms_within_its_budget():
+    """Beyond its budget the estimate scores every block holding a held-out label and a random sample of the
+    others, weighted so that the counts stand for the whole tomogram; its classifier trains at most a third of
+    the epochs."""
+    from fewpick.pickers.tomo import prior
+    from fewpick.pickers.tomo.model import heat_map_blocks
+
+    rng = np.random.default_rng(0)
+    shapes = [(64, 600, 600), (40, 500, 700)]
+    items = [T.TrainingItem(np.zeros(sh, np.float32), np.zeros(sh, np.float32),
+                            rng.uniform(0, 1, (12, 3)) * (np.array(sh) - 1)) for sh in shapes]
+    held = [np.arange(12) % 2 == 0 for _ in items]
+    grids = [heat_map_blocks(sh) for sh in shapes]
+    budget = 0.3 * sum(np.prod(sh) for sh in shapes)
+    chosen, weights = prior.scored_blocks(items, held, budget, np.random.default_rng(1))
+    for it, h, grid, c, w in zip(items, held, grids, chosen, weights):
+        assert set(prior.block_index(it.centres[h], it.volume.shape).tolist()) <= c  # labels
+        assert len(c) < len(grid) and sum(w[b] for b in c) == pytest.approx(len(grid))  # the sample stands for all
+    scored = sum(np.prod([s.stop - s.start for s in g[b]]) for g, c in zip(grids, chosen) for b in c)
+    assert scored <= 1.5 * budget
+    everything, _ = prior.scored_blocks(items, held, 1e12, np.random.default_rng(1))
+    assert everything == [None, None]
+    assert prior.prior_epochs(T.TomoSettings(diameter=20)) == 3  # 10 epochs: the default 3
+    assert prior.prior_epochs(T.TomoSettings(diameter=20, epochs=3)) == 1
 
 
 def test_bce_loss_is_per_positive_mass():

@@ -102,6 +102,11 @@ def tomo_train(
                               f"{rec['epoch']}/{rec['prior_epochs']}  loss {rec['loss']:.4f}  {rec['seconds']:.0f} s, "
                               f"about {hms(rec['eta_s'])} left in all", highlight=False)
             return
+        if rec.get("stage") == "prior-scoring":
+            err_console.print(f"  estimating the particle count: scored {rec['tomogram']}/{rec['tomograms']} "
+                              f"training tomograms  {rec['seconds']:.0f} s, about {hms(rec['eta_s'])} left in all",
+                              highlight=False)
+            return
         if "estimated" in rec:
             err_console.print(f"  prior: {rec['estimated']:.0f} particles assumed in {rec['tomograms']} training "
                               f"tomograms, {rec['labels']} of them labeled (held-out estimate, at most twice the "

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Collection
 
 import numpy as np
 import pandas as pd
@@ -80,33 +81,44 @@ def heat_map(model: TomoModel, volume: np.ndarray, tile: int = 256, chunk: int =
     return prepared_heat_map(model.net, prepare(np.asarray(volume), model.settings.bin), tile, chunk)
 
 
+HALO_XY = 16  # voxels of context on each side of a heat-map tile
+
+
+def heat_map_blocks(shape, tile: int = 256, chunk: int = 16) -> list[tuple[slice, slice, slice]]:
+    """The blocks (z, y, x slices) :func:`prepared_heat_map` computes one at a time, in its order: ``chunk``
+    sections by tiles of ``tile`` less the halo on each side."""
+    nz, ny, nx = shape
+    step = tile - 2 * HALO_XY
+    return [(slice(z0, min(nz, z0 + chunk)), slice(y0, min(ny, y0 + step)), slice(x0, min(nx, x0 + step)))
+            for z0 in range(0, nz, chunk) for y0 in range(0, ny, step) for x0 in range(0, nx, step)]
+
+
 @torch.no_grad()
-def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16) -> np.ndarray:
+def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16,
+                      blocks: Collection[int] | None = None) -> np.ndarray:
     """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution,
-    on the device the network is on."""
+    on the device the network is on. ``blocks``: only these of :func:`heat_map_blocks` (the rest NaN)."""
     net.eval()
     dev = module_device(net)
     nz, ny, nx = v.shape
     m = net.multiple
-    halo_xy = 16
     halo_z = net.config["fuse"] // 2
-    out = np.zeros(v.shape, np.float32)
-    step = max(m, tile - 2 * halo_xy)
-    for z0 in range(0, nz, chunk):
-        za, zb = max(0, z0 - halo_z), min(nz, z0 + chunk + halo_z)
-        for y0 in range(0, ny, step):
-            for x0 in range(0, nx, step):
-                ya, yb = max(0, y0 - halo_xy), min(ny, y0 + step + halo_xy)
-                xa, xb = max(0, x0 - halo_xy), min(nx, x0 + step + halo_xy)
-                block = v[za:zb, ya:yb, xa:xb]
-                ph, pw = (-block.shape[1]) % m, (-block.shape[2]) % m
-                if ph or pw:
-                    block = np.pad(block, ((0, 0), (0, ph), (0, pw)), mode="reflect")
-                logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None].to(dev), with_projection=False)
-                p = torch.sigmoid(logits[0]).cpu().numpy()[:, : yb - ya, : xb - xa]
-                zs, ys, xs = z0 - za, y0 - ya, x0 - xa
-                ze, ye, xe = min(nz, z0 + chunk), min(ny, y0 + step), min(nx, x0 + step)
-                out[z0:ze, y0:ye, x0:xe] = p[zs : zs + ze - z0, ys : ys + ye - y0, xs : xs + xe - x0]
+    if tile - 2 * HALO_XY < m:
+        raise ValueError(f"tiles of {tile} voxels leave no room inside their halo for this network")
+    out = np.zeros(v.shape, np.float32) if blocks is None else np.full(v.shape, np.nan, np.float32)
+    for i, (zs, ys, xs) in enumerate(heat_map_blocks(v.shape, tile, chunk)):
+        if blocks is not None and i not in blocks:
+            continue
+        za, zb = max(0, zs.start - halo_z), min(nz, zs.stop + halo_z)
+        ya, yb = max(0, ys.start - HALO_XY), min(ny, ys.stop + HALO_XY)
+        xa, xb = max(0, xs.start - HALO_XY), min(nx, xs.stop + HALO_XY)
+        block = v[za:zb, ya:yb, xa:xb]
+        ph, pw = (-block.shape[1]) % m, (-block.shape[2]) % m
+        if ph or pw:
+            block = np.pad(block, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+        logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None].to(dev), with_projection=False)
+        p = torch.sigmoid(logits[0]).cpu().numpy()
+        out[zs, ys, xs] = p[zs.start - za : zs.stop - za, ys.start - ya : ys.stop - ya, xs.start - xa : xs.stop - xa]
     return out
 
 

@@ -4,6 +4,7 @@ quick model trained on half the labels and tested on the other half, or twice th
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,7 +18,7 @@ from fewpick.nn.unet import SliceUNet3D
 from fewpick.ops.peaks import nms
 from fewpick.outputs import atomic_path
 from fewpick.pickers.tomo.data import TrainingItem, augment, sample_batch, targets
-from fewpick.pickers.tomo.model import prepared_heat_map
+from fewpick.pickers.tomo.model import heat_map_blocks, prepared_heat_map
 from fewpick.pickers.tomo.settings import TomoSettings
 from fewpick.training import fit
 
@@ -42,6 +43,59 @@ def class_prior(items: list[TrainingItem], settings: TomoSettings,
         pis.append(n * per / it.target.size)
         pus.append(max(0.0, n - n_lab) * per / max(1.0, it.target.size - it.target.sum()))
     return float(np.clip(np.mean(pis), 1e-6, 0.5)), float(np.clip(np.mean(pus), 0.0, 0.5))
+
+
+#: binned voxels of the training tomograms the estimate scores per step of its classifier's training: at the
+#: defaults (3 epochs of 30 steps) the whole of four 512×512×200 tomograms of particles 12 voxels across; fewer
+#: epochs or steps score a random sample of the tomograms' blocks instead (its counts scaled up)
+SCORED_VOXELS_PER_STEP = 2_500_000
+
+
+def prior_epochs(settings: TomoSettings) -> int:
+    """Epochs of the estimate's quick classifier: ``prior_epochs``, at most a third of ``epochs`` (rounded up)."""
+    return min(settings.prior_epochs, -(-settings.epochs // 3))
+
+
+def scored_blocks(items: list[TrainingItem], held: list[np.ndarray], budget: float,
+                  rng: np.random.Generator) -> tuple[list[set[int] | None], list[np.ndarray]]:
+    """Which heat-map blocks (:func:`~fewpick.pickers.tomo.model.heat_map_blocks`) of each training tomogram the
+    estimate scores, within ``budget`` voxels, and each block's weight in the counts: None where the tomograms
+    are smaller than the budget (all of them scored); else every block holding a held-out label (weight 1) and,
+    of each tomogram's other blocks, a random sample as large as the budget left allows (shared in proportion
+    to their number), each sampled block counting for the others it stands for."""
+    if sum(it.volume.size for it in items) <= budget:
+        return [None] * len(items), [np.ones(0) for _ in items]
+    grids = [heat_map_blocks(it.volume.shape) for it in items]
+    chosen = [set(block_index(it.centres[h], it.volume.shape).tolist()) for it, h in zip(items, held)]
+    others = [[b for b in range(len(g)) if b not in c] for g, c in zip(grids, chosen)]
+    used = sum(_size(g[b]) for g, c in zip(grids, chosen) for b in c)
+    sizes = [_size(g[b]) for g, o in zip(grids, others) for b in o]
+    n_all = int(np.clip((budget - used) // max(1.0, float(np.mean(sizes))), 1, len(sizes))) if sizes else 0
+    weights = []
+    for g, c, o in zip(grids, chosen, others):
+        w = np.ones(len(g))
+        n = int(np.clip(round(n_all * len(o) / max(1, len(sizes))), 1, len(o))) if o else 0
+        if n:
+            sample = rng.choice(o, n, replace=False)
+            c.update(int(b) for b in sample)
+            w[sample] = len(o) / n
+        weights.append(w)
+    return list(chosen), weights
+
+
+def _size(block: tuple[slice, ...]) -> int:
+    return int(np.prod([s.stop - s.start for s in block]))
+
+
+def block_index(points_zyx: np.ndarray, shape, tile: int = 256, chunk: int = 16) -> np.ndarray:
+    """The heat-map block (:func:`~fewpick.pickers.tomo.model.heat_map_blocks`) holding each point (z, y, x)."""
+    from fewpick.pickers.tomo.model import HALO_XY
+
+    step = tile - 2 * HALO_XY
+    nz, ny, nx = shape
+    p = np.clip(np.round(np.asarray(points_zyx, float).reshape(-1, 3)).astype(int), 0, np.array(shape) - 1)
+    ny_b, nx_b = -(-ny // step), -(-nx // step)
+    return (p[:, 0] // chunk) * ny_b * nx_b + (p[:, 1] // step) * nx_b + p[:, 2] // step
 
 
 def estimate_particles(items: list[TrainingItem], settings: TomoSettings, quantile: float = 0.5,
@@ -86,7 +140,8 @@ def estimate_particles(items: list[TrainingItem], settings: TomoSettings, quanti
         logits, _ = net(view, with_projection=False)
         return {"loss": bce_loss(inverse(logits), t.to(dev))}
 
-    fit(net, opt, step, steps=settings.prior_epochs * settings.steps_per_epoch, every=settings.steps_per_epoch,
+    steps = prior_epochs(settings) * settings.steps_per_epoch
+    fit(net, opt, step, steps=steps, every=settings.steps_per_epoch,
         index="epoch", extra={"stage": "prior"}, progress=progress, ping_first=True)
     from scipy.spatial import cKDTree
 
@@ -99,24 +154,36 @@ def estimate_particles(items: list[TrainingItem], settings: TomoSettings, quanti
         d, i = cKDTree(centres).query(points)
         return d <= r_match, i
 
-    unlabeled, held_scores = [], []
-    for it, tr, h in zip(items, half, held):
-        p, sc = nms(prepared_heat_map(net, it.volume), r_match, 0.02, footprint="box")
+    blocks, weights = scored_blocks(items, held, steps * SCORED_VOXELS_PER_STEP, rng)
+    unlabeled, unlabeled_weight, held_scores = [], [], []
+    load = [it.volume.size if c is None else len(c) for it, c in zip(items, blocks)]  # what each costs, roughly
+    t0 = time.perf_counter()
+    for k, (it, tr, h, chosen, w) in enumerate(zip(items, half, held, blocks, weights)):
+        heat = prepared_heat_map(net, it.volume, blocks=chosen)
+        if progress:
+            spent = time.perf_counter() - t0
+            progress({"stage": "prior-scoring", "tomogram": k + 1, "tomograms": len(items), "seconds": spent,
+                      "eta_s": spent / sum(load[: k + 1]) * sum(load[k + 1 :])})
+        p, sc = nms(heat, r_match, 0.02, footprint="box")
         p, sc = np.asarray(p, float).reshape(-1, 3), np.asarray(sc, float)
         found, i = near(it.centres[h], p)
         held_scores += list(np.where(found, sc[i] if len(sc) else 0.0, 0.0))
-        unlabeled.append(sc[~near(p, tr.centres)[0]])
+        away = ~near(p, tr.centres)[0]
+        unlabeled.append(sc[away])
+        unlabeled_weight.append(None if chosen is None else w[block_index(p[away], it.volume.shape)])
     level = float(np.quantile(held_scores, quantile))
     if level <= 0.02:
         return None
-    est = [len(tr.centres) + (sc >= level).sum() / frac for tr, sc in zip(half, unlabeled)]
+    est = [len(tr.centres) + (float((sc >= level).sum()) if w is None else float(w[sc >= level].sum())) / frac
+           for tr, sc, w in zip(half, unlabeled, unlabeled_weight)]
     return [float(np.clip(e, n, 2 * n)) for e, n in zip(est, n_all)]
 
 
 def prior_estimate(items: list[TrainingItem], settings: TomoSettings, dev: torch.device, checkpoint, resume: bool,
                     progress: Callable[[dict], None] | None) -> list[float] | None:
     """:func:`estimate_particles` (none with ``expected_particles``), reporting its epochs with ``stage: prior``
-    and a time left that counts the training after it; saved beside the checkpoint, so that a resumed run does
+    and each training tomogram it scores with ``stage: prior-scoring``, with a time left that counts the training
+    after it; saved beside the checkpoint, so that a resumed run does
     not estimate again."""
     if settings.expected_particles:
         return None
@@ -130,12 +197,16 @@ def prior_estimate(items: list[TrainingItem], settings: TomoSettings, dev: torch
         except (OSError, ValueError):
             pass
     main_steps = settings.epochs * settings.steps_per_epoch
+    per_step_seen = [0.0]  # seconds per step of the quick model, as last measured
 
     def report(rec: dict) -> None:
-        if progress:
+        if progress and rec.get("stage") == "prior-scoring":
+            progress({**rec, "eta_s": rec["eta_s"] + 2 * per_step_seen[0] * main_steps})
+        elif progress:
             per_step = rec["seconds"] / (1 if rec.get("first_step") else rec["epoch"] * settings.steps_per_epoch)
+            per_step_seen[0] = per_step
             # a training step works on two views and the contrastive head: about twice a prior step
-            progress({**rec, "prior_epochs": settings.prior_epochs,
+            progress({**rec, "prior_epochs": prior_epochs(settings),
                       "eta_s": rec["eta_s"] + 2 * per_step * main_steps})
 
     estimate = estimate_particles(items, settings, device=dev, progress=report)
