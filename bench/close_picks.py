@@ -23,21 +23,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
-from fewpick.pickers.pu import PUModel, load_model  # noqa: E402
+from fewpick.pickers.pu import (
+    load_model,  # noqa: E402
+    model as pu_model,  # noqa: E402
+)
 from pu_data import DATA, expected_per_micrograph, target_truth  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "work" / "pu_vs_topaz"
 
 
 def measure(model_path: Path, images, truth: pd.DataFrame, diameter: float, rule: bool) -> dict:
-    drop = PUModel.close_drop
-    PUModel.close_drop = drop if rule else 0.0  # 0: nothing scored down, the picks as they were
+    reach = pu_model.CLOSE_PICKS
+    pu_model.CLOSE_PICKS = reach if rule else 0.0  # 0: nothing ranked last, the picks as they were
     try:
         model = load_model(model_path, "cpu")
         every = model.pick_images(images, threshold=-1e9)
         default = model.pick_images(images, threshold="count")
     finally:
-        PUModel.close_drop = drop
+        pu_model.CLOSE_PICKS = reach
     box = evaluate(every, truth, box=diameter)["best"]["f1"]
     at = evaluate(default, truth, box=diameter)["all_picks"]
     return {"auprc": evaluate(every, truth, radius=diameter / 2)["auprc"], "best_box_f1": box,

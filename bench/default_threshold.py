@@ -10,7 +10,7 @@ are applied afterwards, so one training serves every policy:
 - ``model``: the model's own default, as ``fewpick pick`` applies it (for a model trained with an expected
   count: one score set where the test micrographs' peaks pooled give that count per micrograph);
 - ``calibrated``: the model's stored cut (the training micrographs' k-th best peak, k the expected count);
-- ``auto``: the picker's own rule on each micrograph's peaks;
+- ``auto``: the picker's own rule on each micrograph's peaks (``--threshold auto``);
 - ``count``: each micrograph's k-th best peak;
 - ``pooled``: the cut that keeps k × (number of micrographs) of all the test micrographs' peaks together.
 
@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -33,10 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
-from fewpick.ops.peaks import scores_before_ranking  # noqa: E402
-from fewpick.ops.thresholds import threshold_gmm, threshold_knn_density  # noqa: E402
-from fewpick.pickers.fewshot import FewShotModel  # noqa: E402
-from fewpick.pickers.pu import PUModel  # noqa: E402
 from fewpick.pickers.threshold import cut_at_count  # noqa: E402
 from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
 
@@ -71,23 +66,20 @@ def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, d
     default = run / "test_default.star"
     if not default.is_file():
         fewpick(*verb, *rs.test, "--model", model, "--out", default)
+    auto = run / "test_auto.star"
+    if not auto.is_file():
+        fewpick(*verb, *rs.test, "--model", model, "-t", "auto", "--out", auto)
     bundle = torch.load(model, map_location="cpu", weights_only=False)
-    stored = {"threshold": bundle.get("threshold"), "default": read_picks(default)}
+    stored = {"threshold": bundle.get("threshold"), "default": read_picks(default), "auto": read_picks(auto)}
     return read_picks(every), stored
-
-
-def before_ranking(scores: np.ndarray, drop: float) -> np.ndarray:
-    return np.sort(scores_before_ranking(scores, drop))[::-1]
 
 
 def cuts(tool: str, test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
     """Each policy's cut for each test micrograph."""
-    rule = threshold_gmm if tool == "pu" else threshold_knn_density
     groups = dict(tuple(test.groupby("micrograph")))
     pooled = cut_at_count([g.score.to_numpy(float) for g in groups.values()], k)
     cal = calibrated if calibrated is not None else float("nan")
-    drop = (PUModel if tool == "pu" else FewShotModel).close_drop  # the auto rule sees the scores before
-    return {name: {"calibrated": cal, "auto": rule(before_ranking(g.score.to_numpy(float), drop)),
+    return {name: {"calibrated": cal,
                    "count": cut_at_count([g.score.to_numpy(float)], k), "pooled": pooled}
             for name, g in groups.items()}
 
@@ -101,8 +93,8 @@ def measure(rs, tool, seed) -> dict:
            "best_box_f1": box["best"]["f1"], "best_n": box["best"]["n_pred"], "n_true": len(rs.test_truth)}
     per = cuts(tool, test, stored["threshold"], rs.expected)
     for policy in POLICIES:
-        if policy == "model":
-            kept = stored["default"]
+        if policy in ("model", "auto"):  # as the picker applies them itself
+            kept = stored["default" if policy == "model" else "auto"]
         else:
             cut = test.micrograph.map(lambda m: per[m][policy])
             kept = test[test.score >= cut]

@@ -5,7 +5,7 @@ import pytest
 import scipy.ndimage as ndi
 from scipy.spatial.distance import cdist
 
-from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, nms, rank_close_last, ranked_in_front
+from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, nms, rank_close_last
 from fewpick.ops.thresholds import threshold_gmm
 
 
@@ -75,17 +75,17 @@ def test_nms_handles_plateaus_nans_and_3d():
 
 
 def test_close_peaks_are_ranked_after_every_other_and_kept():
-    # picks 10 px apart with a radius of 12: the second and fourth follow the others, scored down by the drop;
-    # the third is 30 px from the first and stays where it was; the fifth is close only to one ranked last
+    # picks 10 px apart with a radius of 12: the second and fourth follow the others, scored down by the scores'
+    # spread plus one (below the weakest); the third is 30 px from the first and stays where it was; the fifth is
+    # close only to one ranked last
     coords = np.array([[0, 0], [0, 10], [0, 30], [0, 38], [0, 48]], float)
     scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
-    c, s = rank_close_last(coords, scores, 12.0, 100.0)
+    c, s = rank_close_last(coords, scores, 12.0)
     assert c[:, 1].tolist() == [0, 30, 48, 10, 38]
-    assert s.tolist() == [5.0, 3.0, 1.0, -96.0, -98.0]
-    assert ranked_in_front(s, 100.0).tolist() == [True, True, True, False, False]
-    assert ranked_in_front(s, 0.0).all()
-    far, same = rank_close_last(coords[[0, 2]], scores[[0, 2]], 12.0, 100.0)
-    assert np.array_equal(far, coords[[0, 2]]) and same.tolist() == [5.0, 3.0]
+    assert s.tolist() == [5.0, 3.0, 1.0, -1.0, -3.0]
+    for radius in (0.0, 5.0):  # nothing within the radius: nothing moves
+        same_c, same = rank_close_last(coords, scores, radius)
+        assert np.array_equal(same_c, coords) and same.tolist() == scores.tolist()
 
 
 def test_threshold_gmm_separates_two_populations_and_keeps_one():

@@ -162,35 +162,21 @@ def greedy_keep(coords: np.ndarray, radius: float) -> np.ndarray:
     return np.asarray(flags, bool)
 
 
-def rank_close_last(coords: np.ndarray, scores: np.ndarray, radius: float,
-                    drop: float) -> tuple[np.ndarray, np.ndarray]:
+def rank_close_last(coords: np.ndarray, scores: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Peaks (best first) with each one that lies within ``radius`` of a better peak (one this rule keeps in
-    front, :func:`greedy_keep`) scored ``drop`` lower, so that it follows every other when ``drop`` exceeds the
-    spread of the scores; best first again. Such peaks stay in the list (a low cut still reaches them) instead of
-    being suppressed."""
-    if len(coords) < 2:
+    front, :func:`greedy_keep`) scored down by the spread of the scores plus one, so that it follows every other
+    peak and falls below the weakest of them; best first again. Such peaks stay in the list (a low cut still
+    reaches them) instead of being suppressed. ``radius`` 0 changes nothing."""
+    if len(coords) < 2 or not radius > 0:
         return coords, scores
+    scores = np.asarray(scores)
     close = ~greedy_keep(np.asarray(coords, float), radius)
     if not close.any():
         return coords, scores
-    lowered = np.where(close, scores - drop, scores).astype(np.asarray(scores).dtype)
+    drop = float(scores.max() - scores.min()) + 1.0
+    lowered = np.where(close, scores - drop, scores).astype(scores.dtype)
     order = np.argsort(-lowered, kind="stable")
     return coords[order], lowered[order]
-
-
-def ranked_in_front(scores: np.ndarray, drop: float) -> np.ndarray:
-    """Which of one image's peak scores :func:`rank_close_last` left where they were (all of them for
-    ``drop`` 0): those within ``drop`` of the best."""
-    scores = np.asarray(scores)
-    if not drop or not len(scores):
-        return np.ones(len(scores), bool)
-    return scores >= scores.max() - drop
-
-
-def scores_before_ranking(scores: np.ndarray, drop: float) -> np.ndarray:
-    """One image's peak scores as they were before :func:`rank_close_last` scored the close ones down."""
-    scores = np.asarray(scores)
-    return np.where(ranked_in_front(scores, drop), scores, scores + drop)
 
 
 def refine_peaks(scores: np.ndarray, ij: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ model picks one image in three steps:
 3. :meth:`Picker.pick` — the picks table (``micrograph, x, y[, z], score``, best first) in original pixels.
 
 Two picks closer than :data:`CLOSE_PICKS` diameters are more often one particle picked twice than two
-particles: the 2D pickers rank the weaker after every other pick (it stays in the list, scored down by the
-picker's :attr:`PickerBase.close_drop`, so that a very low cut still reaches it), and no default cut keeps it.
+particles: the 2D pickers rank the weaker after every other pick (it stays in the list, scored below the
+image's weakest peak, so that a very low cut still reaches it), and no default cut keeps it.
 
 ``pick`` is shared (:class:`PickerBase`); a picker that does more after the peaks (the tomogram picker traces
 filaments) extends it. :func:`fewpick.batch.pick_files` runs ``pick`` over many files for every ``pick`` verb.
@@ -90,9 +90,6 @@ class PickerBase:
 
     #: the picker's automatic cut of one image's peak scores (a function of :mod:`fewpick.ops.thresholds`)
     auto_rule: ClassVar[Callable[..., float]]
-    #: how far a pick close to a better one (:data:`CLOSE_PICKS`) is scored down: more than the spread of one
-    #: image's scores, so that it follows every other pick; 0 for a picker that does not rank them last
-    close_drop: ClassVar[float] = 0.0
 
     def score_map(self, image: Image) -> ScoreMap:
         raise NotImplementedError
@@ -137,10 +134,11 @@ class PickerBase:
                             per_image)
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
-               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The peaks (best first) the cut keeps, then at most ``max_picks``."""
+               max_picks: int | None = None, close_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """The peaks (best first) the cut keeps, then at most ``max_picks``; those within ``close_radius`` (grid
+        cells) of a better one ranked last (:func:`~fewpick.pickers.threshold.select_peaks`)."""
         return select_peaks(coords, scores, threshold, rule=type(self).auto_rule,
-                            calibrated=self.calibrated_threshold(), max_picks=max_picks, close_drop=self.close_drop)
+                            calibrated=self.calibrated_threshold(), max_picks=max_picks, close_radius=close_radius)
 
     def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None) -> pd.DataFrame:
         smap = self.score_map(image)

@@ -29,7 +29,7 @@ from typing import Callable, Union
 import numpy as np
 
 from fewpick.errors import InputError
-from fewpick.ops.peaks import scores_before_ranking
+from fewpick.ops.peaks import rank_close_last
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,18 @@ def known_cut(threshold: Threshold, calibrated: float | None) -> float | None:
 
 def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *,
                  rule: Callable[[np.ndarray], float], calibrated: float | None = None,
-                 max_picks: int | None = None, close_drop: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 max_picks: int | None = None, close_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The peaks (best first) that ``threshold`` keeps, then at most ``max_picks`` of them.
 
-    ``rule`` is the picker's automatic cut of one image's peak scores, made on every peak as it scored before
-    those close to a better one were scored down by ``close_drop``: the particles' and the background's scores
-    as the rule knows them; ``calibrated`` the model's stored cut."""
+    ``rule`` is the picker's automatic cut of one image's peak scores (made on the peaks as they scored);
+    ``calibrated`` the model's stored cut. Peaks closer than ``close_radius`` (grid cells) to a better one are
+    ranked after every other before any cut (:func:`~fewpick.ops.peaks.rank_close_last`)."""
     cut = known_cut(threshold, calibrated)
+    if cut is None and len(scores) and not isinstance(threshold, Count):
+        cut = rule(scores)
+    coords, scores = rank_close_last(coords, scores, close_radius)
     if cut is None and len(scores):
-        cut = (cut_at_count([scores], threshold.per_image) if isinstance(threshold, Count)
-               else rule(np.sort(scores_before_ranking(scores, close_drop))[::-1]))
+        cut = cut_at_count([scores], threshold.per_image)  # type: ignore[union-attr]
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]

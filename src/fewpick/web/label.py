@@ -29,7 +29,6 @@ from fewpick.batch import threshold_for_batch
 from fewpick.errors import InputError
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
-from fewpick.ops.peaks import ranked_in_front
 from fewpick.outputs import check_output
 from fewpick.pickers.base import picks_table
 from fewpick.pickers.threshold import Auto, Calibrated, Fixed
@@ -313,12 +312,11 @@ class LabelSession:
         smap = model.score_map(image)
         coords, scores = model.peaks(smap, -1e9)
         if isinstance(model.default_threshold(), Auto):  # each micrograph has its own cut, from the same peaks
-            _, auto = model.select(coords, scores, Auto())
+            _, auto = model.peaks(smap, Auto())
             auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
         else:
             auto_thr = None
-        front = ranked_in_front(scores, model.close_drop)  # a second pick on a particle is not offered
-        table = picks_table(name, smap.to_original(coords[front]), scores[front])
+        table = picks_table(name, smap.to_original(coords), scores)
         with self.lock:
             self.picks[name] = table
             if auto_thr is not None:

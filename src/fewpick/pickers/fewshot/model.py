@@ -18,7 +18,7 @@ from fewpick.geometry import Geometry
 from fewpick.io.images import Image
 from fewpick.io.picks import make_picks
 from fewpick.nn.vit import MaskedAutoencoder
-from fewpick.ops.peaks import best_within, greedy_keep, nms, rank_close_last, refine_peaks
+from fewpick.ops.peaks import best_within, greedy_keep, nms, refine_peaks
 from fewpick.ops.templates import rescaled_template, rotational_template, template_score_map
 from fewpick.ops.thresholds import threshold_at_count, threshold_knn_density
 from fewpick.pickers.base import CLOSE_PICKS, PickerBase, ScoreMap, picks_table
@@ -121,7 +121,6 @@ class FewShotModel(PickerBase):
         return self._fast_template
 
     auto_rule = staticmethod(threshold_knn_density)  # each micrograph cut where its peak scores are sparsest
-    close_drop = 10.0  # scores lie within [-1, 1] and a little beyond: a peak close to a better one scores below all
 
     def calibrated_threshold(self) -> float | None:
         return self.threshold
@@ -148,8 +147,7 @@ class FewShotModel(PickerBase):
         if smap.extra.get("match") is not None and self.settings.centre > 0 and len(ij):
             ij, values = centre_peaks(ij, values, smap.extra["match"], stride, self.settings, geo,
                                       smap.extra.get("offset"))
-        ij, values = rank_close_last(ij, values, geo.radius(2 * CLOSE_PICKS) / stride, self.close_drop)
-        return self.select(ij, values, threshold, max_picks)
+        return self.select(ij, values, threshold, max_picks, close_radius=geo.radius(2 * CLOSE_PICKS) / stride)
 
 
 def calibrate_threshold(model: FewShotModel, reference: Image) -> float | None:

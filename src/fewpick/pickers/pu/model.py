@@ -15,7 +15,7 @@ from fewpick.geometry import Geometry
 from fewpick.io.images import Image
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.peaks import greedy_keep, nms, rank_close_last
+from fewpick.ops.peaks import greedy_keep, nms
 from fewpick.ops.thresholds import threshold_gmm
 from fewpick.pickers.base import CLOSE_PICKS, PickerBase, ScoreMap, picks_table
 from fewpick.pickers.pu.correlation import (
@@ -63,7 +63,6 @@ class PUModel(PickerBase):
                         functools.partial(self.settings.geometry().to_original, scale=scale), extra)
 
     auto_rule = staticmethod(threshold_gmm)  # a two-Gaussian split of one micrograph's peaks
-    close_drop = 1000.0  # logits: a peak close to a better one scores below every other
 
     def calibrated_threshold(self) -> float | None:
         return self.threshold
@@ -74,16 +73,21 @@ class PUModel(PickerBase):
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
-        peak centred and rescored on it, then suppressed again), outside the model's edge band, then the cut
+        peak centred and rescored on it, then suppressed again), outside the model's edge band, those closer
+        than :data:`~fewpick.pickers.base.CLOSE_PICKS` diameters to a better one ranked last, then the cut
         (:mod:`fewpick.pickers.threshold`; None: the model's calibrated cut) and at most ``max_picks``."""
         coords, scores = all_peaks(self, smap.scores, smap.extra.get("correlation"))
-        return self.select(coords, scores, self.resolve_threshold(threshold), max_picks)
+        return self.select(coords, scores, self.resolve_threshold(threshold), max_picks, self.close_radius())
+
+    def close_radius(self) -> float:
+        """Binned px within which a pick is ranked after a better one (:data:`~fewpick.pickers.base.CLOSE_PICKS`)."""
+        return self.settings.geometry().radius(2 * CLOSE_PICKS)
 
 
 def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every peak of one micrograph's logit map, best first: suppressed at the model's pick distance (with ``corr``,
     the correlation map of a model that uses it: centred and rescored, :func:`rescored_peaks`), outside the edge
-    band; those closer than :data:`~fewpick.pickers.base.CLOSE_PICKS` diameters to a better one ranked last."""
+    band."""
     if corr is not None:
         coords, scores = rescored_peaks(model, logits, corr)
     else:
@@ -97,7 +101,7 @@ def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None
         keep = ((coords[:, 0] >= band) & (coords[:, 0] <= h - 1 - band) & (coords[:, 1] >= band)
                 & (coords[:, 1] <= w - 1 - band))
         coords, scores = coords[keep], scores[keep]
-    return rank_close_last(coords, scores, model.settings.geometry().radius(2 * CLOSE_PICKS), PUModel.close_drop)
+    return coords, scores
 
 
 def binned_for_network(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

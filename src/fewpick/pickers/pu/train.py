@@ -20,7 +20,7 @@ from fewpick.io.images import Image
 from fewpick.losses.pu import PU_METHODS, pu_loss
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.peaks import auto_min_distance, ball
+from fewpick.ops.peaks import auto_min_distance, ball, rank_close_last
 from fewpick.ops.thresholds import threshold_at_count
 from fewpick.pickers.pu.correlation import (
     correlation_map,
@@ -225,5 +225,5 @@ def calibrate_threshold(model: PUModel, items: Sequence[TrainingItem], logits: S
         corr = None
         if model.uses_correlation:
             corr = corrs[i] if corrs is not None else correlation_map(it.image, model.template, s)
-        peaks.append(all_peaks(model, z, corr)[1])
+        peaks.append(rank_close_last(*all_peaks(model, z, corr), model.close_radius())[1])  # as picking ranks them
     return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
