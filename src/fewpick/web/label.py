@@ -29,8 +29,9 @@ from fewpick.batch import threshold_for_batch
 from fewpick.errors import InputError
 from fewpick.io import make_picks, read_micrograph, read_picks, write_picks
 from fewpick.io.images import Image, image_info, micrograph_key, pair_names
+from fewpick.ops.peaks import greedy_keep
 from fewpick.outputs import check_output
-from fewpick.pickers.base import picks_table
+from fewpick.pickers.base import CLOSE_PICKS, picks_table
 from fewpick.pickers.threshold import Auto, Calibrated, Fixed
 from fewpick.web.server import PageHandler, PageServer, RequestError, parse_indices, static_page
 from fewpick.workflows import LABEL_TRAINERS
@@ -316,7 +317,11 @@ class LabelSession:
             auto_thr = float(auto.min()) if len(auto) else float(scores.max(initial=0.0))
         else:
             auto_thr = None
-        table = picks_table(name, smap.to_original(coords), scores)
+        xy = smap.to_original(coords)
+        # the picks in front: a pick ranked last for lying close to a better one (a particle picked twice) is not
+        # offered, and does not stretch the threshold slider's range
+        front = greedy_keep(xy, CLOSE_PICKS * self.settings.diameter) if len(xy) else np.ones(0, bool)
+        table = picks_table(name, xy[front], scores[front])
         with self.lock:
             self.picks[name] = table
             if auto_thr is not None:
