@@ -74,7 +74,7 @@ def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, d
     return read_picks(every), stored
 
 
-def cuts(tool: str, test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
+def cuts(test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
     """Each policy's cut for each test micrograph."""
     groups = dict(tuple(test.groupby("micrograph")))
     pooled = cut_at_count([g.score.to_numpy(float) for g in groups.values()], k)
@@ -91,7 +91,7 @@ def measure(rs, tool, seed) -> dict:
     box = evaluate(test, rs.test_truth, box=rs.diameter)
     row = {"set": rs.name, "tool": tool, "seed": seed, "auprc": evaluate(test, rs.test_truth, radius=rs.diameter / 2)["auprc"],
            "best_box_f1": box["best"]["f1"], "best_n": box["best"]["n_pred"], "n_true": len(rs.test_truth)}
-    per = cuts(tool, test, stored["threshold"], rs.expected)
+    per = cuts(test, stored["threshold"], rs.expected)
     for policy in POLICIES:
         if policy in ("model", "auto"):  # as the picker applies them itself
             kept = stored["default" if policy == "model" else "auto"]

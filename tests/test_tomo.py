@@ -99,7 +99,7 @@ def test_the_estimate_scores_a_sample_of_large_tomograms_within_its_budget():
     others, weighted so that the counts stand for the whole tomogram; its classifier trains at most a third of
     the epochs."""
     from fewpick.pickers.tomo import prior
-    from fewpick.pickers.tomo.model import heat_map_blocks
+    from fewpick.pickers.tomo.model import block_index, heat_map_blocks
 
     rng = np.random.default_rng(0)
     shapes = [(64, 600, 600), (40, 500, 700)]
@@ -110,7 +110,7 @@ def test_the_estimate_scores_a_sample_of_large_tomograms_within_its_budget():
     budget = 0.3 * sum(np.prod(sh) for sh in shapes)
     chosen, weights = prior.scored_blocks(items, held, budget, np.random.default_rng(1))
     for it, h, grid, c, w in zip(items, held, grids, chosen, weights):
-        assert set(prior.block_index(it.centres[h], it.volume.shape).tolist()) <= c  # labels
+        assert set(block_index(it.centres[h], it.volume.shape).tolist()) <= c  # labels
         assert len(c) < len(grid) and sum(w[b] for b in c) == pytest.approx(len(grid))  # the sample stands for all
     scored = sum(np.prod([s.stop - s.start for s in g[b]]) for g, c in zip(grids, chosen) for b in c)
     assert scored <= 1.5 * budget

@@ -120,8 +120,8 @@ def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *
     if cut is None and len(scores) and not isinstance(threshold, Count):
         cut = rule(scores)
     coords, scores = rank_close_last(coords, scores, close_radius)
-    if cut is None and len(scores):
-        cut = cut_at_count([scores], threshold.per_image)  # type: ignore[union-attr]
+    if isinstance(threshold, Count) and len(scores):
+        cut = cut_at_count([scores], threshold.per_image)
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]

@@ -93,6 +93,15 @@ def heat_map_blocks(shape, tile: int = 256, chunk: int = 16) -> list[tuple[slice
             for z0 in range(0, nz, chunk) for y0 in range(0, ny, step) for x0 in range(0, nx, step)]
 
 
+def block_index(points_zyx: np.ndarray, shape, tile: int = 256, chunk: int = 16) -> np.ndarray:
+    """The block of :func:`heat_map_blocks` (its index in that list) holding each point (z, y, x)."""
+    step = tile - 2 * HALO_XY
+    _, ny, nx = shape
+    p = np.clip(np.round(np.asarray(points_zyx, float).reshape(-1, 3)).astype(int), 0, np.array(shape) - 1)
+    ny_b, nx_b = -(-ny // step), -(-nx // step)
+    return (p[:, 0] // chunk) * ny_b * nx_b + (p[:, 1] // step) * nx_b + p[:, 2] // step
+
+
 @torch.no_grad()
 def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16,
                       blocks: Collection[int] | None = None) -> np.ndarray:

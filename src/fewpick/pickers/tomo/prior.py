@@ -18,7 +18,7 @@ from fewpick.nn.unet import SliceUNet3D
 from fewpick.ops.peaks import nms
 from fewpick.outputs import atomic_path
 from fewpick.pickers.tomo.data import TrainingItem, augment, sample_batch, targets
-from fewpick.pickers.tomo.model import heat_map_blocks, prepared_heat_map
+from fewpick.pickers.tomo.model import block_index, heat_map_blocks, prepared_heat_map
 from fewpick.pickers.tomo.settings import TomoSettings
 from fewpick.training import fit
 
@@ -57,21 +57,21 @@ def prior_epochs(settings: TomoSettings) -> int:
 
 
 def scored_blocks(items: list[TrainingItem], held: list[np.ndarray], budget: float,
-                  rng: np.random.Generator) -> tuple[list[set[int] | None], list[np.ndarray]]:
+                  rng: np.random.Generator) -> tuple[list[set[int] | None], list[np.ndarray | None]]:
     """Which heat-map blocks (:func:`~fewpick.pickers.tomo.model.heat_map_blocks`) of each training tomogram the
-    estimate scores, within ``budget`` voxels, and each block's weight in the counts: None where the tomograms
-    are smaller than the budget (all of them scored); else every block holding a held-out label (weight 1) and,
+    estimate scores, within ``budget`` voxels, and each block's weight in the counts: None for both where the
+    tomograms are smaller than the budget (all of them scored, each peak counting once); else every block holding a held-out label (weight 1) and,
     of each tomogram's other blocks, a random sample as large as the budget left allows (shared in proportion
     to their number), each sampled block counting for the others it stands for."""
     if sum(it.volume.size for it in items) <= budget:
-        return [None] * len(items), [np.ones(0) for _ in items]
+        return [None] * len(items), [None] * len(items)
     grids = [heat_map_blocks(it.volume.shape) for it in items]
     chosen = [set(block_index(it.centres[h], it.volume.shape).tolist()) for it, h in zip(items, held)]
     others = [[b for b in range(len(g)) if b not in c] for g, c in zip(grids, chosen)]
     used = sum(_size(g[b]) for g, c in zip(grids, chosen) for b in c)
     sizes = [_size(g[b]) for g, o in zip(grids, others) for b in o]
     n_all = int(np.clip((budget - used) // max(1.0, float(np.mean(sizes))), 1, len(sizes))) if sizes else 0
-    weights = []
+    weights: list[np.ndarray | None] = []
     for g, c, o in zip(grids, chosen, others):
         w = np.ones(len(g))
         n = int(np.clip(round(n_all * len(o) / max(1, len(sizes))), 1, len(o))) if o else 0
@@ -85,17 +85,6 @@ def scored_blocks(items: list[TrainingItem], held: list[np.ndarray], budget: flo
 
 def _size(block: tuple[slice, ...]) -> int:
     return int(np.prod([s.stop - s.start for s in block]))
-
-
-def block_index(points_zyx: np.ndarray, shape, tile: int = 256, chunk: int = 16) -> np.ndarray:
-    """The heat-map block (:func:`~fewpick.pickers.tomo.model.heat_map_blocks`) holding each point (z, y, x)."""
-    from fewpick.pickers.tomo.model import HALO_XY
-
-    step = tile - 2 * HALO_XY
-    nz, ny, nx = shape
-    p = np.clip(np.round(np.asarray(points_zyx, float).reshape(-1, 3)).astype(int), 0, np.array(shape) - 1)
-    ny_b, nx_b = -(-ny // step), -(-nx // step)
-    return (p[:, 0] // chunk) * ny_b * nx_b + (p[:, 1] // step) * nx_b + p[:, 2] // step
 
 
 def estimate_particles(items: list[TrainingItem], settings: TomoSettings, quantile: float = 0.5,
@@ -170,12 +159,11 @@ def estimate_particles(items: list[TrainingItem], settings: TomoSettings, quanti
         held_scores += list(np.where(found, sc[i] if len(sc) else 0.0, 0.0))
         away = ~near(p, tr.centres)[0]
         unlabeled.append(sc[away])
-        unlabeled_weight.append(None if chosen is None else w[block_index(p[away], it.volume.shape)])
+        unlabeled_weight.append(np.ones(int(away.sum())) if w is None else w[block_index(p[away], it.volume.shape)])
     level = float(np.quantile(held_scores, quantile))
     if level <= 0.02:
         return None
-    est = [len(tr.centres) + (float((sc >= level).sum()) if w is None else float(w[sc >= level].sum())) / frac
-           for tr, sc, w in zip(half, unlabeled, unlabeled_weight)]
+    est = [len(tr.centres) + float(w[sc >= level].sum()) / frac for tr, sc, w in zip(half, unlabeled, unlabeled_weight)]
     return [float(np.clip(e, n, 2 * n)) for e, n in zip(est, n_all)]
 
 
