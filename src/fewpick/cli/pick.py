@@ -30,7 +30,8 @@ from fewpick.errors import InputError
 from fewpick.io.picks.catalog import suffixes_help
 
 
-class ClassicMethod(str, Enum):
+class PickMethod(str, Enum):
+    general = "general"
     dog = "dog"
     template = "template"
 
@@ -45,8 +46,9 @@ def pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (MRC, TIFF, PNG, JPEG) or folders of them."),
     out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model from 'fewpick train': pick with it (its diameter and binning)."),
-    method: ClassicMethod = typer.Option(ClassicMethod.dog, "--method", help="Without --model. dog: difference of Gaussians; template: FFT cross-correlation."),
+    method: PickMethod = typer.Option(PickMethod.general, "--method", help="Without --model. general: fewpick's general particle model (trained on simulated micrographs of many particles; no labels needed); dog: difference of Gaussians; template: FFT cross-correlation."),
     particle_diameter: Optional[str] = typer.Option(None, "--particle-diameter", "-d", help="Particle diameter: pixels (68, 68px) or physical (120A, 12nm). Needed without --model."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="With --method general: about how many particles a micrograph holds; the default threshold then keeps that many per micrograph (one score for all of them) instead of splitting each micrograph's scores."),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score, 'auto' (each micrograph split by the picker's own rule), 'count' (one score for all, set so that the micrographs get the model's expected particle count each) or 'calibrated' (the model's cut, set on its training micrographs). A very low value (-1e9) keeps every peak. Default: auto for classic methods; with --model, count for a model trained with an expected count."),
     template: Optional[Path] = typer.Option(None, "--template", help="Template for --method template: a 2D image or a 3D map (MRC)."),
     angular_step: float = typer.Option(30.0, "--angular-step", min=1.0, max=180.0, help="Template orientations, degrees apart."),
@@ -68,7 +70,7 @@ def pick(
     """Pick particles with a trained model, or with a classic method (no training).
 
     Example: [bold]fewpick pick mics/ --model picker.pt --out picks.star[/]
-    or: [bold]fewpick pick sim/*.mrc --method dog --particle-diameter 48 --out picks.star[/]
+    or, with no labels: [bold]fewpick pick mics/ --particle-diameter 48 --out picks.star[/]
     """
     options = dict(locals())  # for --resume: what decides the picks
     import numpy as np
@@ -99,22 +101,31 @@ def pick(
     check_batch_output(out, files, fmt, inputs=[model, template])
     first = first_readable(files, functools.partial(read_micrograph, pixel_size=pixel_size), strict)
     trained = None
+    if model is None and expected_particles is not None and method != PickMethod.general:
+        raise InputError(None, "--expected-particles goes with --method general")
+    if model is not None and expected_particles is not None:
+        raise InputError(None, "--expected-particles goes with --method general (a model knows its own count)")
     if kind is not None:  # a model was given
         trained = kind.load_module().load_model(model, chosen_device(device))
         trained.settings.threads = threads
         diameter = trained.settings.diameter
-        thr = parse_threshold(threshold)  # None: the model's default
         err_console.print(registry.summary(trained, kind), highlight=False)
     else:
         if particle_diameter is None:
             raise InputError(None, "give --particle-diameter (or --model)")
         diameter = parse_length(particle_diameter, first.pixel_size, "--particle-diameter", first.shape)
-        thr = parse_threshold(threshold)
-    settings = ClassicSettings(diameter=diameter, method=method.value, threshold="auto" if thr is None else thr,
+        if method == PickMethod.general:
+            from fewpick.pickers.pu.general import general_model, general_summary
+
+            trained = general_model(diameter, expected_particles, chosen_device(device), threads, bin_factor)
+            err_console.print(general_summary(trained), highlight=False)
+    thr = parse_threshold(threshold)  # None: the picker's default
+    settings = ClassicSettings(diameter=diameter, method="dog" if method == PickMethod.general else method.value,
+                               threshold="auto" if thr is None else thr,
                                dark=not bright,
                                bin_factor=bin_factor, max_picks=max_picks, border=border)
     templates = None
-    if trained is None and method == ClassicMethod.template:
+    if trained is None and method == PickMethod.template:
         if template is None:
             raise InputError(None, "--method template needs --template FILE (a 2D image or a 3D map)")
         t_img = read_image(template)

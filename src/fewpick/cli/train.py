@@ -55,6 +55,7 @@ def train(
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius (default 1: never two picks on one particle, touching particles both kept)."),
     correlation: bool = typer.Option(True, "--correlation/--no-correlation", help="After training, test whether the labelled particles' rotational average agrees with the network (round particles); if so, centre and rescore picks on it."),
     edge_margin: Optional[float] = typer.Option(None, "--edge-margin", min=0.0, max=1.0, help="Drop picks closer than this many particle diameters to the micrograph edge. Default: from the labels — where many labels leave the edges empty, picks more than a radius closer to the edge than the closest label are dropped; with few labels, none."),
+    init: str = typer.Option("none", "--init", help="Where the network starts: 'general' (fewpick's general particle model, trained on simulated micrographs of many particles), 'none' (random weights) or a model file of 'fewpick train' with the same network."),
     seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     device: str = device_option(),
@@ -68,7 +69,9 @@ def train(
     from fewpick.pickers import pu
 
     files = list_images(images)
-    check_output(out, inputs=[*files, labels, *(val_images or []), val_labels], suffixes=MODEL_SUFFIXES)
+    start = None if init == "none" else init if init == "general" else Path(init)
+    check_output(out, inputs=[*files, labels, *(val_images or []), val_labels,
+                              start if isinstance(start, Path) else None], suffixes=MODEL_SUFFIXES)
     dev = chosen_device(device)
     ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
     diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)
@@ -90,5 +93,5 @@ def train(
             progress.update(progress.task_ids[0], completed=entry["step"], info=f"{info}  {hms(entry['eta_s'])} left")
 
         model = pu.train(ims, labs, settings, out, labels_source=labels, val_images=v_ims, val_labels=v_labs,
-                         resume=resume, progress=report, device=dev)
+                         resume=resume, progress=report, device=dev, init=start)
     console.print(f"{pu.model_summary(model)} -> {out}", highlight=False)

@@ -193,14 +193,15 @@ class LabelSession:
         return result
 
     def candidates(self, i: int) -> list[list[float]]:
-        """Difference-of-Gaussians candidates of micrograph ``i`` (original px), to click on."""
+        """Micrograph ``i``'s picks by the general particle model (no labels; its default cut), original px, to
+        click on."""
         with self.lock:
             if i in self._candidates:
                 return self._candidates[i]
-        from fewpick.pickers.classic import ClassicSettings, pick_micrograph
+        from fewpick.pickers.pu.general import general_model
 
-        picks = pick_micrograph(self.image(i).data, ClassicSettings(diameter=self.settings.diameter),
-                                self.names[i])
+        picker = general_model(self.settings.diameter, self.settings.expected_particles, threads=self.settings.threads)
+        picks = picker.pick(self.image(i))
         out = np.round(picks[["x", "y"]].to_numpy(float), 1).tolist()
         with self.lock:
             self._candidates[i] = out

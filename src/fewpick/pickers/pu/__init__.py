@@ -30,8 +30,9 @@ ball) ÷ the binned micrograph's area.
 The package's modules: :mod:`~fewpick.pickers.pu.settings` (what a user can set),
 :mod:`~fewpick.pickers.pu.data` (labels, binned micrographs and the class prior),
 :mod:`~fewpick.pickers.pu.correlation` (the labels' rotational average and the test of whether picks use it),
-:mod:`~fewpick.pickers.pu.model` (the trained model and how it picks), :mod:`~fewpick.pickers.pu.train` and
-:mod:`~fewpick.pickers.pu.files`.
+:mod:`~fewpick.pickers.pu.model` (the trained model and how it picks), :mod:`~fewpick.pickers.pu.train`,
+:mod:`~fewpick.pickers.pu.files` and :mod:`~fewpick.pickers.pu.general` (the general particle model shipped with
+fewpick: picks with no label, and training can start from it).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from fewpick.pickers.pu.data import (
     training_items,
 )
 from fewpick.pickers.pu.files import build_network, load_model, save_model
+from fewpick.pickers.pu.general import GENERAL_MODEL, general_model, general_summary
 from fewpick.pickers.pu.model import (
     PUModel,
     all_peaks,
@@ -65,4 +67,4 @@ from fewpick.pickers.pu.model import (
 from fewpick.pickers.pu.settings import AGREEMENT, CENTRE, EDGE_EXPECTED, MODEL_FORMAT, MODEL_FORMAT_VERSION, PUSettings
 from fewpick.pickers.pu.train import calibrate_threshold, finish_training, refit, train
 
-__all__ = ["AGREEMENT", "CENTRE", "EDGE_EXPECTED", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "PUModel", "PUSettings", "TrainingItem", "all_peaks", "binned_for_network", "build_network", "calibrate_threshold", "centred_on_correlation", "class_prior", "correlation_map", "correlation_radius", "finish_training", "fit_correlation", "label_edge_margin", "label_template", "labels_by_micrograph", "load_model", "model_summary", "pick_images", "pick_micrograph", "prepare", "refit", "rescored_peaks", "save_model", "score_map", "train", "training_items"]
+__all__ = ["AGREEMENT", "CENTRE", "EDGE_EXPECTED", "GENERAL_MODEL", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "PUModel", "PUSettings", "TrainingItem", "all_peaks", "binned_for_network", "build_network", "calibrate_threshold", "centred_on_correlation", "class_prior", "correlation_map", "correlation_radius", "finish_training", "fit_correlation", "general_model", "general_summary", "label_edge_margin", "label_template", "labels_by_micrograph", "load_model", "model_summary", "pick_images", "pick_micrograph", "prepare", "refit", "rescored_peaks", "save_model", "score_map", "train", "training_items"]

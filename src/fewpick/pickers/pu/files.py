@@ -62,6 +62,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     net.eval().to(resolve_device(device))
     template = bundle.get("template")
     return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
-                   float(bundle.get("threshold", 0.0)),
+                   None if bundle.get("threshold", 0.0) is None else float(bundle.get("threshold", 0.0)),
                    template=None if template is None else np.asarray(template, np.float32),
                    correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"))

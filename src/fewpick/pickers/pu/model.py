@@ -38,7 +38,7 @@ class PUModel(PickerBase):
     pi: float
     pixel_size: float | None
     history: list = field(default_factory=list)
-    threshold: float = 0.0  # default score cut (logit), calibrated on the training micrographs
+    threshold: float | None = 0.0  # default score cut (logit), calibrated on the training micrographs; None: none
     template: np.ndarray | None = None  # the labelled particles' rotational average (binned px), when used
     correlation_weight: float = 0.0  # logits per unit of correlation in the score (0: correlation not used)
     agreement: float | None = None  # the share of best training peaks the network and the correlation share
@@ -141,8 +141,9 @@ def model_summary(model: PUModel) -> str:
                 f"agreement {model.agreement:.2f} < {AGREEMENT:g})")
     else:
         corr = ""
+    cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
     if s.edge_margin:
         corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
     return (f"particle picker trained on labelled and unlabelled regions: particle {s.diameter:.4g} px, "
             f"micrographs binned ×{model.factor}, about {model.pi:.1%} of the binned pixels taken as particle "
-            f"centres, picks at least {s.spacing:.2g} radius apart, default threshold {model.threshold:.3g}{corr}")
+            f"centres, picks at least {s.spacing:.2g} radius apart, {cut}{corr}")

@@ -22,6 +22,14 @@ CENTRE = 0.25  # picks move to the best correlation within this many diameters
 EDGE_EXPECTED = 3.0  # labels an empty edge band must have been expected to hold (chance of none: e^-3 ≈ 5 %)
 
 
+LEARNING_RATE = 1e-3  # from random weights
+
+
+# from a starting model's weights (the general model): ten times lower keeps what it knows (measured on the real sets:
+# docs/general_model.md)
+FINE_TUNING_RATE = 1e-4
+
+
 @dataclass
 class PUSettings:
     """Everything that defines a PU picker; stored in the model file.
@@ -45,7 +53,7 @@ class PUSettings:
     steps_per_epoch: int = 100
     batch: int = 8
     tile: int = 64
-    lr: float = 1e-3
+    lr: float | None = None  # Adam's; None: LEARNING_RATE from random weights, FINE_TUNING_RATE from a starting model
     weight_decay: float = 1e-5
     unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
     # peaks are the local maxima within this fraction of the particle radius; None: automatic at training (see

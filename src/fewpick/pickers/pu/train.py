@@ -34,12 +34,13 @@ from fewpick.pickers.pu.data import (
     training_items,
 )
 from fewpick.pickers.pu.files import build_network, load_model, save_model
+from fewpick.pickers.pu.general import GENERAL_MODEL
 from fewpick.pickers.pu.model import (
     PUModel,
     all_peaks,
     pick_images,
 )
-from fewpick.pickers.pu.settings import PUSettings
+from fewpick.pickers.pu.settings import FINE_TUNING_RATE, LEARNING_RATE, PUSettings
 from fewpick.training import drop_checkpoints, fit, seeded
 
 
@@ -109,9 +110,9 @@ def train(
     """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch,
     removed once the model is written).
 
-    ``init``: a PU model (or its file) whose network weights training starts from instead of random ones; it
-    must have the same network (width, blocks, autoencoder) and should have been trained at the same binned
-    particle size.
+    ``init``: a PU model (or its file; ``"general"``: the general particle model shipped with fewpick,
+    :mod:`fewpick.pickers.pu.general`) whose network weights training starts from instead of random ones; it
+    must have the same network (width, blocks) and should have been trained at the same binned particle size.
 
     Batches are drawn on the CPU from seeded generators, so a seeded run trains on the same tiles on any
     device; the weights differ between devices by floating-point rounding only.
@@ -130,6 +131,8 @@ def train(
         raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
+    if settings.lr is None:
+        settings = replace(settings, lr=LEARNING_RATE if init is None else FINE_TUNING_RATE)
     if settings.bin_factor is None:  # stored: the file bins as trained whatever later versions choose
         settings = replace(settings, bin_factor=settings.factor())
     rng, gen = seeded(settings.seed)
@@ -159,15 +162,9 @@ def train(
         settings = PUSettings(**{**asdict(settings), "tile": int(min_side)})
 
     if init is not None:
-        start = init if isinstance(init, PUModel) else load_model(init, "cpu")
-        try:
-            net.load_state_dict(cpu_state(start.net))
-        except RuntimeError:
-            raise InputError(init if not isinstance(init, PUModel) else None,
-                             "the starting model's network differs from this one (width, blocks or autoencoder); "
-                             "train from scratch or with the same network settings") from None
+        start_from(net, init)
     net = net.to(dev, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = torch.optim.Adam(net.parameters(), lr=float(settings.lr or LEARNING_RATE), weight_decay=settings.weight_decay)
     # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
     model = PUModel(net, settings, pi, images[0].pixel_size, [])
@@ -192,6 +189,20 @@ def train(
     save_model(model, out)
     drop_checkpoints(str(out) + ".ckpt")
     return model
+
+
+def start_from(net: PickerCNN, init: PUModel | str | os.PathLike) -> None:
+    """Load ``init``'s network weights into ``net`` (``"general"``: the general particle model). A decoder the
+    starting network lacks (the general model has none) starts from random weights."""
+    start = init if isinstance(init, PUModel) else load_model(GENERAL_MODEL if init == "general" else init, "cpu")
+    try:
+        missing, unexpected = net.load_state_dict(cpu_state(start.net), strict=False)
+    except RuntimeError:
+        missing, unexpected = ["(shapes)"], []
+    if unexpected or any(not k.startswith("decoder.") for k in missing):
+        raise InputError(init if not isinstance(init, PUModel) else None,
+                         "the starting model's network differs from this one (width or blocks); "
+                         "train from scratch or with the same network settings")
 
 
 def finish_training(model: PUModel, items: Sequence[TrainingItem]) -> None:

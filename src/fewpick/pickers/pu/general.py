@@ -1,0 +1,47 @@
+"""The general particle model shipped with fewpick: picks with no label at all, and PU training starts from it.
+
+It is the PU picker's network trained on simulated micrographs in which every particle is labelled (many
+structures, sizes, defoci, ice thicknesses, crowdings, carbon edges, contamination; raw and 8-bit denoised;
+``bench/general_model.py`` rebuilds it, ``docs/general_model.md`` is its model card). It works on the binned
+grid, where every particle spans about :data:`~fewpick.geometry.WORKING_DIAMETER` pixels, so one file serves
+every particle size: :func:`general_model` makes from it a PU model for the diameter a user gives.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from fewpick.errors import InputError
+from fewpick.pickers.pu.files import load_model
+from fewpick.pickers.pu.model import PUModel
+
+#: the shipped weights (a PU model file trained for a particle of the working diameter, binned ×1)
+GENERAL_MODEL = Path(__file__).resolve().parent / "general_2d.pt"
+
+
+def general_model(diameter: float, expected_particles: float | None = None, device: str | torch.device = "cpu",
+                  threads: int = 2, bin_factor: int | None = None, path: str | os.PathLike = GENERAL_MODEL) -> PUModel:
+    """The general model as a PU picker for particles of ``diameter`` px: the micrographs are binned for that
+    diameter (by ``bin_factor`` if given); its default cut is ``expected_particles`` per micrograph where given,
+    else each micrograph's automatic split. ``path``: another file of the same kind (``bench/general_model.py``)."""
+    if not Path(path).exists():
+        raise InputError(path, "the general particle model is missing from this installation of fewpick")
+    model = load_model(path, device)
+    model.settings = replace(model.settings, diameter=float(diameter), bin_factor=bin_factor,
+                             expected_particles=expected_particles, threads=threads)
+    model.settings = replace(model.settings, bin_factor=model.settings.factor())
+    model.threshold = None  # no calibrated cut: no micrograph of the user's was seen
+    return model
+
+
+def general_summary(model: PUModel) -> str:
+    """One line describing the general model as it will pick, for the command line."""
+    s = model.settings
+    cut = (f"default threshold: about {s.expected_particles:g} picks per micrograph" if s.expected_particles
+           else "default threshold: each micrograph's scores split in two")
+    return (f"general particle model (no labels): particle {s.diameter:.4g} px, micrographs binned ×{model.factor}, "
+            f"{cut}")

@@ -1,0 +1,106 @@
+"""The general particle model shipped with fewpick: it loads without network access, picks a realistic simulated
+micrograph it never saw with no label at all, serves ``fewpick pick`` without a model, and starts PU training."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fewpick.cli import app
+from fewpick.errors import InputError
+from fewpick.evaluate import evaluate
+from fewpick.io import Image, read_picks, write_mrc, write_picks
+from fewpick.pickers import pu
+from fewpick.pickers.classic import ClassicPicker, ClassicSettings
+from fewpick.pickers.pu.general import GENERAL_MODEL, general_model
+from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
+from fewpick.simulate.species import load_species
+
+DIAMETER = 48.0  # px: CCT at the pixel size below
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    """A micrograph of CCT in the simulator's hard conditions (thick ice, close to focus, low dose, carbon,
+    contamination and aggregates; a seed far from the general model's training seeds)."""
+    px = load_species("cct").diameter / DIAMETER
+    preset = replace(PRESETS["hard"], pixel_size=px, species=("cct",))
+    sim = simulate_micrograph((768, 768), 120, preset, seed=987_654)
+    truth = sim.truth[sim.truth.species == "cct"].assign(micrograph="mic")
+    return Image(sim.image, px, Path("mic.mrc")), truth
+
+
+def test_the_shipped_file_is_small_and_loads_for_any_diameter():
+    assert GENERAL_MODEL.stat().st_size <= 10 * 2**20
+    for d, factor in ((36.0, 3), (68.0, 5), (150.0, 10)):
+        m = general_model(d)
+        assert m.factor == factor and m.settings.diameter == d and m.calibrated_threshold() is None
+        assert m.expected_count() is None and m.default_threshold().__class__.__name__ == "Auto"
+    assert general_model(40.0, expected_particles=25).expected_count() == 25
+
+
+def test_picks_a_realistic_micrograph_it_never_saw_with_no_label(realistic):
+    image, truth = realistic
+    general = general_model(DIAMETER).pick_images([image], -1e9)
+    dog = ClassicPicker(ClassicSettings(diameter=DIAMETER)).pick_images([image], -1e9)
+    ours = evaluate(general, truth, radius=DIAMETER / 2)["auprc"]
+    theirs = evaluate(dog, truth, radius=DIAMETER / 2)["auprc"]
+    assert ours >= 0.8 and ours >= theirs + 0.3, (ours, theirs)
+
+
+def test_pick_without_a_model_uses_it(realistic, tmp_path):
+    image, truth = realistic
+    write_mrc(tmp_path / "mic.mrc", image.data, image.pixel_size)
+    run = CliRunner().invoke
+    r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", str(DIAMETER), "-n", "40", "--out", str(tmp_path / "n.star")])
+    assert r.exit_code == 0, r.output
+    assert "general particle model" in r.output
+    assert len(read_picks(tmp_path / "n.star")) == 40  # the expected count, one micrograph
+    r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", str(DIAMETER), "--out", str(tmp_path / "auto.star")])
+    assert r.exit_code == 0, r.output
+    auto = read_picks(tmp_path / "auto.star")
+    assert evaluate(auto, truth, radius=DIAMETER / 2)["all_picks"]["f1"] >= 0.5
+    r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", "48", "--method", "dog", "-n", "40", "--out",
+                  str(tmp_path / "dog.star")])
+    assert r.exit_code == 2 and "--expected-particles goes with --method general" in r.output
+    r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", "48", "-t", "calibrated", "--out", str(tmp_path / "c.star")])
+    assert r.exit_code == 2 and "no calibrated threshold" in r.output
+
+
+def test_pu_training_starts_from_it(realistic, tmp_path):
+    """``init="general"``: the network starts from the general model's weights (a learning rate of ~0 leaves
+    them there), with or without a decoder; the CLI's ``--init general`` trains."""
+    image, truth = realistic
+    s = pu.PUSettings(diameter=DIAMETER, expected_particles=40, steps=10, steps_per_epoch=10, lr=1e-12)
+    start = general_model(DIAMETER)
+    for settings in (s, replace(s, autoencoder=0.1)):
+        model = pu.train([image], truth.iloc[:10], settings, tmp_path / "m.pt", init="general")
+        for k, v in start.net.state_dict().items():
+            if v.dtype.is_floating_point and "running" not in k:
+                torch.testing.assert_close(model.net.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="network differs"):
+        pu.train([image], truth.iloc[:10], replace(s, width=24), tmp_path / "w.pt", init="general")
+    write_mrc(tmp_path / "mic.mrc", image.data, image.pixel_size)
+    write_picks(truth.iloc[:10], tmp_path / "labels.star")
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "mic.mrc"), "--labels", str(tmp_path / "labels.star"), "-d",
+                                 "48", "-n", "40", "--steps", "10", "--init", "general", "--out", str(tmp_path / "p.pt")])
+    assert r.exit_code == 0, r.output
+    assert np.isfinite(pu.load_model(tmp_path / "p.pt").threshold)
+
+
+def test_the_labelling_page_offers_its_picks_to_click_on(realistic, tmp_path):
+    from fewpick.web.label import LabelSession, LabelSettings
+
+    image, truth = realistic
+    write_mrc(tmp_path / "mic.mrc", image.data, image.pixel_size)
+    session = LabelSession([tmp_path / "mic.mrc"], tmp_path / "labels.star", LabelSettings(diameter=DIAMETER,
+                                                                                             expected_particles=40))
+    points = np.asarray(session.candidates(0))
+    assert len(points) == 40
+    d = np.hypot(*(points[:, None, :] - truth[["x", "y"]].to_numpy()[None]).transpose(2, 0, 1)).min(axis=1)
+    assert np.mean(d < DIAMETER / 4) >= 0.9  # nine in ten on a particle
