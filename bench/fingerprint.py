@@ -102,10 +102,12 @@ def main() -> None:
     run("simulate", "micrographs", "--out", w("simple"), "--count", 2, "--size", 512, "--seed", 5, "--preset", "simple")
     run("pick", w("mics"), "--method", "dog", "-d", "183A", "--out", w("dog.star"))
     run("pick", w("simple"), "--method", "dog", "-d", 40, "--out", w("dog_simple.star"))
+    run("pick", w("mics"), "-d", "183A", "--out", w("general.star"))  # no model: the general particle model
+    run("pick", w("mics"), "-d", "183A", "-n", 20, "--out", w("general_count.star"))
     run("simulate", "map", "--species", "cct", "--pixel-size", 2.4, "--out", w("cct.mrc"))
     run("pick", w("mics/mic_000.mrc"), "--method", "template", "--template", w("cct.mrc"), "-d", "183A",
         "--angular-step", 60, "--out", w("template.star"))
-    for name in ("truth", "labels", "dog", "dog_simple", "template"):
+    for name in ("truth", "labels", "dog", "dog_simple", "general", "general_count", "template"):
         result[f"picks/{name}"] = picks_digest(w(f"{name}.star"), work)
 
     # PU picker

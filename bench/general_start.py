@@ -67,7 +67,10 @@ def recorded_simulated_rows() -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| set | labels | start | seeds | AUPRC | best F1 | train s |", "|---|---|---|---|---|---|---|"]
+    out = ["AUPRC and best F1: matching radius D/2, test micrographs. Train s: wall time with up to three runs sharing "
+           "the two cores (one thread each; the simulated set's command lines two): compare the AUPRC, not the "
+           "times (bench/results/real2d.md times the PU picker alone).", "",
+           "| set | labels | start | seeds | AUPRC | best F1 | train s |", "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["set"], r["labels"], r["start"]) for r in rows}, key=lambda k: (k[0], k[1], k[2] != "random"))
     for key in keys:
         rs = [r for r in rows if (r["set"], r["labels"], r["start"]) == key]
