@@ -26,7 +26,7 @@ LEARNING_RATE = 1e-3  # from random weights
 
 
 # from a starting model's weights (the general model): ten times lower keeps what it knows (measured on the real sets:
-# docs/general_model.md)
+# docs/benchmarks.md, "The general particle model")
 FINE_TUNING_RATE = 1e-4
 
 
