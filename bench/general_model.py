@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 from fewpick.geometry import Geometry  # noqa: E402
 from fewpick.ops.filters import normalize  # noqa: E402
-from fewpick.pickers.pu.data import prepare  # noqa: E402
+from fewpick.pickers.pu.data import positive_mask, prepare  # noqa: E402
 from fewpick.pickers.pu.settings import PUSettings  # noqa: E402
 from fewpick.simulate.micrograph import PRESETS, simulate_micrograph  # noqa: E402
 from fewpick.simulate.species import available_species, load_species  # noqa: E402
@@ -117,22 +117,6 @@ def dataset(count: int, seed: int) -> list[dict]:
     return items
 
 
-def label_mask(item: dict) -> np.ndarray:
-    from fewpick.ops.peaks import ball
-
-    shape = item["image"].shape
-    mask = np.zeros(shape, bool)
-    disk = ball(float(item["radius"]), 2)
-    r = disk.shape[0] // 2
-    for cy, cx in np.round(item["centres"]).astype(int):
-        y0, x0 = cy - r, cx - r
-        ys = slice(max(0, y0), min(shape[0], y0 + disk.shape[0]))
-        xs = slice(max(0, x0), min(shape[1], x0 + disk.shape[1]))
-        if ys.stop > ys.start and xs.stop > xs.start:
-            mask[ys, xs] |= disk[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-    return mask
-
-
 def batches(items: list[dict], masks: list[np.ndarray], batch: int, tile: int, rng: np.random.Generator):
     while True:
         xs, ms = [], []
@@ -161,7 +145,7 @@ def train_general(items: list[dict], steps: int, seed: int, batch: int = 16, til
     settings = PUSettings(diameter=16.0)
     rng, _ = seeded(seed)
     net = build_network(settings)
-    masks = [label_mask(it) for it in items]
+    masks = [positive_mask(it["image"].shape, it["centres"], float(it["radius"])) for it in items]
     draw = batches(items, masks, batch, tile, rng)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

@@ -83,6 +83,8 @@ def pick(
     # a run-time choice, whatever the model was trained with: one torch thread per Dask worker by default
     threads = threads or (1 if (workers or scheduler) else 2)
     kind = None
+    if model is not None and expected_particles is not None:
+        raise InputError(None, "--expected-particles goes with --method general (a model knows its own count)")
     if model is not None:
         from fewpick.pickers import registry
 
@@ -103,8 +105,6 @@ def pick(
     trained = None
     if model is None and expected_particles is not None and method != PickMethod.general:
         raise InputError(None, "--expected-particles goes with --method general")
-    if model is not None and expected_particles is not None:
-        raise InputError(None, "--expected-particles goes with --method general (a model knows its own count)")
     if kind is not None:  # a model was given
         trained = kind.load_module().load_model(model, chosen_device(device))
         trained.settings.threads = threads

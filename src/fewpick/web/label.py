@@ -109,6 +109,7 @@ class LabelSession:
         self.lock = threading.RLock()
         self._display: OrderedDict[int, tuple[bytes, np.ndarray]] = OrderedDict()
         self._candidates: dict[int, list] = {}
+        self._general: Any = None  # the general particle model for this diameter, loaded at the first candidates
         self.job: dict[str, Any] = {"state": "idle"}
         self.model = None
         self.picker_kind: str | None = None
@@ -198,10 +199,12 @@ class LabelSession:
         with self.lock:
             if i in self._candidates:
                 return self._candidates[i]
-        from fewpick.pickers.pu.general import general_model
+        if self._general is None:
+            from fewpick.pickers.pu.general import general_model
 
-        picker = general_model(self.settings.diameter, self.settings.expected_particles, threads=self.settings.threads)
-        picks = picker.pick(self.image(i))
+            self._general = general_model(self.settings.diameter, self.settings.expected_particles,
+                                          threads=self.settings.threads)
+        picks = self._general.pick(self.image(i))
         out = np.round(picks[["x", "y"]].to_numpy(float), 1).tolist()
         with self.lock:
             self._candidates[i] = out

@@ -53,7 +53,8 @@ class TrainingItem:
     centres: np.ndarray  # (n, 2) binned (row, col) of labels
 
 
-def _positive_mask(shape, centres_rc: np.ndarray, radius: float) -> np.ndarray:
+def positive_mask(shape, centres_rc: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels of a ``shape`` grid within ``radius`` of any centre (row, col): the positives of the labels."""
     mask = np.zeros(shape, bool)
     disk = ball(radius, 2)
     r = disk.shape[0] // 2
@@ -91,7 +92,7 @@ def training_items(images: Sequence[Image], labels: dict[str, pd.DataFrame], set
         rows = labels.get(im.name)
         centres = (geo.to_working(rows[["y", "x"]].to_numpy(float), Geometry.scale(im.shape, binned.shape))
                    if rows is not None and len(rows) else np.zeros((0, 2)))
-        items.append(TrainingItem(im.name, binned, _positive_mask(binned.shape, centres, settings.label_radius()), centres))
+        items.append(TrainingItem(im.name, binned, positive_mask(binned.shape, centres, settings.label_radius()), centres))
     return items
 
 
