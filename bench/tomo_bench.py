@@ -263,7 +263,8 @@ def report(rows: list, base: list, a, quiet: bool = False) -> None:
                   f"{g.pick_peak_mib.max():.0f} |")
     md += ["", f"{len(a.seeds)} seeds ({', '.join(map(str, a.seeds))}): label draws and training seeds; mean ± sd. "
            "Particles assumed: the count behind the prior π in the training tomograms (twice the labels, or the "
-           "held-out estimate where lower), mean over seeds; present: the species' particles there.",
+           "held-out estimate where lower; with self-training, below 12 labels, the labels plus twice the confident "
+           "picks), mean over seeds; present: the species' particles there.",
            f"Training tomograms: simulated seeds {TRAIN_SEEDS}; test: {TEST_SEEDS} (realistic preset).", "",
            "## Baselines on the same test tomograms (no labels)", "",
            "| species | method | F1 at its own cut | precision | recall | F1 at the best (oracle) cut | s / tomogram |",

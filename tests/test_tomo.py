@@ -78,7 +78,7 @@ def test_estimated_count_caps_the_prior_where_labels_cover_the_particles(tmp_pat
     truth, diameter = _truth(sim)
     write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
     im = read_volume(tmp_path / "t0.mrc")
-    s = T.TomoSettings(diameter=diameter, steps_per_epoch=10, batch=4, seed=0)
+    s = T.TomoSettings(diameter=diameter, epochs=10, steps_per_epoch=10, batch=4, seed=0)
     items = T.training_items([im], truth, s, None)  # every ribosome labeled: none left for the unlabeled voxels
     seen = []
     (est,) = T.estimate_particles(items, s, progress=seen.append)
@@ -116,7 +116,12 @@ def test_the_estimate_scores_a_sample_of_large_tomograms_within_its_budget():
     assert scored <= 1.5 * budget
     everything, _ = prior.scored_blocks(items, held, 1e12, np.random.default_rng(1))
     assert everything == [None, None]
-    assert prior.prior_epochs(T.TomoSettings(diameter=20)) == 3  # 10 epochs: the default 3
+    assert prior.prior_epochs(T.TomoSettings(diameter=20)) == 3  # the default 3 (of 10 epochs)
+    few = T.TomoSettings(diameter=20).for_labels(11)  # too few labels to estimate: 6 epochs, the last 2 self-training
+    assert (few.epochs, few.self_training, prior.prior_epochs(few)) == (6, 2, 2)
+    many = T.TomoSettings(diameter=20, self_training=1).for_labels(12)
+    assert (many.epochs, many.self_training) == (10, 1)  # what a user sets stays
+    assert T.TomoSettings(diameter=20, filament=True).for_labels(5).self_training == 0
     assert prior.prior_epochs(T.TomoSettings(diameter=20, epochs=3)) == 1
 
 
@@ -199,6 +204,72 @@ def test_trains_and_finds_ribosomes(sim, tmp_path):
     path = T.save_model(model, tmp_path / "m.pt")
     again = T.load_model(path)
     np.testing.assert_allclose(T.heat_map(again, im.data), T.heat_map(model, im.data), atol=1e-6)
+
+
+def test_self_training_adds_confident_picks_that_are_particles(sim, tmp_path):
+    """The last epochs learn from the labels and the model's confident picks on its training tomogram: the picks
+    are ribosomes the labels did not name, the prior counts them twice, and a resumed run reads them back."""
+    import json
+
+    from scipy.spatial import cKDTree
+
+    from fewpick.nn.unet import SliceUNet3D
+    from fewpick.pickers.tomo.selftrain import self_training_counts, self_training_picks
+
+    truth, diameter = _truth(sim)
+    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
+    im = read_volume(tmp_path / "t0.mrc")
+    labels = truth.iloc[:4]
+    s = T.TomoSettings(diameter=diameter, epochs=6, steps_per_epoch=10, batch=4, seed=0, self_training=2)
+    seen, ckpt = [], tmp_path / "m.pt.ckpt"
+    model = T.train([im], labels, s, progress=seen.append, checkpoint=ckpt)
+    (rec,) = [r for r in seen if r.get("stage") == "self-training"]
+    saved = tmp_path / "m.pt.ckpt.picks.json"
+    (picks,) = [np.asarray(p) for p in json.loads(saved.read_text())]
+    assert rec["labels"] == 4 and rec["picks"] == len(picks) >= 3, rec
+    assert model.particles == [4 + 2 * len(picks)] and rec["particles"] == model.particles[0]
+    geo = s.geometry()
+    d, i = cKDTree(geo.to_working(truth[["z", "y", "x"]].to_numpy(float))).query(picks)
+    assert np.mean(d <= geo.radius()) >= 0.8  # particles
+    assert not set(i[d <= geo.radius()]) & set(range(4))  # none of them labelled already
+    (item,) = T.training_items([im], labels, s, None)
+    (again,) = self_training_picks(SliceUNet3D(s.width, s.blocks), [item], s, saved)  # read back, not recomputed
+    np.testing.assert_allclose(again, picks)
+    assert self_training_counts([item], [picks], [100.0]) == [100.0]  # never below the count assumed before
+    short = T.train([im], labels, replace(s, epochs=2, steps_per_epoch=2, self_training=0), checkpoint=ckpt,
+                    out=tmp_path / "m.pt")
+    assert short.particles == [8.0]  # without self-training: twice the labels
+    assert not list(tmp_path.glob("m.pt.ckpt*"))  # the side files go with the checkpoint
+
+
+def test_only_picks_shaped_like_the_labels_join_them():
+    """Balls of two sizes: picks on the labelled size join (most of them), a voxel or two off their centre;
+    picks on the smaller balls (a lookalike) do not; with fewer than three labels none joins."""
+    from fewpick.pickers.tomo.selftrain import centred, like_the_labels
+
+    rng = np.random.default_rng(0)
+    shape = (40, 120, 120)
+    z, y, x = np.indices(shape)
+    big = [(12, 20, 20), (12, 20, 60), (12, 20, 100), (28, 60, 20), (28, 60, 60), (28, 60, 100), (12, 100, 40)]
+    small = [(28, 100, 80), (12, 60, 40), (28, 100, 100), (28, 20, 40)]
+    vol = 0.5 * rng.standard_normal(shape)
+    for centres, r in ((big, 6.0), (small, 3.0)):  # particles that differ a little in size and density
+        for c in centres:
+            ri, amp = r * rng.uniform(0.9, 1.1), rng.uniform(0.8, 1.2)
+            vol[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= ri * ri] += amp
+    vol = T.prepare(-vol, 1)  # smoothed, standardised; dense matter bright
+    item = T.TrainingItem(vol, np.zeros(shape, np.float32), np.array(big[:4], float))
+    off = np.array(big[4:], float) + np.array([[1, -2, 1], [0, 2, -1], [-1, 1, 2]])
+    before = np.linalg.norm(off - np.array(big[4:]), axis=1)
+    after = np.linalg.norm(centred(vol, off, 6.0) - np.array(big[4:]), axis=1)
+    assert (after < 0.5 * before).all(), (before, after)  # back towards the middle
+    picks = np.concatenate([off, np.array(small, float)])
+    s = T.TomoSettings(diameter=12.0, target_diameter=12.0)
+    (kept,) = like_the_labels([item], [picks], s)
+    # the rule is strict (as strict as the least typical label): most of the labelled size, no lookalike
+    assert len(kept) >= 2 and {tuple(k) for k in kept} <= {tuple(o) for o in off}, kept
+    few = T.TrainingItem(vol, item.target, item.centres[:2])
+    assert len(like_the_labels([few], [picks], s)[0]) == 0
 
 
 def test_bad_inputs_are_clear_errors(sim, tmp_path):

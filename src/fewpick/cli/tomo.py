@@ -57,7 +57,8 @@ def tomo_train(
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
     filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points clicked along them; points less than 3 diameters apart are joined into centre lines (true positives, no soft positives)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per tomogram (sets π). Default: twice the labels, capped by an estimate from half the labels held out (where labels already cover most particles)."),
-    epochs: int = typer.Option(10, "--epochs", min=1, max=100_000, help="Epochs (the learning rate drops ×0.1 every 5)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, max=100_000, help="Epochs (the learning rate drops ×0.1 every 5). Default: 6 with fewer than 12 labels, else 10."),
+    self_training: Optional[int] = typer.Option(None, "--self-training", min=0, max=100_000, help="The last epochs also learn from the model's own confident picks on the training tomograms (0: labels only; particles, not filaments). Default: 2 with fewer than 12 labels, else 0."),
     steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, max=1_000_000, help="Batches of subtomograms per epoch."),
     box: int = typer.Option(64, "--box", min=16, max=1024, help="Training subtomogram side (binned voxels)."),
     depth: int = typer.Option(5, "--depth", min=1, max=256, help="Training subtomogram depth (binned sections)."),
@@ -89,7 +90,7 @@ def tomo_train(
     settings = tomo.TomoSettings(diameter=diameter, filament=filament, expected_particles=expected_particles,
                                  epochs=epochs, steps_per_epoch=steps_per_epoch, box=box, depth=depth, blocks=blocks,
                                  loss=loss.value, contrast=contrast.value, lambdas=(lambdas[0], lambdas[1], lambdas[2]), seed=seed,
-                                 threads=threads)
+                                 threads=threads, self_training=self_training)
 
     def report(rec):
         if rec.get("first_step"):
@@ -107,12 +108,16 @@ def tomo_train(
                               f"training tomograms  {rec['seconds']:.0f} s, about {hms(rec['eta_s'])} left in all",
                               highlight=False)
             return
+        if rec.get("stage") == "self-training":
+            err_console.print(f"  self-training: {rec['picks']} confident picks join the {rec['labels']} labels "
+                              f"({rec['particles']:.0f} particles assumed)", highlight=False)
+            return
         if "estimated" in rec:
             err_console.print(f"  prior: {rec['estimated']:.0f} particles assumed in {rec['tomograms']} training "
                               f"tomograms, {rec['labels']} of them labeled (held-out estimate, at most twice the "
                               f"labels)  {rec['seconds']:.0f} s", highlight=False)
             return
-        err_console.print(f"  epoch {rec['epoch']}/{epochs}  loss {rec['loss']:.4f} (heat map {rec['heat']:.4f}, "
+        err_console.print(f"  epoch {rec['epoch']}/{rec['epochs']}  loss {rec['loss']:.4f} (heat map {rec['heat']:.4f}, "
                           f"contrast {rec['contrast']:.4f})  {rec['seconds']:.0f} s, {hms(rec['eta_s'])} left",
                           highlight=False)
 

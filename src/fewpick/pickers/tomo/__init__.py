@@ -11,7 +11,9 @@ From a few labeled centres, a :class:`~fewpick.nn.unet.SliceUNet3D` learns a per
 - each subtomogram and an augmented copy (90° rotation / flip in xy, intensity jitter, noise) form the
   Siamese pair; the copy's outputs are mapped back so both views align voxel by voxel, and the debiased
   voxel contrast (λ1, λ2, λ3) ties their projections;
-- Adam, lr 1e-3, ×0.1 every 5 epochs.
+- Adam, lr 1e-3, ×0.1 every 5 epochs;
+- self-training: for the last epochs the model's confident picks on its training tomograms (above each one's
+  automatic cut) join the labels.
 
 Picking runs the network over the whole tomogram in overlapping tiles (bounded memory), then 3D
 max-pool NMS on the heat map with a kernel of the particle's size and a threshold. Coordinates are in
@@ -19,7 +21,8 @@ voxels of the tomogram as given.
 
 The package's modules: :mod:`~fewpick.pickers.tomo.settings` (what a user can set),
 :mod:`~fewpick.pickers.tomo.data` (tomograms, targets and training batches), :mod:`~fewpick.pickers.tomo.prior`
-(the class prior), :mod:`~fewpick.pickers.tomo.model` (the trained model and how it picks),
+(the class prior), :mod:`~fewpick.pickers.tomo.selftrain` (the confident picks that join the labels),
+:mod:`~fewpick.pickers.tomo.model` (the trained model and how it picks),
 :mod:`~fewpick.pickers.tomo.train` and :mod:`~fewpick.pickers.tomo.files`.
 """
 

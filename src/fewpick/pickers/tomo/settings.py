@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fewpick.errors import InputError
 from fewpick.geometry import Geometry
@@ -19,6 +19,11 @@ LOSSES = ("pu-focal", "bce")
 CONTRASTS = ("debiased", "biased", "none")
 
 
+#: labels below which the particle-count estimate cannot run (:func:`~fewpick.pickers.tomo.prior.estimate_particles`
+#: needs 12 to hold half of them out) and training self-trains by default
+SELF_TRAINING_BELOW = 12
+
+
 @dataclass
 class TomoSettings:
     """Training settings. Lengths in voxels of the tomogram as given unless stated."""
@@ -31,7 +36,7 @@ class TomoSettings:
     width: int = 16
     blocks: int = 4
     batch: int = 8
-    epochs: int = 10
+    epochs: int | None = None  # default: :meth:`for_labels` (6 with self-training, else 10)
     steps_per_epoch: int = 30
     lr: float = 1e-3
     loss: str = "pu-focal"
@@ -44,9 +49,34 @@ class TomoSettings:
     # epochs of a quick labeled-against-unlabeled classifier trained on half the labels, whose scores of the other
     # half cap the assumed count where labels already cover most particles (:func:`estimate_particles`); 0: off
     prior_epochs: int = 3
+    # the last epochs train on the labels and the model's confident picks on the training tomograms
+    # (:mod:`~fewpick.pickers.tomo.selftrain`); 0: off. Default: :meth:`for_labels`. Not for filaments.
+    self_training: int | None = None
     label_link: float = 3.0  # filaments: labels closer than this many diameters are on one filament and joined
     seed: int = 0
     threads: int = 2
+
+    def for_labels(self, labels: int) -> TomoSettings:
+        """These settings with the training length filled in for ``labels`` labels, where not set: with fewer
+        than :data:`SELF_TRAINING_BELOW` particle labels, 6 epochs of which the last 2 self-train (the prior
+        cannot be estimated from so few, and self-training finds the particles it would count); else 10 epochs
+        on the labels alone."""
+        few = labels < SELF_TRAINING_BELOW and not self.filament
+        return replace(self, epochs=self.epochs if self.epochs is not None else 6 if few else 10,
+                       self_training=self.self_training if self.self_training is not None else 2 if few else 0)
+
+    @property
+    def total_epochs(self) -> int:
+        """``epochs``, or the 10 of the labels-only default where not yet set (:meth:`for_labels`)."""
+        return 10 if self.epochs is None else self.epochs
+
+    def self_training_steps(self) -> int:
+        """Steps trained with the confident picks as labels: the last ``self_training`` epochs (none for
+        filaments, and none when that leaves no epoch before them)."""
+        n = self.self_training or 0
+        if self.filament or n <= 0 or n >= self.total_epochs:
+            return 0
+        return n * self.steps_per_epoch
 
     @property
     def bin(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,6 +25,7 @@ from fewpick.pickers.tomo.data import TrainingItem, augment, check_isotropic, sa
 from fewpick.pickers.tomo.files import save_model
 from fewpick.pickers.tomo.model import TomoModel, prepared_heat_map
 from fewpick.pickers.tomo.prior import assumed_particles, class_prior, prior_estimate
+from fewpick.pickers.tomo.selftrain import self_training_counts, self_training_picks, with_picks
 from fewpick.pickers.tomo.settings import TomoSettings
 from fewpick.training import drop_checkpoints, fit, seeded
 
@@ -41,8 +43,14 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     for im in tomograms:
         check_isotropic(im.path)
     items = training_items(tomograms, labels, settings, source)
+    settings = settings.for_labels(sum(len(it.centres) for it in items))
+    if progress is not None:  # every record says how many epochs the training runs
+        progress = partial(_with_epochs, progress, settings.total_epochs)
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise InputError(checkpoint, "no checkpoint to resume from")
+    picks_file = Path(str(checkpoint) + ".picks.json") if checkpoint is not None else None
+    if picks_file is not None and not resume:
+        picks_file.unlink(missing_ok=True)  # an earlier run's
     t0 = time.perf_counter()
     estimate = prior_estimate(items, settings, dev, checkpoint, resume, progress)
     counts = assumed_particles(items, settings, estimate)
@@ -56,7 +64,28 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5 * settings.steps_per_epoch, gamma=0.1)
     use_contrast = settings.contrast != "none"
 
-    def step(_):
+    total = settings.total_epochs * settings.steps_per_epoch
+    first = total - settings.self_training_steps()  # steps before the confident picks join the labels
+    relabelled = [first >= total]
+
+    def relabel() -> None:
+        """The confident picks join the labels (:mod:`~fewpick.pickers.tomo.selftrain`), and π counts them."""
+        nonlocal items, pi, pi_u, counts
+        picks = self_training_picks(net, items, settings, picks_file)
+        net.train()
+        if not settings.expected_particles:
+            counts = self_training_counts(items, picks, counts)
+        items = [with_picks(it, p, settings) for it, p in zip(items, picks)]
+        pi, pi_u = class_prior(items, settings, counts)
+        relabelled[0] = True
+        if progress:
+            progress({"stage": "self-training", "picks": int(sum(len(p) for p in picks)),
+                      "labels": int(sum(len(it.centres) for it in items)) - int(sum(len(p) for p in picks)),
+                      "particles": float(sum(counts))})
+
+    def step(i):
+        if i >= first and not relabelled[0]:
+            relabel()
         x, t = sample_batch(items, settings, rng)
         x, t = x.to(dev), t.to(dev)
         view, inverse = augment(x, gen)
@@ -78,7 +107,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
 
     config = {"settings": modelfile.settings_dict(settings), "tomograms": [im.name for im in tomograms],
               "labels": [it.centres.tolist() for it in items], "pi": pi}
-    history = fit(net, opt, step, steps=settings.epochs * settings.steps_per_epoch, every=settings.steps_per_epoch,
+    history = fit(net, opt, step, steps=total, every=settings.steps_per_epoch,
                   sched=sched, generators=(rng, gen), checkpoint=checkpoint, resume=resume, config=config,
                   index="epoch", progress=progress, ping_first=True)
     model = TomoModel(net, settings, pi, tomograms[0].pixel_size if tomograms else None, history, particles=counts)
@@ -87,7 +116,13 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     if out is not None:
         save_model(model, out)
         drop_checkpoints(checkpoint)
+        if picks_file is not None:
+            picks_file.unlink(missing_ok=True)
     return model
+
+
+def _with_epochs(progress: Callable[[dict], None], epochs: int, rec: dict) -> None:
+    progress({**rec, "epochs": epochs})
 
 
 def calibrate_threshold(model: TomoModel, items: list[TrainingItem]) -> float:
