@@ -170,8 +170,7 @@ def _load(ckpt: Path, config: dict | None, required: bool) -> dict | None:
 
 def drop_checkpoints(*paths: str | os.PathLike | None) -> None:
     """Remove the checkpoints of a training that has written its model: they only serve ``--resume`` of an
-    interrupted run (a tomogram training's particle-count estimate, ``<checkpoint>.prior.json``, too)."""
+    interrupted run."""
     for path in paths:
         if path is not None:
             Path(path).unlink(missing_ok=True)
-            Path(str(path) + ".prior.json").unlink(missing_ok=True)

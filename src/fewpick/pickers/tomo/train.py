@@ -116,8 +116,9 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     if out is not None:
         save_model(model, out)
         drop_checkpoints(checkpoint)
-        if picks_file is not None:
-            picks_file.unlink(missing_ok=True)
+        if checkpoint is not None:  # what the checkpoint's run kept beside it: the count estimate, the picks
+            for side in (".prior.json", ".picks.json"):
+                Path(str(checkpoint) + side).unlink(missing_ok=True)
     return model
 
 
