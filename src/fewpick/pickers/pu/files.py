@@ -60,8 +60,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     except RuntimeError as exc:
         raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
     net.eval().to(resolve_device(device))
-    template = bundle.get("template")
+    template, threshold = bundle.get("template"), bundle.get("threshold", 0.0)
     return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
-                   None if bundle.get("threshold", 0.0) is None else float(bundle.get("threshold", 0.0)),
+                   None if threshold is None else float(threshold),
                    template=None if template is None else np.asarray(template, np.float32),
                    correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"))

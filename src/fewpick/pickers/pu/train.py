@@ -131,8 +131,8 @@ def train(
         raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
-    if settings.lr is None:
-        settings = replace(settings, lr=LEARNING_RATE if init is None else FINE_TUNING_RATE)
+    lr = settings.lr if settings.lr is not None else LEARNING_RATE if init is None else FINE_TUNING_RATE
+    settings = replace(settings, lr=lr)
     if settings.bin_factor is None:  # stored: the file bins as trained whatever later versions choose
         settings = replace(settings, bin_factor=settings.factor())
     rng, gen = seeded(settings.seed)
@@ -164,7 +164,7 @@ def train(
     if init is not None:
         start_from(net, init)
     net = net.to(dev, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=float(settings.lr or LEARNING_RATE), weight_decay=settings.weight_decay)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=settings.weight_decay)
     # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
     model = PUModel(net, settings, pi, images[0].pixel_size, [])

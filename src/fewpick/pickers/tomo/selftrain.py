@@ -52,11 +52,12 @@ def radial_profiles(volume: np.ndarray, centres: np.ndarray, radius: float) -> n
     inside = shell <= rmax
     shell, size = shell[inside], np.bincount(shell[inside], minlength=rmax + 1)
     flat = np.stack([gz.ravel()[inside], gy.ravel()[inside], gx.ravel()[inside]], 1)
-    c = np.clip(np.round(np.asarray(centres, float).reshape(-1, 3)).astype(int), 0, np.array(volume.shape) - 1)
+    top = np.array(volume.shape) - 1
+    c = np.clip(np.round(np.asarray(centres, float).reshape(-1, 3)).astype(int), 0, top)
     out = np.empty((len(c), rmax + 1))
     for k, ck in enumerate(c):
         idx = np.abs(ck + flat)  # mirrored at the low edges
-        idx = np.where(idx > np.array(volume.shape) - 1, 2 * (np.array(volume.shape) - 1) - idx, idx)
+        idx = np.where(idx > top, 2 * top - idx, idx)  # and at the high ones
         out[k] = np.bincount(shell, volume[idx[:, 0], idx[:, 1], idx[:, 2]], rmax + 1) / size
     return out
 

@@ -24,6 +24,12 @@ CONTRASTS = ("debiased", "biased", "none")
 SELF_TRAINING_BELOW = 12
 
 
+EPOCHS = 10  # the default training on the labels alone
+
+
+FEW_LABEL_EPOCHS, FEW_LABEL_SELF_TRAINING = 6, 2  # the default below SELF_TRAINING_BELOW labels: 6 epochs, the last 2 self-training
+
+
 @dataclass
 class TomoSettings:
     """Training settings. Lengths in voxels of the tomogram as given unless stated."""
@@ -62,13 +68,14 @@ class TomoSettings:
         cannot be estimated from so few, and self-training finds the particles it would count); else 10 epochs
         on the labels alone."""
         few = labels < SELF_TRAINING_BELOW and not self.filament
-        return replace(self, epochs=self.epochs if self.epochs is not None else 6 if few else 10,
-                       self_training=self.self_training if self.self_training is not None else 2 if few else 0)
+        return replace(self, epochs=self.epochs if self.epochs is not None else FEW_LABEL_EPOCHS if few else EPOCHS,
+                       self_training=(self.self_training if self.self_training is not None
+                                      else FEW_LABEL_SELF_TRAINING if few else 0))
 
     @property
     def total_epochs(self) -> int:
-        """``epochs``, or the 10 of the labels-only default where not yet set (:meth:`for_labels`)."""
-        return 10 if self.epochs is None else self.epochs
+        """``epochs``, or the labels-only default where not yet set (:meth:`for_labels`)."""
+        return EPOCHS if self.epochs is None else self.epochs
 
     def self_training_steps(self) -> int:
         """Steps trained with the confident picks as labels: the last ``self_training`` epochs (none for

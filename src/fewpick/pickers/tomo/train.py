@@ -66,25 +66,25 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
 
     total = settings.total_epochs * settings.steps_per_epoch
     first = total - settings.self_training_steps()  # steps before the confident picks join the labels
-    relabelled = [first >= total]
+    relabelled = first >= total
 
     def relabel() -> None:
         """The confident picks join the labels (:mod:`~fewpick.pickers.tomo.selftrain`), and π counts them."""
-        nonlocal items, pi, pi_u, counts
+        nonlocal items, pi, pi_u, counts, relabelled
         picks = self_training_picks(net, items, settings, picks_file)
         net.train()
+        n_labels = sum(len(it.centres) for it in items)
         if not settings.expected_particles:
             counts = self_training_counts(items, picks, counts)
         items = [with_picks(it, p, settings) for it, p in zip(items, picks)]
         pi, pi_u = class_prior(items, settings, counts)
-        relabelled[0] = True
+        relabelled = True
         if progress:
-            progress({"stage": "self-training", "picks": int(sum(len(p) for p in picks)),
-                      "labels": int(sum(len(it.centres) for it in items)) - int(sum(len(p) for p in picks)),
+            progress({"stage": "self-training", "picks": sum(len(p) for p in picks), "labels": n_labels,
                       "particles": float(sum(counts))})
 
     def step(i):
-        if i >= first and not relabelled[0]:
+        if i >= first and not relabelled:
             relabel()
         x, t = sample_batch(items, settings, rng)
         x, t = x.to(dev), t.to(dev)
