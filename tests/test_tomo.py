@@ -116,11 +116,19 @@ def test_the_estimate_scores_a_sample_of_large_tomograms_within_its_budget():
     assert scored <= 1.5 * budget
     everything, _ = prior.scored_blocks(items, held, 1e12, np.random.default_rng(1))
     assert everything == [None, None]
-    assert prior.prior_epochs(T.TomoSettings(diameter=20)) == 3  # the default 3 (of 10 epochs)
-    few = T.TomoSettings(diameter=20).for_labels(11)  # too few labels to estimate: 6 epochs, the last 2 self-training
+    assert prior.prior_epochs(T.TomoSettings(diameter=20)) == 2  # a third of the default 6 epochs
+    assert prior.prior_epochs(T.TomoSettings(diameter=20, epochs=12)) == 3  # at most the 3 set
+    few = T.TomoSettings(diameter=20).for_labels(11)  # too few labels to estimate: the last 2 epochs self-train
     assert (few.epochs, few.self_training, prior.prior_epochs(few)) == (6, 2, 2)
-    many = T.TomoSettings(diameter=20, self_training=1).for_labels(12)
-    assert (many.epochs, many.self_training) == (10, 1)  # what a user sets stays
+    import inspect
+
+    from fewpick.cli.tomo import tomo_train
+    from fewpick.pickers.tomo.settings import EPOCHS
+
+    assert f"Default: {EPOCHS}." in inspect.signature(tomo_train).parameters["epochs"].default.help  # as the library
+    assert T.TomoSettings(diameter=20).for_labels(12).self_training == 0
+    many = T.TomoSettings(diameter=20, self_training=1, epochs=9).for_labels(12)
+    assert (many.epochs, many.self_training) == (9, 1)  # what a user sets stays
     assert T.TomoSettings(diameter=20, filament=True).for_labels(5).self_training == 0
     assert prior.prior_epochs(T.TomoSettings(diameter=20, epochs=3)) == 1
 
@@ -186,6 +194,14 @@ def test_auto_threshold_moves_above_lookalikes_but_keeps_a_broad_class_whole():
     broad = rng.uniform(0.3, 0.8, 80)
     t = auto_threshold(np.concatenate([background[:300], broad]))
     assert (broad >= t).mean() > 0.95 and (background[:300] < t).all(), t
+    # nor a confident model's particles, piled against 1 with a tail below: a mixture fits them better than one
+    # Gaussian, but its components overlap (without the separation test the cut went to 0.92, keeping 83 %)
+    rng = np.random.default_rng(2)
+    background = rng.uniform(0.05, 0.1, 600)
+    piled = np.concatenate([rng.normal(0.97, 0.015, 50), rng.uniform(0.75, 0.93, 10)]).clip(0, 1)
+    others = rng.uniform(0.1, 0.4, 60)
+    t = auto_threshold(np.concatenate([background, others, piled]))
+    assert (piled >= t).all() and (others >= t).mean() < 0.05, t
 
 
 def test_trains_and_finds_ribosomes(sim, tmp_path):
@@ -368,15 +384,20 @@ def test_filament_model_traces_a_microtubule(tmp_path):
     write_mrc(tmp_path / "f0.mrc", sim.tomogram, sim.voxel_size)
     im = read_volume(tmp_path / "f0.mrc")
     labels = make_picks("f0", line.x.iloc[::8], line.y.iloc[::8], line.z.iloc[::8])
-    s = T.TomoSettings(diameter=25.0, filament=True, epochs=6, steps_per_epoch=10, batch=4, seed=0)
-    model = T.train([im], labels, s)
-    out = T.pick_tomogram(model, im, "auto", filament={"max_residual": 4.0})  # link: the diameter
-    assert len(out) and out["rlnHelicalTubeID"].min() == 1
-    true_xyz, out_xyz = line[["x", "y", "z"]].to_numpy(float), out[["x", "y", "z"]].to_numpy(float)
-    d, _ = cKDTree(true_xyz).query(out_xyz)
-    assert np.mean(d <= 6) >= 0.8, np.percentile(d, [50, 90])
-    covered = cKDTree(out_xyz).query(true_xyz)[0] <= 6  # the centre line is found along most of its length
-    assert covered.mean() >= 0.6, covered.mean()
+    true_xyz = line[["x", "y", "z"]].to_numpy(float)
+    coverage = []
+    # three training seeds: 60 steps on one small tomogram sometimes trace only part of the line (one seed in
+    # five), so the bar is on the median; every traced point must lie on the filament in every run
+    for seed in range(3):
+        s = T.TomoSettings(diameter=25.0, filament=True, epochs=6, steps_per_epoch=10, batch=4, seed=seed)
+        model = T.train([im], labels, s)
+        out = T.pick_tomogram(model, im, "auto", filament={"max_residual": 4.0})  # link: the diameter
+        assert len(out) and out["rlnHelicalTubeID"].min() == 1
+        out_xyz = out[["x", "y", "z"]].to_numpy(float)
+        d, _ = cKDTree(true_xyz).query(out_xyz)
+        assert np.mean(d <= 6) >= 0.8, np.percentile(d, [50, 90])
+        coverage.append(np.mean(cKDTree(out_xyz).query(true_xyz)[0] <= 6))  # the centre line found along it
+    assert np.median(coverage) >= 0.6, coverage
 
 
 def test_overlay_draws_every_true_particle_of_the_slab_on_a_simulated_tomogram(tmp_path):

@@ -24,13 +24,19 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
         return float(np.median(s)) if len(s) else 0.0
     gmm = GaussianMixture(2, random_state=seed).fit(s[:, None])
     means = gmm.means_.ravel()
-    sds = np.sqrt(gmm.covariances_.ravel())
-    ashman_d = np.sqrt(2) * abs(means[0] - means[1]) / np.sqrt(sds[0] ** 2 + sds[1] ** 2)
-    if ashman_d <= 2:
+    if ashman_d(gmm) <= 2:
         med = np.median(s)
         return float(med - 2 * 1.4826 * np.median(np.abs(s - med)))
     cut = upper_component_start(gmm, means.min(), s.max(), 2048)
     return float(np.median(s)) if cut is None else cut
+
+
+def ashman_d(gmm) -> float:
+    """Ashman's D of a fitted two-component 1D Gaussian mixture: the distance between the means over the
+    components' pooled spread; above 2 the two populations are clearly apart (the mixture is bimodal)."""
+    m = gmm.means_.ravel()
+    sd = np.sqrt(gmm.covariances_.ravel())
+    return float(np.sqrt(2) * abs(m[0] - m[1]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2))
 
 
 def upper_component_start(gmm, lo: float, hi: float, n: int) -> float | None:
@@ -110,7 +116,7 @@ def auto_threshold(scores: np.ndarray, floor: float = 0.05, bic_margin: float = 
 
     one = GaussianMixture(1, random_state=0).fit(u)
     two = GaussianMixture(2, random_state=0, n_init=3).fit(u)
-    if two.bic(u) + bic_margin >= one.bic(u):
+    if two.bic(u) + bic_margin >= one.bic(u) or ashman_d(two) <= 2:
         return t1
     lo, hi = np.sort(two.means_[:, 0])
     cut = upper_component_start(two, lo, hi, 512)

@@ -84,22 +84,28 @@ def heat_map(model: TomoModel, volume: np.ndarray, tile: int = 256, chunk: int =
 HALO_XY = 16  # voxels of context on each side of a heat-map tile
 
 
+def _block_steps(shape, tile: int) -> tuple[int, int]:
+    """The y and x extent of a block: the whole axis where it fits in one tile (no halo needed at a tomogram's
+    edge), else a tile less the halo on each side."""
+    return tuple(n if n <= tile else tile - 2 * HALO_XY for n in shape[1:])  # type: ignore[return-value]
+
+
 def heat_map_blocks(shape, tile: int = 256, chunk: int = 16) -> list[tuple[slice, slice, slice]]:
     """The blocks (z, y, x slices) :func:`prepared_heat_map` computes one at a time, in its order: ``chunk``
-    sections by tiles of ``tile`` less the halo on each side."""
+    sections by tiles of ``tile`` less the halo on each side (the whole of an axis that fits in one tile)."""
     nz, ny, nx = shape
-    step = tile - 2 * HALO_XY
-    return [(slice(z0, min(nz, z0 + chunk)), slice(y0, min(ny, y0 + step)), slice(x0, min(nx, x0 + step)))
-            for z0 in range(0, nz, chunk) for y0 in range(0, ny, step) for x0 in range(0, nx, step)]
+    sy, sx = _block_steps(shape, tile)
+    return [(slice(z0, min(nz, z0 + chunk)), slice(y0, min(ny, y0 + sy)), slice(x0, min(nx, x0 + sx)))
+            for z0 in range(0, nz, chunk) for y0 in range(0, ny, sy) for x0 in range(0, nx, sx)]
 
 
 def block_index(points_zyx: np.ndarray, shape, tile: int = 256, chunk: int = 16) -> np.ndarray:
     """The block of :func:`heat_map_blocks` (its index in that list) holding each point (z, y, x)."""
-    step = tile - 2 * HALO_XY
+    sy, sx = _block_steps(shape, tile)
     _, ny, nx = shape
     p = np.clip(np.round(np.asarray(points_zyx, float).reshape(-1, 3)).astype(int), 0, np.array(shape) - 1)
-    ny_b, nx_b = -(-ny // step), -(-nx // step)
-    return (p[:, 0] // chunk) * ny_b * nx_b + (p[:, 1] // step) * nx_b + p[:, 2] // step
+    ny_b, nx_b = -(-ny // sy), -(-nx // sx)
+    return (p[:, 0] // chunk) * ny_b * nx_b + (p[:, 1] // sy) * nx_b + p[:, 2] // sx
 
 
 @torch.no_grad()
@@ -112,7 +118,7 @@ def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: i
     nz, ny, nx = v.shape
     m = net.multiple
     halo_z = net.config["fuse"] // 2
-    if tile - 2 * HALO_XY < m:
+    if tile - 2 * HALO_XY < m and max(ny, nx) > tile:
         raise ValueError(f"tiles of {tile} voxels leave no room inside their halo for this network")
     out = np.zeros(v.shape, np.float32) if blocks is None else np.full(v.shape, np.nan, np.float32)
     for i, (zs, ys, xs) in enumerate(heat_map_blocks(v.shape, tile, chunk)):

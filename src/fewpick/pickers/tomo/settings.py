@@ -24,10 +24,10 @@ CONTRASTS = ("debiased", "biased", "none")
 SELF_TRAINING_BELOW = 12
 
 
-EPOCHS = 10  # the default training on the labels alone
+EPOCHS = 6  # the default training length
 
 
-FEW_LABEL_EPOCHS, FEW_LABEL_SELF_TRAINING = 6, 2  # the default below SELF_TRAINING_BELOW labels: 6 epochs, the last 2 self-training
+FEW_LABEL_SELF_TRAINING = 2  # below SELF_TRAINING_BELOW labels, the last 2 epochs self-train by default
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TomoSettings:
     width: int = 16
     blocks: int = 4
     batch: int = 8
-    epochs: int | None = None  # default: :meth:`for_labels` (6 with self-training, else 10)
+    epochs: int | None = None  # default: EPOCHS
     steps_per_epoch: int = 30
     lr: float = 1e-3
     loss: str = "pu-focal"
@@ -63,18 +63,17 @@ class TomoSettings:
     threads: int = 2
 
     def for_labels(self, labels: int) -> TomoSettings:
-        """These settings with the training length filled in for ``labels`` labels, where not set: with fewer
-        than :data:`SELF_TRAINING_BELOW` particle labels, 6 epochs of which the last 2 self-train (the prior
-        cannot be estimated from so few, and self-training finds the particles it would count); else 10 epochs
-        on the labels alone."""
+        """These settings with the training filled in for ``labels`` labels, where not set: :data:`EPOCHS`
+        epochs, of which the last 2 self-train with fewer than :data:`SELF_TRAINING_BELOW` particle labels (the
+        prior cannot be estimated from so few, and self-training finds the particles it would count)."""
         few = labels < SELF_TRAINING_BELOW and not self.filament
-        return replace(self, epochs=self.epochs if self.epochs is not None else FEW_LABEL_EPOCHS if few else EPOCHS,
+        return replace(self, epochs=self.epochs if self.epochs is not None else EPOCHS,
                        self_training=(self.self_training if self.self_training is not None
                                       else FEW_LABEL_SELF_TRAINING if few else 0))
 
     @property
     def total_epochs(self) -> int:
-        """``epochs``, or the labels-only default where not yet set (:meth:`for_labels`)."""
+        """``epochs``, or the default where not set."""
         return EPOCHS if self.epochs is None else self.epochs
 
     def self_training_steps(self) -> int:
