@@ -133,6 +133,24 @@ def test_the_estimate_scores_a_sample_of_large_tomograms_within_its_budget():
     assert prior.prior_epochs(T.TomoSettings(diameter=20, epochs=3)) == 1
 
 
+def test_heat_map_blocks_cover_each_voxel_once_and_whole_axes_that_fit_a_tile():
+    from fewpick.pickers.tomo.model import block_index, heat_map_blocks
+
+    rng = np.random.default_rng(0)
+    for shape in [(40, 256, 256), (33, 600, 200), (16, 257, 90)]:
+        blocks = heat_map_blocks(shape)
+        seen = np.zeros(shape, np.int8)
+        for b in blocks:
+            seen[b] += 1
+        assert (seen == 1).all()  # a partition of the volume
+        pts = rng.uniform(0, 1, (200, 3)) * (np.array(shape) - 1)
+        for p, i in zip(pts, block_index(pts, shape)):
+            assert all(s.start <= round(c) < s.stop for s, c in zip(blocks[i], p))
+        for axis, n in ((1, shape[1]), (2, shape[2])):  # an axis within one 256-voxel tile is one block
+            extents = {b[axis].stop - b[axis].start for b in blocks}
+            assert (extents == {n}) if n <= 256 else (max(extents) == 256 - 32)
+
+
 def test_bce_loss_is_per_positive_mass():
     z = torch.tensor([2.0, -1.0, 0.5, -3.0])
     t = torch.tensor([1.0, 0.5, 0.0, 0.0])

@@ -87,7 +87,8 @@ HALO_XY = 16  # voxels of context on each side of a heat-map tile
 def _block_steps(shape, tile: int) -> tuple[int, int]:
     """The y and x extent of a block: the whole axis where it fits in one tile (no halo needed at a tomogram's
     edge), else a tile less the halo on each side."""
-    return tuple(n if n <= tile else tile - 2 * HALO_XY for n in shape[1:])  # type: ignore[return-value]
+    _, ny, nx = shape
+    return (ny if ny <= tile else tile - 2 * HALO_XY), (nx if nx <= tile else tile - 2 * HALO_XY)
 
 
 def heat_map_blocks(shape, tile: int = 256, chunk: int = 16) -> list[tuple[slice, slice, slice]]:

@@ -46,8 +46,8 @@ def class_prior(items: list[TrainingItem], settings: TomoSettings,
 
 
 #: binned voxels of the training tomograms the estimate scores per step of its classifier's training: at the
-#: defaults (3 epochs of 30 steps) the whole of four 512×512×200 tomograms of particles 12 voxels across; fewer
-#: epochs or steps score a random sample of the tomograms' blocks instead (its counts scaled up)
+#: defaults (2 epochs of 30 steps) 150 million, the whole of four 256×256×100 tomograms binned ×2 or about three
+#: 512×512×200 ones; beyond that a random sample of the tomograms' blocks instead (its counts scaled up)
 SCORED_VOXELS_PER_STEP = 2_500_000
 
 
