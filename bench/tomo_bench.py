@@ -12,7 +12,7 @@ the best cut: the exploration's candidate finder with the particle's radius (ban
 matching with the true species map (bench/template_matching.py). ``--ablations``: seed 001's ablations.
 ``--rescore``: score the kept picks of the last run again, without training or picking.
 
-Writes bench/results/tomo.{json,md}.
+Writes bench/results/tomo.{json,md} (``--results NAME``: NAME.{json,md}).
 """
 
 from __future__ import annotations
@@ -206,6 +206,8 @@ def main() -> None:
                     "(picking and scoring again; for a change that touches picking only)")
     ap.add_argument("--ablations", action="store_true", help="seed 001's ablations instead: every variant "
                     f"({', '.join(VARIANTS)}) for the given species, label counts and seeds; writes tomo_ablations.*")
+    ap.add_argument("--results", default="tomo", help="name of the results in bench/results (default tomo; e.g. "
+                    "tomo_mtor for a run on other species)")
     ap.add_argument("--rescore", action="store_true", help="no training or picking: score the kept picks of the "
                     "last run again (after a change to the automatic threshold)")
     a = ap.parse_args()
@@ -216,14 +218,14 @@ def main() -> None:
     if a.ablations:
         ablations(a)
         return
-    rows, base = rescore("tomo") if a.rescore else ([], [])
+    rows, base = rescore(a.results) if a.rescore else ([], [])
     if a.rescore:
         a.seeds = sorted({r["seed"] for r in rows})
         report(rows, base, a)
         return
     from _common import RESULTS
 
-    old = RESULTS / "tomo.json"
+    old = RESULTS / f"{a.results}.json"
     cached = json.loads(old.read_text()).get("baselines", []) if KEEP and old.exists() else []
     for sp in a.species:
         test_truth = truth_of(sp, TEST_SEEDS)
@@ -277,7 +279,7 @@ def report(rows: list, base: list, a, quiet: bool = False) -> None:
            "knows the exact structure, the defocus and the missing wedge, and searches "
            f"{next((b['orientations'] for b in base if 'orientations' in b), '?')} orientations "
            f"({next((b['angular_step_deg'] for b in base if 'orientations' in b), '?')}° apart)."]
-    write_results("tomo", {"rows": rows, "baselines": base}, "\n".join(md))
+    write_results(a.results, {"rows": rows, "baselines": base}, "\n".join(md))
     if not quiet:
         print("\n".join(md))
 
