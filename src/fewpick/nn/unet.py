@@ -7,8 +7,8 @@ read ``M``: the centre heat map (one logit per voxel) and the projection ``F`` f
 H and W must be multiples of ``2**(blocks − 1)``.
 
 Weights and activations are kept channels-last (``torch.channels_last`` for the slices, ``channels_last_3d`` for
-the fusion and the heads): the CPU convolutions run about 1.6× faster that way than on the default layout (the
-1×1×1 heads over 4×), and the numbers agree with the default layout to float rounding.
+the fusion and the heads): the CPU convolutions, the 1×1×1 heads most of all, are much faster that way than on
+the default layout (docs/decisions.md), and the numbers agree with the default layout to float rounding.
 """
 
 from __future__ import annotations

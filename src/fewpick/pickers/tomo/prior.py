@@ -53,7 +53,7 @@ SCORED_VOXELS_PER_STEP = 2_500_000
 
 def prior_epochs(settings: TomoSettings) -> int:
     """Epochs of the estimate's quick classifier: ``prior_epochs``, at most a third of ``epochs`` (rounded up)."""
-    return min(settings.prior_epochs, -(-settings.total_epochs // 3))
+    return min(settings.prior_epochs, -(-settings.epochs // 3))
 
 
 def scored_blocks(items: list[TrainingItem], held: list[np.ndarray], budget: float,
@@ -184,7 +184,7 @@ def prior_estimate(items: list[TrainingItem], settings: TomoSettings, dev: torch
                 return stored["estimate"]
         except (OSError, ValueError):
             pass
-    main_steps = settings.total_epochs * settings.steps_per_epoch
+    main_steps = settings.epochs * settings.steps_per_epoch
     per_step_seen = [0.0]  # seconds per step of the quick model, as last measured
 
     def report(rec: dict) -> None:

@@ -42,7 +42,7 @@ class TomoSettings:
     width: int = 16
     blocks: int = 4
     batch: int = 8
-    epochs: int | None = None  # default: EPOCHS
+    epochs: int = EPOCHS
     steps_per_epoch: int = 30
     lr: float = 1e-3
     loss: str = "pu-focal"
@@ -63,24 +63,18 @@ class TomoSettings:
     threads: int = 2
 
     def for_labels(self, labels: int) -> TomoSettings:
-        """These settings with the training filled in for ``labels`` labels, where not set: :data:`EPOCHS`
-        epochs, of which the last 2 self-train with fewer than :data:`SELF_TRAINING_BELOW` particle labels (the
-        prior cannot be estimated from so few, and self-training finds the particles it would count)."""
+        """These settings with self-training filled in for ``labels`` labels, where not set: the last 2 epochs
+        with fewer than :data:`SELF_TRAINING_BELOW` particle labels (the prior cannot be estimated from so few,
+        and self-training finds the particles it would count), else none."""
         few = labels < SELF_TRAINING_BELOW and not self.filament
-        return replace(self, epochs=self.epochs if self.epochs is not None else EPOCHS,
-                       self_training=(self.self_training if self.self_training is not None
-                                      else FEW_LABEL_SELF_TRAINING if few else 0))
-
-    @property
-    def total_epochs(self) -> int:
-        """``epochs``, or the default where not set."""
-        return EPOCHS if self.epochs is None else self.epochs
+        return replace(self, self_training=(self.self_training if self.self_training is not None
+                                            else FEW_LABEL_SELF_TRAINING if few else 0))
 
     def self_training_steps(self) -> int:
         """Steps trained with the confident picks as labels: the last ``self_training`` epochs (none for
         filaments, and none when that leaves no epoch before them)."""
         n = self.self_training or 0
-        if self.filament or n <= 0 or n >= self.total_epochs:
+        if self.filament or n <= 0 or n >= self.epochs:
             return 0
         return n * self.steps_per_epoch
 

@@ -45,7 +45,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     items = training_items(tomograms, labels, settings, source)
     settings = settings.for_labels(sum(len(it.centres) for it in items))
     if progress is not None:  # every record says how many epochs the training runs
-        progress = partial(_with_epochs, progress, settings.total_epochs)
+        progress = partial(_with_epochs, progress, settings.epochs)
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise InputError(checkpoint, "no checkpoint to resume from")
     picks_file = Path(str(checkpoint) + ".picks.json") if checkpoint is not None else None
@@ -64,7 +64,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5 * settings.steps_per_epoch, gamma=0.1)
     use_contrast = settings.contrast != "none"
 
-    total = settings.total_epochs * settings.steps_per_epoch
+    total = settings.epochs * settings.steps_per_epoch
     first = total - settings.self_training_steps()  # steps before the confident picks join the labels
     relabelled = first >= total
 
