@@ -100,10 +100,12 @@ def auto_threshold(scores: np.ndarray, floor: float = 0.05, bic_margin: float = 
 
     First Otsu's split of all those peaks: the heat map's many weak background peaks against the particle-like
     ones. Then, above it, one Gaussian against a mixture of two (probabilities, not log-odds): if BIC prefers
-    two by more than ``bic_margin`` (10: "very strong" evidence, Kass & Raftery 1995), other particles that
-    resemble the target score in a middle band, and the cut moves up to where the upper component's posterior
-    passes 0.5. (Otsu's split alone cut CCT models below mTOR and RuvAB, precision 0.2–0.25 at recall 1; two
-    Otsu splits always cut through the ribosomes.)"""
+    two by more than ``bic_margin`` (10: "very strong" evidence, Kass & Raftery 1995) and its components are
+    clearly apart (:func:`ashman_d` > 2), other particles that resemble the target score in a middle band, and
+    the cut moves up to where the upper component's posterior passes 0.5. (Otsu's split alone cut CCT models
+    below mTOR and RuvAB, precision 0.2–0.25 at recall 1; two Otsu splits always cut through the ribosomes.
+    Without the separation test, a confident model's particles, piled against 1 with a tail below, were split
+    in two and the cut dropped part of them.)"""
     s = np.asarray(scores, float)
     s = s[(s >= floor) & (s <= 1)]
     if len(s) < 10:
