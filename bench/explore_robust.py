@@ -61,7 +61,9 @@ CONDITIONS: dict[str, dict] = {
 SIZES = {"mtor": "mTOR-sized", "ruvab": "RuvAB-sized"}
 
 
-def simulate(name: str, seed: int) -> tuple[Path, float]:
+def simulate(name: str, seed: int, changes: dict | None = None) -> tuple[Path, float]:
+    """Simulate (once; cached under bench/work) the realistic preset with ``changes`` (default: the condition
+    ``name``'s): the tomogram, its tilt series and angles and the truth; the path stem and the voxel size."""
     from fewpick.io import write_mrc, write_picks, write_tilt_angles
     from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
@@ -71,7 +73,7 @@ def simulate(name: str, seed: int) -> tuple[Path, float]:
     if info.is_file():
         return stem, json.loads(info.read_text())["voxel_size"]
     d.mkdir(parents=True, exist_ok=True)
-    preset = replace(TOMO_PRESETS["realistic"], name=name, **CONDITIONS[name])
+    preset = replace(TOMO_PRESETS["realistic"], name=name, **(CONDITIONS[name] if changes is None else changes))
     sim = simulate_tomogram(preset, seed=seed, name=stem.name)
     order = np.argsort(sim.angles)
     write_mrc(f"{stem}.mrc", sim.tomogram, sim.voxel_size)
