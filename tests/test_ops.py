@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fewpick.errors import InputError
-from fewpick.geometry import choose_binning, parse_length
+from fewpick.geometry import choose_binning, nearest_binning, parse_length
 from fewpick.ops.filters import difference_of_gaussians, gaussian_lowpass, histogram_equalize, normalize
 from fewpick.ops.resample import bin_image, fourier_crop
 
@@ -60,6 +60,18 @@ def test_choose_binning():
     assert choose_binning(10) == 1
     for d in (20, 33, 68, 150, 400):
         assert 10.5 <= d / choose_binning(d) <= 22
+
+
+def test_nearest_binning_is_nearest_by_ratio():
+    # mTOR at 10 A (17.75 voxels) and CCT (18.3) binned by 2 for a 12-voxel target; the ribosome (32) by 3
+    cases = {10.0: 1, 16.9: 1, 17.0: 2, 17.75: 2, 18.28: 2, 29.3: 2, 29.5: 3, 31.96: 3}
+    assert {d: nearest_binning(d, 12.0) for d in cases} == cases
+    for d in np.linspace(5.0, 400.0, 200):  # no other integer factor brings d nearer 12 by ratio
+        f = nearest_binning(d, 12.0)
+        err = abs(np.log(d / f / 12.0))
+        assert all(err <= abs(np.log(d / g / 12.0)) + 1e-12 for g in range(1, 40)), d
+    with pytest.raises(InputError):
+        nearest_binning(0.0, 12.0)
 
 
 def test_normalize_robust_ignores_outliers():

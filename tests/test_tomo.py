@@ -239,6 +239,14 @@ def test_trains_and_finds_ribosomes(sim, tmp_path):
     path = T.save_model(model, tmp_path / "m.pt")
     again = T.load_model(path)
     np.testing.assert_allclose(T.heat_map(again, im.data), T.heat_map(model, im.data), atol=1e-6)
+    assert again.settings.bin_factor == 3  # the model keeps the binning it was trained at
+    # a file from before the factor was stored: binned as it was trained, by the rounded quotient (17.75 / 12: 1),
+    # where the default now bins such a particle by 2
+    bundle = torch.load(path, map_location="cpu", weights_only=False)
+    del bundle["settings"]["bin_factor"]
+    bundle["settings"]["diameter"] = 17.75
+    torch.save(bundle, tmp_path / "old.pt")
+    assert T.load_model(tmp_path / "old.pt").settings.bin == 1 and T.TomoSettings(diameter=17.75).bin == 2
 
 
 def test_self_training_adds_confident_picks_that_are_particles(sim, tmp_path):

@@ -39,6 +39,20 @@ def choose_binning(diameter_px: float, target_px: float = WORKING_DIAMETER) -> i
     return max(1, int(round(diameter_px / target_px)))
 
 
+def nearest_binning(diameter_px: float, target_px: float) -> int:
+    """The integer binning that brings a particle of ``diameter_px`` nearest to ``target_px`` by ratio.
+
+    A particle 1.48 times the target is binned by 2, to 0.74 times it (1 / 0.74 = 1.35 < 1.48), where
+    :func:`choose_binning` rounds the quotient and keeps it unbinned. The factor changes where the quotient
+    passes the geometric mean of two neighbouring factors (√2 ≈ 1.41, √6 ≈ 2.45, ...), not their midpoint.
+    """
+    if not diameter_px > 0:
+        raise InputError(None, f"particle diameter must be positive, got {diameter_px}")
+    ratio = diameter_px / target_px
+    low = max(1, math.floor(ratio))
+    return low if ratio * ratio < low * (low + 1) else low + 1
+
+
 def finest_binning(diameter_px: float, target_px: float = WORKING_DIAMETER, lowest: float = 0.75) -> int:
     """The finest integer binning that brings a particle of ``diameter_px`` to at most ``target_px``, unless the
     particle would then span fewer than ``lowest × target_px`` px (a small particle); then :func:`choose_binning`.

@@ -2,8 +2,8 @@
 
 From a few labeled centres, a :class:`~fewpick.nn.unet.SliceUNet3D` learns a per-voxel centre heat map:
 
-- the tomogram is binned so that the particle is about ``target_diameter`` voxels wide, denoised with a
-  Gaussian, and standardised;
+- the tomogram is block-binned by the whole factor that brings the particle nearest ``target_diameter``
+  voxels by ratio (the model keeps it), denoised with a Gaussian, and standardised;
 - training draws small subtomograms (``box × box × depth``, 64 × 64 × 5 by default; half of them around
   a label), so its cost does not grow with the tomogram;
 - targets are Gaussians splatted on the labels (the centre voxel is the true positive, the voxels around

@@ -10,6 +10,7 @@ import torch
 from fewpick import modelfile
 from fewpick.device import cpu_state, resolve_device
 from fewpick.errors import InputError
+from fewpick.geometry import choose_binning
 from fewpick.nn.unet import SliceUNet3D
 from fewpick.pickers.tomo.model import TomoModel
 from fewpick.pickers.tomo.settings import MODEL_FORMAT, MODEL_FORMAT_VERSION, TomoSettings
@@ -32,7 +33,12 @@ def model_summary(model: TomoModel) -> str:
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> TomoModel:
     what = "tomogram localization model"
     bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, what)
-    settings = modelfile.settings_from(TomoSettings, bundle["settings"], path, what)
+    stored = dict(bundle["settings"])
+    if stored.get("bin_factor") is None and "diameter" in stored:
+        # files written before the factor was stored were binned by the rounded quotient
+        target = stored.get("target_diameter", TomoSettings.target_diameter)
+        stored["bin_factor"] = choose_binning(stored["diameter"], target)
+    settings = modelfile.settings_from(TomoSettings, stored, path, what)
     settings.lambdas = tuple(settings.lambdas)  # type: ignore[assignment]  # a list in the file
     net = SliceUNet3D(**bundle["config"])
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from fewpick.errors import InputError
-from fewpick.geometry import Geometry
+from fewpick.geometry import Geometry, nearest_binning
 
 MODEL_FORMAT = "fewpick-tomo-model"
 
@@ -37,6 +37,9 @@ class TomoSettings:
     diameter: float
     filament: bool = False
     target_diameter: float = 12.0  # the particle's width after binning, voxels
+    # block binning of the tomogram; None: the factor that brings the particle nearest target_diameter by ratio
+    # (:func:`~fewpick.geometry.nearest_binning`). Training stores the factor it used in the model.
+    bin_factor: int | None = None
     box: int = 64  # training subtomogram side (binned voxels)
     depth: int = 5  # training subtomogram depth (binned sections)
     width: int = 16
@@ -83,8 +86,10 @@ class TomoSettings:
         return int(self.geometry().factor)
 
     def geometry(self) -> Geometry:
-        """Block binning that brings the particle to about ``target_diameter`` voxels."""
-        return Geometry.binned(self.diameter, self.target_diameter, block=True)
+        """Block binning by ``bin_factor``, by default the one that brings the particle nearest
+        ``target_diameter`` voxels."""
+        factor = self.bin_factor or nearest_binning(self.diameter, self.target_diameter)
+        return Geometry.binned(self.diameter, factor=factor, block=True)
 
     def check(self) -> None:
         if not self.diameter > 0:
@@ -93,6 +98,8 @@ class TomoSettings:
             raise InputError(None, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.contrast not in CONTRASTS:
             raise InputError(None, f"unknown contrast {self.contrast!r}; choose one of {', '.join(CONTRASTS)}")
+        if self.bin_factor is not None and not (isinstance(self.bin_factor, int) and self.bin_factor >= 1):
+            raise InputError(None, f"the binning factor must be a whole number of at least 1, got {self.bin_factor}")
         if self.box % 2 ** (self.blocks - 1):
             raise InputError(None, f"the box ({self.box}) must be a multiple of {2 ** (self.blocks - 1)} for "
                                    f"{self.blocks} encoder blocks")

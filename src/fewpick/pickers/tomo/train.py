@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -38,6 +39,7 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     to ``out`` when given. With ``checkpoint`` the state is saved after every epoch; ``resume`` continues an
     interrupted run from it."""
     settings.check()
+    settings = replace(settings, bin_factor=settings.bin)  # the model keeps the binning it was trained at
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
     for im in tomograms:
