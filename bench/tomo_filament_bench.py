@@ -1,6 +1,6 @@
 """Filament benchmark of the tomogram localization (issue 7, benchmark 3).
 
-    .venv/bin/python bench/tomo_filament_bench.py [--seeds 0 1 2] [--every 8] [--rescore]
+    .venv/bin/python bench/tomo_filament_bench.py [--seeds 0 1 2] [--every 8] [--rescore | --keep]
 
 On the simulated tomograms of bench/tomo_bench.py (realistic preset: 1–3 microtubules each), a filament
 model is trained from every ``--every``-th centre-line point of the microtubules in the four training tomograms
@@ -14,6 +14,7 @@ Writes bench/results/tomo_filaments.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--every", type=int, default=8, help="label every n-th true centre-line point (every 16 nm)")
     ap.add_argument("--rescore", action="store_true", help="score the picks of the last run again (no training)")
+    ap.add_argument("--keep", action="store_true", help="reuse the models of the last run (its training time and "
+                    "memory) and pick again: for a change that touches picking only")
     a = ap.parse_args()
     for s in TRAIN_SEEDS + TEST_SEEDS:
         simulate(s)
@@ -75,8 +78,6 @@ def main() -> None:
     test_truth = truth_of("microtubule", TEST_SEEDS)
     rows = []
     if a.rescore:
-        import json
-
         from _common import RESULTS
 
         for r in json.loads((RESULTS / "tomo_filaments.json").read_text())["rows"]:
@@ -88,9 +89,14 @@ def main() -> None:
         write_picks(labels[["micrograph", "x", "y", "z"]], lab_path)
         model = WORK / f"model_mt_{seed}.pt"
         tomos = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TRAIN_SEEDS]
-        train_s, train_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
-                                                 "--particle-diameter", "25", "--filament", "--out", str(model),
-                                                 "--seed", str(seed)])
+        meta = model.with_suffix(".json")
+        if a.keep and model.exists() and meta.exists():
+            train_s, train_mib = json.loads(meta.read_text())[:2]
+        else:
+            train_s, train_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
+                                                     "--particle-diameter", "25", "--filament", "--out", str(model),
+                                                     "--seed", str(seed)])
+            meta.write_text(json.dumps([train_s, train_mib]))
         out = WORK / f"picks_mt_{seed}.star"
         tests = [str(WORK / "data" / f"tomo_{s}.mrc") for s in TEST_SEEDS]
         pick_s, pick_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "pick", *tests, "--model", str(model),

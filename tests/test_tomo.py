@@ -240,6 +240,12 @@ def test_trains_and_finds_ribosomes(sim, tmp_path):
     again = T.load_model(path)
     np.testing.assert_allclose(T.heat_map(again, im.data), T.heat_map(model, im.data), atol=1e-6)
     assert again.settings.bin_factor == 3  # the model keeps the binning it was trained at
+    # the picking heat map averages the tomogram and its 180° turn about z, so it turns exactly with the tomogram,
+    # and the second view changes it
+    two = T.heat_map(model, im.data)
+    turned = T.heat_map(model, np.ascontiguousarray(np.asarray(im.data)[:, ::-1, ::-1]))
+    np.testing.assert_allclose(turned[:, ::-1, ::-1], two, atol=1e-5)
+    assert np.abs(two - T.heat_map(model, im.data, views=1)).max() > 1e-3
     # a file from before the factor was stored: binned as it was trained, by the rounded quotient (17.75 / 12: 1),
     # where the default now bins such a particle by 2
     bundle = torch.load(path, map_location="cpu", weights_only=False)

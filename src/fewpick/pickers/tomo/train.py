@@ -24,7 +24,7 @@ from fewpick.ops.peaks import nms
 from fewpick.ops.thresholds import threshold_at_count
 from fewpick.pickers.tomo.data import TrainingItem, augment, check_isotropic, sample_batch, training_items
 from fewpick.pickers.tomo.files import save_model
-from fewpick.pickers.tomo.model import TomoModel, prepared_heat_map
+from fewpick.pickers.tomo.model import TomoModel, pick_views, prepared_heat_map
 from fewpick.pickers.tomo.prior import assumed_particles, class_prior, prior_estimate
 from fewpick.pickers.tomo.selftrain import self_training_counts, self_training_picks, with_picks
 from fewpick.pickers.tomo.settings import TomoSettings
@@ -129,9 +129,11 @@ def _with_epochs(progress: Callable[[dict], None], epochs: int, rec: dict) -> No
 
 
 def calibrate_threshold(model: TomoModel, items: list[TrainingItem]) -> float:
-    """The heat-map level at which each training tomogram yields the particles assumed in it
-    (:func:`assumed_particles`), median over tomograms, within [0.05, 0.95]."""
+    """The level of the picking heat map (its views: :func:`~fewpick.pickers.tomo.model.pick_views`) at which
+    each training tomogram yields the particles assumed in it (:func:`assumed_particles`), median over
+    tomograms, within [0.05, 0.95]."""
     r = model.settings.geometry().radius(minimum=1.0)
-    peaks = [nms(prepared_heat_map(model.net, it.volume), r, 0.0, footprint="box")[1] for it in items]
+    views = pick_views(model.settings)
+    peaks = [nms(prepared_heat_map(model.net, it.volume, views=views), r, 0.0, footprint="box")[1] for it in items]
     counts = model.particles or assumed_particles(items, model.settings)
     return float(np.clip(threshold_at_count(peaks, counts, empty=0.5), 0.05, 0.95))
