@@ -96,21 +96,26 @@ def coverage(lab: np.ndarray, particle: np.ndarray, truth) -> dict:
     return out
 
 
-def run_one(name: str, seed: int, mode: str, threads: int = 2) -> dict:
-    stem, voxel = simulate(name, seed)
+def explore_row(name: str, seed: int, mode: str, threads: int = 2, changes: dict | None = None) -> dict:
+    """Simulate the condition ``name`` (or ``changes``; cached), run ``fewpick explore`` on it with its defaults in
+    ``mode`` (2d3d or 3d) and score the run against the truth: one row."""
+    stem, voxel = simulate(name, seed, changes)
     out = WORK / f"run_{name}_{seed}_{mode}"
     if out.exists():
         shutil.rmtree(out)
     cmd = [FEWPICK, "explore", f"{stem}.mrc", "--out", str(out), "--threads", str(threads)]
     cmd += ["--tilt-series", f"{stem}.st", "--tilt-angles", f"{stem}.tlt"] if mode == "2d3d" else ["--mode", "3d"]
     wall, rss, manifest, cands, lab, particle, res, truth = run_and_score(cmd, out, stem)
-    cov = coverage(lab, particle, truth)
-    row = {"condition": name, "mode": mode, "seed": seed, "voxel_size": voxel, "radius": manifest["settings"]["radius"],
-           "candidates": len(cands), "on_particle": 1 - res["junk_fraction"], "wall_s": wall,
-           "peak_rss_mib": rss, "coverage": cov, **res}
-    print(f"{name} {mode}: {len(cands)} candidates, {100 * row['on_particle']:.0f} % on a particle, {wall:.0f} s; "
+    return {"condition": name, "mode": mode, "seed": seed, "voxel_size": voxel, "radius": manifest["settings"]["radius"],
+            "candidates": len(cands), "classes": int(cands["label"].nunique()), "on_particle": 1 - res["junk_fraction"],
+            "wall_s": wall, "peak_rss_mib": rss, "coverage": coverage(lab, particle, truth), **res}
+
+
+def run_one(name: str, seed: int, mode: str, threads: int = 2) -> dict:
+    row = explore_row(name, seed, mode, threads)
+    print(f"{name} {mode}: {row['candidates']} candidates, {100 * row['on_particle']:.0f} % on a particle, {row['wall_s']:.0f} s; "
           + ", ".join(f"{s} best P{v['precision']:.2f}/R{v['recall']:.2f}, led P{v['led_precision']:.2f}/"
-                      f"R{v['led_recall']:.2f}" for s, v in res["species"].items() if s in ("ribosome", "cct")),
+                      f"R{v['led_recall']:.2f}" for s, v in row["species"].items() if s in ("ribosome", "cct")),
           flush=True)
     return row
 

@@ -18,16 +18,12 @@ Results: bench/results/explore_small.{json,md}.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from explore_bench import run_and_score  # noqa: E402
-from explore_robust import FEWPICK, WORK, coverage, simulate  # noqa: E402
+from explore_robust import explore_row  # noqa: E402
 
 SPECIES = ("cct", "mtor", "ruvab")
 CHANGES = {"voxel_size": 12.0, "species": SPECIES}
@@ -35,21 +31,11 @@ NAMES = {"cct": "CCT", "mtor": "mTOR", "ruvab": "RuvAB"}
 
 
 def run_one(seed: int, mode: str, threads: int) -> dict:
-    stem, voxel = simulate("small12", seed, CHANGES)
-    out = WORK / f"run_small12_{seed}_{mode}"
-    if out.exists():
-        shutil.rmtree(out)
-    cmd = [FEWPICK, "explore", f"{stem}.mrc", "--out", str(out), "--threads", str(threads)]
-    cmd += ["--tilt-series", f"{stem}.st", "--tilt-angles", f"{stem}.tlt"] if mode == "2d3d" else ["--mode", "3d"]
-    wall, rss, manifest, cands, lab, particle, res, truth = run_and_score(cmd, out, stem)
-    cov = coverage(lab, particle, truth)
-    background = float(np.mean(lab == "junk"))
-    row = {"seed": seed, "mode": mode, "voxel_size": voxel, "radius": manifest["settings"]["radius"],
-           "candidates": len(cands), "background": background, "coverage": cov, "wall_s": wall,
-           "peak_rss_mib": rss, "classes": int(cands["label"].nunique()), **res}
-    print(f"seed {seed} {mode}: {len(cands)} candidates, {100 * background:.0f} % on background, {wall:.0f} s; "
-          + ", ".join(f"{s} covered {cov.get(s, 0):.2f} led P{v['led_precision']:.2f}/R{v['led_recall']:.2f}"
-                      for s, v in res["species"].items() if s in SPECIES), flush=True)
+    row = explore_row("small12", seed, mode, threads, CHANGES)
+    print(f"seed {seed} {mode}: {row['candidates']} candidates, {100 * row['junk_fraction']:.0f} % on background, "
+          f"{row['wall_s']:.0f} s; " + ", ".join(f"{s} covered {row['coverage'].get(s, 0):.2f} led "
+                                                  f"P{v['led_precision']:.2f}/R{v['led_recall']:.2f}"
+                                                  for s, v in row["species"].items() if s in SPECIES), flush=True)
     return row
 
 
@@ -63,7 +49,7 @@ def table(rows: list[dict]) -> str:
             v = r["species"].get(s)
             led = f"{v['led_precision']:.2f} / {v['led_recall']:.2f} ({v['led_classes']})" if v else "–"
             cells.append(f"{r['coverage'].get(s, 0):.2f}, {led}")
-        lines.append(f"| {r['seed']} | {r['mode']} | {r['candidates']} | {r['classes']} | {r['background']:.2f} | "
+        lines.append(f"| {r['seed']} | {r['mode']} | {r['candidates']} | {r['classes']} | {r['junk_fraction']:.2f} | "
                      + " | ".join(cells) + f" | {r['wall_s']:.0f} |")
     return "\n".join(lines)
 
