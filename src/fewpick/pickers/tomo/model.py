@@ -129,7 +129,7 @@ def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: i
     """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution,
     on the device the network is on. ``blocks``: only these of :func:`heat_map_blocks` (the rest NaN).
     ``views=2``: each block's probabilities averaged with those of the block turned by 180° about z (the turn
-    undone on the output), which halves the variance of the network's own errors at twice the cost."""
+    undone on the output), which smooths out part of the network's own errors at twice the cost."""
     if views not in (1, 2):
         raise ValueError(f"a heat map averages 1 or 2 views, not {views}")
     net.eval()
