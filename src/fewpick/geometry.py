@@ -2,7 +2,8 @@
 
 Every picker shrinks the image before its network sees it, so that a particle spans a fixed number of
 working pixels: the PU and classic pickers and the tomogram picker bin by an integer factor (a particle of
-about :data:`WORKING_DIAMETER` binned pixels in 2D; the tomogram settings choose their own target), the few-shot picker resamples
+about :data:`WORKING_DIAMETER` binned pixels in 2D; the tomogram settings choose their own target, and the
+factor nearest it by ratio), the few-shot picker resamples
 by a real factor (its window, ``window_ratio`` particle diameters, becomes ``size`` pixels). One
 :class:`Geometry` holds the result, and every radius and coordinate conversion goes through it.
 
@@ -79,6 +80,12 @@ class Geometry:
         """Integer binning: ``factor`` if given, else the one that brings the particle to about ``target``
         working pixels (:func:`choose_binning`)."""
         return cls(float(diameter), int(factor or choose_binning(diameter, target)), block)
+
+    @classmethod
+    def nearest(cls, diameter: float, target: float, factor: int | None = None, block: bool = False) -> Geometry:
+        """Integer binning: ``factor`` if given, else the one that brings the particle nearest ``target`` working
+        pixels by ratio (:func:`nearest_binning`)."""
+        return cls(float(diameter), int(factor or nearest_binning(diameter, target)), block)
 
     @classmethod
     def finest(cls, diameter: float, target: float = WORKING_DIAMETER, factor: int | None = None) -> Geometry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from fewpick.errors import InputError
-from fewpick.geometry import Geometry, nearest_binning
+from fewpick.geometry import Geometry
 
 MODEL_FORMAT = "fewpick-tomo-model"
 
@@ -88,8 +88,7 @@ class TomoSettings:
     def geometry(self) -> Geometry:
         """Block binning by ``bin_factor``, by default the one that brings the particle nearest
         ``target_diameter`` voxels."""
-        factor = self.bin_factor or nearest_binning(self.diameter, self.target_diameter)
-        return Geometry.binned(self.diameter, factor=factor, block=True)
+        return Geometry.nearest(self.diameter, self.target_diameter, self.bin_factor, block=True)
 
     def check(self) -> None:
         if not self.diameter > 0:
