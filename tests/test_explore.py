@@ -20,6 +20,7 @@ from fewpick.explore.cluster import overcluster
 from fewpick.explore.embed import augment
 from fewpick.explore.run import ExploreSettings, Run, explore
 from fewpick.io import make_picks, read_picks, write_mrc, write_tilt_angles
+from fewpick.ops.peaks import nms
 from fewpick.ops.resample import block_bin
 from fewpick.simulate.tomogram import TOMO_PRESETS, simulate_tomogram
 
@@ -46,6 +47,28 @@ def test_candidates_find_the_particles(tomo):
     assert len(every) > 3 * len(xyz)
     peaks, values, cut = cand.candidate_peaks(tomo.tomogram, radius=6)  # one pass: every peak and the cut
     assert np.array_equal(peaks, every) and np.array_equal(peaks[values >= cut], xyz)
+
+
+def test_a_small_complex_touching_a_larger_one_keeps_its_candidate():
+    # a complex of radius 4 voxels beside one of radius 6, 14 voxels apart on the diagonal: its energy peak is
+    # weaker and the larger one's reaches towards it. Suppression within a sphere of the radius keeps its peak;
+    # a cube of the same half-width, whose corners reach 1.7 radii, took it.
+    z, y, x = np.mgrid[:48, :96, :96]
+    v = np.random.default_rng(0).normal(scale=0.3, size=z.shape).astype(np.float32)
+    big, small = (40, 40, 24), (50, 50, 24)  # (x, y, z)
+    for (cx, cy, cz), rad in [(big, 6), (small, 4)]:
+        v[(z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= rad**2] -= 2.0  # dense matter is dark
+
+    def nearest(xyz, c):
+        return float(np.min(np.linalg.norm(xyz - np.array(c, float), axis=1)))
+
+    xyz, _, _ = cand.candidate_peaks(v, 6, background=None)
+    assert nearest(xyz, big) <= 2 and nearest(xyz, small) <= 2
+    b = cand.candidate_binning(6)
+    binned, r = block_bin(v, b), 6 / b
+    binned = (binned - binned.mean()) / binned.std()
+    zyx, _ = nms(cand.energy_response(binned, r), r, footprint="box", border=r)
+    assert nearest(zyx[:, ::-1] * b + (b - 1) / 2, small) > 6
 
 
 def test_noise_alone_gives_almost_no_candidates():
@@ -263,7 +286,9 @@ def test_cli_contract_form(tomo, tmp_path):
     assert f"{h} classes ->" in res.output
     m = Run(tmp_path / "run").load()
     assert m["settings"]["radius"] == 6  # 60 Å at 10 Å per voxel
-    assert m["settings"]["background"] == 0.35 and m["settings"]["classes"] is None
+    # the command and the library keep the same share of background candidates
+    assert m["settings"]["background"] == cand.BACKGROUND == ExploreSettings(radius=6).background
+    assert m["settings"]["classes"] is None
     assert m["settings"]["features"] == "pca" and "train" not in m["stages"]  # the default needs no training
     assert not (tmp_path / "run" / "encoder.pt").exists()
     (tmp_path / "short.tlt").write_text("0\n")

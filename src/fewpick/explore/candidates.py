@@ -6,7 +6,7 @@ tomogram is band-passed (a difference of Gaussians of σ = r/3 and 2.5·r/3 binn
 the microscope's contrast transfer carries a small complex's signal; at the particle's own scale a
 phase-contrast image holds little of it), squared, and the excess of that energy over its surroundings is
 measured at the particle's scale and at progressively larger ones (so small and large complexes both answer).
-3D non-maximum suppression with the radius gives one peak per blob.
+3D non-maximum suppression within a sphere of the radius gives one peak per blob.
 
 Which peaks to keep comes from the data: the same detector runs on a copy of the tomogram whose Fourier
 phases are scrambled (the same power spectrum — noise, ice, missing wedge — but no particles), and the cut is
@@ -31,6 +31,10 @@ from fewpick.ops.peaks import nms
 from fewpick.ops.resample import block_bin
 
 OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
+
+#: the fraction of the candidates allowed on background, as the phase-scrambled copy estimates it (the estimate
+#: runs high: the copy keeps the particles' power, so its peaks outnumber the true background's)
+BACKGROUND = 0.5
 
 
 def candidate_binning(radius: float, target: float = 3.0) -> int:
@@ -106,23 +110,25 @@ def _binned(tomogram: np.ndarray, radius: float, source=None) -> tuple[np.ndarra
     return (small - small.mean()) / sd, b, radius / b
 
 
-def candidate_peaks(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
+def candidate_peaks(tomogram: np.ndarray, radius: float, *, background: float | None = BACKGROUND, seed: int = 0,
                     source=None) -> tuple[np.ndarray, np.ndarray, float]:
     """Every peak ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram``, their scores (best first) and the cut that
     keeps the candidates (``-inf`` with ``background=None``); parameters as :func:`find_candidates`."""
     small, b, r = _binned(tomogram, radius, source)
-    zyx, values = nms(energy_response(small, r), r, footprint="box", border=r)
+    # local maxima within a sphere of the radius: the cube around it reaches 1.7 radii at its corners, where a
+    # larger neighbour's response took the peak of a small complex touching it
+    zyx, values = nms(energy_response(small, r), r, footprint="ball", border=r)
     if len(values) == 0:
         raise InputError(source, "no blob-like peaks in the tomogram (is it empty or constant?)")
     cut = -np.inf
     if background is not None:
-        _, null = nms(energy_response(scrambled_copy(small, seed), r), r, footprint="box", border=r)
+        _, null = nms(energy_response(scrambled_copy(small, seed), r), r, footprint="ball", border=r)
         cut = background_cut(values, null, background)
     xyz = zyx[:, ::-1] * b + (b - 1) / 2  # centre of the block in original voxels
     return xyz, values, cut
 
 
-def find_candidates(tomogram: np.ndarray, radius: float, *, background: float | None = 0.35, seed: int = 0,
+def find_candidates(tomogram: np.ndarray, radius: float, *, background: float | None = BACKGROUND, seed: int = 0,
                     source=None) -> tuple[np.ndarray, np.ndarray]:
     """Candidate centres ``(n, 3)`` as ``(x, y, z)`` voxels of ``tomogram`` and their scores, best first.
 

@@ -54,7 +54,7 @@ class ExploreSettings:
     box: float | None = None  # side of each candidate's image (default 6 × radius)
     size: int = 32  # the image's side for the network, px
     # the fraction of candidates allowed on background, estimated from a phase-scrambled copy of each tomogram
-    background: float = 0.35
+    background: float = cand.BACKGROUND
     max_tilt: float = 15.0  # 2d3d: tilt images within ±max_tilt are averaged
     slab: int | None = None  # 3d: half-thickness of the averaged slab (default radius / 2)
     # what the map is made of: "pca", the images' principal components and rotational averages, the candidates'
