@@ -5,7 +5,7 @@ import pytest
 import scipy.ndimage as ndi
 from scipy.spatial.distance import cdist
 
-from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, nms, rank_close_last
+from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, merge_close, nms, rank_close_last
 from fewpick.ops.thresholds import threshold_gmm
 
 
@@ -45,6 +45,14 @@ def test_greedy_keep_is_take_the_best_and_suppress():
             expected[i] = not np.any(expected[:i] & near[i, :i])
         got = greedy_keep(coords, radius)
         assert np.array_equal(got, expected) and 0 < got.sum() < len(coords)
+
+
+def test_merge_close_replaces_each_chain_of_close_points_by_its_mean():
+    pts = np.array([[10.0, 0, 0], [0, 0, 0], [11.5, 0, 0], [1, 0, 0], [2, 0, 0], [30, 0, 0]])
+    # 0–1–2 (links of 1) and 10–11.5 (1.5) join; 30 stays alone; in the order of each group's first point
+    assert np.allclose(merge_close(pts, 2.0), [[10.75, 0, 0], [1, 0, 0], [30, 0, 0]])
+    assert np.allclose(merge_close(pts, 1.2), [[10, 0, 0], [1, 0, 0], [11.5, 0, 0], [30, 0, 0]])
+    assert merge_close(pts[:1], 5.0).tolist() == [[10.0, 0, 0]] and merge_close(np.zeros((0, 3)), 1.0).shape == (0, 3)
 
 
 def test_nms_2d_finds_peaks_in_order_and_suppresses_close_weaker_ones():

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import mrcfile
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -347,15 +348,36 @@ def test_bad_inputs_are_clear_errors(sim, tmp_path):
         T.load_model(other)
 
 
+def test_labels_on_one_particle_become_one_label_at_their_mean(sim, tmp_path):
+    truth, diameter = _truth(sim)
+    write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
+    im = read_volume(tmp_path / "t0.mrc")
+    first = truth.iloc[:1]
+    near = first.assign(x=first.x + 0.4 * diameter)  # within a radius: the same particle
+    labels = pd.concat([first, near, truth.iloc[1:4]], ignore_index=True)
+    s = T.TomoSettings(diameter=diameter)
+    (item,) = T.training_items([im], labels, s, None)
+    middle = pd.concat([first.assign(x=first.x + 0.2 * diameter), truth.iloc[1:4]], ignore_index=True)
+    (expected,) = T.training_items([im], middle, s, None)
+    assert len(item.centres) == 4  # the two became one, at their mean; the other three stay
+    assert np.allclose(item.centres, expected.centres) and np.array_equal(item.target, expected.target)
+    # points clicked along a filament lie closer than that, and stay
+    (fil,) = T.training_items([im], labels, replace(s, filament=True), None)
+    assert len(fil.centres) == 5
+
+
 def test_cli_contract_form(sim, tmp_path):
     truth, diameter = _truth(sim)
     write_mrc(tmp_path / "t0.mrc", sim.tomogram, sim.voxel_size)
-    write_picks(truth.iloc[:6], tmp_path / "labels.star")
+    # two of the particles labelled twice, 3 voxels apart (two candidates on one particle, exported together)
+    twice = truth.iloc[:2].assign(x=truth.iloc[:2].x + 3.0)
+    write_picks(pd.concat([truth.iloc[:6], twice], ignore_index=True), tmp_path / "labels.star")
     runner = CliRunner()
     res = runner.invoke(app, ["tomo", "train", str(tmp_path / "t0.mrc"), "--labels", str(tmp_path / "labels.star"),
                               "--particle-diameter", f"{diameter:g}", "--out", str(tmp_path / "m.pt"), "--epochs", "1",
                               "--steps-per-epoch", "2"])
     assert res.exit_code == 0, res.output
+    assert "8 labels mark 6 particles" in " ".join(res.output.split()), res.output
     res = runner.invoke(app, ["tomo", "pick", str(tmp_path / "t0.mrc"), "--model", str(tmp_path / "m.pt"),
                               "--out", str(tmp_path / "picks.star"), "--threshold", "0.01"])
     assert res.exit_code == 0, res.output

@@ -108,6 +108,10 @@ def tomo_train(
                               f"training tomograms  {rec['seconds']:.0f} s, about {hms(rec['eta_s'])} left in all",
                               highlight=False)
             return
+        if rec.get("stage") == "labels":
+            err_console.print(f"  {rec['labels']} labels mark {rec['particles']} particles: labels closer than the "
+                              "particle's radius to each other are taken as one, at their mean", highlight=False)
+            return
         if rec.get("stage") == "self-training":
             err_console.print(f"  self-training: {rec['picks']} confident picks join the {rec['labels']} labels "
                               f"({rec['particles']:.0f} particles assumed)", highlight=False)

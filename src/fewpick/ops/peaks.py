@@ -1,10 +1,12 @@
 """Peaks of score maps: disk and ball footprints, non-maximum suppression, the pick spacing a crowded micrograph
-allows, close peaks ranked last, and sub-pixel refinement."""
+allows, close peaks ranked last, groups of close points, and sub-pixel refinement."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 
@@ -140,6 +142,30 @@ def best_within(scores: np.ndarray, coords: np.ndarray, reach: float) -> np.ndar
     k = np.argmax(scores[iy, ix], axis=1)
     rows = np.arange(len(k))
     return np.stack([iy[rows, k], ix[rows, k]], axis=1)
+
+
+def components(xyz: np.ndarray, link: float) -> np.ndarray:
+    """Connected-component label of each point, joining points closer than ``link``."""
+    n = len(xyz)
+    if n == 0:
+        return np.zeros(0, int)
+    pairs = cKDTree(xyz).query_pairs(link, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def merge_close(points: np.ndarray, link: float) -> np.ndarray:
+    """The points with every group joined by links shorter than ``link`` (:func:`components`) replaced by its
+    mean, in the order of each group's first point."""
+    pts = np.asarray(points, float)
+    if len(pts) < 2:
+        return pts.copy()
+    group = components(pts, link)
+    _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    sums = np.zeros((len(first), pts.shape[1]))
+    np.add.at(sums, inverse, pts)
+    merged = sums / np.bincount(inverse)[:, None]
+    return merged[np.argsort(first, kind="stable")]
 
 
 def greedy_keep(coords: np.ndarray, radius: float) -> np.ndarray:

@@ -14,21 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from fewpick.io import make_picks
-
-
-def components(xyz: np.ndarray, link: float) -> np.ndarray:
-    """Connected-component label of each point, joining points closer than ``link``."""
-    n = len(xyz)
-    if n == 0:
-        return np.zeros(0, int)
-    pairs = cKDTree(xyz).query_pairs(link, output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+from fewpick.ops.peaks import components
 
 
 def label_segments(xyz: np.ndarray, link: float) -> np.ndarray:

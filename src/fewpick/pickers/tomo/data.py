@@ -15,6 +15,7 @@ import torch
 
 from fewpick.errors import InputError
 from fewpick.io import Image
+from fewpick.ops.peaks import merge_close
 from fewpick.ops.resample import block_bin
 from fewpick.pickers.tomo.settings import TomoSettings
 
@@ -103,6 +104,10 @@ def training_items(tomograms: Sequence[Image], labels: pd.DataFrame, settings: T
         if rows is None or not len(rows):
             continue
         zyx = _labels_zyx(rows, im, source)
+        if not settings.filament:
+            # labels closer than a radius mark one particle (two candidates on a large one, exported together from
+            # the exploration's classes): one label at their mean, so that no particle is taught twice off-centre
+            zyx = merge_close(zyx, settings.diameter / 2)
         vol = prepare(np.asarray(im.data), b)
         if vol.shape[0] < settings.depth or vol.shape[1] < settings.box or vol.shape[2] < settings.box:
             raise InputError(im.path, f"binned ×{b} to {vol.shape[2]}×{vol.shape[1]}×{vol.shape[0]} voxels, smaller "

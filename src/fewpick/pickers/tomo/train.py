@@ -48,6 +48,10 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
     settings = settings.for_labels(sum(len(it.centres) for it in items))
     if progress is not None:  # every record says how many epochs the training runs
         progress = partial(_with_epochs, progress, settings.epochs)
+        given = int(labels["micrograph"].astype(str).isin({im.name for im in tomograms}).sum())
+        particles = sum(len(it.centres) for it in items)
+        if given > particles:  # labels within a radius of each other, taken as one particle each
+            progress({"stage": "labels", "labels": given, "particles": particles})
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise InputError(checkpoint, "no checkpoint to resume from")
     picks_file = Path(str(checkpoint) + ".picks.json") if checkpoint is not None else None
