@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,9 @@ import numpy as np
 import torch
 
 from fewpick.io import read_picks, write_picks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 FEWPICK = [sys.executable, "-c", "from fewpick.cli import main; main()"]
 
@@ -166,12 +168,17 @@ def main() -> None:
     seconds = time.time() - t0
     print(json.dumps(result, indent=1))
     print(f"{len(result)} entries in {seconds:.0f} s (work folder {work})", file=sys.stderr)
+    m = machine()
+    here = f"{m['cpu']}, {m['cores']} cores"
     if args.out:
-        payload = {"command": " ".join(["python", *sys.argv]), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        payload = {"command": " ".join(["python", *sys.argv]), "machine": here,
                    "torch": torch.__version__, "seconds": round(seconds), "fingerprint": result}
         args.out.write_text(json.dumps(payload, indent=1) + "\n")
     if args.check:
-        old = json.loads(args.check.read_text())["fingerprint"]
+        stored = json.loads(args.check.read_text())
+        old = stored["fingerprint"]
+        if stored.get("machine") != here:  # the CPU's kernels round differently: trained weights may differ
+            print(f"note: recorded on {stored.get('machine')}, checked on {here}", file=sys.stderr)
         changed = sorted(k for k in set(old) | set(result) if old.get(k) != result.get(k))
         for k in changed:
             print(f"changed: {k}: {old.get(k)} -> {result.get(k)}", file=sys.stderr)
