@@ -83,7 +83,8 @@ def threshold_knn_density(scores: np.ndarray, k: int = 5) -> float:
     return float(s[j])
 
 
-def _otsu(s: np.ndarray) -> float:
+def otsu_split(s: np.ndarray) -> float:
+    """Otsu's split of scores (256 bins): the level that maximises the variance between the two sides."""
     hist, edges = np.histogram(s, 256)
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
@@ -110,19 +111,26 @@ def auto_threshold(scores: np.ndarray, floor: float = 0.05, bic_margin: float = 
     s = s[(s >= floor) & (s <= 1)]
     if len(s) < 10:
         return 0.5
-    t1 = _otsu(s)
-    u = s[s >= t1][:, None]
+    t1 = otsu_split(s)
+    cut = upper_band_cut(s[s >= t1], bic_margin)
+    return t1 if cut is None else max(t1, cut)
+
+
+def upper_band_cut(upper: np.ndarray, bic_margin: float = 10.0) -> float | None:
+    """The second step of :func:`auto_threshold`, on the peak scores above Otsu's split: where the upper of two
+    Gaussian components takes over, if BIC prefers two by more than ``bic_margin`` and they are clearly apart
+    (:func:`ashman_d` > 2); None where one component describes them (or fewer than 10 scores)."""
+    u = np.asarray(upper, float)[:, None]
     if len(u) < 10 or np.ptp(u) < 1e-6:
-        return t1
+        return None
     from sklearn.mixture import GaussianMixture
 
     one = GaussianMixture(1, random_state=0).fit(u)
     two = GaussianMixture(2, random_state=0, n_init=3).fit(u)
     if two.bic(u) + bic_margin >= one.bic(u) or ashman_d(two) <= 2:
-        return t1
+        return None
     lo, hi = np.sort(two.means_[:, 0])
-    cut = upper_component_start(two, lo, hi, 512)
-    return t1 if cut is None else max(t1, cut)
+    return upper_component_start(two, lo, hi, 512)
 
 
 def threshold_at_count(peak_scores, counts, empty: float | None = None) -> float:
