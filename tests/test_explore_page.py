@@ -169,6 +169,12 @@ def test_page_selects_a_class_and_exports_its_coordinates(server):
         page.click("#export")
         sync_api.expect(page.locator("#msg")).to_have_text(re.compile("^exported"))  # (no eval: the page forbids it)
         assert f"exported {len(members)} particles" in page.inner_text("#msg")
+        chosen = read_picks(run / "selected.star")
+        assert len(chosen) == len(members) and set(chosen["label"]) == {target}
+        np.testing.assert_allclose(chosen[["x", "y", "z"]].to_numpy(float),
+                                   members[["x", "y", "z"]].to_numpy(float), atol=1e-3)
+        coords = np.loadtxt(run / "selected" / "t0.coords", ndmin=2)
+        np.testing.assert_allclose(coords, members[["x", "y", "z"]].to_numpy(float), atol=1e-2)
         page.screenshot(path=str(run / "page.png"))
         # a lasso around the whole map adds every other candidate
         page.mouse.move(box["x"] + 2, box["y"] + 2)
@@ -177,14 +183,15 @@ def test_page_selects_a_class_and_exports_its_coordinates(server):
             page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
         page.mouse.up()
         assert page.inner_text("#count") == str(len(table))
+        # with the particle's diameter, candidates closer than its half are exported as one particle
+        page.fill("#diameter", "60")
+        page.click("#export")
+        sync_api.expect(page.locator("#msg")).to_have_text(re.compile("candidates, those on one particle merged"))
+        merged = read_picks(run / "selected.star")
+        assert f"exported {len(merged)} particles ({len(table)} candidates" in page.inner_text("#msg")
+        assert len(merged) < len(table)
         browser.close()
     assert all(u.startswith(_url(srv)) for u in requests), requests  # nothing from outside
-    chosen = read_picks(run / "selected.star")
-    assert len(chosen) == len(members) and set(chosen["label"]) == {target}
-    np.testing.assert_allclose(chosen[["x", "y", "z"]].to_numpy(float),
-                               members[["x", "y", "z"]].to_numpy(float), atol=1e-3)
-    coords = np.loadtxt(run / "selected" / "t0.coords", ndmin=2)
-    np.testing.assert_allclose(coords, members[["x", "y", "z"]].to_numpy(float), atol=1e-2)
     assert (run / "page.png").stat().st_size > 10_000
 
 
@@ -258,6 +265,46 @@ def test_export_endpoint_rejects_bad_requests(server):
     with urllib.request.urlopen(urllib.request.Request(_url(srv) + "data.json", headers={TOKEN_HEADER: _token(srv)})) as r:
         data = json.loads(r.read())
     assert data["n"] == len(read_picks(run / "candidates.star")) == len(data["x"]) == len(data["cls"])
+
+
+def test_export_with_the_diameter_writes_one_point_per_particle(server):
+    """Candidates closer than half the diameter are one particle: written once, at their mean, with the best one's
+    score and class; the rest as they are. In voxels, in Å (the header's voxel size), and through the page's post."""
+    srv, run = server
+    table = make_picks("t0", [50.0, 54.0, 100.0, 100.0], [50.0, 50.0, 100.0, 112.0], z=[30.0, 30.0, 30.0, 30.0],
+                       score=[0.5, 0.9, 0.7, 0.6])
+    table["label"] = [3, 1, 2, 2]
+    voxel = Run(run).load()["tomograms"][0]["voxel_size"]
+    for diameter in ("12", f"{12 * voxel:g}A"):
+        out = export_selection(Run(run), [0, 1, 2, 3], table, diameter=diameter)
+        assert (out["count"], out["candidates"]) == (3, 4)
+        got = read_picks(run / "selected.star")
+        assert np.allclose(got[["x", "y"]].to_numpy(), [[52, 50], [100, 100], [100, 112]])  # 12 apart: two
+        assert got["score"].tolist() == pytest.approx([0.9, 0.7, 0.6])
+        assert read_picks(run / "selected" / "t0.coords")[["x", "y", "z"]].to_numpy().shape == (3, 3)
+    assert export_selection(Run(run), [0, 1, 2, 3], table)["count"] == 4  # no diameter: every candidate
+    with pytest.raises(InputError, match="too small"):
+        export_selection(Run(run), [0, 1], table, diameter="1")
+
+    def post(body: dict):
+        req = urllib.request.Request(_url(srv) + "export", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", TOKEN_HEADER: _token(srv)})
+        try:
+            with urllib.request.urlopen(req) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    cands = read_picks(run / "candidates.star")
+    xyz = cands[["x", "y", "z"]].to_numpy(float)
+    gap = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)[np.triu_indices(len(xyz), 1)].min()
+    status, reply = post({"indices": list(range(len(cands))), "diameter": f"{2.01 * gap:.3f}"})
+    assert status == 200 and reply["candidates"] == len(cands) and reply["count"] < len(cands)
+    assert len(read_picks(run / "selected.star")) == reply["count"]
+    status, reply = post({"indices": [0], "diameter": "large"})
+    assert status == 400 and "cannot read the particle diameter" in reply["error"]
+    status, reply = post({"indices": [0], "diameter": [12]})
+    assert status == 400 and "number of voxels" in reply["error"]
 
 
 def test_port_in_use_and_unfinished_runs_are_clear_errors(run_folder, tmp_path):

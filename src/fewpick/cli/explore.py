@@ -136,8 +136,8 @@ def explore_serve(
     picks: Optional[Path] = typer.Option(None, "--picks", help="Picks of 'fewpick tomo pick' (a picks file or a folder of them) to draw in the page's tomogram viewer beside the candidates."),
 ):
     """Serve the run's interactive page: the map coloured by class, thumbnails on hover, select classes or
-    lasso a region, export the chosen particles' 3D coordinates to RUN/selected.star and RUN/selected/*.coords;
-    with --picks, the tomogram viewer also draws the picks of 'fewpick tomo pick'.
+    lasso a region, export the chosen particles' 3D coordinates to RUN/selected.star and RUN/selected/*.coords
+    (given the particle diameter on the page, one point per particle); with --picks, the tomogram viewer also draws the picks of 'fewpick tomo pick'.
 
     Example: [bold]fewpick explore serve run/ --port 8000[/], then open the address it prints (it carries the
     page's key); from a laptop: ssh -L 8000:localhost:8000 server first
@@ -146,7 +146,9 @@ def explore_serve(
     from fewpick.web.server import announce
 
     def exported(result):
-        console.print(f"exported {result['count']} particles -> {result['star']}", highlight=False)
+        merged = (f" ({result['candidates']} candidates, those on one particle merged)"
+                  if result.get("candidates", result["count"]) > result["count"] else "")
+        console.print(f"exported {result['count']} particles{merged} -> {result['star']}", highlight=False)
 
     server = make_server(run_folder, host, port, on_export=exported, picks=picks)
     shown = server.view.get("picks")  # type: ignore[attr-defined]

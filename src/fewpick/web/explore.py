@@ -7,7 +7,8 @@ atlas of candidate images) and ``/gallery.png``. The page draws the map coloured
 candidate's image on hover, selects whole classes (check boxes) or a region (lasso), counts the
 selection, and posts it to ``/export``, which writes the chosen candidates' 3D coordinates in the
 original tomogram voxels: ``RUN/selected.star`` (all tomograms) and ``RUN/selected/<tomogram>.coords``
-— the labels for ``fewpick tomo train``. Served with a picks file (``--picks``: the output of ``fewpick tomo pick``),
+— the labels for ``fewpick tomo train``. Given the particle diameter, the export writes one point per particle: the
+exploration gives a large complex several candidates, and other programs would count it several times. Served with a picks file (``--picks``: the output of ``fewpick tomo pick``),
 the slice viewer draws those picks too, beside the candidates.
 """
 
@@ -25,7 +26,9 @@ import pandas as pd
 from fewpick.errors import InputError, first_line
 from fewpick.explore.gallery import ATLAS_COLUMNS
 from fewpick.explore.run import Run
+from fewpick.geometry import parse_length
 from fewpick.io import read_picks, write_picks
+from fewpick.ops.peaks import components
 from fewpick.web.server import PageHandler, PageServer, RequestError, body_cap, parse_indices, static_page
 
 
@@ -148,10 +151,44 @@ class Sections:
         return display_png(section, self.max_px, min_sigma=0.7)[0]
 
 
-def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | None = None) -> dict:
+def one_per_particle(chosen: pd.DataFrame, diameters: dict[str, float]) -> pd.DataFrame:
+    """The chosen candidates with those of one tomogram that are joined by gaps shorter than the particle's radius
+    (``diameters``: voxels, by tomogram name) taken as one particle, as ``fewpick tomo train`` takes its labels:
+    the best-scoring candidate's row at the group's mean position. Rows keep the order of the best ones."""
+    keep, rows = [], []
+    for name, g in chosen.groupby(chosen["micrograph"].astype(str), sort=False):
+        xyz = g[["x", "y", "z"]].to_numpy(float)
+        group = components(xyz, diameters[name] / 2)
+        score = g["score"].to_numpy(float) if "score" in g else np.zeros(len(g))
+        for k in np.unique(group):
+            members = np.flatnonzero(group == k)
+            best = members[np.argmax(score[members])]
+            keep.append(g.index[best])
+            rows.append(xyz[members].mean(0))
+    out = chosen.loc[keep].copy()
+    out[["x", "y", "z"]] = np.asarray(rows).reshape(-1, 3)
+    order = np.argsort(chosen.index.get_indexer(out.index), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | None = None,
+                     diameter: str | float | None = None) -> dict:
     """Write the candidates ``indices`` (rows of ``candidates.star``) as ``RUN/selected.star`` and one
-    ``RUN/selected/<tomogram>.coords`` per tomogram (empty where none is chosen); returns what was written."""
+    ``RUN/selected/<tomogram>.coords`` per tomogram (empty where none is chosen); returns what was written.
+
+    ``diameter``: the particle's (voxels, or physical such as ``"250A"`` with each tomogram's voxel size); with
+    it the candidates closer than its half to each other are written as one particle (:func:`one_per_particle`)."""
     manifest = run.load()
+    sizes = {}
+    if diameter is not None and str(diameter).strip():
+        for t in manifest["tomograms"]:
+            try:
+                sizes[t["name"]] = parse_length(diameter, t.get("voxel_size"), what="the particle diameter")
+            except InputError:
+                if t.get("voxel_size"):
+                    raise
+                raise InputError(None, f"{t['name']} has no voxel size in its header: give the particle diameter "
+                                       "in voxels") from None
     if table is None:
         table = read_picks(run.path("candidates.star"))
     indices = list(indices)
@@ -164,12 +201,16 @@ def export_selection(run: Run, indices: Sequence[int], table: pd.DataFrame | Non
             raise InputError(None, f"candidate index {str(i)[:20]} is outside 0…{len(table) - 1}")
     idx = np.asarray(indices, dtype=np.int64)
     chosen = table.iloc[np.unique(idx)].reset_index(drop=True)
+    candidates = len(chosen)
+    if sizes:
+        chosen = one_per_particle(chosen, sizes)
     names = [t["name"] for t in manifest["tomograms"]]
     star = write_picks(chosen, run.path("selected.star"))
     coords = write_picks(chosen[["micrograph", "x", "y", "z"]], run.path("selected") / "", "coords",
                          micrographs=names)
     per = {n: int((chosen["micrograph"].astype(str) == n).sum()) for n in names}
-    return {"count": len(chosen), "star": str(star[0]), "coords": [str(p) for p in coords], "per_tomogram": per}
+    return {"count": len(chosen), "candidates": candidates, "star": str(star[0]), "coords": [str(p) for p in coords],
+            "per_tomogram": per}
 
 
 def _handler(run: Run, view: dict, table: pd.DataFrame):
@@ -213,9 +254,13 @@ def _handler(run: Run, view: dict, table: pd.DataFrame):
             if not isinstance(body, dict) or "indices" not in body:
                 raise RequestError(400, "bad export request: send {\"indices\": [...]}")
             indices = parse_indices(body["indices"], len(table))
+            diameter = body.get("diameter")
+            if diameter is not None and not (isinstance(diameter, str) and len(diameter) <= 32
+                                             or isinstance(diameter, (int, float)) and not isinstance(diameter, bool)):
+                raise RequestError(400, "the particle diameter must be a number of voxels or a length such as 250A")
             try:
                 with lock:
-                    result = export_selection(run, indices, table)
+                    result = export_selection(run, indices, table, diameter)
             except InputError as e:
                 raise RequestError(400, str(e)) from None
             except OSError as e:
