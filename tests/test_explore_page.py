@@ -115,6 +115,17 @@ def _post(srv, body: bytes, *, host: str | None = None, ctype: str = "applicatio
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def _export(srv, body: bytes) -> tuple[int, dict]:
+    """Post ``body`` to the page's export as the page does (with its token): the status and the JSON reply."""
+    req = urllib.request.Request(_url(srv) + "export", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", TOKEN_HEADER: _token(srv)})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
 def _browser(p):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: 'make test' installs it with apt-get install chromium; "
@@ -245,13 +256,7 @@ def test_export_endpoint_rejects_bad_requests(server):
     srv, run = server
 
     def post(body: bytes):
-        req = urllib.request.Request(_url(srv) + "export", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", TOKEN_HEADER: _token(srv)})
-        try:
-            with urllib.request.urlopen(req) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return _export(srv, body)
 
     status, reply = post(b'{"indices": []}')
     assert status == 400 and "nothing is selected" in reply["error"]
@@ -287,13 +292,7 @@ def test_export_with_the_diameter_writes_one_point_per_particle(server):
         export_selection(Run(run), [0, 1], table, diameter="1")
 
     def post(body: dict):
-        req = urllib.request.Request(_url(srv) + "export", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", TOKEN_HEADER: _token(srv)})
-        try:
-            with urllib.request.urlopen(req) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return _export(srv, json.dumps(body).encode())
 
     cands = read_picks(run / "candidates.star")
     xyz = cands[["x", "y", "z"]].to_numpy(float)
