@@ -257,8 +257,9 @@ def test_trains_and_finds_ribosomes(sim, tmp_path):
 
 
 def test_self_training_adds_confident_picks_that_are_particles(sim, tmp_path):
-    """The last epochs learn from the labels and the model's confident picks on its training tomogram: the picks
-    are ribosomes the labels did not name, the prior counts them twice, and a resumed run reads them back."""
+    """The last epochs learn from the labels and the model's confident picks on its training tomogram, picked
+    again at the start of each: the picks are ribosomes the labels did not name, the prior counts them twice,
+    and a resumed run reads them back."""
     import json
 
     from scipy.spatial import cKDTree
@@ -273,8 +274,10 @@ def test_self_training_adds_confident_picks_that_are_particles(sim, tmp_path):
     s = T.TomoSettings(diameter=diameter, epochs=6, steps_per_epoch=10, batch=4, seed=0, self_training=2)
     seen, ckpt = [], tmp_path / "m.pt.ckpt"
     model = T.train([im], labels, s, progress=seen.append, checkpoint=ckpt)
-    (rec,) = [r for r in seen if r.get("stage") == "self-training"]
-    saved = tmp_path / "m.pt.ckpt.picks.json"
+    recs = [r for r in seen if r.get("stage") == "self-training"]
+    assert [(r["round"], r["rounds"]) for r in recs] == [(1, 2), (2, 2)]  # picked at the start of each epoch
+    assert (tmp_path / "m.pt.ckpt.picks.1.json").is_file()
+    rec, saved = recs[-1], tmp_path / "m.pt.ckpt.picks.2.json"
     (picks,) = [np.asarray(p) for p in json.loads(saved.read_text())]
     assert rec["labels"] == 4 and rec["picks"] == len(picks) >= 3, rec
     assert model.particles == [4 + 2 * len(picks)] and rec["particles"] == model.particles[0]

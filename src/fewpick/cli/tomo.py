@@ -58,7 +58,7 @@ def tomo_train(
     filament: bool = typer.Option(False, "--filament", help="Filaments: labels are points clicked along them; points less than 3 diameters apart are joined into centre lines (true positives, no soft positives)."),
     expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per tomogram (sets π). Default: twice the labels, capped by an estimate from half the labels held out (where labels already cover most particles)."),
     epochs: int = typer.Option(6, "--epochs", min=1, max=100_000, help="Epochs (the learning rate drops ×0.1 every 5)."),
-    self_training: Optional[int] = typer.Option(None, "--self-training", min=0, max=100_000, help="The last epochs also learn from the model's own confident picks on the training tomograms (0: labels only; particles, not filaments). Default: 2 with fewer than 12 labels, else 0."),
+    self_training: Optional[int] = typer.Option(None, "--self-training", min=0, max=100_000, help="The last epochs also learn from the model's own confident picks on the training tomograms, picked again at the start of each of them (0: labels only; particles, not filaments). Default: 2 with fewer than 12 labels, else 0."),
     steps_per_epoch: int = typer.Option(30, "--steps-per-epoch", min=1, max=1_000_000, help="Batches of subtomograms per epoch."),
     box: int = typer.Option(64, "--box", min=16, max=1024, help="Training subtomogram side (binned voxels)."),
     depth: int = typer.Option(5, "--depth", min=1, max=256, help="Training subtomogram depth (binned sections)."),
@@ -113,7 +113,8 @@ def tomo_train(
                               "particle's radius to each other are taken as one, at their mean", highlight=False)
             return
         if rec.get("stage") == "self-training":
-            err_console.print(f"  self-training: {rec['picks']} confident picks join the {rec['labels']} labels "
+            which = f" (epoch {rec['round']} of {rec['rounds']})" if rec.get("rounds", 1) > 1 else ""
+            err_console.print(f"  self-training{which}: {rec['picks']} confident picks join the {rec['labels']} labels "
                               f"({rec['particles']:.0f} particles assumed)", highlight=False)
             return
         if "estimated" in rec:

@@ -13,7 +13,7 @@ From a few labeled centres, a :class:`~fewpick.nn.unet.SliceUNet3D` learns a per
   voxel contrast (λ1, λ2, λ3) ties their projections;
 - Adam, lr 1e-3, ×0.1 every 5 epochs;
 - self-training: for the last epochs the model's confident picks on its training tomograms (above each one's
-  automatic cut) join the labels.
+  automatic cut) join the labels, picked again at the start of each of those epochs.
 
 Picking runs the network over the whole tomogram in overlapping tiles (bounded memory), then 3D
 max-pool NMS on the heat map with a kernel of the particle's size and a threshold. Coordinates are in

@@ -1,4 +1,6 @@
-"""Self-training: the model's confident picks on its own training tomograms join the labels for the last epochs.
+"""Self-training: the model's confident picks on its own training tomograms join the labels for the last epochs,
+picked again at the start of each of them by the model as trained so far (a second look finds the particles the
+first one scored under the cut).
 
 A few labels teach the network the particle only roughly: on tomograms it has not seen it ranks the particles
 well enough that its automatic cut keeps few false picks, but it gives the unlabelled particles lower scores

@@ -58,8 +58,9 @@ class TomoSettings:
     # epochs of a quick labeled-against-unlabeled classifier trained on half the labels, whose scores of the other
     # half cap the assumed count where labels already cover most particles (:func:`estimate_particles`); 0: off
     prior_epochs: int = 3
-    # the last epochs train on the labels and the model's confident picks on the training tomograms
-    # (:mod:`~fewpick.pickers.tomo.selftrain`); 0: off. Default: :meth:`for_labels`. Not for filaments.
+    # the last epochs train on the labels and the model's confident picks on the training tomograms, picked again at
+    # the start of each (:mod:`~fewpick.pickers.tomo.selftrain`); 0: off. Default: :meth:`for_labels`. Not for
+    # filaments.
     self_training: int | None = None
     label_link: float = 3.0  # filaments: labels closer than this many diameters are on one filament and joined
     seed: int = 0

@@ -3,6 +3,7 @@ threshold on the training tomograms."""
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from dataclasses import replace
@@ -54,9 +55,8 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
             progress({"stage": "labels", "labels": given, "particles": particles})
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise InputError(checkpoint, "no checkpoint to resume from")
-    picks_file = Path(str(checkpoint) + ".picks.json") if checkpoint is not None else None
-    if picks_file is not None and not resume:
-        picks_file.unlink(missing_ok=True)  # an earlier run's
+    if checkpoint is not None and not resume:
+        _drop_picks_files(checkpoint)  # an earlier run's
     t0 = time.perf_counter()
     estimate = prior_estimate(items, settings, dev, checkpoint, resume, progress)
     counts = assumed_particles(items, settings, estimate)
@@ -72,26 +72,30 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
 
     total = settings.epochs * settings.steps_per_epoch
     first = total - settings.self_training_steps()  # steps before the confident picks join the labels
-    relabelled = first >= total
+    rounds = settings.self_training_steps() // settings.steps_per_epoch
+    labelled, labelled_counts = items, counts
+    picked = -1  # the self-training epoch whose picks the items hold
 
-    def relabel() -> None:
-        """The confident picks join the labels (:mod:`~fewpick.pickers.tomo.selftrain`), and π counts them."""
-        nonlocal items, pi, pi_u, counts, relabelled
-        picks = self_training_picks(net, items, settings, picks_file)
+    def relabel(r: int) -> None:
+        """At the start of self-training epoch ``r`` the model as trained so far picks its training tomograms
+        again, and those confident picks join the labels (:mod:`~fewpick.pickers.tomo.selftrain`; kept beside
+        the checkpoint, so that a resumed run trains on the same ones); π counts them."""
+        nonlocal items, pi, pi_u, counts, picked
+        saved = None if checkpoint is None else _picks_file(checkpoint, r)
+        picks = self_training_picks(net, labelled, settings, saved)
         net.train()
-        n_labels = sum(len(it.centres) for it in items)
         if not settings.expected_particles:
-            counts = self_training_counts(items, picks, counts)
-        items = [with_picks(it, p, settings) for it, p in zip(items, picks)]
+            counts = self_training_counts(labelled, picks, labelled_counts)
+        items = [with_picks(it, p, settings) for it, p in zip(labelled, picks)]
         pi, pi_u = class_prior(items, settings, counts)
-        relabelled = True
+        picked = r
         if progress:
-            progress({"stage": "self-training", "picks": sum(len(p) for p in picks), "labels": n_labels,
-                      "particles": float(sum(counts))})
+            progress({"stage": "self-training", "round": r + 1, "rounds": rounds, "picks": sum(len(p) for p in picks),
+                      "labels": sum(len(it.centres) for it in labelled), "particles": float(sum(counts))})
 
     def step(i):
-        if i >= first and not relabelled:
-            relabel()
+        if i >= first and (i - first) // settings.steps_per_epoch != picked:
+            relabel((i - first) // settings.steps_per_epoch)
         x, t = sample_batch(items, settings, rng)
         x, t = x.to(dev), t.to(dev)
         view, inverse = augment(x, gen)
@@ -123,9 +127,20 @@ def train(tomograms: Sequence[Image], labels: pd.DataFrame, settings: TomoSettin
         save_model(model, out)
         drop_checkpoints(checkpoint)
         if checkpoint is not None:  # what the checkpoint's run kept beside it: the count estimate, the picks
-            for side in (".prior.json", ".picks.json"):
-                Path(str(checkpoint) + side).unlink(missing_ok=True)
+            Path(str(checkpoint) + ".prior.json").unlink(missing_ok=True)
+            _drop_picks_files(checkpoint)
     return model
+
+
+def _picks_file(checkpoint: str | os.PathLike, r: int) -> Path:
+    """Where the confident picks of self-training epoch ``r`` (from 0) are kept beside the checkpoint."""
+    return Path(f"{checkpoint}.picks.{r + 1}.json")
+
+
+def _drop_picks_files(checkpoint: str | os.PathLike) -> None:
+    ckpt = Path(checkpoint)
+    for f in ckpt.parent.glob(f"{glob.escape(ckpt.name)}.picks*.json"):
+        f.unlink(missing_ok=True)
 
 
 def _with_epochs(progress: Callable[[dict], None], epochs: int, rec: dict) -> None:
