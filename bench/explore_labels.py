@@ -36,17 +36,14 @@ FEWPICK = tomo_bench.FEWPICK
 
 
 def twice_labelled(labels, truths: dict, species: str, diameter: float) -> int:
-    """True particles of ``species`` with two or more labels within half the diameter of their centre."""
-    from scipy.spatial import cKDTree
+    """True particles of ``species`` with two or more labels within half the diameter (the duplicates of
+    :func:`fewpick.evaluate.duplicates`)."""
+    import pandas as pd
 
-    n = 0
-    for name, truth in truths.items():
-        t = truth[truth["species"] == species][["x", "y", "z"]].to_numpy(float)
-        lab = labels[labels["micrograph"].astype(str) == name][["x", "y", "z"]].to_numpy(float)
-        if len(t) and len(lab):
-            hits = cKDTree(lab).query_ball_point(t, diameter / 2)
-            n += sum(len(h) >= 2 for h in hits)
-    return n
+    from fewpick.evaluate import duplicates
+
+    truth = pd.concat([t[t["species"] == species] for t in truths.values()], ignore_index=True)
+    return duplicates(labels, truth, diameter / 2)["particles"]
 
 
 def main() -> None:
@@ -105,8 +102,8 @@ def main() -> None:
         res = tomo_bench.score_peaks(out, test_truth, diameter)
         row = {"species": sp, "explored_tomograms": len(stems), "candidates": len(cands), "classes_ticked": len(led),
                "labels": int(len(chosen)), "labels_on_species": float(on.mean()), "species_particles": present,
-               "species_particles_labelled": found, "labelled_twice": twice,
-               "labels_with_diameter": one["count"], "labelled_twice_with_diameter": twice_one, **res, "explore_s": explore_s, "explore_peak_mib": explore_mib,
+               "species_particles_labelled": found, "labelled_twice": twice, "labels_with_diameter": one["count"],
+               "labelled_twice_with_diameter": twice_one, **res, "explore_s": explore_s, "explore_peak_mib": explore_mib,
                "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_tomogram": pick_s / len(tests)}
         print(f"{sp}: {len(led)} classes, {len(chosen)} labels ({100 * on.mean():.0f} % on a {sp}, {found} of "
               f"{present}); test F1 {res['f1']:.3f} (P {res['precision']:.3f} R {res['recall']:.3f}), best "
