@@ -4,6 +4,7 @@ Each verb parses its options and calls library functions with the same defaults.
 one line, ``error: <file>: <problem>``, and exit 2 (:func:`~fewpick.cli.common.handle_errors`).
 """
 
+from fewpick.allocator import keep_freed_memory
 from fewpick.cli.common import app
 
 # The verb groups register their commands on ``app`` when imported, in the order --help lists them.
@@ -15,6 +16,7 @@ from fewpick.cli import fewshot, explore, tomo, copick  # noqa: F401, E402
 
 def main() -> None:
     """Console-script entry point."""
+    keep_freed_memory()
     app(prog_name="fewpick")
 
 
