@@ -8,7 +8,8 @@ process keep and reuse up to half a gigabyte of freed memory instead. It changes
 the same numbers), only where their memory comes from, at the cost of a little more peak memory. Blocks larger
 than the mapping threshold (volumes, a heat map's activations) are still mapped and returned when freed.
 
-The command line sets it when it starts; a program calling the library can call it once itself.
+The command line sets it when it starts, and the Dask workers it starts for batch picking get it through their
+environment (:func:`environment`); a program calling the library can call :func:`keep_freed_memory` once itself.
 """
 
 from __future__ import annotations
@@ -39,3 +40,9 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # both, in this order: setting either turns off glibc's own sliding mapping threshold
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def environment() -> dict[str, str]:
+    """The same setting as environment variables, for a process about to be started (the GNU C library reads them
+    at its start; elsewhere they are ignored)."""
+    return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}

@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
+from fewpick import allocator
 from fewpick.errors import FewpickError, InputError, first_line
 from fewpick.io.images import ImageInfo, image_info, micrograph_key
 from fewpick.io.picks import (
@@ -358,10 +359,11 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
 
     # Two Dask defaults that cost picking dearly (docs/decisions.md, "Dask workers"):
     # - workers start with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap threshold: every
-    #   large array is mapped and unmapped afresh;
+    #   large array is mapped and unmapped afresh; they get the command line's setting instead
+    #   (:mod:`fewpick.allocator`);
     # - each worker samples its running task's stack every 10 ms for the dashboard (which is off here).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.profile.enabled": False}), \
+    environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in allocator.environment().items()}
+    with dask.config.set({**environ, "distributed.worker.profile.enabled": False}), \
             LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,
                          host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
