@@ -1,6 +1,7 @@
 """How long the few-shot picker trains on a large particle with several large pre-training micrographs: the case
 that must stay within 5 minutes on 2 cores (108 px particles, five 4096² micrographs, 15 exemplars), timed
-stage by stage as `fewpick fewshot train` runs it.
+stage by stage as `fewpick fewshot train` runs it (with the command line's allocator setting unless
+`--allocator default`).
 
     python bench/fewshot_train_time.py            # writes bench/results/fewshot_train_time.{json,md}
 """
@@ -27,7 +28,14 @@ def main() -> int:
     ap.add_argument("--exemplars", type=int, default=15)
     ap.add_argument("--work", type=Path, default=HERE / "work" / "fewshot_train_time")
     ap.add_argument("--results", type=Path, default=None)
+    ap.add_argument("--allocator", choices=["cli", "default"], default="cli",
+                    help="cli: keep freed memory for reuse, as the command line does (fewpick.allocator); default: "
+                         "the C library's own behaviour")
     args = ap.parse_args()
+    if args.allocator == "cli":
+        from fewpick.allocator import keep_freed_memory
+
+        keep_freed_memory()
 
     from fewpick.io import read_micrograph, read_picks
     from fewpick.pickers.fewshot.distill import distill, teacher_data
@@ -72,8 +80,9 @@ def main() -> int:
     rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in stages.items())
     table = (f"`fewshot train` on a {args.diameter:g} px particle ({args.exemplars} exemplars), pre-trained on "
              f"{args.micrographs} simulated {args.size}² micrographs, every default: seconds per stage on the CPU "
-             f"(the bar: 5 minutes in all).\n\n| stage | seconds |\n|---|---|\n{rows}\n| **total** | **{total:.1f}** |")
-    write_results("fewshot_train_time", {"stages_s": stages, "total_s": total, "diameter": args.diameter,
+             f"(the bar: 5 minutes in all); allocator: {args.allocator}.\n\n| stage | seconds |\n|---|---|\n{rows}\n| **total** | **{total:.1f}** |")
+    write_results("fewshot_train_time", {"stages_s": stages, "total_s": total, "allocator": args.allocator,
+                                         "diameter": args.diameter,
                                          "size": args.size, "micrographs": args.micrographs,
                                          "agreement": model.fast_info.get("agreement")}, table, args.results)
     print(table)
