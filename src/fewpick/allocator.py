@@ -2,11 +2,12 @@
 
 PyTorch allocates the activations of every training step afresh and frees them at its end. With the GNU C
 library's defaults, blocks of a few megabytes are mapped from the system and unmapped when freed, and free memory
-at the top of the heap is returned at once, so each step faults the same memory in again page by page: on a
-2-core machine that is a tenth or more of a training run, spent in the kernel. :func:`keep_freed_memory` lets the
-process keep and reuse up to half a gigabyte of freed memory instead. It changes no result (the networks compute
-the same numbers), only where their memory comes from, at the cost of a little more peak memory. Blocks larger
-than the mapping threshold (volumes, a heat map's activations) are still mapped and returned when freed.
+at the top of the heap is returned at once, so each step faults the same memory in again page by page, time spent
+in the kernel (measured in docs/decisions.md, "The command line keeps freed memory for reuse").
+:func:`keep_freed_memory` lets the process keep and reuse up to half a gigabyte of freed memory instead. It
+changes no result (the networks compute the same numbers), only where their memory comes from, at the cost of a
+little more peak memory. Blocks larger than the mapping threshold (volumes, a heat map's activations) are still
+mapped and returned when freed.
 
 The command line sets it when it starts, and the Dask workers it starts for batch picking get it through their
 environment (:func:`environment`); a program calling the library can call :func:`keep_freed_memory` once itself.
