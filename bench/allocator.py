@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import numpy as np  # noqa: E402
-
 import tomo_bench  # noqa: E402
 from _common import peak_rss_mib_of, write_results  # noqa: E402
 from fewpick.io import write_picks  # noqa: E402
@@ -32,12 +30,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=6)
     a = ap.parse_args()
-    for s in (*tomo_bench.TRAIN_SEEDS, *tomo_bench.TEST_SEEDS):
+    for s in tomo_bench.TRAIN_SEEDS:
         tomo_bench.simulate(s)
     pool = tomo_bench.truth_of("cct", tomo_bench.TRAIN_SEEDS)
     labels = tomo_bench.WORK / "labels_allocator.star"
-    rng = np.random.default_rng(10)  # tomo_bench's draw for seed 0, 10 labels
-    write_picks(pool.iloc[np.sort(rng.choice(len(pool), 10, replace=False))][["micrograph", "x", "y", "z"]], labels)
+    write_picks(tomo_bench.draw_labels(pool, 10, 0)[["micrograph", "x", "y", "z"]], labels)
     tomos = [str(tomo_bench.WORK / "data" / f"tomo_{s}.mrc") for s in tomo_bench.TRAIN_SEEDS]
     args = ["tomo", "train", *tomos, "--labels", str(labels), "--particle-diameter",
             f"{float(pool['diameter_px'].iloc[0]):g}", "--seed", "0", "--epochs", str(a.epochs),

@@ -72,13 +72,18 @@ def score(picks: pd.DataFrame, truth: pd.DataFrame, radius: float) -> dict:
             "best_f1": (r["best"] or {}).get("f1", 0.0)}
 
 
+def draw_labels(pool: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """The ``n`` labels of draw ``seed`` from a species' particles in the training tomograms (``pool``)."""
+    rng = np.random.default_rng(1000 * seed + n)
+    return pool.iloc[np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
+
+
 def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd.DataFrame,
                 variant: str = "full") -> dict:
     from fewpick.io import write_picks
 
     pool = truth_of(species, TRAIN_SEEDS)
-    rng = np.random.default_rng(1000 * seed + n)
-    labels = pool.iloc[np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
+    labels = draw_labels(pool, n, seed)
     tag = f"{species}_{n}_{seed}"
     lab_path = WORK / f"labels_{tag}.star"
     write_picks(labels[["micrograph", "x", "y", "z"]], lab_path)
