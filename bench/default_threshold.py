@@ -45,19 +45,21 @@ def fewpick(*args) -> None:
         raise SystemExit(f"fewpick {' '.join(map(str, args))} failed:\n{proc.stderr[-2000:]}")
 
 
-def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, dict]:
-    """The model's every peak on the test micrographs, and what the model stored."""
+def train_and_pick(rs, tool: str, seed: int, run: Path, with_count: bool = True) -> tuple[pd.DataFrame, dict]:
+    """The model's every peak on the test micrographs, and what the model stored. ``with_count=False``: trained
+    without the expected count, as a user who does not know it."""
     run.mkdir(parents=True, exist_ok=True)
     model = run / f"{tool}.pt"
+    count = ["-n", rs.expected] if with_count else []
     if not model.is_file():
         if tool == "pu":
             write_picks(draw_labels(rs, "15", seed), run / "labels.star")
-            fewpick("train", *rs.train, "--labels", run / "labels.star", "-d", f"{rs.diameter:g}", "-n", rs.expected,
+            fewpick("train", *rs.train, "--labels", run / "labels.star", "-d", f"{rs.diameter:g}", *count,
                     "--seed", seed, "--out", model)
         else:
             write_picks(draw_exemplars(rs, seed), run / "exemplars.star")
             fewpick("fewshot", "train", rs.reference, "--exemplars", run / "exemplars.star", "-d", f"{rs.diameter:g}",
-                    *[a for p in rs.pretrain for a in ("--pretrain-images", p)], "-n", rs.expected, "--seed", seed,
+                    *[a for p in rs.pretrain for a in ("--pretrain-images", p)], *count, "--seed", seed,
                     "--out", model)
     verb = ["pick"] if tool == "pu" else ["fewshot", "pick"]
     every = run / "test_all.star"
@@ -70,7 +72,8 @@ def train_and_pick(rs, tool: str, seed: int, run: Path) -> tuple[pd.DataFrame, d
     if not auto.is_file():
         fewpick(*verb, *rs.test, "--model", model, "-t", "auto", "--out", auto)
     bundle = torch.load(model, map_location="cpu", weights_only=False)
-    stored = {"threshold": bundle.get("threshold"), "default": read_picks(default), "auto": read_picks(auto)}
+    stored = {"threshold": bundle.get("threshold"), "default": read_picks(default), "auto": read_picks(auto),
+              "estimated": bundle.get("estimated_particles")}
     return read_picks(every), stored
 
 
@@ -84,14 +87,16 @@ def cuts(test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
             for name, g in groups.items()}
 
 
-def measure(rs, tool, seed) -> dict:
-    run = WORK / rs.name / f"{tool}_s{seed}"
+def measure(rs, tool, seed, with_count: bool = True) -> dict:
+    run = WORK / rs.name / (f"{tool}_s{seed}" if with_count else f"{tool}_s{seed}_nocount")
     t0 = time.time()
-    test, stored = train_and_pick(rs, tool, seed, run)
+    test, stored = train_and_pick(rs, tool, seed, run, with_count)
     box = evaluate(test, rs.test_truth, box=rs.diameter)
     row = {"set": rs.name, "tool": tool, "seed": seed, "auprc": evaluate(test, rs.test_truth, radius=rs.diameter / 2)["auprc"],
            "best_box_f1": box["best"]["f1"], "best_n": box["best"]["n_pred"], "n_true": len(rs.test_truth)}
-    per = cuts(test, stored["threshold"], rs.expected)
+    k = stored["estimated"] or rs.expected  # the count the model assumed where it counted itself
+    row["count_used"] = stored["estimated"]
+    per = cuts(test, stored["threshold"], k)
     for policy in POLICIES:
         if policy in ("model", "auto"):  # as the picker applies them itself
             kept = stored["default" if policy == "model" else "auto"]
@@ -112,7 +117,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         cells = [f"{r[p]['box_f1']:.3f} ({r[p]['ratio']:.2f}×, {r[p]['n']}, dup {100 * r[p]['duplicate_rate']:.1f} %)"
                  for p in POLICIES]
-        lines.append(f"| {r['set']} | {r['tool']} | {r['seed']} | {r['auprc']:.3f} | {r['best_box_f1']:.3f} "
+        counted = f" ({r['count_used']:.0f} per micrograph)" if r.get("count_used") is not None else ""
+        lines.append(f"| {r['set']} | {r['tool']}{counted} | {r['seed']} | {r['auprc']:.3f} | {r['best_box_f1']:.3f} "
                      f"({r['best_n']} of {r['n_true']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -124,6 +130,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--fewshot-seeds", type=int, nargs="+", default=[0], help="the few-shot picker's (slower)")
     ap.add_argument("--out", default="default_threshold")
+    ap.add_argument("--without-count", action="store_true",
+                    help="train without --expected-particles (the PU picker counts with the general model); "
+                         "count and pooled then use the model's own count")
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
@@ -132,14 +141,16 @@ def main() -> None:
             for tool in args.tools:
                 if tool == "fewshot" and seed not in args.fewshot_seeds:
                     continue
-                r = measure(rs, tool, seed)
+                r = measure(rs, tool, seed, not args.without_count)
                 rows.append(r)
                 print(f"{name} {tool} s{seed}: best {r['best_box_f1']:.3f}; " + ", ".join(
                     f"{p} {r[p]['box_f1']:.3f}" for p in POLICIES), flush=True)
     intro = ("Box F1 (boxes of D, IoU ≥ 0.5) on the test micrographs at each candidate default cut, its ratio to the "
              "same model's best-threshold box F1, the picks kept and the duplicate rate (picks beyond the first "
-             "within D/2 of one true particle). 15 labels (few-shot: 15 exemplars on one micrograph), the expected "
-             "count of the training micrographs.")
+             "within D/2 of one true particle). 15 labels (few-shot: 15 exemplars on one micrograph), "
+             + ("count of the training micrographs." if not args.without_count else
+                "no expected count given: the PU picker counts the particles with the general model (that count "
+                "beside each row; count and pooled use it), the few-shot picker cuts each micrograph alone."))
     write_results(args.out, {"runs": rows}, intro + "\n\n" + table(rows))
 
 

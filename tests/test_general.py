@@ -93,6 +93,45 @@ def test_pu_training_starts_from_it(realistic, tmp_path):
     assert np.isfinite(pu.load_model(tmp_path / "p.pt").threshold)
 
 
+def test_pu_training_without_a_count_counts_with_it(tmp_path):
+    """No --expected-particles: the general model counts the particles on the training micrographs (the median
+    over them, scaled by the share of the labels it finds: within 20 % of the truth on two micrographs of the
+    simulator's realistic conditions), π follows from that count, the model file keeps it; never fewer than the
+    labels on one micrograph."""
+    from fewpick.pickers.pu.general import estimate_particles
+    from fewpick.pickers.pu.train import counted_particles
+
+    px = load_species("cct").diameter / DIAMETER
+    preset = replace(PRESETS["realistic"], pixel_size=px, species=("cct",))
+    sims = [simulate_micrograph((768, 768), 60, preset, seed=seed) for seed in (1, 2)]
+    images = [Image(sim.image, px, Path(f"m{i}.mrc")) for i, sim in enumerate(sims)]
+    assert [len(sim.truth) for sim in sims] == [60, 60]
+    truth = sims[0].truth.assign(micrograph="m0")
+    alone = estimate_particles(images, DIAMETER)
+    found = estimate_particles(images, DIAMETER, {"m0": truth.iloc[:10]})
+    assert 0.8 * 60 <= alone <= found <= 1.2 * 60, (alone, found)
+    # labels it misses scale its count up: here half of them, moved off their particles
+    off = truth.iloc[:10].assign(x=lambda t: t.x + np.where(np.arange(10) < 5, 3 * DIAMETER, 0.0))
+    assert estimate_particles(images, DIAMETER, {"m0": off}) == pytest.approx(2 * alone, rel=0.25)
+    s = pu.PUSettings(diameter=DIAMETER, steps=10, steps_per_epoch=10)
+    assert counted_particles(images, {"m0": truth.iloc[:10]}, s) == found
+    many = truth.sample(int(found) + 5, replace=True, random_state=0)
+    assert counted_particles(images, {"m0": many}, s) == len(many)
+    model = pu.train(images, truth.iloc[:10], s, tmp_path / "m.pt")
+    assert model.estimated_particles == found and model.settings.expected_particles is None
+    given = pu.train(images, truth.iloc[:10], replace(s, expected_particles=found), tmp_path / "n.pt")
+    assert model.pi == given.pi and given.estimated_particles is None
+    assert pu.load_model(tmp_path / "m.pt").estimated_particles == found
+    for im in images:
+        write_mrc(tmp_path / f"{im.name}.mrc", im.data, im.pixel_size)
+    write_picks(truth.iloc[:10], tmp_path / "labels.star")
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "m0.mrc"), str(tmp_path / "m1.mrc"), "--labels",
+                                 str(tmp_path / "labels.star"), "-d", "48", "--steps", "10", "--out",
+                                 str(tmp_path / "p.pt")])
+    assert r.exit_code == 0, r.output
+    assert f"about {found:.0f} particles per micrograph, counted by the general" in " ".join(r.output.split())
+
+
 def test_the_labelling_page_offers_its_picks_to_click_on(realistic, tmp_path):
     from fewpick.web.label import LabelSession, LabelSettings
 

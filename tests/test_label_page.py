@@ -152,8 +152,8 @@ def test_labels_are_checked_and_only_the_page_can_change_them(served):
                          ({"micrograph": 0, "points": "x"}, "list")]:
         status, reply = post("labels", body)
         assert status == 400 and expect in reply["error"], (body, reply)
-    status, reply = post("train", {"picker": "pu"})  # no expected count
-    assert status == 400 and "expected number" in reply["error"]
+    status, reply = post("train", {"picker": "magic"})
+    assert status == 400 and "unknown picker" in reply["error"]
     status, reply = post("save-picks", {"threshold": 0})
     assert status == 409 and "pick every micrograph" in reply["error"]
     status, reply = post("labels", {"micrograph": 0, "points": []}, {"Origin": "http://evil.example"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
 from fewpick.pickers import registry
 from fewpick.pickers.fewshot import FewShotSettings
@@ -30,8 +30,21 @@ def test_every_label_trainer_is_a_registered_picker():
         assert registry.get(name).name == name
 
 
-def test_the_pu_workflow_refuses_to_train_without_an_expected_count():
-    from fewpick.errors import InputError
+def test_the_pu_workflow_without_an_expected_count_has_the_general_model_count(tmp_path):
+    """The labelling page's PU training with no count typed in: the general model counts the particles on the
+    labelled micrograph (within 20 % of the truth here) and says so before the training steps."""
+    from pathlib import Path
 
-    with pytest.raises(InputError, match="expected number of particles"):
-        LABEL_TRAINERS["pu"]({}, None, diameter=40, expected=None, options={}, out="m.pt", progress=print)
+    from fewpick.io import Image
+    from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
+    from fewpick.simulate.species import load_species
+
+    px = load_species("cct").diameter / 48
+    sim = simulate_micrograph((768, 768), 60, replace(PRESETS["realistic"], pixel_size=px, species=("cct",)), seed=1)
+    said = []
+    model = LABEL_TRAINERS["pu"]({"m0": Image(sim.image, px, Path("m0.mrc"))}, sim.truth.assign(micrograph="m0")[:10],
+                                 diameter=48, expected=None, options={"steps": 5}, out=tmp_path / "m.pt",
+                                 progress=lambda fraction, text, eta: said.append(text))
+    assert 0.8 * 60 <= model.estimated_particles <= 1.2 * 60
+    assert said[0] == f"about {model.estimated_particles:.0f} particles per micrograph, counted by the general model"
+    assert said[-1].startswith("training the PU picker: step 5/5")

@@ -95,19 +95,22 @@ def train_fewshot(images: Mapping[str, Image], labels: pd.DataFrame, *, diameter
 def train_pu(images: Mapping[str, Image], labels: pd.DataFrame, *, diameter: float, expected: float | None,
              options: dict, out: str | os.PathLike, progress: Progress, device: Any = "auto",
              threads: int = 2) -> Any:
-    """The PU picker from clicked labels on the micrographs that hold them (it needs the expected count).
+    """The PU picker from clicked labels on the micrographs that hold them (without the expected count, the general
+    model counts the particles there).
 
     ``images``: the labelled micrographs by the names the labels use."""
-    from fewpick.errors import InputError
     from fewpick.pickers import pu
 
-    if not expected:
-        raise InputError(None, "the PU picker needs the expected number of particles per micrograph")
-    settings = pu.PUSettings(diameter=diameter, expected_particles=float(expected), threads=threads, **options)
+    settings = pu.PUSettings(diameter=diameter, expected_particles=float(expected) if expected else None,
+                             threads=threads, **options)
     staged = StagedProgress(pu_stages(settings))
     labelled = set(labels["micrograph"])
 
     def report(record: dict) -> None:
+        if record.get("stage") == "count":
+            progress(0.0, f"about {record['particles']:.0f} particles per micrograph, counted by the general model",
+                     None)
+            return
         progress(staged.fraction(record), f"training the PU picker: step {record.get('step', 0)}/{staged.total}, "
                                           f"loss {record.get('loss', float('nan')):.3f}", record.get("eta_s"))
 

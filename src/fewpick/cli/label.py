@@ -30,7 +30,7 @@ def label(
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Labels file (RELION STAR, original pixels), saved after every click; an existing one is loaded to go on from."),
     picker: LabelPicker = typer.Option(LabelPicker.fewshot, "--picker", help="Picker the page trains by default (it offers both)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph (the PU picker needs it; the page asks otherwise)."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph, if known (the page asks too; without it, the PU picker has fewpick's general particle model count them)."),
     model_out: Optional[Path] = typer.Option(None, "--model-out", help="Where the trained model goes (default: beside OUT, OUT_model.pt)."),
     picks_out: Optional[Path] = typer.Option(None, "--picks-out", help="Where 'Save picks' writes (default: beside OUT, OUT_picks.star)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),

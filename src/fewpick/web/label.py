@@ -265,8 +265,6 @@ class LabelSession:
         if len(labels) < 2:
             raise RequestError(409, "click at least 2 particles first (about 15 work well)")
         expected = expected_particles or self.settings.expected_particles
-        if picker == "pu" and not expected:
-            raise RequestError(400, "the PU picker needs the expected number of particles per micrograph")
         self.expected_used = expected
         self._run("training", lambda: self._train(picker, labels, expected))
 

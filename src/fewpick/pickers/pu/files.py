@@ -26,7 +26,8 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
                           state_dict=cpu_state(model.net), history=model.history, threshold=model.threshold,
                           template=None if model.template is None else torch.from_numpy(np.asarray(model.template,
                                                                                                      np.float32)),
-                          correlation_weight=model.correlation_weight, agreement=model.agreement)
+                          correlation_weight=model.correlation_weight, agreement=model.agreement,
+                          estimated_particles=model.estimated_particles)
 
 
 def build_network(settings: PUSettings) -> PickerCNN:
@@ -64,4 +65,5 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
                    None if threshold is None else float(threshold),
                    template=None if template is None else np.asarray(template, np.float32),
-                   correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"))
+                   correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"),
+                   estimated_particles=bundle.get("estimated_particles"))

@@ -12,10 +12,15 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
+from scipy.spatial import cKDTree
 
 from fewpick.errors import InputError
+from fewpick.io.images import Image
 from fewpick.pickers.pu.files import load_model
 from fewpick.pickers.pu.model import PUModel
 
@@ -45,3 +50,43 @@ def general_summary(model: PUModel) -> str:
            else "default threshold: each micrograph's scores split in two")
     return (f"general particle model (no labels): particle {s.diameter:.4g} px, micrographs binned ×{model.factor}, "
             f"{cut}")
+
+
+
+#: micrographs on which :func:`estimate_particles` counts: the labelled ones first, then others spread evenly
+COUNT_SAMPLE = 8
+
+#: the share of the labels the general model must find for its count to be scaled up by it; below, the count is
+#: scaled by this much at most (three times)
+MIN_FOUND = 1 / 3
+
+
+def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping[str, pd.DataFrame] | None = None,
+                       *, device: str | torch.device = "cpu", threads: int = 2, bin_factor: int | None = None,
+                       sample: int = COUNT_SAMPLE) -> float:
+    """Particles per micrograph, where the user gave no count: the median number of picks the general model
+    makes at its automatic cut (each micrograph's scores split in two) on at most ``sample`` of ``images``,
+    divided by the share of the user's ``labels`` (by micrograph name) that have one of its picks within a
+    radius. The general model, trained on no particle of the user's, finds only part of them; the labels show
+    which part, and the particles it misses are counted back (that share taken as at least :data:`MIN_FOUND`)."""
+    if not images:
+        raise InputError(None, "no micrographs to count particles on")
+    model = general_model(diameter, None, device, threads, bin_factor)
+    labels = {name: rows for name, rows in (labels or {}).items() if len(rows)}
+    labelled = [i for i, im in enumerate(images) if im.name in labels][:sample]
+    others = [i for i in range(len(images)) if i not in labelled]
+    if others and len(labelled) < sample:
+        spread = np.linspace(0, len(others) - 1, min(sample - len(labelled), len(others))).round().astype(int)
+        labelled += [others[k] for k in np.unique(spread)]
+    counts, found, total = [], 0, 0
+    for i in labelled:
+        picks = model.pick(images[i])
+        counts.append(len(picks))
+        rows = labels.get(images[i].name)
+        if rows is not None:
+            total += len(rows)
+            if len(picks):
+                d, _ = cKDTree(picks[["x", "y"]].to_numpy(float)).query(rows[["x", "y"]].to_numpy(float))
+                found += int((d <= diameter / 2).sum())
+    share = found / total if total else 1.0
+    return float(np.median(counts) / max(share, MIN_FOUND))

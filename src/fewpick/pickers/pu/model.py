@@ -42,6 +42,9 @@ class PUModel(PickerBase):
     template: np.ndarray | None = None  # the labelled particles' rotational average (binned px), when used
     correlation_weight: float = 0.0  # logits per unit of correlation in the score (0: correlation not used)
     agreement: float | None = None  # the share of best training peaks the network and the correlation share
+    # particles per micrograph behind π where the user gave no count: the general model's count on the training
+    # micrographs (None: the user gave the count or π)
+    estimated_particles: float | None = None
     # run-time choice, not stored: bfloat16 convolutions when picking on a GPU; off, as it saved no time
     # (docs/decisions.md, "Mixed precision")
     mixed_precision: bool = False
@@ -142,8 +145,10 @@ def model_summary(model: PUModel) -> str:
     else:
         corr = ""
     cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
+    counted = ("" if model.estimated_particles is None else
+               f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
     if s.edge_margin:
         corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
     return (f"particle picker trained on labelled and unlabelled regions: particle {s.diameter:.4g} px, "
             f"micrographs binned ×{model.factor}, about {model.pi:.1%} of the binned pixels taken as particle "
-            f"centres, picks at least {s.spacing:.2g} radius apart, {cut}{corr}")
+            f"centres{counted}, picks at least {s.spacing:.2g} radius apart, {cut}{corr}")

@@ -34,7 +34,7 @@ from fewpick.pickers.pu.data import (
     training_items,
 )
 from fewpick.pickers.pu.files import build_network, load_model, save_model
-from fewpick.pickers.pu.general import GENERAL_MODEL
+from fewpick.pickers.pu.general import GENERAL_MODEL, estimate_particles
 from fewpick.pickers.pu.model import (
     PUModel,
     all_peaks,
@@ -137,13 +137,17 @@ def train(
         settings = replace(settings, bin_factor=settings.factor())
     rng, gen = seeded(settings.seed)
     per_image = labels_by_micrograph(images, labels, labels_source)
+    estimated = None
     items = training_items(images, per_image, settings)
     if settings.pi is not None:
         pi = float(settings.pi)
     elif settings.expected_particles is not None:
         pi = class_prior(settings.expected_particles, settings.label_radius(), [it.image.shape for it in items])
     else:
-        raise InputError(None, "give the expected number of particles per micrograph (--expected-particles) or π (--pi)")
+        estimated = counted_particles(images, per_image, settings, dev)
+        if progress is not None:
+            progress({"stage": "count", "particles": estimated})
+        pi = class_prior(estimated, settings.label_radius(), [it.image.shape for it in items])
     if not 0 < pi < 0.5:
         raise InputError(None, f"class prior π = {pi:.4g} lies outside (0, 0.5): check --expected-particles / --pi "
                                f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
@@ -167,7 +171,7 @@ def train(
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=settings.weight_decay)
     # cosine decay to zero over the run: the last steps settle instead of jittering around a minimum
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps)
-    model = PUModel(net, settings, pi, images[0].pixel_size, [])
+    model = PUModel(net, settings, pi, images[0].pixel_size, [], estimated_particles=estimated)
 
     def step(_):
         x, m = _sample_batch(items, settings, rng)
@@ -189,6 +193,16 @@ def train(
     save_model(model, out)
     drop_checkpoints(str(out) + ".ckpt")
     return model
+
+
+def counted_particles(images: Sequence[Image], labels: dict[str, pd.DataFrame], settings: PUSettings,
+                      device: str | torch.device = "cpu") -> float:
+    """Particles per micrograph for a user who gave no count: what the general model finds on the training
+    micrographs, scaled by the share of the labels it finds (:func:`~fewpick.pickers.pu.general.estimate_particles`),
+    and never fewer than the labels on the most labelled micrograph."""
+    found = estimate_particles(images, settings.diameter, labels, device=device, threads=settings.threads,
+                               bin_factor=settings.bin_factor)
+    return float(max(found, max((len(rows) for rows in labels.values()), default=0)))
 
 
 def start_from(net: PickerCNN, init: PUModel | str | os.PathLike) -> None:
