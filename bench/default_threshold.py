@@ -148,7 +148,7 @@ def main() -> None:
     intro = ("Box F1 (boxes of D, IoU ≥ 0.5) on the test micrographs at each candidate default cut, its ratio to the "
              "same model's best-threshold box F1, the picks kept and the duplicate rate (picks beyond the first "
              "within D/2 of one true particle). 15 labels (few-shot: 15 exemplars on one micrograph), "
-             + ("count of the training micrographs." if not args.without_count else
+             + ("the expected count of the training micrographs." if not args.without_count else
                 "no expected count given: the PU picker counts the particles with the general model (that count "
                 "beside each row; count and pooled use it), the few-shot picker cuts each micrograph alone."))
     write_results(args.out, {"runs": rows}, intro + "\n\n" + table(rows))
