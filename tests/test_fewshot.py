@@ -97,9 +97,6 @@ def test_crowded_micrographs_narrow_the_suppression():
     assert fs.crowded_suppress(crowded, (571, 571)) == pytest.approx(0.375)
     sparse = fs.FewShotSettings(diameter=36, expected_particles=40)
     assert fs.crowded_suppress(sparse, (571, 571)) == 0.75
-    # without a count, the general model's count says how crowded they are; a count given comes first
-    assert fs.crowded_suppress(s, (571, 571), counted=544) == pytest.approx(0.375)
-    assert fs.crowded_suppress(sparse, (571, 571), counted=544) == 0.75
 
 
 def test_refine_peaks_finds_the_parabola_vertex():
@@ -198,8 +195,6 @@ def test_model_file_round_trip_cli_and_version_check(sim, trained, tmp_path):
     ims, truths = sim
     model, path = trained
     loaded = fs.load_model(path)
-    # trained without a count: the general model's count is kept (a positive number of particles per micrograph)
-    assert model.estimated_particles and loaded.estimated_particles == model.estimated_particles
     a = fs.pick_images(model, ims[1:], threshold=-1e9)
     b = fs.pick_images(loaded, ims[1:], threshold=-1e9)
     np.testing.assert_allclose(a[["x", "y", "score"]].to_numpy(), b[["x", "y", "score"]].to_numpy(), atol=1e-5)

@@ -84,10 +84,6 @@ def train_fewshot(images: Mapping[str, Image], labels: pd.DataFrame, *, diameter
     staged = StagedProgress(fewshot_stages(settings))
 
     def report(record: dict) -> None:
-        if record.get("stage") == "count":
-            progress(0.0, f"about {record['particles']:.0f} particles per micrograph, counted by the general model",
-                     None)
-            return
         stage = staged.stage(record)
         progress(staged.fraction(record), f"training the few-shot picker ({stage.words}): step "
                                           f"{record.get('step', 0)}/{stage.steps}", record.get("eta_s"))

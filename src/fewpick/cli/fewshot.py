@@ -126,7 +126,7 @@ def fewshot_train(
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, max=10_000_000, help="Pre-training steps when pre-training here (default 6000)."),
     distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, max=10_000_000, help="Steps fitting the fast scoring network to the encoder (default 600; 0: none, the encoder scores every window when picking)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together. Without it, fewpick's general particle model counts them for the spacing, and each micrograph is cut where its scores are sparsest."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
@@ -164,10 +164,6 @@ def fewshot_train(
     staged = StagedProgress(fewshot_stages(settings, pretrain=not (pretrained or no_pretrain)))
     with training_progress("training", staged.total) as progress:
         def report(e):
-            if e.get("stage") == "count":
-                console.print(f"no --expected-particles: about {e['particles']:.0f} particles per micrograph, counted "
-                              "by the general particle model (they set how close picks may lie)", highlight=False)
-                return
             done = staged.done(e)
             info = f"{e['stage']} loss {e['loss']:.4f}" + (f"  SCS {e['scs']:.3f}" if "scs" in e else "")
             progress.update(progress.task_ids[0], completed=done, info=f"{info}  {hms(e['eta_s'])} left in {e['stage']}")

@@ -53,9 +53,6 @@ class FewShotModel(PickerBase):
     # summary (binning factor, offset, fit)
     fast_net: torch.nn.Module | None = None
     fast_info: dict = field(default_factory=dict)
-    # particles per micrograph counted by the general model where no count was given (they set how close picks may
-    # lie; None: the user gave the count, or the model predates the count)
-    estimated_particles: float | None = None
     # run-time choice, not stored: score every window with the encoder itself (what the fast network learned)
     exact: bool = False
     # run-time choice, not stored: one of fast.SCORINGS instead of the model's own (benchmarks)
@@ -330,11 +327,9 @@ def model_summary(model: FewShotModel) -> str:
     s = model.settings
     pre = model.pretrained
     pre_text = (f"pre-trained on {len(pre.get('micrographs', []))} micrograph(s)" if pre else "not pre-trained")
-    counted = ("" if model.estimated_particles is None else
-               f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
     return (f"few-shot picker: {len(model.exemplars)} exemplars on {model.reference}, particle {s.diameter:.4g} px "
             f"(seen in windows of {s.window:.0f} px), {pre_text}, "
-            f"picks at least {s.suppress:.2g} diameters apart{counted}, {fast_summary(model)}, "
+            f"picks at least {s.suppress:.2g} diameters apart, {fast_summary(model)}, "
             + (f"default cut {model.threshold:.3f} (calibrated on the reference)" if model.threshold is not None
                else "each micrograph cut where its scores are sparsest"))
 

@@ -41,7 +41,6 @@ from fewpick.pickers.fewshot.windows import (
     random_windows,
     shifted_windows,
 )
-from fewpick.pickers.pu.general import estimate_particles
 from fewpick.training import drop_checkpoints, fit, seeded
 
 
@@ -146,18 +145,15 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
     return FewShotModel(net, settings, windows, reference.pixel_size, reference.name, pretrained or {}, history)
 
 
-def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int],
-                     counted: float | None = None) -> float:
+def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int]) -> float:
     """The suppression radius (fraction of the diameter) for micrographs of this resampled shape: the setting,
     narrowed by :func:`fewpick.ops.peaks.auto_min_distance` (to half of it at most) when the expected particle
-    count (or, without one, the ``counted`` particles per micrograph) says they are crowded; unchanged without
-    either."""
-    count = settings.expected_particles or counted
-    if not count:
+    count says they are crowded; unchanged without a count."""
+    if not settings.expected_particles:
         return settings.suppress
     radius = settings.geometry().radius()
     area = float(resampled_shape[0] * resampled_shape[1])
-    return settings.suppress * auto_min_distance(count, area, radius)
+    return settings.suppress * auto_min_distance(settings.expected_particles, area, radius)
 
 
 def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, out: str | os.PathLike, *,
@@ -177,16 +173,9 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     dev = resolve_device(device)
     ref_img = prepare(reference, settings.scale)
     # the exemplars are checked before pre-training, which takes minutes
-    on_reference = exemplars_on(reference, exemplars, exemplars_source)
-    exemplar_windows(reference, ref_img, on_reference, settings, exemplars_source, min_exemplars)
-    counted = None
-    if not settings.expected_particles:  # how crowded the micrographs are, for the spacing of the picks
-        others = [im for im in (pretrain_images or []) if im.name != reference.name]
-        counted = estimate_particles([reference, *others], settings.diameter, {reference.name: on_reference},
-                                     device=dev, threads=settings.train_threads)
-        if progress is not None:
-            progress({"stage": "count", "particles": counted})
-    settings = replace(settings, suppress=crowded_suppress(settings, ref_img.shape, counted))
+    exemplar_windows(reference, ref_img, exemplars_on(reference, exemplars, exemplars_source), settings,
+                     exemplars_source, min_exemplars)
+    settings = replace(settings, suppress=crowded_suppress(settings, ref_img.shape))
     checkpoints = (Path(str(out) + ".pretrain.ckpt"), Path(str(out) + ".ckpt"))
     if resume and not any(c.is_file() for c in checkpoints):
         raise InputError(checkpoints[1], "no checkpoint to resume from")
@@ -210,7 +199,6 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
         others = [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
         model.fast_net, model.fast_info = distill_fast_network(model, [reference, *others], progress=progress, device=dev)
     model.threshold = calibrate_threshold(model, reference)
-    model.estimated_particles = counted
     save_model(model, out)
     drop_checkpoints(*checkpoints)
     return model
