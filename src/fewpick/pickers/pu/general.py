@@ -52,7 +52,6 @@ def general_summary(model: PUModel) -> str:
             f"{cut}")
 
 
-
 #: micrographs on which :func:`estimate_particles` counts: the labelled ones first, then others spread evenly
 COUNT_SAMPLE = 8
 
@@ -73,13 +72,13 @@ def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping
         raise InputError(None, "no micrographs to count particles on")
     model = general_model(diameter, None, device, threads, bin_factor)
     labels = {name: rows for name, rows in (labels or {}).items() if len(rows)}
-    labelled = [i for i, im in enumerate(images) if im.name in labels][:sample]
-    others = [i for i in range(len(images)) if i not in labelled]
-    if others and len(labelled) < sample:
-        spread = np.linspace(0, len(others) - 1, min(sample - len(labelled), len(others))).round().astype(int)
-        labelled += [others[k] for k in np.unique(spread)]
+    chosen = [i for i, im in enumerate(images) if im.name in labels][:sample]
+    others = [i for i in range(len(images)) if i not in chosen]
+    if others and len(chosen) < sample:
+        spread = np.linspace(0, len(others) - 1, min(sample - len(chosen), len(others))).round().astype(int)
+        chosen += [others[k] for k in np.unique(spread)]
     counts, found, total = [], 0, 0
-    for i in labelled:
+    for i in chosen:
         picks = model.pick(images[i])
         counts.append(len(picks))
         rows = labels.get(images[i].name)
