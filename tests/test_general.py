@@ -143,3 +143,40 @@ def test_the_labelling_page_offers_its_picks_to_click_on(realistic, tmp_path):
     assert len(points) == 40
     d = np.hypot(*(points[:, None, :] - truth[["x", "y"]].to_numpy()[None]).transpose(2, 0, 1)).min(axis=1)
     assert np.mean(d < DIAMETER / 4) >= 0.9  # nine in ten on a particle
+
+
+def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
+    """After training, the general model's score joins the network's: weighted to the network's spread times the
+    share of particles left unlabelled, kept in the model file (which then picks alike without the shipped
+    file), and ranking the particles of a micrograph neither saw at least as well as the network alone from ten
+    labels. It is left out where the count asks for under half the particles it finds (one complex among
+    others) and where the labels cover every particle."""
+    from fewpick.pickers.pu.train import refit
+
+    px = load_species("cct").diameter / DIAMETER
+    preset = replace(PRESETS["realistic"], pixel_size=px, species=("cct",))
+    sims = [simulate_micrograph((768, 768), 60, preset, seed=seed) for seed in (3, 4)]
+    image, test = (Image(sim.image, px, Path(f"m{i}.mrc")) for i, sim in enumerate(sims))
+    truth, test_truth = (sim.truth.assign(micrograph=f"m{i}") for i, sim in enumerate(sims))
+    s = pu.PUSettings(diameter=DIAMETER, expected_particles=len(truth), steps=150, steps_per_epoch=150)
+    model = pu.train([image], truth.iloc[:10], s, tmp_path / "m.pt")
+    assert model.uses_general and 0.5 * len(truth) <= model.general_count <= 2 * len(truth)
+    assert "scored together with the general particle model" in pu.model_summary(model)
+    together = model.pick_images([test], -1e9)
+    loaded = pu.load_model(tmp_path / "m.pt", "cpu")
+    assert loaded.general_weight == model.general_weight
+    np.testing.assert_allclose(loaded.pick_images([test], -1e9).score, together.score, rtol=1e-5)
+    weight = model.general_weight
+    alone = refit(replace(model, settings=replace(s, general_score=False)), [image], truth.iloc[:10])
+    assert not alone.uses_general and alone.general_count is None
+    ours = evaluate(together, test_truth, radius=DIAMETER / 2)["auprc"]
+    theirs = evaluate(alone.pick_images([test], -1e9), test_truth, radius=DIAMETER / 2)["auprc"]
+    assert ours >= theirs + 0.01 and ours >= 0.9, (ours, theirs)
+    # labels covering more of the particles weigh it less
+    more = refit(replace(model, settings=s), [image], truth.iloc[: len(truth) // 2])
+    assert 0.3 * weight <= more.general_weight <= 0.7 * weight
+    full = refit(replace(model, settings=s), [image], truth)
+    assert not full.uses_general and "labels cover the particles" in pu.model_summary(full)
+    few = refit(replace(model, settings=replace(s, expected_particles=0.3 * len(truth))), [image], truth.iloc[:10])
+    assert not few.uses_general and "only some of them are wanted" in pu.model_summary(few)
+    assert pu.load_model(pu.save_model(few, tmp_path / "few.pt")).general_net is None

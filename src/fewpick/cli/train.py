@@ -55,6 +55,7 @@ def train(
     min_distance: Optional[float] = typer.Option(None, "--min-distance", min=0.05, max=2.0, help="Closest two picks may lie, as a fraction of the particle radius (default 1: never two picks on one particle, touching particles both kept)."),
     correlation: bool = typer.Option(True, "--correlation/--no-correlation", help="After training, test whether the labelled particles' rotational average agrees with the network (round particles); if so, centre and rescore picks on it."),
     edge_margin: Optional[float] = typer.Option(None, "--edge-margin", min=0.0, max=1.0, help="Drop picks closer than this many particle diameters to the micrograph edge. Default: from the labels — where many labels leave the edges empty, picks more than a radius closer to the edge than the closest label are dropped; with few labels, none."),
+    general_score: bool = typer.Option(True, "--general/--no-general", help="After training, add the score of fewpick's general particle model (trained on simulated micrographs of many particles) to the network's: better ranked and better centred picks from few labels. Left out where the expected count is under half of the particles it finds (one complex among others wanted). --no-general: the trained network alone."),
     init: str = typer.Option("none", "--init", help="Where the network starts: 'general' (fewpick's general particle model, trained on simulated micrographs of many particles), 'none' (random weights) or a model file of 'fewpick train' with the same network."),
     seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
@@ -80,7 +81,8 @@ def train(
                              bin_factor=bin_factor, ge_weight=ge_weight, slack=slack, autoencoder=autoencoder,
                              steps=steps, steps_per_epoch=steps_per_epoch, min_distance=min_distance,
                              spacing=1.0 if min_distance is None else min_distance,
-                             correlation=correlation, edge_margin=edge_margin, seed=seed, threads=threads)
+                             correlation=correlation, general_score=general_score, edge_margin=edge_margin,
+                             seed=seed, threads=threads)
     v_ims = v_labs = None
     if val_images or val_labels:
         if not (val_images and val_labels):

@@ -44,6 +44,7 @@ class PickerCNN(nn.Module):
 
     def __init__(self, width: int = 24, dilations: tuple[int, ...] = (1, 2, 3), decoder_patch: int = 0):
         super().__init__()
+        self.width, self.dilations = width, tuple(dilations)
         self.stem = nn.Sequential(nn.Conv2d(1, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU())
         self.blocks = nn.Sequential(*[_Block(width, d) for d in dilations])
         self.head = nn.Conv2d(width, 1, 1)

@@ -27,7 +27,28 @@ def save_model(model: PUModel, path: str | os.PathLike) -> Path:
                           template=None if model.template is None else torch.from_numpy(np.asarray(model.template,
                                                                                                      np.float32)),
                           correlation_weight=model.correlation_weight, agreement=model.agreement,
-                          estimated_particles=model.estimated_particles)
+                          estimated_particles=model.estimated_particles, general=general_bundle(model),
+                          general_count=model.general_count)
+
+
+def general_bundle(model: PUModel) -> dict | None:
+    """The general model's network as a model file keeps it (the file then picks without the shipped one)."""
+    net = model.general_net
+    if net is None or model.general_weight <= 0:
+        return None
+    return {"width": net.width, "dilations": list(net.dilations), "state_dict": cpu_state(net),
+            "weight": model.general_weight}
+
+
+def general_from(bundle: dict | None, path: Path) -> PickerCNN | None:
+    if bundle is None:
+        return None
+    net = PickerCNN(width=int(bundle["width"]), dilations=tuple(int(d) for d in bundle["dilations"]))
+    try:
+        net.load_state_dict(bundle["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"the general model's weights in this file do not fit ({str(exc)[:120]})") from None
+    return net.eval()
 
 
 def build_network(settings: PUSettings) -> PickerCNN:
@@ -61,9 +82,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     except RuntimeError as exc:
         raise InputError(path, f"model weights do not fit the network it describes ({str(exc)[:120]})") from None
     net.eval().to(resolve_device(device))
+    general = general_from(bundle.get("general"), path)
     template, threshold = bundle.get("template"), bundle.get("threshold", 0.0)
     return PUModel(net, settings, float(bundle["pi"]), bundle.get("pixel_size"), list(bundle.get("history", [])),
                    None if threshold is None else float(threshold),
                    template=None if template is None else np.asarray(template, np.float32),
                    correlation_weight=float(bundle.get("correlation_weight", 0.0)), agreement=bundle.get("agreement"),
-                   estimated_particles=bundle.get("estimated_particles"))
+                   estimated_particles=bundle.get("estimated_particles"),
+                   general_net=None if general is None else general.to(resolve_device(device)),
+                   general_weight=float(bundle["general"]["weight"]) if general is not None else 0.0,
+                   general_count=bundle.get("general_count"))

@@ -21,8 +21,12 @@ from scipy.spatial import cKDTree
 
 from fewpick.errors import InputError
 from fewpick.io.images import Image
+from fewpick.nn.dense import dense_logits
+from fewpick.pickers.base import ScoreMap
+from fewpick.pickers.pu.data import TrainingItem
 from fewpick.pickers.pu.files import load_model
 from fewpick.pickers.pu.model import PUModel
+from fewpick.pickers.pu.settings import SUBSET
 
 #: the shipped weights (a PU model file trained for a particle of the working diameter, binned ×1)
 GENERAL_MODEL = Path(__file__).resolve().parent / "general_2d.pt"
@@ -50,6 +54,36 @@ def general_summary(model: PUModel) -> str:
            else "default threshold: each micrograph's scores split in two")
     return (f"general particle model (no labels): particle {s.diameter:.4g} px, micrographs binned ×{model.factor}, "
             f"{cut}")
+
+
+def fit_general(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Decide whether ``model`` adds the general model's score to its network's, from its training micrographs
+    (``items``, binned as the model bins) and the network's logit maps of them; returns the maps the model
+    scores them with from now on.
+
+    The network learnt the particle from the labels; the general model learnt what a particle centre looks like
+    from many simulated ones. Where the labels are few, their sum ranks and centres picks better than either.
+    The general model's logits are weighted so that both maps spread alike over the training micrographs (the
+    ratio of their standard deviations), times the share of the particles on the labelled micrographs that
+    carry no label: it stands in for the particles the user did not label, and a network taught every particle
+    of its micrographs needs no stand-in. It is left out where the expected count is under :data:`SUBSET` of
+    the particles the general model finds at its automatic cut (median over the micrographs): such a user wants
+    one complex among others, and the general model would promote the others. Sets ``general_net``,
+    ``general_weight`` and ``general_count``."""
+    s = model.settings
+    general = general_model(s.diameter, None, next(model.net.parameters()).device, s.threads, model.factor)
+    maps = [dense_logits(general.net, it.image, model.mixed_precision) for it in items]
+    model.general_count = float(np.median([len(general.peaks(ScoreMap(g, lambda c: c), None)[0]) for g in maps]))
+    expected = [s.particles_in(model.pi, it.image.size) for it in items]
+    labelled = [i for i, it in enumerate(items) if len(it.centres)]
+    unlabelled = 1.0 - sum(len(items[i].centres) for i in labelled) / max(sum(expected[i] for i in labelled), 1e-9)
+    spread = float(np.sqrt(np.mean([np.var(g) for g in maps])))
+    if np.mean(expected) < SUBSET * model.general_count or unlabelled <= 0 or spread == 0:
+        model.general_net, model.general_weight = None, 0.0
+        return list(logits)
+    model.general_net = general.net
+    model.general_weight = float(unlabelled * np.sqrt(np.mean([np.var(z) for z in logits])) / spread)
+    return [z + np.float32(model.general_weight) * g for z, g in zip(logits, maps)]
 
 
 #: micrographs on which :func:`estimate_particles` counts: the labelled ones first, then others spread evenly

@@ -25,7 +25,7 @@ from fewpick.pickers.pu.correlation import (
 from fewpick.pickers.pu.data import (
     prepare,
 )
-from fewpick.pickers.pu.settings import AGREEMENT, PUSettings
+from fewpick.pickers.pu.settings import AGREEMENT, SUBSET, PUSettings
 from fewpick.pickers.threshold import ThresholdLike
 
 
@@ -45,6 +45,11 @@ class PUModel(PickerBase):
     # particles per micrograph behind π where the user gave no count: the general model's count on the training
     # micrographs (None: the user gave the count or π)
     estimated_particles: float | None = None
+    # the general particle model's network, its logits added to this one's times ``general_weight`` (None: not
+    # used); ``general_count``: the particles per training micrograph it found, which decided (None: not tried)
+    general_net: PickerCNN | None = None
+    general_weight: float = 0.0
+    general_count: float | None = None
     # run-time choice, not stored: bfloat16 convolutions when picking on a GPU; off, as it saved no time
     # (docs/decisions.md, "Mixed precision")
     mixed_precision: bool = False
@@ -57,13 +62,26 @@ class PUModel(PickerBase):
     def uses_correlation(self) -> bool:
         return self.template is not None and self.correlation_weight > 0
 
+    @property
+    def uses_general(self) -> bool:
+        return self.general_net is not None and self.general_weight > 0
+
+    def logits(self, binned: np.ndarray) -> np.ndarray:
+        """The score map of a prepared micrograph: the network's logits, plus the general model's times its weight
+        where the model uses it."""
+        z = dense_logits(self.net, binned, self.mixed_precision)
+        if self.uses_general:
+            z += np.float32(self.general_weight) * dense_logits(self.general_net, binned, self.mixed_precision)
+        return z
+
     def score_map(self, image: Image | np.ndarray) -> ScoreMap:
-        """Logits on the binned grid (and, for a model that uses it, the correlation map in ``extra``)."""
+        """Scores on the binned grid (:meth:`logits`; and, for a model that uses it, the correlation map in
+        ``extra``)."""
         data = image.data if isinstance(image, Image) else image
         binned, scale = binned_for_network(self, data)
         extra = {"correlation": correlation_map(binned, self.template, self.settings)} if self.uses_correlation else {}
-        return ScoreMap(dense_logits(self.net, binned, self.mixed_precision),
-                        functools.partial(self.settings.geometry().to_original, scale=scale), extra)
+        return ScoreMap(self.logits(binned), functools.partial(self.settings.geometry().to_original, scale=scale),
+                        extra)
 
     auto_rule = staticmethod(threshold_gmm)  # a two-Gaussian split of one micrograph's peaks
 
@@ -115,9 +133,10 @@ def binned_for_network(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np
 
 
 def score_map(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logit map of one micrograph on the binned grid, and the binned→original scale (y, x)."""
+    """Score map of one micrograph on the binned grid (:meth:`PUModel.logits`), and the binned→original scale
+    (y, x)."""
     binned, scale = binned_for_network(model, data)
-    return dense_logits(model.net, binned, model.mixed_precision), scale
+    return model.logits(binned), scale
 
 
 def pick_micrograph(model: PUModel, data: np.ndarray, name: str, threshold: float | str | None = None,
@@ -147,6 +166,14 @@ def model_summary(model: PUModel) -> str:
     cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
     counted = ("" if model.estimated_particles is None else
                f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
+    if model.uses_general:
+        corr += ", scored together with the general particle model"
+    elif model.general_count is not None:
+        expected = s.expected_particles or model.estimated_particles
+        corr += (f", general particle model not used (it finds about {model.general_count:.0f} particles per "
+                 f"micrograph, over {1 / SUBSET:.0f} times the count expected: only some of them are wanted)"
+                 if expected and expected < SUBSET * model.general_count else
+                 ", general particle model not used (the labels cover the particles of their micrographs)")
     if s.edge_margin:
         corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
     return (f"particle picker trained on labelled and unlabelled regions: particle {s.diameter:.4g} px, "

@@ -19,6 +19,11 @@ AGREEMENT = 0.9  # the share of the network's best training peaks the correlatio
 CENTRE = 0.25  # picks move to the best correlation within this many diameters
 
 
+# a user who expects fewer than this share of the particles the general model finds wants only some of them (one
+# complex among others of its size): its score, which favours every particle, is then left out
+SUBSET = 0.5
+
+
 EDGE_EXPECTED = 3.0  # labels an empty edge band must have been expected to hold (chance of none: e^-3 ≈ 5 %)
 
 
@@ -66,6 +71,9 @@ class PUSettings:
     # after training, test the labelled particles' rotational average; centre and rescore picks on it where
     # it agrees with the network (see the module)
     correlation: bool = True
+    # after training, add the general particle model's score to the network's, unless the expected count says the
+    # user wants only some of the particles it finds (fewpick.pickers.pu.general.fit_general)
+    general_score: bool = True
     # picks closer than this many particle diameters to the micrograph edge are dropped; None: from the labels at
     # training (see the module)
     edge_margin: float | None = None

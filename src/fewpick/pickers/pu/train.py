@@ -34,7 +34,7 @@ from fewpick.pickers.pu.data import (
     training_items,
 )
 from fewpick.pickers.pu.files import build_network, load_model, save_model
-from fewpick.pickers.pu.general import GENERAL_MODEL, estimate_particles
+from fewpick.pickers.pu.general import GENERAL_MODEL, estimate_particles, fit_general
 from fewpick.pickers.pu.model import (
     PUModel,
     all_peaks,
@@ -220,9 +220,14 @@ def start_from(net: PickerCNN, init: PUModel | str | os.PathLike) -> None:
 
 
 def finish_training(model: PUModel, items: Sequence[TrainingItem]) -> None:
-    """What follows the network's training: the rotational-average test (:func:`fit_correlation`) and the
-    default cut."""
+    """What follows the network's training: the general model's score added where it serves
+    (:func:`~fewpick.pickers.pu.general.fit_general`), the rotational-average test (:func:`fit_correlation`) and
+    the default cut."""
     logits = [dense_logits(model.net, it.image, model.mixed_precision) for it in items]
+    if model.settings.general_score:
+        logits = fit_general(model, items, logits)
+    else:
+        model.general_net, model.general_weight, model.general_count = None, 0.0, None
     corrs = (fit_correlation(model, items, logits, np.random.default_rng(model.settings.seed))
              if model.settings.correlation else None)
     model.threshold = calibrate_threshold(model, items, logits, corrs)
