@@ -1,0 +1,208 @@
+"""The PU picker with and without the general particle model's score added to its network's, on the real sets:
+AUPRC, best box F1, box F1 at the model's own default cut, and the duplicates there.
+
+    .venv/bin/python bench/general_score.py [--sets ...] [--seeds 0 1 2] [--labels 15] [--without-count]
+
+The general model's score is added after the network's training (``fewpick.pickers.pu.general.fit_general``),
+so one network serves both rows: each is trained as ``bench/default_threshold.py`` trains it (15 labels drawn
+with the seed, the training micrographs' expected count unless ``--without-count``; ``fewpick train
+--no-general``), in that benchmark's run folders (bench/work/default_threshold/SET/pu_sN[_nocount], reused where
+a network is there; ``--labels 100`` or ``all``: bench/work/general_score/), then finished once without and once
+with the general model (:func:`fewpick.pickers.pu.train.refit`) and picks the test micrographs.
+
+``--simulated D [D ...]`` adds single-species simulated sets (the ribosome at D px across, the simulator's
+realistic conditions: four 1536² training micrographs and two test micrographs of 40 particles each;
+bench/work/general_score/simD/).
+
+``--mtor``: instead, bench/pu_vs_topaz.py's simulated set (mTOR among four other complexes, two of its size;
+bench/pu_data.py makes it), with ``--labels`` mTOR labels (bench/work/general_score/mtor/).
+
+``--time``: instead, the seed-0 network of each real set picks a 4096² micrograph (one of its test micrographs
+tiled, as bench/pick_speed.py times it: reading included, every peak kept, 2 threads, best of 3) without and
+with the general model; writes bench/results/general_score_time.{json,md}.
+
+Writes bench/results/general_score[_simulated][_nocount][_LABELS].{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+from fewpick.evaluate import duplicates, evaluate  # noqa: E402
+from fewpick.io import read_micrograph, read_picks, write_picks  # noqa: E402
+from fewpick.pickers import pu  # noqa: E402
+from fewpick.pickers.pu.train import refit  # noqa: E402
+from real2d import FEWPICK, RealSet, draw_labels, load_set  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def simulated_set(diameter: float) -> RealSet:
+    """The ribosome at ``diameter`` px in the realistic conditions (written once, then read back)."""
+    import pandas as pd
+
+    from fewpick.io import write_mrc
+    from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
+    from fewpick.simulate.species import load_species
+
+    folder = HERE / "work" / "general_score" / f"sim{diameter:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    px = load_species("ribosome").diameter / diameter
+    preset = replace(PRESETS["realistic"], pixel_size=px, species=("ribosome",))
+    files, truths = [], []
+    for i in range(6):
+        path, truth = folder / f"mic{i}.mrc", folder / f"mic{i}_truth.star"
+        if not truth.is_file():
+            sim = simulate_micrograph((1536, 1536), 40, preset, seed=1000 + i)
+            write_mrc(path, sim.image, px)
+            write_picks(sim.truth.assign(micrograph=path.stem), truth)
+        files.append(path)
+        truths.append(read_picks(truth).assign(micrograph=path.stem))
+    return RealSet(f"simulated {diameter:g} px", diameter, files[:4], files[4:], pd.concat(truths[:4]),
+                   pd.concat(truths[4:]))
+
+
+def mtor_set() -> RealSet:
+    """bench/pu_vs_topaz.py's set: the mTOR particles are the ones to pick."""
+    from pu_data import DATA, target_truth
+
+    train, test = target_truth("train"), target_truth("test")
+    return RealSet("simulated mTOR", float(train.diameter_px.iloc[0]), sorted((DATA / "train").glob("*.mrc")),
+                   sorted((DATA / "test").glob("*.mrc")), train, test)
+
+
+def network(rs, seed: int, labels: str, with_count: bool) -> tuple[Path, Path]:
+    """The run's model file (trained here if missing) and its labels."""
+    if rs.name == "simulated mTOR":
+        run = HERE / "work" / "general_score" / "mtor" / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
+    elif rs.name.startswith("simulated"):
+        run = HERE / "work" / "general_score" / f"sim{rs.diameter:g}" / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
+    elif labels == "15":
+        run = HERE / "work" / "default_threshold" / rs.name / (f"pu_s{seed}" if with_count else f"pu_s{seed}_nocount")
+    else:
+        run = HERE / "work" / "general_score" / rs.name / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
+    run.mkdir(parents=True, exist_ok=True)
+    model, lab = run / "pu.pt", run / "labels.star"
+    if not model.is_file():
+        write_picks(draw_labels(rs, labels, seed), lab)
+        count = ["-n", str(rs.expected)] if with_count else []
+        proc = subprocess.run([str(FEWPICK), "train", *map(str, rs.train), "--labels", str(lab), "-d",
+                               f"{rs.diameter:g}", *count, "--seed", str(seed), "--no-general", "--out", str(model)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"training failed:\n{proc.stderr[-2000:]}")
+    return model, lab
+
+
+def measure(rs, seed: int, labels: str, with_count: bool) -> list[dict]:
+    model_file, lab = network(rs, seed, labels, with_count)
+    train = [read_micrograph(p) for p in rs.train]
+    test = [read_micrograph(p) for p in rs.test]
+    rows = []
+    for general in (False, True):
+        t0 = time.perf_counter()
+        model = pu.load_model(model_file, "cpu")
+        model.settings = replace(model.settings, general_score=general)
+        refit(model, train, read_picks(lab))
+        every = model.pick_images(test, -1e9)
+        default = model.pick_images(test)
+        box = evaluate(every, rs.test_truth, box=rs.diameter)
+        at = evaluate(default, rs.test_truth, box=rs.diameter)["all_picks"] if len(default) else {"f1": 0.0,
+                                                                                                   "n_pred": 0}
+        rows.append({"set": rs.name, "seed": seed, "labels": labels, "count": with_count, "general": general,
+                     "general_weight": model.general_weight, "general_count": model.general_count,
+                     "auprc": evaluate(every, rs.test_truth, radius=rs.diameter / 2)["auprc"],
+                     "best_box_f1": box["best"]["f1"], "default_box_f1": at["f1"], "default_n": int(at["n_pred"]),
+                     "ratio": at["f1"] / max(box["best"]["f1"], 1e-9),
+                     "duplicate_rate": duplicates(default, rs.test_truth, rs.diameter / 2)["rate"],
+                     "n_true": len(rs.test_truth), "seconds": time.perf_counter() - t0})
+    return rows
+
+
+def timing() -> None:
+    from pick_speed import tiled_micrograph, time_pick
+
+    rows = []
+    for name in ("10059", "10947", "apoferritin_ab"):
+        rs = load_set(name)
+        model_file, lab = network(rs, 0, "15", True)
+        train = [read_micrograph(p) for p in rs.train]
+        for general in (False, True):
+            model = pu.load_model(model_file, "cpu")
+            model.settings = replace(model.settings, general_score=general)
+            refit(model, train, read_picks(lab))
+            sec, n = time_pick(model, tiled_micrograph(name), 3)
+            rows.append({"set": name, "general": general, "seconds": sec, "peaks": n})
+            print(rows[-1], flush=True)
+    md = ["PU picking of one 4096×4096 float32 MRC (a test micrograph of the set tiled), reading included, every "
+          "peak kept, 2 threads, best of 3, without and with the general model's score:", "",
+          "| set | general model | s per micrograph | peaks |", "|---|---|---|---|"]
+    md += [f"| {r['set']} | {'added' if r['general'] else 'no'} | {r['seconds']:.2f} | {r['peaks']} |" for r in rows]
+    write_results("general_score_time", {"runs": rows}, "\n".join(md))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| set | seed | general model | weight | AUPRC | best box F1 | box F1 at the default (picks) | "
+             "default ÷ best | picked twice |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['set']} | {r['seed']} | {'added' if r['general'] else 'no'} | {r['general_weight']:.2f} | "
+                     f"{r['auprc']:.3f} | {r['best_box_f1']:.3f} | {r['default_box_f1']:.3f} ({r['default_n']}) | "
+                     f"{r['ratio']:.2f} | {100 * r['duplicate_rate']:.1f} % |")
+    lines += ["", "Means over the seeds:", "",
+              "| set | general model | AUPRC | best box F1 | box F1 at the default | default ÷ best | picked twice |",
+              "|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["set"] for r in rows):
+        for general in (False, True):
+            sel = [r for r in rows if r["set"] == name and r["general"] == general]
+            mean = {k: float(np.mean([r[k] for r in sel])) for k in
+                    ("auprc", "best_box_f1", "default_box_f1", "ratio", "duplicate_rate")}
+            lines.append(f"| {name} | {'added' if general else 'no'} | {mean['auprc']:.3f} | {mean['best_box_f1']:.3f} | "
+                         f"{mean['default_box_f1']:.3f} | {mean['ratio']:.2f} | {100 * mean['duplicate_rate']:.1f} % |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab", "apoferritin_ba"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--labels", default="15", help="labels drawn per run: a number or 'all'")
+    ap.add_argument("--without-count", action="store_true", help="train without --expected-particles")
+    ap.add_argument("--simulated", type=float, nargs="+", metavar="D",
+                    help="instead: simulated ribosome sets at these diameters (px)")
+    ap.add_argument("--mtor", action="store_true", help="instead: the simulated set of mTOR among other complexes")
+    ap.add_argument("--time", action="store_true", help="instead: picking time on a 4096² micrograph")
+    args = ap.parse_args()
+    if args.time:
+        return timing()
+    sets = ([mtor_set()] if args.mtor else [simulated_set(d) for d in args.simulated] if args.simulated
+            else [load_set(n) for n in args.sets])
+    rows = []
+    for seed in args.seeds:
+        for rs in sets:
+            name = rs.name
+            for r in measure(rs, seed, args.labels, not args.without_count):
+                rows.append(r)
+                print(f"{name} s{seed} general={r['general']}: AUPRC {r['auprc']:.3f}, best box F1 "
+                      f"{r['best_box_f1']:.3f}, at the default {r['default_box_f1']:.3f}", flush=True)
+    intro = (f"{args.labels} labels per run, "
+             + ("no expected count given (the PU picker counts the particles with the general model)"
+                if args.without_count else "the training micrographs' expected count given")
+             + ". Box F1: boxes of D, IoU ≥ 0.5; AUPRC: matching radius D/2; picked twice: picks beyond the first "
+               "within D/2 of one true particle, at the default cut. Weight: the general model's logits per unit "
+               "of the network's (0: left out).")
+    name = ("general_score" + ("_mtor" if args.mtor else "_simulated" if args.simulated else "") + ("_nocount" if args.without_count else "")
+            + ("" if args.labels == "15" else f"_{args.labels}"))
+    write_results(name, {"runs": rows}, intro + "\n\n" + table(rows))
+
+
+if __name__ == "__main__":
+    main()
