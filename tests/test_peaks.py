@@ -94,6 +94,26 @@ def test_close_peaks_are_ranked_after_every_other_and_kept():
     for radius in (0.0, 5.0):  # nothing within the radius: nothing moves
         same_c, same = rank_close_last(coords, scores, radius)
         assert np.array_equal(same_c, coords) and same.tolist() == scores.tolist()
+    _, _, close = rank_close_last(coords, scores, 12.0, with_mask=True)
+    assert close.tolist() == [False, False, False, True, True]
+
+
+def test_a_count_never_keeps_a_peak_ranked_last_for_closeness():
+    """A count asking for more picks than there are peaks away from better ones keeps those only; a score low
+    enough still reaches the close ones; a count set on images picked together (its score) cuts the same way."""
+    from fewpick.pickers.threshold import Count, Fixed, select_peaks
+
+    coords = np.array([[0, 0], [0, 10], [0, 30], [0, 38], [0, 48]], float)
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+
+    def pick(t):
+        return select_peaks(coords, scores, t, rule=np.median, close_radius=12.0)[0][:, 1].tolist()
+
+    assert pick(Count(2)) == [0, 30]
+    assert pick(Count(5)) == [0, 30, 48]
+    assert pick(Count(5, score=-np.inf)) == [0, 30, 48]
+    assert pick(Count(5, score=2.0)) == [0, 30]
+    assert pick(Fixed(-10.0)) == [0, 30, 48, 10, 38]
 
 
 def test_threshold_gmm_separates_two_populations_and_keeps_one():

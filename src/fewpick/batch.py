@@ -83,12 +83,12 @@ def check_batch_output(out: str | os.PathLike, files: Sequence[str | os.PathLike
 def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, sample: int = 8, **score_options):
     """The threshold a batch applies, and a sentence saying how it was set (None when given as is).
 
-    A :class:`~fewpick.pickers.threshold.Count` becomes one score, set on up to ``sample`` of ``files`` spread
+    A :class:`~fewpick.pickers.threshold.Count` gets one score, set on up to ``sample`` of ``files`` spread
     evenly over them (:meth:`~fewpick.pickers.base.PickerBase.count_cut`): every micrograph is then cut alike,
     each can be picked on its own (on Dask workers too), and a resumed run cuts where the first one did.
     Files that cannot be read are left out of the sample (the batch reports them); ``score_options`` go to the
     picker's ``score_map`` as they will when picking."""
-    from fewpick.pickers.threshold import Count, Fixed
+    from fewpick.pickers.threshold import Count
 
     threshold = picker.resolve_threshold(threshold)
     if not isinstance(threshold, Count):
@@ -105,8 +105,9 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
     if not images:
         return threshold, None
     cut = picker.count_cut(images, threshold.per_image, **score_options)
-    return Fixed(cut), (f"threshold {cut:.3g}: the {threshold.per_image:g} best picks per micrograph expected, "
-                        f"set on {len(images)} of the {len(files)} micrographs")
+    said = (f"threshold {cut:.3g}: the {threshold.per_image:g} best picks per micrograph expected, set on "
+            f"{len(images)} of the {len(files)} micrographs")
+    return Count(threshold.per_image, cut), said
 
 
 def pick_files(

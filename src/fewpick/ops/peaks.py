@@ -188,21 +188,22 @@ def greedy_keep(coords: np.ndarray, radius: float) -> np.ndarray:
     return np.asarray(flags, bool)
 
 
-def rank_close_last(coords: np.ndarray, scores: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def rank_close_last(coords: np.ndarray, scores: np.ndarray, radius: float, with_mask: bool = False):
     """Peaks (best first) with each one that lies within ``radius`` of a better peak (one this rule keeps in
     front, :func:`greedy_keep`) scored down by the spread of the scores plus one, so that it follows every other
     peak and falls below the weakest of them; best first again. Such peaks stay in the list (a low cut still
-    reaches them) instead of being suppressed. ``radius`` 0 changes nothing."""
-    if len(coords) < 2 or not radius > 0:
-        return coords, scores
+    reaches them) instead of being suppressed. ``radius`` 0 changes nothing. ``with_mask``: also which of the
+    returned peaks were ranked last."""
     scores = np.asarray(scores)
-    close = ~greedy_keep(np.asarray(coords, float), radius)
-    if not close.any():
-        return coords, scores
-    drop = float(scores.max() - scores.min()) + 1.0
-    lowered = np.where(close, scores - drop, scores).astype(scores.dtype)
-    order = np.argsort(-lowered, kind="stable")
-    return coords[order], lowered[order]
+    close = np.zeros(len(scores), bool)
+    if len(coords) >= 2 and radius > 0:
+        close = ~greedy_keep(np.asarray(coords, float), radius)
+    if close.any():
+        drop = float(scores.max() - scores.min()) + 1.0
+        lowered = np.where(close, scores - drop, scores).astype(scores.dtype)
+        order = np.argsort(-lowered, kind="stable")
+        coords, scores, close = coords[order], lowered[order], close[order]
+    return (coords, scores, close) if with_mask else (coords, scores)
 
 
 def refine_peaks(scores: np.ndarray, ij: np.ndarray) -> np.ndarray:

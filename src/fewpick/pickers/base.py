@@ -34,7 +34,6 @@ from fewpick.pickers.threshold import (
     Auto,
     Calibrated,
     Count,
-    Fixed,
     Threshold,
     ThresholdLike,
     as_threshold,
@@ -120,7 +119,7 @@ class PickerBase:
         t = as_threshold(threshold)
         t = self.default_threshold() if t is None else t
         known_cut(t, self.calibrated_threshold())
-        if isinstance(t, Count) and t.per_image is None:
+        if isinstance(t, Count) and t.per_image is None and t.score is None:
             if not self.expected_count():
                 raise InputError(None, "this model was trained without an expected particle count; use 'auto' or "
                                        "a score")
@@ -129,9 +128,14 @@ class PickerBase:
 
     def count_cut(self, images, per_image: float | None, **score_options) -> float:
         """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image
-        (``score_options``: passed to :meth:`score_map`, as the picking that follows will)."""
-        return cut_at_count([self.peaks(self.score_map(im, **score_options), Fixed(-np.inf))[1] for im in images],
-                            per_image)
+        (``score_options``: passed to :meth:`score_map`, as the picking that follows will). Peaks ranked last for
+        lying close to a better one are not counted; where the others are fewer than the count, the weakest of
+        them."""
+        pooled = [self.peaks(self.score_map(im, **score_options), Count(score=-np.inf))[1] for im in images]
+        cut = cut_at_count(pooled, per_image)
+        if not np.isfinite(cut) and any(len(s) for s in pooled):
+            cut = float(min(np.min(s) for s in pooled if len(s)))
+        return cut
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
                max_picks: int | None = None, close_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +154,7 @@ class PickerBase:
         it (:meth:`count_cut`)."""
         images = list(images)
         t = self.resolve_threshold(threshold)
-        if isinstance(t, Count) and images:
-            t = Fixed(self.count_cut(images, t.per_image))
+        if isinstance(t, Count) and t.score is None and images:
+            t = Count(t.per_image, self.count_cut(images, t.per_image))
         tables = [self.pick(im, t, max_picks) for im in images]
         return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])

@@ -61,9 +61,12 @@ class Calibrated:
 @dataclass(frozen=True)
 class Count:
     """Keep ``per_image`` picks per image on average over the images picked together (None: the model's expected
-    count)."""
+    count). ``score``: the cut, once set on the images picked together (:meth:`~fewpick.pickers.base.PickerBase.
+    count_cut`). A count never keeps a peak ranked last for lying close to a better one: where there are fewer
+    other peaks than the count, it keeps those."""
 
     per_image: float | None = None
+    score: float | None = None
 
     def __str__(self) -> str:
         return "count" if self.per_image is None else f"count {self.per_image:g}"
@@ -115,13 +118,15 @@ def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *
 
     ``rule`` is the picker's automatic cut of one image's peak scores (made on the peaks as they scored);
     ``calibrated`` the model's stored cut. Peaks closer than ``close_radius`` (grid cells) to a better one are
-    ranked after every other before any cut (:func:`~fewpick.ops.peaks.rank_close_last`)."""
+    ranked after every other before any cut (:func:`~fewpick.ops.peaks.rank_close_last`); a :class:`Count`
+    leaves them out."""
     cut = known_cut(threshold, calibrated)
     if cut is None and len(scores) and not isinstance(threshold, Count):
         cut = rule(scores)
-    coords, scores = rank_close_last(coords, scores, close_radius)
-    if isinstance(threshold, Count) and len(scores):
-        cut = cut_at_count([scores], threshold.per_image)
+    coords, scores, close = rank_close_last(coords, scores, close_radius, with_mask=True)
+    if isinstance(threshold, Count):  # never a peak ranked last for closeness
+        coords, scores = coords[~close], scores[~close]
+        cut = threshold.score if threshold.score is not None else cut_at_count([scores], threshold.per_image)
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]

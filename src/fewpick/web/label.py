@@ -32,7 +32,7 @@ from fewpick.io.images import Image, image_info, micrograph_key, pair_names
 from fewpick.ops.peaks import greedy_keep
 from fewpick.outputs import check_output
 from fewpick.pickers.base import CLOSE_PICKS, picks_table
-from fewpick.pickers.threshold import Auto, Calibrated, Fixed
+from fewpick.pickers.threshold import Auto, Calibrated, Count, Fixed
 from fewpick.web.server import PageHandler, PageServer, RequestError, parse_indices, static_page
 from fewpick.workflows import LABEL_TRAINERS
 
@@ -284,8 +284,10 @@ class LabelSession:
         self._progress(1.0, "setting the threshold on the micrographs")
         readable = [p for p in self.paths if micrograph_key(p) not in self._failed()]
         first, _ = threshold_for_batch(model, None, readable, lambda p: read_micrograph(p, pixel_size=self.pixel_size))
-        if isinstance(first, Fixed):
-            default: float | None = first.value
+        if isinstance(first, Count) and first.score is not None:
+            default: float | None = first.score
+        elif isinstance(first, Fixed):
+            default = first.value
         elif isinstance(first, Calibrated):
             default = model.calibrated_threshold()
         else:

@@ -29,7 +29,7 @@ from fewpick.pickers.fewshot.windows import (
     resampled,
     window_grid,
 )
-from fewpick.pickers.threshold import Count, Fixed, ThresholdLike
+from fewpick.pickers.threshold import Count, ThresholdLike
 
 
 @dataclass
@@ -317,8 +317,8 @@ def pick_images(model: FewShotModel, images: Sequence[Image], threshold: Thresho
     for all of them (:meth:`FewShotModel.count_cut`)."""
     images = list(images)
     t = model.resolve_threshold(threshold)
-    if isinstance(t, Count) and images:
-        t = Fixed(model.count_cut(images, t.per_image, match=kw.get("match"), stride=kw.get("stride")))
+    if isinstance(t, Count) and t.score is None and images:
+        t = Count(t.per_image, model.count_cut(images, t.per_image, match=kw.get("match"), stride=kw.get("stride")))
     tables = [pick_micrograph(model, im, t, **kw) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
 
