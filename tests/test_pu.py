@@ -195,6 +195,23 @@ def test_cli_train_and_pick_with_model(sim_set, tmp_path):
     assert r.exit_code == 2 and "outside (0, 0.5)" in r.output and not (tmp_path / "bad.pt").exists()
 
 
+def test_a_count_too_large_for_the_micrographs_names_its_source(tmp_path, monkeypatch):
+    """Where the general model's count (no --expected-particles) leaves no room, the error says who counted and
+    what to give instead of the class prior's bounds."""
+    import importlib
+
+    pu_train = importlib.import_module("fewpick.pickers.pu.train")  # the module (the package exports its function)
+
+    cfg = SimpleMicrographConfig(size=(256, 256), diameter=40.0, n_particles=10, snr=0.5)
+    image, centres, _ = simulate_simple_micrograph(cfg, seed=3)
+    labels = make_picks("m", centres[:5, 0], centres[:5, 1])
+    monkeypatch.setattr(pu_train, "counted_particles", lambda *a, **k: 5000.0)
+    with pytest.raises(InputError, match="general particle model counted about 5000 particles per micrograph"):
+        pu.train([Image(image.astype(np.float32), 1.0, Path("m.mrc"))], labels, pu.PUSettings(diameter=40.0, steps=1),
+                 tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_minimum_distance_follows_how_crowded_the_micrographs_are():
     # 544 particles of radius 9 binned px on 512² (a crowded real set): random spacing 11 px < 1.5 r
     assert auto_min_distance(544, 512 * 512, 9.0) == 0.5

@@ -20,7 +20,7 @@ from fewpick.io.images import Image
 from fewpick.losses.pu import PU_METHODS, pu_loss
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.peaks import auto_min_distance, ball, rank_close_last
+from fewpick.ops.peaks import auto_min_distance, rank_close_last
 from fewpick.ops.thresholds import threshold_at_count
 from fewpick.pickers.pu.correlation import (
     correlation_map,
@@ -148,9 +148,13 @@ def train(
         if progress is not None:
             progress({"stage": "count", "particles": estimated})
         pi = class_prior(estimated, settings.label_radius(), [it.image.shape for it in items])
+    if not 0 < pi < 0.5 and estimated is not None:
+        raise InputError(None, f"the general particle model counted about {estimated:.0f} particles per micrograph, "
+                               "more than micrographs of this size hold at this particle diameter: check "
+                               "--particle-diameter, or give --expected-particles")
     if not 0 < pi < 0.5:
-        raise InputError(None, f"class prior π = {pi:.4g} lies outside (0, 0.5): check --expected-particles / --pi "
-                               f"(a label disk covers {ball(settings.label_radius(), 2).sum()} binned px)")
+        raise InputError(None, f"the share of each micrograph taken for particle centres (π = {pi:.3g}) lies outside "
+                               "(0, 0.5): check --expected-particles or --pi")
     if settings.edge_margin is None:
         shapes = {im.name: im.shape for im in images}
         settings = replace(settings, edge_margin=label_edge_margin(per_image, shapes, settings.diameter))
