@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     path = Path(path)
     bundle = modelfile.load(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "PU picker model", MIGRATIONS)
     settings = modelfile.settings_from(PUSettings, bundle["settings"], path, "PU picker model")
+    if "general_count" not in bundle:  # a file from before the general model's score: trained without it
+        settings = replace(settings, general_score=False)
     net = build_network(settings)
     try:
         net.load_state_dict(bundle["state_dict"])

@@ -69,17 +69,20 @@ def fit_general(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[
     of its micrographs needs no stand-in. It is left out where the expected count is under :data:`SUBSET` of
     the particles the general model finds at its automatic cut (median over the micrographs): such a user wants
     one complex among others, and the general model would promote the others. Sets ``general_net``,
-    ``general_weight`` and ``general_count``."""
+    ``general_weight`` and ``general_count`` (None where the labels cover the particles: the general model is
+    then not run)."""
     s = model.settings
-    general = general_model(s.diameter, None, next(model.net.parameters()).device, s.threads, model.factor)
-    maps = [dense_logits(general.net, it.image, model.mixed_precision) for it in items]
-    model.general_count = float(np.median([len(general.peaks(ScoreMap(g, lambda c: c), None)[0]) for g in maps]))
+    model.general_net, model.general_weight, model.general_count = None, 0.0, None
     expected = [s.particles_in(model.pi, it.image.size) for it in items]
     labelled = [i for i, it in enumerate(items) if len(it.centres)]
     unlabelled = 1.0 - sum(len(items[i].centres) for i in labelled) / max(sum(expected[i] for i in labelled), 1e-9)
+    if unlabelled <= 0:
+        return list(logits)
+    general = general_model(s.diameter, None, next(model.net.parameters()).device, s.threads, model.factor)
+    maps = [dense_logits(general.net, it.image, model.mixed_precision) for it in items]
+    model.general_count = float(np.median([len(general.peaks(ScoreMap(g, lambda c: c), None)[0]) for g in maps]))
     spread = float(np.sqrt(np.mean([np.var(g) for g in maps])))
-    if np.mean(expected) < SUBSET * model.general_count or unlabelled <= 0 or spread == 0:
-        model.general_net, model.general_weight = None, 0.0
+    if np.mean(expected) < SUBSET * model.general_count or spread == 0:
         return list(logits)
     model.general_net = general.net
     model.general_weight = float(unlabelled * np.sqrt(np.mean([np.var(z) for z in logits])) / spread)

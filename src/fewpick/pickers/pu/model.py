@@ -46,7 +46,7 @@ class PUModel(PickerBase):
     # micrographs (None: the user gave the count or π)
     estimated_particles: float | None = None
     # the general particle model's network, its logits added to this one's times ``general_weight`` (None: not
-    # used); ``general_count``: the particles per training micrograph it found, which decided (None: not tried)
+    # used); ``general_count``: the particles per training micrograph it found, which decided (None: not run)
     general_net: PickerCNN | None = None
     general_weight: float = 0.0
     general_count: float | None = None
@@ -168,12 +168,11 @@ def model_summary(model: PUModel) -> str:
                f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
     if model.uses_general:
         corr += ", scored together with the general particle model"
-    elif model.general_count is not None:
-        expected = s.expected_particles or model.estimated_particles
+    elif model.general_count is not None:  # it was run, and its count left it out
         corr += (f", general particle model not used (it finds about {model.general_count:.0f} particles per "
-                 f"micrograph, over {1 / SUBSET:.0f} times the count expected: only some of them are wanted)"
-                 if expected and expected < SUBSET * model.general_count else
-                 ", general particle model not used (the labels cover the particles of their micrographs)")
+                 f"micrograph, over {1 / SUBSET:.0f} times the count expected: only some of them are wanted)")
+    elif s.general_score:  # not run: the labels cover the particles (see fewpick.pickers.pu.general.fit_general)
+        corr += ", general particle model not used (the labels cover the particles of their micrographs)"
     if s.edge_margin:
         corr += f", no picks within {s.edge_margin * s.diameter:.0f} px of the edge (as the labels)"
     return (f"particle picker trained on labelled and unlabelled regions: particle {s.diameter:.4g} px, "
