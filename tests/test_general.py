@@ -149,7 +149,8 @@ def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
     """After training, the general model's score joins the network's: weighted to the network's spread times the
     share of particles left unlabelled, kept in the model file (which then picks alike without the shipped
     file), and ranking the particles of a micrograph neither saw at least as well as the network alone from ten
-    labels. It is left out where the count asks for under half the particles it finds (one complex among
+    labels. Where the count given is clearly short of the particles it counts, the default cut keeps its count.
+    It is left out where the count asks for under half the particles it finds (one complex among
     others) and where the labels cover every particle."""
     from fewpick.pickers.pu.train import refit
 
@@ -172,6 +173,19 @@ def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
     ours = evaluate(together, test_truth, radius=DIAMETER / 2)["auprc"]
     theirs = evaluate(alone.pick_images([test], -1e9), test_truth, radius=DIAMETER / 2)["auprc"]
     assert ours >= theirs + 0.01 and ours >= 0.9, (ours, theirs)
+    # a count given short of the particles: the default cut keeps the general model's clearly larger count
+    from fewpick.pickers.threshold import Count
+
+    n = 0.6 * len(truth)
+    short = refit(replace(model, settings=replace(s, expected_particles=n)), [image], truth.iloc[:10])
+    assert short.uses_general and short.expected_count() == short.general_count > n + 2 * np.sqrt(n)
+    assert "the default threshold keeps that many" in " ".join(pu.model_summary(short).split())
+    default = short.pick_images([test])
+    assert abs(len(default) - short.general_count) <= 3, (len(default), short.general_count)
+    ours = evaluate(default, test_truth, radius=DIAMETER / 2)["all_picks"]
+    theirs = evaluate(short.pick_images([test], Count(n)), test_truth, radius=DIAMETER / 2)["all_picks"]
+    assert ours["f1"] >= theirs["f1"] + 0.1 and ours["recall"] >= 0.6, (ours, theirs)
+    assert model.expected_count() == len(truth)  # a count the general model's does not clearly pass stands
     # labels covering more of the particles weigh it less
     more = refit(replace(model, settings=s), [image], truth.iloc[: len(truth) // 2])
     assert 0.3 * weight <= more.general_weight <= 0.7 * weight
@@ -180,3 +194,43 @@ def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
     few = refit(replace(model, settings=replace(s, expected_particles=0.3 * len(truth))), [image], truth.iloc[:10])
     assert not few.uses_general and "only some of them are wanted" in pu.model_summary(few)
     assert pu.load_model(pu.save_model(few, tmp_path / "few.pt")).general_net is None
+
+
+def test_fewshot_default_count_takes_its_count_where_the_users_is_short(tmp_path):
+    """A few-shot model trained with a count keeps the general model's count of its micrographs beside it (in the
+    file too); a count given short of the particles is raised to it, one it does not clearly pass stands, and a
+    count under half of it (one complex among others) leaves it out. Without a count, its estimate is the count."""
+    from fewpick.pickers import fewshot as fs
+
+    px = load_species("cct").diameter / DIAMETER
+    preset = replace(PRESETS["realistic"], pixel_size=px, species=("cct",))
+    sim = simulate_micrograph((768, 768), 60, preset, seed=1)
+    image, truth = Image(sim.image, px, Path("m0.mrc")), sim.truth.assign(micrograph="m0")
+    s = fs.FewShotSettings(diameter=DIAMETER, finetune_steps=1, distill_steps=0, expected_particles=36)
+    inner = truth[(truth.x > 60) & (truth.y > 60) & (truth.x < 708) & (truth.y < 708)].iloc[:5]
+    model = fs.train(image, inner, s, tmp_path / "m.pt", no_pretrain=True, distill=False)
+    assert 0.8 * 60 <= model.general_count <= 1.2 * 60 and model.expected_count() == model.general_count
+    assert "the default threshold keeps that many" in " ".join(fs.model_summary(model).split())
+    assert fs.load_model(tmp_path / "m.pt", "cpu").general_count == model.general_count
+    assert replace(model, settings=replace(s, expected_particles=55)).expected_count() == 55
+    few = fs.train(image, inner, replace(s, expected_particles=20), tmp_path / "f.pt", no_pretrain=True,
+                   distill=False)
+    assert few.general_count is None and few.expected_count() == 20
+    # without a count, it estimates one (scaled by the share of the exemplars it finds): the default cut keeps
+    # that many, and the model says so
+    alone = fs.train(image, inner, replace(s, expected_particles=None), tmp_path / "a.pt", no_pretrain=True,
+                     distill=False)
+    assert 0.8 * 60 <= alone.estimated_particles <= 1.2 * 60 and alone.general_count is None
+    assert alone.expected_count() == alone.estimated_particles and alone.threshold is not None
+    assert "counted with the general particle model" in " ".join(fs.model_summary(alone).split())
+    assert len(fs.pick_images(alone, [image])) == pytest.approx(alone.estimated_particles, abs=3)
+    # where the model's own scores fall off within a third of the estimate, that count replaces it
+    from fewpick.pickers.fewshot.train import settle_count
+    from fewpick.pickers.threshold import Auto
+
+    own = len(alone.peaks(alone.score_map(image), Auto())[1])
+    assert own > 0
+    assert settle_count(replace(alone, estimated_particles=1.25 * own), [image]) == own
+    assert settle_count(replace(alone, estimated_particles=0.8 * own), [image]) == own
+    assert settle_count(replace(alone, estimated_particles=2 * own), [image]) == 2 * own
+    assert settle_count(replace(alone, estimated_particles=None), [image]) is None

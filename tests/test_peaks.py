@@ -125,3 +125,13 @@ def test_threshold_gmm_separates_two_populations_and_keeps_one():
     crowded = r.normal(1.5, 0.5, 200)  # one population: keep nearly everything
     t1 = threshold_gmm(crowded)
     assert (crowded >= t1).mean() > 0.95
+
+
+def test_a_default_count_takes_a_second_count_only_where_clearly_larger():
+    """The user's count stands unless the general model's count of the same micrographs passes it by more than
+    twice a count's chance spread (2√N); a smaller second count never lowers it."""
+    from fewpick.pickers.threshold import default_count
+
+    assert default_count(100, None) == 100 and default_count(None, 300) is None
+    assert default_count(100, 119) == 100 and default_count(100, 60) == 100
+    assert default_count(100, 121) == 121 and default_count(166, 247.5) == 247.5

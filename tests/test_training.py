@@ -196,10 +196,14 @@ def test_every_picker_follows_the_contract(tmp_path):
         assert (picks.x.between(0, 320) & picks.y.between(0, 320)).all()
         check_threshold_contract(picker, image, picker.calibrated_threshold(), picker is classic)
     assert classic.calibrated_threshold() is None and classic.default_threshold() == Auto()
-    # the expected count on the images picked for a model trained with one; auto for one without
-    assert pu_model.default_threshold() == Count(20.0) and fs_model.default_threshold() == Auto()
+    # the expected count on the images picked for a model trained with one; a few-shot model trained without
+    # one counted with the general model; auto for a model with no count at all (a file from before the count)
+    assert pu_model.default_threshold() == Count(20.0)
+    assert fs_model.estimated_particles and fs_model.default_threshold() == Count(fs_model.estimated_particles)
+    uncounted = replace(fs_model, estimated_particles=None, threshold=None)
+    assert uncounted.default_threshold() == Auto()
     with pytest.raises(InputError, match="without an expected particle count"):
-        fs_model.resolve_threshold("count")
+        uncounted.resolve_threshold("count")
     check_reloads(pu_model, tmp_path / "pu.pt", image, "pu")
     check_reloads(fs_model, tmp_path / "fs.pt", image, "fewshot")
     pd_classic = pick_micrograph(data, ClassicSettings(diameter=32), "c0")

@@ -46,5 +46,5 @@ def test_the_pu_workflow_without_an_expected_count_has_the_general_model_count(t
                                  diameter=48, expected=None, options={"steps": 5}, out=tmp_path / "m.pt",
                                  progress=lambda fraction, text, eta: said.append(text))
     assert 0.8 * 60 <= model.estimated_particles <= 1.2 * 60
-    assert said[0] == f"about {model.estimated_particles:.0f} particles per micrograph, counted by the general model"
+    assert said[0] == f"about {model.estimated_particles:.0f} particles per micrograph, counted by the general particle model"
     assert said[-1].startswith("training the PU picker: step 5/5")

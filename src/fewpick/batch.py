@@ -105,7 +105,7 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
     if not images:
         return threshold, None
     cut = picker.count_cut(images, threshold.per_image, **score_options)
-    said = (f"threshold {cut:.3g}: the {threshold.per_image:g} best picks per micrograph expected, set on "
+    said = (f"threshold {cut:.3g}: the {threshold.per_image:.0f} best picks per micrograph expected, set on "
             f"{len(images)} of the {len(files)} micrographs")
     return Count(threshold.per_image, cut), said
 

@@ -71,6 +71,11 @@ def fewshot_stages(settings, pretrain: bool = True) -> list[Stage]:
 Progress = Callable[[float, str, "float | None"], None]  # fraction of the whole run, words, seconds left
 
 
+def counted_words(record: dict) -> str:
+    """What a trainer's ``{"stage": "count", "particles": N}`` record tells the user."""
+    return f"about {record['particles']:.0f} particles per micrograph, counted by the general particle model"
+
+
 def train_fewshot(images: Mapping[str, Image], labels: pd.DataFrame, *, diameter: float, expected: float | None,
                   options: dict, out: str | os.PathLike, progress: Progress, device: Any = "auto",
                   threads: int = 2) -> Any:
@@ -84,6 +89,9 @@ def train_fewshot(images: Mapping[str, Image], labels: pd.DataFrame, *, diameter
     staged = StagedProgress(fewshot_stages(settings))
 
     def report(record: dict) -> None:
+        if record.get("stage") == "count":
+            progress(0.0, counted_words(record), None)
+            return
         stage = staged.stage(record)
         progress(staged.fraction(record), f"training the few-shot picker ({stage.words}): step "
                                           f"{record.get('step', 0)}/{stage.steps}", record.get("eta_s"))
@@ -108,8 +116,7 @@ def train_pu(images: Mapping[str, Image], labels: pd.DataFrame, *, diameter: flo
 
     def report(record: dict) -> None:
         if record.get("stage") == "count":
-            progress(0.0, f"about {record['particles']:.0f} particles per micrograph, counted by the general model",
-                     None)
+            progress(0.0, counted_words(record), None)
             return
         progress(staged.fraction(record), f"training the PU picker: step {record.get('step', 0)}/{staged.total}, "
                                           f"loss {record.get('loss', float('nan')):.3f}", record.get("eta_s"))

@@ -126,7 +126,7 @@ def fewshot_train(
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", min=1, max=10_000_000, help="Pre-training steps when pre-training here (default 6000)."),
     distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, max=10_000_000, help="Steps fitting the fast scoring network to the encoder (default 600; 0: none, the encoder scores every window when picking)."),
     window_ratio: Optional[float] = typer.Option(None, "--window-ratio", min=0.5, help="Window side as a multiple of the particle diameter (default 1.2)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (the reference's best that many picks) and, on crowded micrographs, lets picks lie closer together."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.0, help="Particles per micrograph, if known: sets the default score cut (that many picks per micrograph, or more where fewpick's general particle model clearly counts more) and, on crowded micrographs, lets picks lie closer together. Default: counted by fewpick's general particle model on the reference and the pre-training micrographs."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px, overriding the header."),
     seed: int = typer.Option(0, "--seed", min=0, max=1_000_000_000, help="Random seed (also for --exemplar-count)."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch while training."),
@@ -140,7 +140,7 @@ def fewshot_train(
     from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph, read_picks, select_picks
     from fewpick.pickers import fewshot as fs
-    from fewpick.workflows import StagedProgress, fewshot_stages
+    from fewpick.workflows import StagedProgress, counted_words, fewshot_stages
 
     if pretrained is not None and (pretrain_images or no_pretrain):
         raise InputError(None, "--pretrained excludes --pretrain-images and --no-pretrain")
@@ -164,6 +164,9 @@ def fewshot_train(
     staged = StagedProgress(fewshot_stages(settings, pretrain=not (pretrained or no_pretrain)))
     with training_progress("training", staged.total) as progress:
         def report(e):
+            if e.get("stage") == "count":
+                console.print(f"no --expected-particles: {counted_words(e)}", highlight=False)
+                return
             done = staged.done(e)
             info = f"{e['stage']} loss {e['loss']:.4f}" + (f"  SCS {e['scs']:.3f}" if "scs" in e else "")
             progress.update(progress.task_ids[0], completed=done, info=f"{info}  {hms(e['eta_s'])} left in {e['stage']}")
@@ -180,7 +183,7 @@ def fewshot_pick(
     images: List[Path] = typer.Argument(..., help="Micrographs (files or folders) to pick, the reference included or not."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from 'fewpick fewshot train'."),
     out: str = typer.Option(..., "--out", "-o", help=f"Picks file ({suffixes_help()}) or a folder/ for one file per micrograph."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak), 'auto' (each micrograph cut where its scores are sparsest), 'count' (one score for all, set so that the micrographs get the expected particle count each) or 'calibrated' (the cut set on the reference). Default: count for a model trained with --expected-particles, else auto."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="A score (-1…1; -1e9 keeps every peak), 'auto' (each micrograph cut where its scores are sparsest), 'count' (one score for all, set so that the micrographs get the expected particle count each) or 'calibrated' (the cut set on the reference). Default: count (the particles per micrograph given with --expected-particles when the model was trained, or counted by fewpick's general particle model; auto for a model trained before that count)."),
     stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding stride in resampled px (default window/6, i.e. 4 of 24)."),
     match: Optional[MatchMode] = typer.Option(None, "--match", help="Score: max (default) or mean cosine similarity to the exemplars."),
     exact: bool = typer.Option(False, "--exact", help="Score every window with the encoder itself, not the faster scoring the model chose at training (its fast network, the correlation with the exemplars' average alone, or the encoder on the windows its fast network ranks higher); slower; also implied by --stride or --match other than the model's."),

@@ -39,7 +39,7 @@ def train(
     labels: Path = typer.Option(..., "--labels", "-l", help="Labeled particle centres (any picks format), naming micrographs by stem."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (self-describing: network, binning, diameter, π)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph: how much of each micrograph the picker should take for particles, and the default threshold (that many picks per micrograph). Default: counted by fewpick's general particle model on the training micrographs."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph: how much of each micrograph the picker should take for particles, and the default threshold (that many picks per micrograph, or more where fewpick's general particle model clearly counts more). Default: counted by fewpick's general particle model on the training micrographs."),
     pi: Optional[float] = typer.Option(None, "--pi", help="Class prior π directly (fraction of unlabeled pixels that are particles), in (0, 0.5)."),
     method: PUMethod = typer.Option(PUMethod.ge_binomial, "--method", help="Positive-unlabeled objective."),
     ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),
@@ -68,6 +68,7 @@ def train(
     from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph, read_picks
     from fewpick.pickers import pu
+    from fewpick.workflows import counted_words
 
     files = list_images(images)
     start = None if init == "none" else init if init == "general" else Path(init)
@@ -92,8 +93,7 @@ def train(
     with training_progress("training", steps) as progress:
         def report(entry):
             if entry.get("stage") == "count":
-                console.print(f"no --expected-particles: about {entry['particles']:.0f} particles per micrograph, "
-                              "counted by the general particle model", highlight=False)
+                console.print(f"no --expected-particles: {counted_words(entry)}", highlight=False)
                 return
             info = f"loss {entry['loss']:.4f}" + (f"  val AUPRC {entry['val_auprc']:.3f}" if "val_auprc" in entry else "")
             progress.update(progress.task_ids[0], completed=entry["step"], info=f"{info}  {hms(entry['eta_s'])} left")

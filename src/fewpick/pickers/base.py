@@ -102,7 +102,8 @@ class PickerBase:
         return None
 
     def expected_count(self) -> float | None:
-        """Particles per image the model was trained to expect; None where it was not told."""
+        """Particles per image the model expects, which a count cut keeps (the user's count, or more,
+        :func:`~fewpick.pickers.threshold.default_count`); None where it was not told."""
         return None
 
     def default_threshold(self) -> Threshold:

@@ -14,7 +14,8 @@ A cut is one of four things:
   the training micrographs (which the network has seen) to new ones; a cut set on the new ones follows them.
 
 ``None`` means "the model's default" (:meth:`~fewpick.pickers.base.PickerBase.default_threshold`): ``count``
-for a model trained with an expected particle count, else its calibrated cut or ``auto``. Every picker applies
+for a model trained with an expected particle count (raised where the general particle model clearly counts more,
+:func:`default_count`), else its calibrated cut or ``auto``. Every picker applies
 the cut first and ``max_picks`` after it (the best ``max_picks`` of the peaks the cut keeps).
 
 The command line, the library and the pages accept the plain spellings too: a number, ``"auto"``,
@@ -133,6 +134,27 @@ def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *
     if max_picks is not None:
         coords, scores = coords[:max_picks], scores[:max_picks]
     return coords, scores
+
+
+#: a second count of the same micrographs must exceed the user's ``N`` by this many times a count's chance spread
+#: (√N) before the default cut keeps it (:func:`default_count`)
+COUNT_SPREADS = 2.0
+
+
+def default_count(expected: float | None, counted: float | None) -> float | None:
+    """The picks per image a default cut keeps: the user's ``expected`` count, or ``counted`` (the general particle
+    model's count of the same particles on the training micrographs) where that is larger by more than
+    :data:`COUNT_SPREADS` × √``expected``; None without an expected count.
+
+    A count made by eye tends to be short (faint particles, clumps, particles at edges), and F1 — like 2D
+    classification — gains from picks past the true count for as long as they are right more than half as often
+    as the picks before them, which is the case wherever the ranking is not clean. Where an independent count
+    is clearly larger, the cut keeps that many; where it is smaller, the user's count stands."""
+    if not expected:
+        return expected
+    if counted is not None and counted > expected + COUNT_SPREADS * np.sqrt(expected):
+        return float(counted)
+    return float(expected)
 
 
 def cut_at_count(peak_scores, per_image: float | None) -> float:

@@ -75,7 +75,7 @@ from fewpick.pickers.fewshot.settings import (
     SCS_MODES,
     FewShotSettings,
 )
-from fewpick.pickers.fewshot.train import crowded_suppress, finetune, pretrain, train
+from fewpick.pickers.fewshot.train import crowded_suppress, finetune, pretrain, refit, train
 from fewpick.pickers.fewshot.windows import (
     blob_centres,
     blob_windows,
@@ -91,4 +91,4 @@ from fewpick.pickers.fewshot.windows import (
     window_grid,
 )
 
-__all__ = ["ARCH_FIELDS", "FewShotModel", "FewShotSettings", "MATCH_MODES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "PRETRAINED_FORMAT", "SCS_MODES", "blob_centres", "blob_windows", "calibrate_threshold", "centre_peaks", "check_pixel_size", "correlation_score_map", "crowded_suppress", "dihedral", "encoder_scores", "exemplar_template", "exemplar_windows", "exemplars_on", "fast_score_map", "fast_summary", "finetune", "grid_to_original", "jittered", "load_model", "load_pretrained", "model_summary", "pick_images", "pick_micrograph", "prepare", "pretrain", "random_windows", "resampled", "save_model", "save_pretrained", "score_map", "shifted_windows", "train", "window_at", "window_grid", "write_score_map"]
+__all__ = ["ARCH_FIELDS", "FewShotModel", "FewShotSettings", "MATCH_MODES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "PRETRAINED_FORMAT", "SCS_MODES", "blob_centres", "blob_windows", "calibrate_threshold", "centre_peaks", "check_pixel_size", "correlation_score_map", "crowded_suppress", "dihedral", "encoder_scores", "exemplar_template", "exemplar_windows", "exemplars_on", "fast_score_map", "fast_summary", "finetune", "grid_to_original", "jittered", "load_model", "load_pretrained", "model_summary", "pick_images", "pick_micrograph", "prepare", "pretrain", "random_windows", "refit", "resampled", "save_model", "save_pretrained", "score_map", "shifted_windows", "train", "window_at", "window_grid", "write_score_map"]

@@ -72,7 +72,8 @@ def save_model(model: FewShotModel, path: str | os.PathLike) -> Path:
                           pixel_size=model.pixel_size, reference=model.reference, pretrained=model.pretrained,
                           history=model.history, threshold=model.threshold,
                           fast_state=cpu_state(model.fast_net) if model.fast_net is not None else None,
-                          fast_info=model.fast_info)
+                          fast_info=model.fast_info, general_count=model.general_count,
+                          estimated_particles=model.estimated_particles)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> FewShotModel:
@@ -93,7 +94,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
         fast = fast.to(dev).eval()
     return FewShotModel(net, settings, bundle["exemplars"].numpy(), bundle.get("pixel_size"),
                         bundle.get("reference", ""), dict(bundle.get("pretrained", {})), list(bundle.get("history", [])),
-                        bundle.get("threshold"), fast_net=fast, fast_info=dict(bundle.get("fast_info") or {}))
+                        bundle.get("threshold"), fast_net=fast, fast_info=dict(bundle.get("fast_info") or {}),
+                        general_count=bundle.get("general_count"),
+                        estimated_particles=bundle.get("estimated_particles"))
 
 
 def write_score_map(kept: dict, folder: Path, name: str, image: np.ndarray | None = None,

@@ -29,7 +29,7 @@ from fewpick.pickers.fewshot.windows import (
     resampled,
     window_grid,
 )
-from fewpick.pickers.threshold import Count, ThresholdLike
+from fewpick.pickers.threshold import Count, ThresholdLike, default_count
 
 
 @dataclass
@@ -53,6 +53,11 @@ class FewShotModel(PickerBase):
     # summary (binning factor, offset, fit)
     fast_net: torch.nn.Module | None = None
     fast_info: dict = field(default_factory=dict)
+    # the general particle model's particles per micrograph on the training micrographs: where the user gave no
+    # count, its estimate (scaled by the share of the exemplars it finds); where the user gave one, its own count
+    # beside it, if it counts the same particles; None otherwise (and in files from before them)
+    estimated_particles: float | None = None
+    general_count: float | None = None
     # run-time choice, not stored: score every window with the encoder itself (what the fast network learned)
     exact: bool = False
     # run-time choice, not stored: one of fast.SCORINGS instead of the model's own (benchmarks)
@@ -125,8 +130,18 @@ class FewShotModel(PickerBase):
     def calibrated_threshold(self) -> float | None:
         return self.threshold
 
+    def particle_count(self) -> float | None:
+        """Particles per micrograph the model was trained for: the user's count, else the general model's estimate
+        (None: neither)."""
+        return self.settings.expected_particles or self.estimated_particles
+
     def expected_count(self) -> float | None:
-        return self.settings.expected_particles
+        """The picks per micrograph a count cut keeps: the user's count, or the general model's where clearly
+        larger (:func:`~fewpick.pickers.threshold.default_count`); without the user's, the general model's
+        estimate."""
+        if self.settings.expected_particles:
+            return default_count(self.settings.expected_particles, self.general_count)
+        return self.estimated_particles
 
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -151,9 +166,9 @@ class FewShotModel(PickerBase):
 
 
 def calibrate_threshold(model: FewShotModel, reference: Image) -> float | None:
-    """The default cut: the score of the reference micrograph's k-th best pick, k the expected particle count
-    (None without one: each micrograph is then cut where its scores are sparsest)."""
-    k = model.settings.expected_particles
+    """The calibrated cut: the score of the reference micrograph's k-th best pick, k the particles per micrograph
+    the model was trained for (:meth:`FewShotModel.particle_count`; None without a count)."""
+    k = model.particle_count()
     if not k:
         return None
     _, values = model.peaks(model.score_map(reference), -np.inf)
@@ -329,9 +344,22 @@ def model_summary(model: FewShotModel) -> str:
     pre_text = (f"pre-trained on {len(pre.get('micrographs', []))} micrograph(s)" if pre else "not pre-trained")
     return (f"few-shot picker: {len(model.exemplars)} exemplars on {model.reference}, particle {s.diameter:.4g} px "
             f"(seen in windows of {s.window:.0f} px), {pre_text}, "
-            f"picks at least {s.suppress:.2g} diameters apart, {fast_summary(model)}, "
-            + (f"default cut {model.threshold:.3f} (calibrated on the reference)" if model.threshold is not None
-               else "each micrograph cut where its scores are sparsest"))
+            f"picks at least {s.suppress:.2g} diameters apart, {fast_summary(model)}, {default_cut_summary(model)}")
+
+
+def default_cut_summary(model: FewShotModel) -> str:
+    """What the summary says of the default cut and the count behind it."""
+    expected, k = model.settings.expected_particles, model.expected_count()
+    if not k:
+        return "each micrograph cut where its scores are sparsest"
+    if not expected:
+        return (f"default threshold: the best {k:.0f} picks per micrograph (about {k:.0f} particles per "
+                f"micrograph, counted with the general particle model)")
+    if k != expected:
+        return (f"default threshold: the best {k:.0f} picks per micrograph (the general particle model counts about "
+                f"{k:.0f} particles per micrograph where {expected:g} were expected: the default threshold keeps "
+                f"that many)")
+    return f"default threshold: the best {k:g} picks per micrograph"
 
 
 def fast_summary(model: FewShotModel) -> str:

@@ -41,6 +41,8 @@ from fewpick.pickers.fewshot.windows import (
     random_windows,
     shifted_windows,
 )
+from fewpick.pickers.pu.general import count_beside, estimate_particles
+from fewpick.pickers.threshold import Auto
 from fewpick.training import drop_checkpoints, fit, seeded
 
 
@@ -145,15 +147,86 @@ def finetune(reference: Image, exemplars: pd.DataFrame, settings: FewShotSetting
     return FewShotModel(net, settings, windows, reference.pixel_size, reference.name, pretrained or {}, history)
 
 
-def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int]) -> float:
+def crowded_suppress(settings: FewShotSettings, resampled_shape: tuple[int, int],
+                     counted: float | None = None) -> float:
     """The suppression radius (fraction of the diameter) for micrographs of this resampled shape: the setting,
     narrowed by :func:`fewpick.ops.peaks.auto_min_distance` (to half of it at most) when the expected particle
-    count says they are crowded; unchanged without a count."""
-    if not settings.expected_particles:
+    count (or, without one, the ``counted`` particles per micrograph) says they are crowded; unchanged without
+    either."""
+    count = settings.expected_particles or counted
+    if not count:
         return settings.suppress
     radius = settings.geometry().radius()
     area = float(resampled_shape[0] * resampled_shape[1])
-    return settings.suppress * auto_min_distance(settings.expected_particles, area, radius)
+    return settings.suppress * auto_min_distance(count, area, radius)
+
+
+def count_particles(settings: FewShotSettings, micrographs: Sequence[Image], on_reference: pd.DataFrame,
+                    device: str | torch.device = "cpu") -> tuple[float | None, float | None]:
+    """The general particle model's count of the training ``micrographs`` (the reference first): ``(estimate,
+    None)`` where the user gave no count — the particles per micrograph it finds, scaled by the share of the
+    exemplars (``on_reference``) among them, never fewer than the exemplars
+    (:func:`~fewpick.pickers.pu.general.estimate_particles`) —, else ``(None, its count beside the user's)``
+    (:func:`~fewpick.pickers.pu.general.count_beside`; None where it counts other particles too)."""
+    if settings.expected_particles:
+        return None, count_beside(settings.expected_particles, micrographs, settings.diameter, device=device,
+                                  threads=settings.train_threads)
+    reference = micrographs[0]
+    found = estimate_particles(micrographs, settings.diameter, {reference.name: on_reference}, device=device,
+                               threads=settings.train_threads)
+    return max(found, float(len(on_reference))), None
+
+
+def counted(settings: FewShotSettings, micrographs: Sequence[Image], resampled_shape: tuple[int, int],
+            on_reference: pd.DataFrame, device: str | torch.device = "cpu",
+            progress: Callable[[dict], None] | None = None) -> tuple[FewShotSettings, float | None, float | None]:
+    """What the particle count decides (:func:`count_particles` on ``micrographs``, the reference first, whose
+    resampled shape is ``resampled_shape``): the settings with the suppression narrowed where the micrographs are
+    crowded (:func:`crowded_suppress`), the general model's estimate and its count beside the user's."""
+    estimated, beside = count_particles(settings, micrographs, on_reference, device)
+    if progress is not None and estimated is not None:
+        progress({"stage": "count", "particles": estimated})
+    return replace(settings, suppress=crowded_suppress(settings, resampled_shape, estimated)), estimated, beside
+
+
+#: how far the general model's estimate may lie from where the model's own scores of the training micrographs
+#: fall off (:func:`settle_count`) for the latter to replace it: about the estimate's uncertainty, as it is
+#: scaled by the share of some 15 exemplars the general model finds (two binomial spreads of that share)
+ESTIMATE_SPREAD = 1 / 3
+
+#: micrographs (the reference first) on which :func:`settle_count` looks for where the scores fall off
+SETTLE_SAMPLE = 3
+
+
+def settle_count(model: FewShotModel, micrographs: Sequence[Image]) -> float | None:
+    """The model's estimated particle count after seeing its own scores: where its automatic cut (each
+    micrograph's scores split at their sparsest) keeps within :data:`ESTIMATE_SPREAD` of the general model's
+    estimate on the training ``micrographs`` (median over the first :data:`SETTLE_SAMPLE`), that count, else the
+    estimate. Where particles and background separate cleanly, the gap in the scores finds the particles more
+    exactly than a count from another model; where they do not, the gap falls anywhere, and the estimate
+    stands. None without an estimate (the user gave the count)."""
+    estimate = model.estimated_particles
+    if not estimate:
+        return estimate
+    own = float(np.median([len(model.peaks(model.score_map(im), Auto())[1]) for im in micrographs[:SETTLE_SAMPLE]]))
+    return own if own > 0 and abs(np.log(own / estimate)) <= np.log(1 + ESTIMATE_SPREAD) else estimate
+
+
+def refit(model: FewShotModel, reference: Image, exemplars: pd.DataFrame,
+          pretrain_images: Sequence[Image] | None = None, exemplars_source=None,
+          device: str | torch.device = "cpu") -> FewShotModel:
+    """Redo, for a trained model, the steps that follow from the particle count (:func:`counted`, then the
+    calibrated cut) as training does them now: what a model trained before those steps existed needs to pick as
+    a newly trained one does. The networks are left as they are; ``model.settings.suppress`` must be the setting
+    as given, not yet narrowed for crowded micrographs."""
+    others = [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
+    on_reference = exemplars_on(reference, exemplars, exemplars_source)
+    shape = prepare(reference, model.settings.scale).shape
+    model.settings, model.estimated_particles, model.general_count = counted(
+        model.settings, [reference, *others], shape, on_reference, resolve_device(device))
+    model.estimated_particles = settle_count(model, [reference, *others])
+    model.threshold = calibrate_threshold(model, reference)
+    return model
 
 
 def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, out: str | os.PathLike, *,
@@ -173,9 +246,10 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     dev = resolve_device(device)
     ref_img = prepare(reference, settings.scale)
     # the exemplars are checked before pre-training, which takes minutes
-    exemplar_windows(reference, ref_img, exemplars_on(reference, exemplars, exemplars_source), settings,
-                     exemplars_source, min_exemplars)
-    settings = replace(settings, suppress=crowded_suppress(settings, ref_img.shape))
+    on_reference = exemplars_on(reference, exemplars, exemplars_source)
+    exemplar_windows(reference, ref_img, on_reference, settings, exemplars_source, min_exemplars)
+    others = [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
+    settings, estimated, beside = counted(settings, [reference, *others], ref_img.shape, on_reference, dev, progress)
     checkpoints = (Path(str(out) + ".pretrain.ckpt"), Path(str(out) + ".ckpt"))
     if resume and not any(c.is_file() for c in checkpoints):
         raise InputError(checkpoints[1], "no checkpoint to resume from")
@@ -196,8 +270,9 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
                      prepared=ref_img, progress=progress, min_exemplars=min_exemplars, device=dev,
                      checkpoint=checkpoints[1], resume=resume)
     if distill and settings.distill_steps > 0:
-        others = [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
         model.fast_net, model.fast_info = distill_fast_network(model, [reference, *others], progress=progress, device=dev)
+    model.estimated_particles, model.general_count = estimated, beside
+    model.estimated_particles = settle_count(model, [reference, *others])
     model.threshold = calibrate_threshold(model, reference)
     save_model(model, out)
     drop_checkpoints(*checkpoints)

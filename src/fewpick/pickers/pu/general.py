@@ -97,6 +97,20 @@ COUNT_SAMPLE = 8
 MIN_FOUND = 1 / 3
 
 
+def count_beside(expected: float, images: Sequence[Image], diameter: float, *, device: str | torch.device = "cpu",
+                 threads: int = 2, sample: int = COUNT_SAMPLE) -> float | None:
+    """The general model's particles per micrograph beside a count the user gave: the median number of picks it
+    makes at its automatic cut on at most ``sample`` of ``images`` (the first, then others spread evenly); None
+    where ``expected`` is under :data:`SUBSET` of it (the user wants one complex among others, which its count
+    would not tell apart)."""
+    if not images:
+        raise InputError(None, "no micrographs to count particles on")
+    model = general_model(diameter, None, device, threads)
+    chosen = np.unique(np.linspace(0, len(images) - 1, min(sample, len(images))).round().astype(int))
+    counted = float(np.median([len(model.pick(images[i])) for i in chosen]))
+    return None if expected < SUBSET * counted else counted
+
+
 def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping[str, pd.DataFrame] | None = None,
                        *, device: str | torch.device = "cpu", threads: int = 2, bin_factor: int | None = None,
                        sample: int = COUNT_SAMPLE) -> float:

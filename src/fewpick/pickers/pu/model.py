@@ -26,7 +26,7 @@ from fewpick.pickers.pu.data import (
     prepare,
 )
 from fewpick.pickers.pu.settings import AGREEMENT, SUBSET, PUSettings
-from fewpick.pickers.threshold import ThresholdLike
+from fewpick.pickers.threshold import ThresholdLike, default_count
 
 
 @dataclass
@@ -89,7 +89,10 @@ class PUModel(PickerBase):
         return self.threshold
 
     def expected_count(self) -> float | None:
-        return self.settings.expected_particles
+        """The expected particle count; where the model scores with the general model (which it does only where
+        that model counts under 1/SUBSET times the expected particles), its count where clearly larger
+        (:func:`~fewpick.pickers.threshold.default_count`)."""
+        return default_count(self.settings.expected_particles, self.general_count if self.uses_general else None)
 
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -168,6 +171,9 @@ def model_summary(model: PUModel) -> str:
                f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
     if model.uses_general:
         corr += ", scored together with the general particle model"
+        if s.expected_particles and model.expected_count() != s.expected_particles:
+            corr += (f", which counts about {model.general_count:.0f} particles per micrograph where "
+                     f"{s.expected_particles:g} were expected: the default threshold keeps that many")
     elif model.general_count is not None:  # it was run, and its count left it out
         corr += (f", general particle model not used (it finds about {model.general_count:.0f} particles per "
                  f"micrograph, over {1 / SUBSET:.0f} times the count expected: only some of them are wanted)")
