@@ -14,7 +14,10 @@ are applied afterwards, so one training serves every policy:
 - ``count``: each micrograph's k-th best peak;
 - ``pooled``: the cut that keeps k × (number of micrographs) of all the test micrographs' peaks together.
 
-Writes bench/results/default_threshold.{json,md}; runs are kept in bench/work/default_threshold/.
+Writes bench/results/default_threshold.{json,md}; runs are kept in bench/work/default_threshold/. A few-shot
+model kept there from before the general model's count (every kept one with ``--refit``) is finished as
+training now finishes it (``fewshot.refit``: the count, the spacing of picks and the calibrated cut; the networks
+do not depend on them).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 POLICIES = ("model", "calibrated", "auto", "count", "pooled")
+REFIT = False  # --refit: finish every kept few-shot model again
 
 
 def fewpick(*args) -> None:
@@ -61,6 +65,11 @@ def train_and_pick(rs, tool: str, seed: int, run: Path, with_count: bool = True)
             fewpick("fewshot", "train", rs.reference, "--exemplars", run / "exemplars.star", "-d", f"{rs.diameter:g}",
                     *[a for p in rs.pretrain for a in ("--pretrain-images", p)], *count, "--seed", seed,
                     "--out", model)
+    elif tool == "fewshot" and (REFIT or "general_count" not in torch.load(model, map_location="cpu",
+                                                                           weights_only=False)):
+        refit_fewshot(rs, run, model)  # finished as training now finishes it
+        for name in ("test_all.star", "test_default.star", "test_auto.star"):
+            (run / name).unlink(missing_ok=True)
     verb = ["pick"] if tool == "pu" else ["fewshot", "pick"]
     every = run / "test_all.star"
     if not every.is_file():
@@ -75,6 +84,23 @@ def train_and_pick(rs, tool: str, seed: int, run: Path, with_count: bool = True)
     stored = {"threshold": bundle.get("threshold"), "default": read_picks(default), "auto": read_picks(auto),
               "estimated": bundle.get("estimated_particles")}
     return read_picks(every), stored
+
+
+def refit_fewshot(rs, run: Path, path: Path) -> None:
+    """A few-shot model trained before the general model's count: its count, spacing and calibrated cut redone as
+    training does them now (the networks do not depend on them), from the spacing as given."""
+    from dataclasses import fields, replace
+
+    from fewpick.io import read_micrograph
+    from fewpick.pickers import fewshot
+
+    model = fewshot.load_model(path, "cpu")
+    given = next(f.default for f in fields(fewshot.FewShotSettings) if f.name == "suppress")
+    model.settings = replace(model.settings, suppress=given)
+    reference = read_micrograph(rs.reference)
+    others = [read_micrograph(p) for p in rs.pretrain]
+    fewshot.refit(model, reference, read_picks(run / "exemplars.star"), others, run / "exemplars.star")
+    fewshot.save_model(model, path)
 
 
 def cuts(test: pd.DataFrame, calibrated: float | None, k: int) -> dict:
@@ -131,9 +157,14 @@ def main() -> None:
     ap.add_argument("--fewshot-seeds", type=int, nargs="+", default=[0], help="the few-shot picker's (slower)")
     ap.add_argument("--out", default="default_threshold")
     ap.add_argument("--without-count", action="store_true",
-                    help="train without --expected-particles (the PU picker counts with the general model); "
+                    help="train without --expected-particles (the pickers count with the general model); "
                          "count and pooled then use the model's own count")
+    ap.add_argument("--refit", action="store_true",
+                    help="finish every kept few-shot model again as training now finishes it (after a change to "
+                         "the steps after its networks' training)")
     args = ap.parse_args()
+    global REFIT
+    REFIT = args.refit
     rows = []
     for seed in args.seeds:
         for name in args.sets:
@@ -149,8 +180,8 @@ def main() -> None:
              "same model's best-threshold box F1, the picks kept and the duplicate rate (picks beyond the first "
              "within D/2 of one true particle). 15 labels (few-shot: 15 exemplars on one micrograph), "
              + ("the expected count of the training micrographs." if not args.without_count else
-                "no expected count given: the PU picker counts the particles with the general model (that count "
-                "beside each row; count and pooled use it), the few-shot picker cuts each micrograph alone."))
+                "no expected count given: each picker counts the particles with the general model (that count "
+                "beside each row; count and pooled use it)."))
     write_results(args.out, {"runs": rows}, intro + "\n\n" + table(rows))
 
 

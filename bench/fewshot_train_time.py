@@ -66,6 +66,8 @@ def main() -> int:
 
     prepared = [prepare(im, s.scale) for im in ims]
     lap("read and resample")
+    s, estimated, beside = T.counted(s, ims, prepared[0].shape, exemplars.assign(micrograph=ims[0].name), "cpu")
+    lap("count (general model)")
     net, info = T.pretrain(ims, s, prepared=prepared, device="cpu")
     lap("pre-training")
     model = T.finetune(ims[0], exemplars, s, net=net, pretrained=info, prepared=prepared[0], device="cpu")
@@ -74,6 +76,9 @@ def main() -> int:
     lap("teacher scores")
     model.fast_net, model.fast_info = distill(model, ims, device="cpu", data=data)
     lap("fast network")
+    model.estimated_particles, model.general_count = estimated, beside
+    model.estimated_particles = T.settle_count(model, ims)
+    lap("count (own scores)")
     model.threshold = calibrate_threshold(model, ims[0])
     lap("default cut")
     total = round(time.perf_counter() - t0, 1)
