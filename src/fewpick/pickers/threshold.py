@@ -146,10 +146,10 @@ def default_count(expected: float | None, counted: float | None) -> float | None
     model's count of the same particles on the training micrographs) where that is larger by more than
     :data:`COUNT_SPREADS` × √``expected``; None without an expected count.
 
-    A count made by eye tends to be short (faint particles, clumps, particles at edges), and F1 — like 2D
-    classification — gains from picks past the true count for as long as they are right more than half as often
-    as the picks before them, which is the case wherever the ranking is not clean. Where an independent count
-    is clearly larger, the cut keeps that many; where it is smaller, the user's count stands."""
+    A count made by eye tends to be short (faint particles, clumps, particles at edges), and F1 gains from picks
+    past the true count for as long as they are right more than half as often as the picks before them, which is
+    the case wherever the ranking is not clean. Where an independent count is clearly larger, the cut keeps that
+    many; where it is smaller, the user's count stands."""
     if not expected:
         return expected
     if counted is not None and counted > expected + COUNT_SPREADS * np.sqrt(expected):
