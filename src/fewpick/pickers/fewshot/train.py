@@ -219,11 +219,25 @@ def refit(model: FewShotModel, reference: Image, exemplars: pd.DataFrame,
     calibrated cut) as training does them now: what a model trained before those steps existed needs to pick as
     a newly trained one does. The networks are left as they are; ``model.settings.suppress`` must be the setting
     as given, not yet narrowed for crowded micrographs."""
-    others = [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
+    others = other_micrographs(reference, pretrain_images)
     on_reference = exemplars_on(reference, exemplars, exemplars_source)
     shape = prepare(reference, model.settings.scale).shape
-    model.settings, model.estimated_particles, model.general_count = counted(
-        model.settings, [reference, *others], shape, on_reference, resolve_device(device))
+    model.settings, estimated, beside = counted(model.settings, [reference, *others], shape, on_reference,
+                                                resolve_device(device))
+    return finish_count(model, reference, others, estimated, beside)
+
+
+def other_micrographs(reference: Image, pretrain_images: Sequence[Image] | None) -> list[Image]:
+    """The pre-training micrographs other than the reference."""
+    return [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
+
+
+def finish_count(model: FewShotModel, reference: Image, others: Sequence[Image], estimated: float | None,
+                 beside: float | None) -> FewShotModel:
+    """The steps after the networks' training that follow from the count (:func:`counted`): the model keeps the
+    general model's counts, the estimate settled on its own scores (:func:`settle_count`), and its calibrated
+    cut."""
+    model.estimated_particles, model.general_count = estimated, beside
     model.estimated_particles = settle_count(model, [reference, *others])
     model.threshold = calibrate_threshold(model, reference)
     return model
@@ -248,7 +262,7 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
     # the exemplars are checked before pre-training, which takes minutes
     on_reference = exemplars_on(reference, exemplars, exemplars_source)
     exemplar_windows(reference, ref_img, on_reference, settings, exemplars_source, min_exemplars)
-    others = [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
+    others = other_micrographs(reference, pretrain_images)
     settings, estimated, beside = counted(settings, [reference, *others], ref_img.shape, on_reference, dev, progress)
     checkpoints = (Path(str(out) + ".pretrain.ckpt"), Path(str(out) + ".ckpt"))
     if resume and not any(c.is_file() for c in checkpoints):
@@ -271,9 +285,7 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
                      checkpoint=checkpoints[1], resume=resume)
     if distill and settings.distill_steps > 0:
         model.fast_net, model.fast_info = distill_fast_network(model, [reference, *others], progress=progress, device=dev)
-    model.estimated_particles, model.general_count = estimated, beside
-    model.estimated_particles = settle_count(model, [reference, *others])
-    model.threshold = calibrate_threshold(model, reference)
+    finish_count(model, reference, others, estimated, beside)
     save_model(model, out)
     drop_checkpoints(*checkpoints)
     return model

@@ -82,7 +82,7 @@ def fit_general(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[
     maps = [dense_logits(general.net, it.image, model.mixed_precision) for it in items]
     model.general_count = float(np.median([len(general.peaks(ScoreMap(g, lambda c: c), None)[0]) for g in maps]))
     spread = float(np.sqrt(np.mean([np.var(g) for g in maps])))
-    if np.mean(expected) < SUBSET * model.general_count or spread == 0:
+    if only_some_wanted(float(np.mean(expected)), model.general_count) or spread == 0:
         return list(logits)
     model.general_net = general.net
     model.general_weight = float(unlabelled * np.sqrt(np.mean([np.var(z) for z in logits])) / spread)
@@ -100,15 +100,17 @@ MIN_FOUND = 1 / 3
 def count_beside(expected: float, images: Sequence[Image], diameter: float, *, device: str | torch.device = "cpu",
                  threads: int = 2, sample: int = COUNT_SAMPLE) -> float | None:
     """The general model's particles per micrograph beside a count the user gave: the median number of picks it
-    makes at its automatic cut on at most ``sample`` of ``images`` (the first, then others spread evenly); None
-    where ``expected`` is under :data:`SUBSET` of it (the user wants one complex among others, which its count
-    would not tell apart)."""
-    if not images:
-        raise InputError(None, "no micrographs to count particles on")
-    model = general_model(diameter, None, device, threads)
-    chosen = np.unique(np.linspace(0, len(images) - 1, min(sample, len(images))).round().astype(int))
-    counted = float(np.median([len(model.pick(images[i])) for i in chosen]))
-    return None if expected < SUBSET * counted else counted
+    makes at its automatic cut on at most ``sample`` of ``images`` spread evenly (:func:`estimate_particles`
+    without labels); None where the user wants only some of them (:func:`only_some_wanted`), which its count
+    would not tell apart."""
+    counted = estimate_particles(images, diameter, device=device, threads=threads, sample=sample)
+    return None if only_some_wanted(expected, counted) else counted
+
+
+def only_some_wanted(expected: float, counted: float) -> bool:
+    """Whether a user expecting ``expected`` particles per micrograph, where the general model counts ``counted``,
+    wants only some of them (under :data:`SUBSET` of its count): one complex among others of its size."""
+    return expected < SUBSET * counted
 
 
 def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping[str, pd.DataFrame] | None = None,
