@@ -182,6 +182,8 @@ def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
     assert "the default threshold keeps that many" in " ".join(pu.model_summary(short).split())
     default = short.pick_images([test])
     assert abs(len(default) - short.general_count) <= 3, (len(default), short.general_count)
+    # the cut stored at training keeps as many on the training micrograph
+    assert abs(len(short.pick_images([image], "calibrated")) - short.general_count) <= 3
     ours = evaluate(default, test_truth, radius=DIAMETER / 2)["all_picks"]
     theirs = evaluate(short.pick_images([test], Count(n)), test_truth, radius=DIAMETER / 2)["all_picks"]
     assert ours["f1"] >= theirs["f1"] + 0.1 and ours["recall"] >= 0.6, (ours, theirs)
@@ -211,6 +213,7 @@ def test_fewshot_default_count_takes_its_count_where_the_users_is_short(tmp_path
     model = fs.train(image, inner, s, tmp_path / "m.pt", no_pretrain=True, distill=False)
     assert 0.8 * 60 <= model.general_count <= 1.2 * 60 and model.expected_count() == model.general_count
     assert "the default threshold keeps that many" in " ".join(fs.model_summary(model).split())
+    assert len(fs.pick_images(model, [image], "calibrated")) == pytest.approx(model.general_count, abs=3)
     assert fs.load_model(tmp_path / "m.pt", "cpu").general_count == model.general_count
     assert replace(model, settings=replace(s, expected_particles=55)).expected_count() == 55
     few = fs.train(image, inner, replace(s, expected_particles=20), tmp_path / "f.pt", no_pretrain=True,

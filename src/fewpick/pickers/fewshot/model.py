@@ -130,11 +130,6 @@ class FewShotModel(PickerBase):
     def calibrated_threshold(self) -> float | None:
         return self.threshold
 
-    def particle_count(self) -> float | None:
-        """Particles per micrograph the model was trained for: the user's count, else the general model's estimate
-        (None: neither)."""
-        return self.settings.expected_particles or self.estimated_particles
-
     def expected_count(self) -> float | None:
         """The picks per micrograph a count cut keeps: the user's count, or the general model's where clearly
         larger (:func:`~fewpick.pickers.threshold.default_count`); without the user's, the general model's
@@ -166,9 +161,9 @@ class FewShotModel(PickerBase):
 
 
 def calibrate_threshold(model: FewShotModel, reference: Image) -> float | None:
-    """The calibrated cut: the score of the reference micrograph's k-th best pick, k the particles per micrograph
-    the model was trained for (:meth:`FewShotModel.particle_count`; None without a count)."""
-    k = model.particle_count()
+    """The calibrated cut: the score of the reference micrograph's k-th best pick, k the picks per micrograph the
+    default cut keeps (:meth:`FewShotModel.expected_count`; None without a count)."""
+    k = model.expected_count()
     if not k:
         return None
     _, values = model.peaks(model.score_map(reference), -np.inf)
@@ -354,7 +349,8 @@ def default_cut_summary(model: FewShotModel) -> str:
         return "each micrograph cut where its scores are sparsest"
     if not expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (about {k:.0f} particles per "
-                f"micrograph, counted with the general particle model)")
+                f"micrograph, counted with the general particle model and checked against where this model's "
+                f"scores fall off)")
     if k != expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (the general particle model counts about "
                 f"{k:.0f} particles per micrograph where {expected:g} were expected: the default threshold keeps "

@@ -250,7 +250,8 @@ def refit(model: PUModel, images: Sequence[Image], labels: pd.DataFrame,
 def calibrate_threshold(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[np.ndarray],
                         corrs: Sequence[np.ndarray] | None = None) -> float:
     """Default score cut: the score of the k-th best peak on each training micrograph (median over them),
-    with k the expected number of particles per micrograph (from ``--expected-particles``, or from π); peaks
+    with k the picks per micrograph the default cut keeps (:meth:`PUModel.expected_count`: the expected count,
+    or the general model's where clearly larger), or, without an expected count, the particles from π; peaks
     ranked last for lying close to a better one are not counted (where the others are fewer, the weakest of them).
     ``logits``: the items' logit maps; ``corrs``: their correlation maps with the model's template, where
     already computed."""
@@ -262,4 +263,5 @@ def calibrate_threshold(model: PUModel, items: Sequence[TrainingItem], logits: S
             corr = corrs[i] if corrs is not None else correlation_map(it.image, model.template, s)
         _, scores, close = rank_close_last(*all_peaks(model, z, corr), model.close_radius(), with_mask=True)
         peaks.append(scores[~close])  # as picking ranks them; a count-based cut never reaches those ranked last
-    return threshold_at_count(peaks, [s.particles_in(model.pi, it.image.size) for it in items])
+    return threshold_at_count(peaks, [model.expected_count() or s.particles_in(model.pi, it.image.size)
+                                      for it in items])
