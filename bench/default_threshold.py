@@ -17,7 +17,8 @@ are applied afterwards, so one training serves every policy:
 Writes bench/results/default_threshold.{json,md}; runs are kept in bench/work/default_threshold/. A few-shot
 model kept there from before the general model's count (every kept one with ``--refit``) is finished as
 training now finishes it (``fewshot.refit``: the count, the spacing of picks and the calibrated cut; the networks
-do not depend on them).
+do not depend on them). ``--without-count --from-count``: the few-shot models without a count are those trained
+with one, the count cleared and those steps redone.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 POLICIES = ("model", "calibrated", "auto", "count", "pooled")
 REFIT = False  # --refit: finish every kept few-shot model again
+FROM_COUNT = False  # --from-count: few-shot models without a count copied from those trained with one
 
 
 def fewpick(*args) -> None:
@@ -55,6 +57,9 @@ def train_and_pick(rs, tool: str, seed: int, run: Path, with_count: bool = True)
     run.mkdir(parents=True, exist_ok=True)
     model = run / f"{tool}.pt"
     count = ["-n", rs.expected] if with_count else []
+    counted_twin = WORK / rs.name / f"{tool}_s{seed}" / f"{tool}.pt"
+    if not model.is_file() and not with_count and tool == "fewshot" and FROM_COUNT and counted_twin.is_file():
+        without_count(counted_twin, model)
     if not model.is_file():
         if tool == "pu":
             write_picks(draw_labels(rs, "15", seed), run / "labels.star")
@@ -84,6 +89,22 @@ def train_and_pick(rs, tool: str, seed: int, run: Path, with_count: bool = True)
     stored = {"threshold": bundle.get("threshold"), "default": read_picks(default), "auto": read_picks(auto),
               "estimated": bundle.get("estimated_particles")}
     return read_picks(every), stored
+
+
+def without_count(source: Path, path: Path) -> None:
+    """The few-shot model at ``source`` (trained with the expected count) as if trained without it, at ``path``:
+    its networks and exemplars copied, the count cleared and the steps after the networks redone (:func:`refit_fewshot`
+    follows, as for every model ``--refit`` finishes). The networks do not depend on the count."""
+    import shutil
+    from dataclasses import replace
+
+    from fewpick.pickers import fewshot
+
+    model = fewshot.load_model(source, "cpu")
+    model.settings = replace(model.settings, expected_particles=None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source.parent / "exemplars.star", path.parent / "exemplars.star")
+    fewshot.save_model(model, path)
 
 
 def refit_fewshot(rs, run: Path, path: Path) -> None:
@@ -162,9 +183,12 @@ def main() -> None:
     ap.add_argument("--refit", action="store_true",
                     help="finish every kept few-shot model again as training now finishes it (after a change to "
                          "the steps after its networks' training)")
+    ap.add_argument("--from-count", action="store_true",
+                    help="with --without-count: a few-shot model not yet there is the one trained with the count, "
+                         "its count cleared and the steps after its networks redone (implies --refit)")
     args = ap.parse_args()
-    global REFIT
-    REFIT = args.refit
+    global REFIT, FROM_COUNT
+    REFIT, FROM_COUNT = args.refit or args.from_count, args.from_count
     rows = []
     for seed in args.seeds:
         for name in args.sets:
