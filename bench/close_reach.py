@@ -34,7 +34,7 @@ from fewpick.pickers import fewshot, pu  # noqa: E402
 from fewpick.pickers.fewshot import model as fewshot_model  # noqa: E402
 from fewpick.pickers.pu import model as pu_model  # noqa: E402
 from fewpick.pickers.pu.train import refit  # noqa: E402
-from real2d import load_set  # noqa: E402
+from real2d import SETS_ALL, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 REACHES = (2 / 3, 0.72, 0.76, 0.8)
@@ -98,7 +98,7 @@ def tables(rows: list[dict], reaches) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab", "apoferritin_ba"])
+    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
     ap.add_argument("--reach", type=float, nargs="+", default=list(REACHES))
     a = ap.parse_args()
     rows = []

@@ -37,7 +37,7 @@ from _common import write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.pickers.threshold import cut_at_count  # noqa: E402
-from real2d import FEWPICK, draw_exemplars, draw_labels, load_set  # noqa: E402
+from real2d import FEWPICK, SETS_ALL, draw_exemplars, draw_labels, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 POLICIES = ("model", "calibrated", "auto", "count", "pooled")
@@ -172,7 +172,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab", "apoferritin_ba"])
+    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
     ap.add_argument("--tools", nargs="+", default=["pu", "fewshot"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--fewshot-seeds", type=int, nargs="+", default=[0], help="the few-shot picker's (slower)")

@@ -44,6 +44,7 @@ from fewpick.pickers.pu.data import positive_mask, prepare  # noqa: E402
 from fewpick.pickers.pu.settings import PUSettings  # noqa: E402
 from fewpick.simulate.micrograph import PRESETS, simulate_micrograph  # noqa: E402
 from fewpick.simulate.species import available_species, load_species  # noqa: E402
+from real2d import SETS_ALL  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "general"
@@ -248,7 +249,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="write the model into the package")
     ap.add_argument("--model", type=Path, help="measure this model file (no training)")
-    ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab", "apoferritin_ba"])
+    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     training = {}

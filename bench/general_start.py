@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_results  # noqa: E402
 from fewpick.pickers.pu.general import GENERAL_MODEL  # noqa: E402
+from real2d import SETS_ALL  # noqa: E402
 from real2d_ablations import train_rows  # noqa: E402
 
 NAME = "general_start"
@@ -92,7 +93,7 @@ def save(row: dict, also: list[dict] = ()) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sets", nargs="+", default=["10059", "10947", "apoferritin_ab", "apoferritin_ba"])
+    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--labels", nargs="+", default=["15", "all"])
     ap.add_argument("--starts", nargs="+", default=["random", "general"], choices=["random", "general"])
