@@ -164,6 +164,17 @@ def test_list_images_expands_folders_and_checks(tmp_path):
         list_images([tmp_path, tmp_path / "sub"])
 
 
+def test_a_sample_spread_evenly_sees_the_whole_set():
+    """The first and last always, evenly in between, in order, never one twice; everything where there are fewer."""
+    from fewpick.io.images import evenly_spread
+
+    assert evenly_spread(list("abcdefghij"), 4) == ["a", "d", "g", "j"]
+    assert evenly_spread(list(range(100)), 3) == [0, 50, 99]
+    assert evenly_spread([1, 2, 3], 8) == [1, 2, 3]
+    assert evenly_spread(list(range(9)), 1) == [0] and evenly_spread(list(range(9)), 0) == []
+    assert len(set(evenly_spread(list(range(41)), 40))) == 40
+
+
 def test_tilt_series_beside_their_tomograms_are_told_apart(tmp_path):
     """The simulator and IMOD write tomo.mrc beside tomo.st: a folder given as --tilt-series means the .st."""
     from fewpick.io.images import tilt_series_files

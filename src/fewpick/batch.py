@@ -93,11 +93,10 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
     threshold = picker.resolve_threshold(threshold)
     if not isinstance(threshold, Count):
         return threshold, None
-    import numpy as np
+    from fewpick.io.images import evenly_spread
 
-    chosen = [files[int(i)] for i in np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round())]
     images = []
-    for path in chosen:
+    for path in evenly_spread(files, sample):
         try:
             images.append(read(path))
         except FewpickError:

@@ -77,17 +77,15 @@ def fewshot_pretrain(
 
     Example: [bold]fewpick fewshot pretrain mics/ --particle-diameter 120A --out encoder.pt[/]
     """
-    import numpy as np
-
     from fewpick.geometry import parse_length
     from fewpick.io import list_images, read_micrograph
+    from fewpick.io.images import evenly_spread
     from fewpick.pickers import fewshot as fs
 
     files = list_images(images)
     check_output(out, inputs=files, suffixes=MODEL_SUFFIXES)
     dev = chosen_device(device)
-    if len(files) > max_images:
-        files = [files[i] for i in np.linspace(0, len(files) - 1, max_images).round().astype(int)]
+    files = evenly_spread(files, max_images)
     ims = [read_micrograph(f, pixel_size=pixel_size) for f in files]
     diameter = parse_length(particle_diameter, ims[0].pixel_size, "--particle-diameter", ims[0].shape)
     settings = _fewshot_settings(diameter, window_ratio=window_ratio, pretrain_steps=steps, seed=seed,

@@ -11,12 +11,14 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
 
 import numpy as np
 
 from fewpick.errors import InputError
 from fewpick.outputs import atomic_path
+
+T = TypeVar("T")
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".st", ".map", ".ali")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -98,6 +100,14 @@ def pair_names(names_a: Iterable[str], names_b: Iterable[str]) -> dict[str, str]
     for b, a in match_names(names_b, rest).items():
         pairs.setdefault(a, b)
     return pairs
+
+
+def evenly_spread(items: Sequence[T], k: int) -> list[T]:
+    """At most ``k`` of ``items`` spread evenly over them, in their order, the first and the last included (all of
+    them where there are no more than ``k``): a sample of a data set's micrographs that sees all of it."""
+    if k < 1 or not len(items):
+        return []
+    return [items[int(i)] for i in np.unique(np.linspace(0, len(items) - 1, min(k, len(items))).round())]
 
 
 def list_images(paths: Iterable[str | os.PathLike], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:

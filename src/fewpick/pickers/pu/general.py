@@ -20,7 +20,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from fewpick.errors import InputError
-from fewpick.io.images import Image
+from fewpick.io.images import Image, evenly_spread
 from fewpick.nn.dense import dense_logits
 from fewpick.pickers.base import ScoreMap
 from fewpick.pickers.pu.data import TrainingItem
@@ -127,9 +127,7 @@ def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping
     labels = {name: rows for name, rows in (labels or {}).items() if len(rows)}
     chosen = [i for i, im in enumerate(images) if im.name in labels][:sample]
     others = [i for i in range(len(images)) if i not in chosen]
-    if others and len(chosen) < sample:
-        spread = np.linspace(0, len(others) - 1, min(sample - len(chosen), len(others))).round().astype(int)
-        chosen += [others[k] for k in np.unique(spread)]
+    chosen += evenly_spread(others, sample - len(chosen))
     counts, found, total = [], 0, 0
     for i in chosen:
         picks = model.pick(images[i])
