@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,9 +47,8 @@ KEPT = HERE / "work" / "default_threshold"
 SIDE = 768
 
 
-def simulated(count: int, seed: int) -> list[Image]:
-    """``count`` simulated micrographs (cached), each with the diameter a user would give in its ``pixel_size``
-    slot's stead: returned as (image, told diameter) pairs packed in Image objects named by their diameter."""
+def simulated(count: int, seed: int) -> list[tuple[Image, float]]:
+    """``count`` simulated micrographs (cached), each as (image, the diameter in px a user would give for it)."""
     from fewpick.simulate.micrograph import simulate_micrograph
     from fewpick.simulate.species import load_species
 
@@ -162,5 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    pd.set_option("display.width", 200)
     main()

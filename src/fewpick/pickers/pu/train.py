@@ -263,5 +263,5 @@ def calibrate_threshold(model: PUModel, items: Sequence[TrainingItem], logits: S
             corr = corrs[i] if corrs is not None else correlation_map(it.image, model.template, s)
         _, scores, close = rank_close_last(*all_peaks(model, z, corr), model.close_radius(), with_mask=True)
         peaks.append(scores[~close])  # as picking ranks them; a count-based cut never reaches those ranked last
-    return threshold_at_count(peaks, [model.expected_count() or s.particles_in(model.pi, it.image.size)
-                                      for it in items])
+    count = model.expected_count()
+    return threshold_at_count(peaks, [count or s.particles_in(model.pi, it.image.size) for it in items])
