@@ -10,6 +10,8 @@ radius of half the particle diameter, the peaks above each tomogram's automatic 
 ``--threshold auto`` picks) and the best cut over all peaks. Baselines, each at its own standard cut and at
 the best cut: the exploration's candidate finder with the particle's radius (band-passed energy + 3D NMS) and 3D template
 matching with the true species map (bench/template_matching.py). ``--ablations``: seed 001's ablations.
+``--train-args "..."``: more options for every ``fewpick tomo train`` (with ``--results NAME``, the models are
+kept under that name).
 ``--rescore``: score the kept picks of the last run again, without training or picking.
 
 Writes bench/results/tomo.{json,md} (``--results NAME``: NAME.{json,md}).
@@ -34,6 +36,8 @@ WORK = ROOT / "bench" / "work" / "tomo"
 FEWPICK = str(Path(sys.executable).parent / "fewpick")
 TRAIN_SEEDS, TEST_SEEDS = (21, 22, 23, 24), (25, 26)
 KEEP = False
+TRAIN_ARGS: list[str] = []  # --train-args
+RESULTS_NAME = "tomo"  # --results
 # seed 001's ablations: the full loss, without the contrastive term, plain (biased) contrast, BCE for PU focal
 VARIANTS = {"full": [], "no-contrast": ["--contrast", "none"], "biased-contrast": ["--contrast", "biased"],
             "bce": ["--loss", "bce"]}
@@ -88,6 +92,8 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
     lab_path = WORK / f"labels_{tag}.star"
     write_picks(labels[["micrograph", "x", "y", "z"]], lab_path)
     tomos = [str(WORK / "data" / f"{m}.mrc") for m in sorted(labels["micrograph"].unique())]
+    if TRAIN_ARGS and variant == "full":
+        variant = RESULTS_NAME  # models trained with other options are kept under the results' name
     model = WORK / (f"model_{tag}.pt" if variant == "full" else f"model_{tag}_{variant}.pt")
     meta = model.with_suffix(".json")
     if KEEP and model.exists() and meta.exists():  # --keep: reuse a model trained by the same code
@@ -95,7 +101,7 @@ def run_fewpick(species: str, n: int, seed: int, diameter: float, test_truth: pd
     else:
         train_s, train_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "train", *tomos, "--labels", str(lab_path),
                                                  "--particle-diameter", f"{diameter:g}", "--out", str(model),
-                                                 "--seed", str(seed), *VARIANTS[variant]])
+                                                 "--seed", str(seed), *VARIANTS.get(variant, TRAIN_ARGS)])
         meta.write_text(json.dumps([train_s, train_mib]))
     assumed = particles_assumed(model, n)
     present = int(pool["micrograph"].isin(labels["micrograph"].unique()).sum())  # in the training tomograms used
@@ -215,9 +221,11 @@ def main() -> None:
                     "tomo_mtor for a run on other species)")
     ap.add_argument("--rescore", action="store_true", help="no training or picking: score the kept picks of the "
                     "last run again (after a change to the automatic threshold)")
+    ap.add_argument("--train-args", default="", help="more options for every `fewpick tomo train`, e.g. "
+                    "\"--self-training 4\" (use with --results)")
     a = ap.parse_args()
-    global KEEP
-    KEEP = a.keep
+    global KEEP, TRAIN_ARGS, RESULTS_NAME
+    KEEP, TRAIN_ARGS, RESULTS_NAME = a.keep, a.train_args.split(), a.results
     for s in TRAIN_SEEDS + TEST_SEEDS:
         simulate(s)
     if a.ablations:
