@@ -28,13 +28,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_micrograph, read_picks  # noqa: E402
 from fewpick.pickers import fewshot, pu  # noqa: E402
 from fewpick.pickers.fewshot import model as fewshot_model  # noqa: E402
 from fewpick.pickers.pu import model as pu_model  # noqa: E402
 from fewpick.pickers.pu.train import refit  # noqa: E402
-from real2d import SETS_ALL, load_set  # noqa: E402
+from real2d import SETS_ALL, default_cut_scores, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 REACHES = (2 / 3, 0.72, 0.76, 0.8)
@@ -71,13 +70,8 @@ def measure(rs, picker: str, seed: int, model, images, reaches) -> list[dict]:
         with_reach(reach)
         every = model.pick_images(images, -1e9)
         default = model.pick_images(images)
-        box = evaluate(every, rs.test_truth, box=rs.diameter)
-        at = evaluate(default, rs.test_truth, box=rs.diameter)["all_picks"]
         rows.append({"set": rs.name, "picker": picker, "seed": seed, "reach": reach,
-                     "auprc": evaluate(every, rs.test_truth, radius=rs.diameter / 2)["auprc"],
-                     "best_box_f1": box["best"]["f1"], "default_box_f1": at["f1"], "default_n": int(at["n_pred"]),
-                     "ratio": at["f1"] / max(box["best"]["f1"], 1e-9),
-                     "duplicate_rate": duplicates(default, rs.test_truth, rs.diameter / 2)["rate"]})
+                     **default_cut_scores(every, default, rs)})
         print(rows[-1], flush=True)
     return rows
 

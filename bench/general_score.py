@@ -38,12 +38,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from fewpick.evaluate import duplicates, evaluate  # noqa: E402
+from fewpick.evaluate import evaluate  # noqa: E402
 from fewpick.io import read_micrograph, read_picks, write_picks  # noqa: E402
 from fewpick.pickers import pu  # noqa: E402
 from fewpick.pickers.pu.train import refit  # noqa: E402
 from fewpick.pickers.threshold import Count  # noqa: E402
-from real2d import FEWPICK, SETS_ALL, RealSet, draw_labels, load_set  # noqa: E402
+from real2d import FEWPICK, SETS_ALL, RealSet, default_cut_scores, draw_labels, load_set  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -117,19 +117,13 @@ def measure(rs, seed: int, labels: str, with_count: bool) -> list[dict]:
         refit(model, train, read_picks(lab))
         every = model.pick_images(test, -1e9)
         default = model.pick_images(test)
-        box = evaluate(every, rs.test_truth, box=rs.diameter)
-        at = evaluate(default, rs.test_truth, box=rs.diameter)["all_picks"] if len(default) else {"f1": 0.0,
-                                                                                                   "n_pred": 0}
+        scored = default_cut_scores(every, default, rs)
         # the same cut at the count the test micrographs hold: what a count given right for them would keep
         present = model.pick_images(test, Count(len(rs.test_truth) / len(test)))
         at_present = evaluate(present, rs.test_truth, box=rs.diameter)["all_picks"]["f1"] if len(present) else 0.0
         rows.append({"set": rs.name, "seed": seed, "labels": labels, "count": with_count, "general": general,
                      "general_weight": model.general_weight, "general_count": model.general_count,
-                     "auprc": evaluate(every, rs.test_truth, radius=rs.diameter / 2)["auprc"],
-                     "best_box_f1": box["best"]["f1"], "default_box_f1": at["f1"], "default_n": int(at["n_pred"]),
-                     "ratio": at["f1"] / max(box["best"]["f1"], 1e-9),
-                     "ratio_at_present": at_present / max(box["best"]["f1"], 1e-9),
-                     "duplicate_rate": duplicates(default, rs.test_truth, rs.diameter / 2)["rate"],
+                     **scored, "ratio_at_present": at_present / max(scored["best_box_f1"], 1e-9),
                      "n_true": len(rs.test_truth), "seconds": time.perf_counter() - t0})
     return rows
 

@@ -24,9 +24,8 @@ from scipy.spatial import cKDTree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 from default_threshold import fewpick  # noqa: E402
-from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
-from real2d import SETS_ALL, draw_labels, load_set  # noqa: E402
+from real2d import SETS_ALL, default_cut_scores, draw_labels, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "pu_self_training"
 
@@ -37,12 +36,7 @@ def scores(rs, run: Path, model: Path, tag: str) -> dict:
         fewpick("pick", *rs.test, "--model", model, "-t", "-1e9", "--out", every)
     if not default.is_file():
         fewpick("pick", *rs.test, "--model", model, "--out", default)
-    every, default = read_picks(every), read_picks(default)
-    box = evaluate(every, rs.test_truth, box=rs.diameter)
-    at = evaluate(default, rs.test_truth, box=rs.diameter)["all_picks"]
-    return {"auprc": evaluate(every, rs.test_truth, radius=rs.diameter / 2)["auprc"], "best_box_f1": box["best"]["f1"],
-            "default_box_f1": at["f1"], "ratio": at["f1"] / max(box["best"]["f1"], 1e-9),
-            "duplicate_rate": duplicates(default, rs.test_truth, rs.diameter / 2)["rate"]}
+    return default_cut_scores(read_picks(every), read_picks(default), rs)
 
 
 def measure(rs, seed: int, share: float = 1.0) -> dict:

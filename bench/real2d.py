@@ -46,7 +46,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mib_of, write_results  # noqa: E402
-from fewpick.evaluate import evaluate  # noqa: E402
+from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.ops.peaks import ball  # noqa: E402
 
@@ -135,6 +135,17 @@ def scores(picks: pd.DataFrame, rs: RealSet, threshold: float | None = None) -> 
         a = box["at_threshold"]
         out.update(box_precision=a["precision"], box_recall=a["recall"], box_f1=a["f1"], n_auto=a["n_pred"])
     return out
+
+
+def default_cut_scores(every: pd.DataFrame, default: pd.DataFrame, rs: RealSet) -> dict:
+    """What a model's default cut gives against the best it could: AUPRC (centre within D/2) and best box F1
+    (boxes of D, IoU ≥ 0.5) of ``every`` peak; box F1, picks, the ratio to the best and the duplicates (picks
+    beyond the first within D/2 of one true particle) of the ``default`` picks."""
+    box = evaluate(every, rs.test_truth, box=rs.diameter)
+    at = evaluate(default, rs.test_truth, box=rs.diameter)["all_picks"] if len(default) else {"f1": 0.0, "n_pred": 0}
+    return {"auprc": evaluate(every, rs.test_truth, radius=rs.diameter / 2)["auprc"], "best_box_f1": box["best"]["f1"],
+            "default_box_f1": at["f1"], "default_n": int(at["n_pred"]), "ratio": at["f1"] / max(box["best"]["f1"], 1e-9),
+            "duplicate_rate": duplicates(default, rs.test_truth, rs.diameter / 2)["rate"]}
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
