@@ -153,6 +153,34 @@ def test_heat_map_blocks_cover_each_voxel_once_and_whole_axes_that_fit_a_tile():
             assert (extents == {n}) if n <= 256 else (max(extents) == 256 - 32)
 
 
+def test_heat_map_scores_with_batchnorm_folded_and_follows_the_training():
+    """The heat map's network (batch normalisation folded into the convolutions) gives the trained network's
+    probabilities to float rounding, and is made again once a training step has changed the weights."""
+    from fewpick.nn.unet import SliceUNet3D
+
+    torch.manual_seed(0)
+    net = SliceUNet3D(8, 3)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    x = torch.randn(4, 1, 5, 32, 32)
+    v = np.random.default_rng(0).normal(size=(12, 40, 48)).astype(np.float32)
+
+    def plain():
+        net.eval()
+        with torch.no_grad():
+            z = net(torch.from_numpy(v)[None, None], with_projection=False)[0]
+        return torch.sigmoid(z[0]).numpy()
+
+    for _ in range(2):  # moves the weights and the batch statistics away from their start
+        net.train()
+        logits, proj = net(x)
+        (logits.mean() + proj.mean()).backward()
+        opt.step()
+        opt.zero_grad()
+        heat = T.prepared_heat_map(net, v, views=1)
+        assert not net.training  # left in eval mode, as before
+        assert np.abs(heat - plain()).max() < 1e-5
+
+
 def test_bce_loss_is_per_positive_mass():
     z = torch.tensor([2.0, -1.0, 0.5, -3.0])
     t = torch.tensor([1.0, 0.5, 0.0, 0.0])

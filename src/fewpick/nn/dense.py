@@ -3,30 +3,19 @@ convolutions, bands of rows with a receptive-field margin."""
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import torch
 
 from fewpick.device import mixed_precision, module_device
 from fewpick.nn.cnn import PickerCNN
-
-_FUSED: weakref.WeakKeyDictionary[PickerCNN, tuple[tuple, torch.nn.Module]] = weakref.WeakKeyDictionary()
+from fewpick.nn.fusion import inference_copy
 
 
 def inference_net(net: PickerCNN) -> torch.nn.Module:
     """The network for scoring: batch normalisation folded into the convolutions, channels-last memory (about twice
     as fast on a CPU as the network as trained; the same logits to float rounding). Kept while the weights and
-    statistics are unchanged."""
-    try:
-        stamp = tuple(t._version for t in (*net.parameters(), *net.buffers())) + (module_device(net).type,)
-    except RuntimeError:  # tensors made under inference mode keep no version: fold them every time
-        stamp = None
-    cached = _FUSED.get(net)
-    if cached is None or stamp is None or cached[0] != stamp:
-        cached = (stamp, net.fused().to(memory_format=torch.channels_last))
-        _FUSED[net] = cached
-    return cached[1]
+    statistics are unchanged (:func:`~fewpick.nn.fusion.inference_copy`)."""
+    return inference_copy(net, lambda n: n.fused().to(memory_format=torch.channels_last))
 
 
 @torch.inference_mode()

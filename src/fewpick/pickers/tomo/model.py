@@ -12,6 +12,7 @@ import torch
 
 from fewpick.device import module_device
 from fewpick.io import Image
+from fewpick.nn.fusion import inference_copy
 from fewpick.nn.unet import SliceUNet3D
 from fewpick.ops.peaks import nms
 from fewpick.ops.thresholds import auto_threshold
@@ -123,16 +124,19 @@ def block_index(points_zyx: np.ndarray, shape, tile: int = 256, chunk: int = 16)
     return (p[:, 0] // chunk) * ny_b * nx_b + (p[:, 1] // sy) * nx_b + p[:, 2] // sx
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: int = 16,
                       blocks: Collection[int] | None = None, views: int = 1) -> np.ndarray:
     """Heat map of a prepared volume: overlapping xy tiles, z in chunks with a halo for the fusion convolution,
     on the device the network is on. ``blocks``: only these of :func:`heat_map_blocks` (the rest NaN).
     ``views=2``: each block's probabilities averaged with those of the block turned by 180° about z (the turn
-    undone on the output), which smooths out part of the network's own errors at twice the cost."""
+    undone on the output), which smooths out part of the network's own errors at twice the cost. The network
+    scores with its batch normalisation folded into the convolutions (:meth:`SliceUNet3D.fused`) and is left in
+    eval mode."""
     if views not in (1, 2):
         raise ValueError(f"a heat map averages 1 or 2 views, not {views}")
     net.eval()
+    net = inference_copy(net, SliceUNet3D.fused)
     dev = module_device(net)
     nz, ny, nx = v.shape
     halo_z = net.config["fuse"] // 2
