@@ -27,8 +27,7 @@ WORK = Path(__file__).resolve().parent / "work" / "tomo"
 def main() -> None:
     from fewpick.io import read_volume
     from fewpick.ops.peaks import nms
-    from fewpick.pickers.tomo import load_model, prepare
-    from fewpick.pickers.tomo import model as tomo_model
+    from fewpick.pickers.tomo import load_model, model as tomo_model, prepare
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["cct_10_0", "ribosome_10_0"])

@@ -18,20 +18,36 @@ def inference_net(net: PickerCNN) -> torch.nn.Module:
     return inference_copy(net, lambda n: n.fused().to(memory_format=torch.channels_last))
 
 
+#: float32 values in one activation of a band on a CPU (12 MiB): on 2 cores a 4096² micrograph scored 13–47 %
+#: faster than in bands of 512 rows, the same scores to float rounding (a band's activations stay in the
+#: processor's cache; bench/results/dense_bands.md)
+CPU_BAND_VALUES = 3 * 2**20
+
+
+def band_rows(width: int, channels: int, device: torch.device) -> int:
+    """Rows per band of :func:`dense_logits` for a padded micrograph ``width`` px wide and a network of
+    ``channels`` hidden channels: :data:`CPU_BAND_VALUES` per activation on a CPU (at least 32 rows); a GPU takes
+    4096 rows (a micrograph at once)."""
+    if device.type != "cpu":
+        return 4096
+    return max(32, CPU_BAND_VALUES // max(1, width * channels))
+
+
 @torch.inference_mode()
 def dense_logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray:
-    """Apply the network to a whole prepared micrograph, in bands of rows with a receptive-field margin,
-    on the device the network is on (``amp``: bfloat16 there if it is a GPU).
+    """Apply the network to a whole prepared micrograph, in bands of rows (:func:`band_rows`) with a
+    receptive-field margin, on the device the network is on (``amp``: bfloat16 there if it is a GPU).
 
     The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
     micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
     """
+    channels = net.width
     net = inference_net(net)
     dev = module_device(net)
     half = net.receptive_field // 2
     padded = np.pad(binned, half, mode="reflect")
     h, w = binned.shape
-    rows = 512 if dev.type == "cpu" else 4096  # bands bound the CPU's memory; a GPU takes a micrograph at once
+    rows = band_rows(padded.shape[1], channels, dev)
     out = np.empty((h, w), np.float32)
     for y0 in range(0, h, rows):
         y1 = min(h, y0 + rows)
