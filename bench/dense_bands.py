@@ -1,7 +1,7 @@
 """How the band height of the 2D dense scoring (fewpick.nn.dense) sets its speed on a CPU: each real set's
 15-label PU network (bench/default_threshold.py's, seed 0) and the general model over one 4096² micrograph
 (bench/pick_speed.py's tiled test micrograph), binned as the model bins, with bands of fixed heights and with the
-default (about :data:`~fewpick.nn.dense.CPU_BAND_VALUES` values per activation); best of ``--repeats``, the
+default (about :data:`~fewpick.device.CPU_PASS_VALUES` values per activation); best of ``--repeats``, the
 heights alternating in one process; the largest difference from 512-row bands (the earlier default).
 
     .venv/bin/python bench/dense_bands.py [--repeats 5]

@@ -155,7 +155,8 @@ def test_heat_map_blocks_cover_each_voxel_once_and_whole_axes_that_fit_a_tile():
 
 def test_heat_map_scores_with_batchnorm_folded_and_follows_the_training():
     """The heat map's network (batch normalisation folded into the convolutions) gives the trained network's
-    probabilities to float rounding, and is made again once a training step has changed the weights."""
+    probabilities to float rounding, and is made again once a training step has changed the weights; the U-Net
+    run on a few slices at a time gives the same features as on all at once."""
     from fewpick.nn.unet import SliceUNet3D
 
     torch.manual_seed(0)
@@ -179,6 +180,8 @@ def test_heat_map_scores_with_batchnorm_folded_and_follows_the_training():
         heat = T.prepared_heat_map(net, v, views=1)
         assert not net.training  # left in eval mode, as before
         assert np.abs(heat - plain()).max() < 1e-5
+    with torch.no_grad():  # the slices in passes of 3 (the last one short): the same feature map
+        assert torch.allclose(net.features(x, slices_per_pass=3), net.features(x), atol=1e-6)
 
 
 def test_bce_loss_is_per_positive_mass():

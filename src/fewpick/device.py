@@ -61,6 +61,13 @@ def module_device(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+#: float32 values in the largest activation a network computes at once when it scores a whole micrograph or
+#: tomogram on a CPU (12 MiB): passes that small keep their activations in the processor's cache, and on 2 cores
+#: scored 13–47 % faster than passes of 512 micrograph rows or a 16-section tomogram block at once, with the same
+#: scores to float rounding (bench/results/dense_bands.md, bench/results/heat_map_speed.md)
+CPU_PASS_VALUES = 3 * 2**20
+
+
 def cpu_state(module: torch.nn.Module) -> dict:
     """The network's state dict with every tensor on the CPU (what model files hold)."""
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}

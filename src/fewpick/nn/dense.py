@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fewpick.device import mixed_precision, module_device
+from fewpick.device import CPU_PASS_VALUES, mixed_precision, module_device
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.fusion import inference_copy
 
@@ -18,19 +18,13 @@ def inference_net(net: PickerCNN) -> torch.nn.Module:
     return inference_copy(net, lambda n: n.fused().to(memory_format=torch.channels_last))
 
 
-#: float32 values in one activation of a band on a CPU (12 MiB): on 2 cores a 4096² micrograph scored 13–47 %
-#: faster than in bands of 512 rows, the same scores to float rounding (a band's activations stay in the
-#: processor's cache; bench/results/dense_bands.md)
-CPU_BAND_VALUES = 3 * 2**20
-
-
 def band_rows(width: int, channels: int, device: torch.device) -> int:
     """Rows per band of :func:`dense_logits` for a padded micrograph ``width`` px wide and a network of
-    ``channels`` hidden channels: :data:`CPU_BAND_VALUES` per activation on a CPU (at least 32 rows); a GPU takes
-    4096 rows (a micrograph at once)."""
+    ``channels`` hidden channels: :data:`~fewpick.device.CPU_PASS_VALUES` per activation on a CPU (at least 32
+    rows); a GPU takes 4096 rows (a micrograph at once)."""
     if device.type != "cpu":
         return 4096
-    return max(32, CPU_BAND_VALUES // max(1, width * channels))
+    return max(32, CPU_PASS_VALUES // max(1, width * channels))
 
 
 @torch.inference_mode()

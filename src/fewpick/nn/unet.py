@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fewpick.device import CPU_PASS_VALUES
 from fewpick.nn.fusion import fold_batchnorm
 
 
@@ -68,20 +69,34 @@ class SliceUNet3D(nn.Module):
     def multiple(self) -> int:
         return 2 ** (len(self.down) - 1)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, d, h, w = x.shape
-        y = x.permute(0, 2, 1, 3, 4).reshape(b * d, 1, h, w).contiguous(memory_format=torch.channels_last)
+    def slice_features(self, y: torch.Tensor) -> torch.Tensor:
+        """The 2D U-Net on slices ``(N, 1, H, W)``: ``(N, C, H, W)``."""
         skips = []
         for i, blk in enumerate(self.down):
             y = blk(y if i == 0 else F.max_pool2d(y, 2))
             skips.append(y)
         for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1])):
             y = dec(torch.cat([up(y), skip], dim=1))
+        return y
+
+    def pass_slices(self, h: int, w: int) -> int:
+        """Slices of ``h`` × ``w`` voxels whose largest activation (the decoder's last input, twice the width's
+        channels) holds about :data:`~fewpick.device.CPU_PASS_VALUES` values; at least one."""
+        return max(1, CPU_PASS_VALUES // (2 * self.config["width"] * h * w))
+
+    def features(self, x: torch.Tensor, slices_per_pass: int | None = None) -> torch.Tensor:
+        """The feature map ``M``; ``slices_per_pass``: the U-Net runs on that many slices at a time (the same
+        numbers; smaller passes stay in a CPU's cache when scoring), else on all of them at once."""
+        b, _, d, h, w = x.shape
+        y = x.permute(0, 2, 1, 3, 4).reshape(b * d, 1, h, w).contiguous(memory_format=torch.channels_last)
+        step = b * d if slices_per_pass is None else max(1, slices_per_pass)
+        parts = [self.slice_features(y[i : i + step]) for i in range(0, b * d, step)]
+        y = parts[0] if len(parts) == 1 else torch.cat(parts)
         # (B·D, C, H, W) channels-last is (B, D, H, W, C) in memory: (B, C, D, H, W) channels-last-3d, no copy
         y = y.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, d, h, w, -1)
         return self.fuse(y.permute(0, 4, 1, 2, 3))
 
-    def forward(self, x: torch.Tensor, with_projection: bool = True):
-        m = self.features(x)
+    def forward(self, x: torch.Tensor, with_projection: bool = True, slices_per_pass: int | None = None):
+        m = self.features(x, slices_per_pass)
         logits = self.heat(m)[:, 0]
         return (logits, self.proj(m)) if with_projection else (logits, None)

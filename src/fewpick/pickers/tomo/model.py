@@ -159,13 +159,16 @@ def prepared_heat_map(net: SliceUNet3D, v: np.ndarray, tile: int = 256, chunk: i
 
 def _block_probabilities(net: SliceUNet3D, block: np.ndarray, dev) -> np.ndarray:
     """The network's centre probabilities for one block, padded (reflected at its far y and x edges) to a
-    multiple of the network's stride and cropped back."""
+    multiple of the network's stride and cropped back; on a CPU a few slices at a time
+    (:meth:`SliceUNet3D.pass_slices`)."""
     m = net.multiple
     ny, nx = block.shape[1:]
     ph, pw = (-ny) % m, (-nx) % m
     if ph or pw:
         block = np.pad(block, ((0, 0), (0, ph), (0, pw)), mode="reflect")
-    logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None].to(dev), with_projection=False)
+    per_pass = net.pass_slices(ny + ph, nx + pw) if dev.type == "cpu" else None
+    logits, _ = net(torch.from_numpy(np.ascontiguousarray(block))[None, None].to(dev), with_projection=False,
+                    slices_per_pass=per_pass)
     return torch.sigmoid(logits[0]).cpu().numpy()[:, :ny, :nx]
 
 
