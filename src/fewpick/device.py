@@ -62,9 +62,9 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 
 #: float32 values in the largest activation a network computes at once when it scores a whole micrograph or
-#: tomogram on a CPU (12 MiB): passes that small keep their activations in the processor's cache, and on 2 cores
-#: scored 13–47 % faster than passes of 512 micrograph rows or a 16-section tomogram block at once, with the same
-#: scores to float rounding (bench/results/dense_bands.md, bench/results/heat_map_speed.md)
+#: tomogram on a CPU (12 MiB): passes that small keep their activations in the processor's cache and score faster
+#: than whole blocks, with the same scores to float rounding (measured: bench/results/dense_bands.md,
+#: bench/results/heat_map_speed.md)
 CPU_PASS_VALUES = 3 * 2**20
 
 
