@@ -46,7 +46,7 @@ def inference_copy(net: N, build: Callable[[N], M]) -> M:
     device have changed since the last call (a network in training gets a fresh copy after each step)."""
     try:
         stamp: tuple | None = tuple(t._version for t in (*net.parameters(), *net.buffers())) + (
-            module_device(net).type,)
+            str(module_device(net)),)
     except RuntimeError:  # tensors made under inference mode keep no version: build every time
         stamp = None
     cached = _COPIES.get(net)
