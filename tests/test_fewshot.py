@@ -28,6 +28,7 @@ from fewpick.ops.templates import draw_profile, ring_profile
 from fewpick.ops.thresholds import threshold_knn_density
 from fewpick.pickers import fewshot as fs
 from fewpick.pickers.base import CLOSE_PICKS
+from fewpick.pickers.threshold import Count
 from fewpick.simulate import SimpleMicrographConfig, simulate_simple_micrograph
 
 
@@ -259,12 +260,19 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
     calibrated = fs.pick_images(m, ims[1:], threshold="calibrated")
     assert len(calibrated) == (fs.pick_images(m, ims[1:], threshold=-1e9).score >= m.threshold).sum() > 0
     assert calibrated.score.min() >= m.threshold
-    # its default: the expected count on the micrographs picked (one image alone: its 30 best)
-    assert len(fs.pick_images(m, ims[1:2])) == 30
+    # its default: the expected count on the micrographs picked (one image alone: its 30 best), a guide: where the
+    # scores fall into two clear groups, the gap between them, which here finds the particles better than the
+    # count given short of them
+    default = fs.pick_images(m, ims[1:2])
+    quota = fs.pick_images(m, ims[1:2], Count(30))
+    assert len(quota) == 30 and 20 <= len(default) <= 45
+    present = len(truths[1])
+    assert abs(len(default) - present) <= abs(30 - present), (len(default), present)
     res = runner.invoke(app, ["fewshot", "pick", str(tmp_path / "s1.mrc"), "--model", str(tmp_path / "m.pt"),
                               "--out", str(tmp_path / "p.star")])
-    assert res.exit_code == 0 and "the 30 best picks per micrograph expected" in res.output, res.output
-    assert len(read_picks(tmp_path / "p.star")) == 30
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "the 30 best picks per micrograph expected" in said, res.output
+    assert len(read_picks(tmp_path / "p.star")) == len(default)
 
 
 def _disk_window(size: int, cy: float, cx: float, radius: float, rng, noise: float) -> np.ndarray:

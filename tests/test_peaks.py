@@ -127,6 +127,32 @@ def test_threshold_gmm_separates_two_populations_and_keeps_one():
     assert (crowded >= t1).mean() > 0.95
 
 
+def test_a_guiding_count_moves_to_the_gap_between_two_clear_groups_of_scores_only():
+    """With ``split``, a count is a guide: where the peak scores of the images picked together fall into two clear
+    groups, the cut goes between them if that keeps within a factor 1.5 of the count; where they form one group,
+    or the gap lies further from the count, or without ``split``, the count's own cut."""
+    from fewpick.pickers.threshold import Count, cut_for_count, select_peaks
+
+    r = np.random.default_rng(1)
+    images = [np.concatenate([r.normal(6.0, 0.5, 40), r.normal(0.0, 1.0, 400)]) for _ in range(3)]  # 40 particles
+
+    def kept(cut):
+        return sum(int((s >= cut).sum()) for s in images) / len(images)
+
+    assert kept(cut_for_count(images, 32, split=True)) == 40  # a count a fifth short: the gap finds all 40
+    assert kept(cut_for_count(images, 55, split=True)) == 40  # a third too many: the same
+    assert kept(cut_for_count(images, 32)) == 32  # the count as given
+    assert kept(cut_for_count(images, 20, split=True)) == 20  # the gap twice the count away: the count stands
+    assert kept(cut_for_count(images, 70, split=True)) == 70
+    one = [r.normal(0.0, 1.0, 440) for _ in range(3)]  # one group of scores: the count stands
+    assert sum(int((s >= cut_for_count(one, 40, split=True)).sum()) for s in one) == 120
+    # one image alone, as select_peaks cuts it
+    coords = np.stack([np.zeros(len(images[0])), np.arange(len(images[0])) * 10.0], 1)
+    order = np.argsort(-images[0])
+    got = select_peaks(coords[order], images[0][order], Count(32, split=True), rule=np.median)[1]
+    assert len(got) == 40 and len(select_peaks(coords[order], images[0][order], Count(32), rule=np.median)[1]) == 32
+
+
 def test_a_default_count_takes_a_second_count_only_where_clearly_larger():
     """The user's count stands unless the general model's count of the same micrographs passes it by more than
     twice a count's chance spread (2√N); a smaller second count never lowers it."""

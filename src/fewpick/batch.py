@@ -103,10 +103,11 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
             continue
     if not images:
         return threshold, None
-    cut = picker.count_cut(images, threshold.per_image, **score_options)
-    said = (f"threshold {cut:.3g}: the {threshold.per_image:.0f} best picks per micrograph expected, set on "
-            f"{len(images)} of the {len(files)} micrographs")
-    return Count(threshold.per_image, cut), said
+    cut = picker.count_cut(images, threshold.per_image, threshold.split, **score_options)
+    how = " (or, where their scores fall into two clear groups, the gap between them)" if threshold.split else ""
+    said = (f"threshold {cut:.3g}, set on {len(images)} of the {len(files)} micrographs: the "
+            f"{threshold.per_image:.0f} best picks per micrograph expected{how}")
+    return Count(threshold.per_image, cut, threshold.split), said
 
 
 def pick_files(

@@ -39,7 +39,7 @@ def train(
     labels: Path = typer.Option(..., "--labels", "-l", help="Labeled particle centres (any picks format), naming micrographs by stem."),
     particle_diameter: str = typer.Option(..., "--particle-diameter", "-d", help="Particle diameter: pixels (68) or physical (120A, 12nm)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (self-describing: network, binning, diameter, π)."),
-    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph: how much of each micrograph the picker should take for particles, and the default threshold (that many picks per micrograph, or more where fewpick's general particle model clearly counts more). Default: counted by fewpick's general particle model on the training micrographs."),
+    expected_particles: Optional[float] = typer.Option(None, "--expected-particles", "-n", min=0.1, max=1e6, help="Expected particles per micrograph: how much of each micrograph the picker should take for particles, and the default threshold (that many picks per micrograph, or more where fewpick's general particle model clearly counts more; where the scores of the micrographs picked fall into two clear groups near that count, the gap between them). Default: counted by fewpick's general particle model on the training micrographs."),
     pi: Optional[float] = typer.Option(None, "--pi", help="Class prior π directly (fraction of unlabeled pixels that are particles), in (0, 0.5)."),
     method: PUMethod = typer.Option(PUMethod.ge_binomial, "--method", help="Positive-unlabeled objective."),
     ge_weight: float = typer.Option(1.0, "--ge-weight", help="λ: weight of the GE-KL / GE-binomial term."),

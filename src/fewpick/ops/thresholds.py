@@ -5,6 +5,27 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
+#: Ashman's D above which a two-Gaussian mixture's components count as two groups (the usual bimodality criterion)
+BIMODAL_D = 2.0
+
+
+def two_group_mixture(scores: np.ndarray, seed: int = 0):
+    """A two-component Gaussian mixture fitted to the finite ``scores``; None with fewer than 10 of them."""
+    from sklearn.mixture import GaussianMixture
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if len(s) < 10:
+        return None
+    return GaussianMixture(2, random_state=seed).fit(s[:, None])
+
+
+def two_groups(scores: np.ndarray, seed: int = 0) -> bool:
+    """Whether ``scores`` fall into two clearly separate groups: Ashman's D of a two-Gaussian mixture fitted to
+    them above :data:`BIMODAL_D` (False with fewer than 10 finite scores)."""
+    gmm = two_group_mixture(scores, seed)
+    return gmm is not None and ashman_d(gmm) > BIMODAL_D
+
 
 def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
     """Automatic threshold between background peaks and particle peaks.
@@ -16,15 +37,13 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
     and only the low outliers are dropped: median − 2 robust standard deviations.
     With fewer than 10 peaks, the median.
     """
-    from sklearn.mixture import GaussianMixture
-
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
-    if len(s) < 10:
+    gmm = two_group_mixture(s, seed)
+    if gmm is None:
         return float(np.median(s)) if len(s) else 0.0
-    gmm = GaussianMixture(2, random_state=seed).fit(s[:, None])
     means = gmm.means_.ravel()
-    if ashman_d(gmm) <= 2:
+    if ashman_d(gmm) <= BIMODAL_D:
         med = np.median(s)
         return float(med - 2 * 1.4826 * np.median(np.abs(s - med)))
     cut = upper_component_start(gmm, means.min(), s.max(), 2048)
@@ -119,7 +138,7 @@ def auto_threshold(scores: np.ndarray, floor: float = 0.05, bic_margin: float = 
 def upper_band_cut(upper: np.ndarray, bic_margin: float = 10.0) -> float | None:
     """The second step of :func:`auto_threshold`, on the peak scores above Otsu's split: where the upper of two
     Gaussian components takes over, if BIC prefers two by more than ``bic_margin`` and they are clearly apart
-    (:func:`ashman_d` > 2); None where one component describes them (or fewer than 10 scores)."""
+    (:func:`ashman_d` > :data:`BIMODAL_D`); None where one component describes them (or fewer than 10 scores)."""
     u = np.asarray(upper, float)[:, None]
     if len(u) < 10 or np.ptp(u) < 1e-6:
         return None
@@ -127,7 +146,7 @@ def upper_band_cut(upper: np.ndarray, bic_margin: float = 10.0) -> float | None:
 
     one = GaussianMixture(1, random_state=0).fit(u)
     two = GaussianMixture(2, random_state=0, n_init=3).fit(u)
-    if two.bic(u) + bic_margin >= one.bic(u) or ashman_d(two) <= 2:
+    if two.bic(u) + bic_margin >= one.bic(u) or ashman_d(two) <= BIMODAL_D:
         return None
     lo, hi = np.sort(two.means_[:, 0])
     return upper_component_start(two, lo, hi, 512)

@@ -37,7 +37,7 @@ from fewpick.pickers.threshold import (
     Threshold,
     ThresholdLike,
     as_threshold,
-    cut_at_count,
+    cut_for_count,
     known_cut,
     select_peaks,
 )
@@ -107,10 +107,11 @@ class PickerBase:
         return None
 
     def default_threshold(self) -> Threshold:
-        """The cut used when none is given: the expected count on the images picked where the model knows it,
-        else the calibrated cut where the model has one, else the automatic rule."""
+        """The cut used when none is given: the expected count on the images picked where the model knows it (a
+        guide: where their scores fall into two clear groups, between them; :func:`~fewpick.pickers.threshold.
+        cut_for_count`), else the calibrated cut where the model has one, else the automatic rule."""
         if self.expected_count():
-            return Count(self.expected_count())
+            return Count(self.expected_count(), split=True)
         return Calibrated() if self.calibrated_threshold() is not None else Auto()
 
     def resolve_threshold(self, threshold: ThresholdLike) -> Threshold:
@@ -124,16 +125,17 @@ class PickerBase:
             if not self.expected_count():
                 raise InputError(None, "this model was trained without an expected particle count; use 'auto' or "
                                        "a score")
-            t = Count(self.expected_count())
+            t = Count(self.expected_count(), split=True)
         return t
 
-    def count_cut(self, images, per_image: float | None, **score_options) -> float:
+    def count_cut(self, images, per_image: float | None, split: bool = False, **score_options) -> float:
         """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image
-        (``score_options``: passed to :meth:`score_map`, as the picking that follows will). Peaks ranked last for
+        (``split``: or where they fall into two clear groups, :func:`~fewpick.pickers.threshold.cut_for_count`;
+        ``score_options``: passed to :meth:`score_map`, as the picking that follows will). Peaks ranked last for
         lying close to a better one are not counted; where the others are fewer than the count, the weakest of
         them."""
         pooled = [self.peaks(self.score_map(im, **score_options), Count(score=-np.inf))[1] for im in images]
-        cut = cut_at_count(pooled, per_image)
+        cut = cut_for_count(pooled, per_image, split)
         if not np.isfinite(cut) and any(len(s) for s in pooled):
             cut = float(min(np.min(s) for s in pooled if len(s)))
         return cut
@@ -156,6 +158,6 @@ class PickerBase:
         images = list(images)
         t = self.resolve_threshold(threshold)
         if isinstance(t, Count) and t.score is None and images:
-            t = Count(t.per_image, self.count_cut(images, t.per_image))
+            t = Count(t.per_image, self.count_cut(images, t.per_image, t.split), t.split)
         tables = [self.pick(im, t, max_picks) for im in images]
         return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])

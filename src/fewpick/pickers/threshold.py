@@ -12,6 +12,8 @@ A cut is one of four things:
   (:meth:`~fewpick.pickers.base.PickerBase.count_cut`, which the pick verbs and the labelling page run on the
   micrographs they pick before picking); on one image alone, its best ``per_image`` peaks. Scores shift from
   the training micrographs (which the network has seen) to new ones; a cut set on the new ones follows them.
+  The model's own count is a guide (``split``): where the pooled peak scores fall into two clear groups, the
+  cut goes between them, if that keeps within :data:`SPLIT_RANGE` of the count (:func:`cut_for_count`).
 
 ``None`` means "the model's default" (:meth:`~fewpick.pickers.base.PickerBase.default_threshold`): ``count``
 for a model trained with an expected particle count (raised where the general particle model clearly counts more,
@@ -31,6 +33,7 @@ import numpy as np
 
 from fewpick.errors import InputError
 from fewpick.ops.peaks import rank_close_last
+from fewpick.ops.thresholds import threshold_knn_density, two_groups
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,14 @@ class Calibrated:
 class Count:
     """Keep ``per_image`` picks per image on average over the images picked together (None: the model's expected
     count). ``score``: the cut, once set on the images picked together (:meth:`~fewpick.pickers.base.PickerBase.
-    count_cut`). A count never keeps a peak ranked last for lying close to a better one: where there are fewer
-    other peaks than the count, it keeps those."""
+    count_cut`). ``split``: the count is a guide, and the cut goes where the peak scores fall into two clear
+    groups when they do (:func:`cut_for_count`); the model's own count is used so. A count never keeps a peak
+    ranked last for lying close to a better one: where there are fewer other peaks than the count, it keeps
+    those."""
 
     per_image: float | None = None
     score: float | None = None
+    split: bool = False
 
     def __str__(self) -> str:
         return "count" if self.per_image is None else f"count {self.per_image:g}"
@@ -127,7 +133,8 @@ def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *
     coords, scores, close = rank_close_last(coords, scores, close_radius, with_mask=True)
     if isinstance(threshold, Count):  # never a peak ranked last for closeness
         coords, scores = coords[~close], scores[~close]
-        cut = threshold.score if threshold.score is not None else cut_at_count([scores], threshold.per_image)
+        cut = (threshold.score if threshold.score is not None
+               else cut_for_count([scores], threshold.per_image, threshold.split))
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]
@@ -155,6 +162,35 @@ def default_count(expected: float | None, counted: float | None) -> float | None
     if counted is not None and counted > expected + COUNT_SPREADS * np.sqrt(expected):
         return float(counted)
     return float(expected)
+
+
+#: how far from the count a split of the scores may keep picks and still replace it (:func:`cut_for_count`), as a
+#: factor either way: the spread of two counts of the same particles (the general particle model counted 0.8 to
+#: 1.5 times the annotated particles of the real sets fewpick is measured on)
+SPLIT_RANGE = 1.5
+
+
+def cut_for_count(peak_scores, per_image: float | None, split: bool = False) -> float:
+    """The cut of :func:`cut_at_count`; with ``split``, where the images' peak scores pooled fall into two clear
+    groups (:func:`~fewpick.ops.thresholds.two_groups`), the sparsest point between them instead
+    (:func:`~fewpick.ops.thresholds.threshold_knn_density`), if the picks per image it keeps lie within a factor
+    :data:`SPLIT_RANGE` of ``per_image``.
+
+    A count given or estimated beforehand is right for a typical micrograph at best; where particles and
+    background score apart, the gap between them finds the particles of the micrographs picked. Where the
+    scores form one group (crowded micrographs, where most peaks are particles of some quality), a split would
+    fall anywhere, and the count stands; so it does where the gap lies far from it (the upper group then being
+    something else: the best views, or contamination)."""
+    cut = cut_at_count(peak_scores, per_image)
+    if not split or not per_image:
+        return cut
+    pooled = np.concatenate([np.asarray(s, float).ravel() for s in peak_scores] or [np.zeros(0)])
+    pooled = pooled[np.isfinite(pooled)]
+    if not two_groups(pooled):
+        return cut
+    gap = threshold_knn_density(pooled)
+    kept = float(np.sum(pooled >= gap)) / max(len(peak_scores), 1)
+    return gap if kept > 0 and abs(np.log(kept / per_image)) <= np.log(SPLIT_RANGE) else cut
 
 
 def cut_at_count(peak_scores, per_image: float | None) -> float:

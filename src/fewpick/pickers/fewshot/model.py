@@ -328,7 +328,8 @@ def pick_images(model: FewShotModel, images: Sequence[Image], threshold: Thresho
     images = list(images)
     t = model.resolve_threshold(threshold)
     if isinstance(t, Count) and t.score is None and images:
-        t = Count(t.per_image, model.count_cut(images, t.per_image, match=kw.get("match"), stride=kw.get("stride")))
+        t = Count(t.per_image, model.count_cut(images, t.per_image, t.split, match=kw.get("match"),
+                                               stride=kw.get("stride")), t.split)
     tables = [pick_micrograph(model, im, t, **kw) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
 
@@ -347,15 +348,16 @@ def default_cut_summary(model: FewShotModel) -> str:
     expected, k = model.settings.expected_particles, model.expected_count()
     if not k:
         return "each micrograph cut where its scores are sparsest"
+    gap = ", or the gap in the scores where they fall into two clear groups near that"
     if not expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (about {k:.0f} particles per "
                 f"micrograph, counted with the general particle model and checked against where this model's "
-                f"scores fall off)")
+                f"scores fall off){gap}")
     if k != expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (the general particle model counts about "
                 f"{k:.0f} particles per micrograph where {expected:g} were expected: the default threshold keeps "
-                f"that many)")
-    return f"default threshold: the best {k:g} picks per micrograph"
+                f"that many){gap}")
+    return f"default threshold: the best {k:g} picks per micrograph{gap}"
 
 
 def fast_summary(model: FewShotModel) -> str:

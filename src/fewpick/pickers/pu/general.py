@@ -50,7 +50,8 @@ def general_model(diameter: float, expected_particles: float | None = None, devi
 def general_summary(model: PUModel) -> str:
     """One line describing the general model as it will pick, for the command line."""
     s = model.settings
-    cut = (f"default threshold: about {s.expected_particles:g} picks per micrograph" if s.expected_particles
+    cut = (f"default threshold: about {s.expected_particles:g} picks per micrograph (or the gap in the scores where "
+           f"they fall into two clear groups near that)" if s.expected_particles
            else "default threshold: each micrograph's scores split in two")
     return (f"general particle model (no labels): particle {s.diameter:.4g} px, micrographs binned ×{model.factor}, "
             f"{cut}")

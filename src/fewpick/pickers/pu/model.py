@@ -166,7 +166,11 @@ def model_summary(model: PUModel) -> str:
                 f"agreement {model.agreement:.2f} < {AGREEMENT:g})")
     else:
         corr = ""
-    cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
+    if model.expected_count():
+        cut = (f"default threshold: the best {model.expected_count():.0f} picks per micrograph, or the gap in the "
+               f"scores where they fall into two clear groups near that")
+    else:
+        cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
     counted = ("" if model.estimated_particles is None else
                f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
     if model.uses_general:

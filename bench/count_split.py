@@ -1,0 +1,116 @@
+"""The expected count as a quota or as a guide, on the same models: the default cut keeps the count per
+micrograph (pooled over the micrographs picked), or, where their peak scores fall into two clear groups, goes to
+the gap between them when that keeps within a factor 1.5 of the count (``fewpick.pickers.threshold.cut_for_count``,
+the default now).
+
+    .venv/bin/python bench/count_split.py [--sets ...] [--simulated 176 60]
+
+Models, as kept by the other benchmarks (trained here only where missing): the 15-label PU models of
+``bench/default_threshold.py`` (seeds 0–2, the training micrographs' expected count), finished with the general
+model's score as ``bench/general_score.py`` finishes them; that benchmark's few-shot models, with the count given
+and without it (``fewshot_sN``, ``fewshot_sN_nocount``), where kept; and ``bench/general_score.py
+--simulated``'s PU models of the simulated ribosome at each diameter given. Each model scores the test
+micrographs once; both cuts pick from the same score maps.
+
+Reported for each: the count, Ashman's D of the pooled peak scores (two groups above 2), the picks per
+micrograph each cut keeps, box F1 (boxes of D, IoU ≥ 0.5) and its ratio to the best box F1 of every peak, and
+the duplicates (picks beyond the first within D/2 of one true particle). Writes bench/results/count_split.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+from fewpick.io import read_micrograph, read_picks  # noqa: E402
+from fewpick.ops.thresholds import ashman_d, two_group_mixture  # noqa: E402
+from fewpick.pickers import fewshot, pu  # noqa: E402
+from fewpick.pickers.pu.train import refit  # noqa: E402
+from fewpick.pickers.threshold import Count  # noqa: E402
+from general_score import network, simulated_set  # noqa: E402
+from real2d import SETS_ALL, default_cut_scores, load_set  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
+
+
+def pu_model(rs, seed: int):
+    path, labels = network(rs, seed, "15", True)
+    model = pu.load_model(path, "cpu")
+    model.settings = replace(model.settings, general_score=True)
+    refit(model, [read_micrograph(p) for p in rs.train], read_picks(labels))
+    return model
+
+
+def models(rs):
+    """(picker, seed, model) for every model of the set, finished as picking uses it now."""
+    for seed in (0, 1, 2):
+        yield "PU", seed, pu_model(rs, seed)
+    if rs.name.startswith("simulated"):
+        return
+    for suffix, what in (("", "few-shot"), ("_nocount", "few-shot, counted")):
+        for seed in (0, 1, 2):
+            path = WORK / rs.name / f"fewshot_s{seed}{suffix}" / "fewshot.pt"
+            if path.is_file():
+                yield what, seed, fewshot.load_model(path, "cpu")
+
+
+def measure(rs, picker: str, seed: int, model, images) -> dict:
+    maps = {im.name: model.score_map(im) for im in images}
+    model.score_map = lambda im, **_: maps[im.name]  # both cuts pick from the same score maps
+    count = model.expected_count()
+    pooled = np.concatenate([model.peaks(maps[im.name], Count(score=-np.inf))[1] for im in images])
+    gmm = two_group_mixture(pooled)
+    every = model.pick_images(images, -1e9)
+    row = {"set": rs.name, "picker": picker, "seed": seed, "count": count,
+           "ashman_d": ashman_d(gmm) if gmm is not None else None}
+    for name, cut in (("quota", Count(count)), ("guide", Count(count, split=True))):
+        kept = model.pick_images(images, cut)
+        row[name] = {**default_cut_scores(every, kept, rs), "per_micrograph": len(kept) / len(images)}
+    print({k: v for k, v in row.items()}, flush=True)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    md = ["| set | picker | seeds | count | Ashman's D | picks per micrograph, count / guide | box F1 at the count "
+          "(÷ best) | box F1 at the guide (÷ best) | duplicates, count / guide |", "|---|---|---|---|---|---|---|---|---|"]
+    df = pd.DataFrame(rows)
+    for (name, picker), g in df.groupby(["set", "picker"], sort=False):
+        q, s = pd.DataFrame(list(g.quota)), pd.DataFrame(list(g.guide))
+        d = ", ".join(f"{x:.1f}" for x in g.ashman_d)
+        md.append(f"| {name} | {picker} | {', '.join(map(str, g.seed))} | {g['count'].mean():.0f} | {d} | "
+                  f"{q.per_micrograph.mean():.1f} / {s.per_micrograph.mean():.1f} | "
+                  f"{q.default_box_f1.mean():.3f} ({q.ratio.mean():.2f}) | {s.default_box_f1.mean():.3f} "
+                  f"({s.ratio.mean():.2f}) | {100 * q.duplicate_rate.mean():.1f} / {100 * s.duplicate_rate.mean():.1f} % |")
+    return "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
+    ap.add_argument("--simulated", type=float, nargs="*", default=[176.0, 60.0],
+                    help="diameters of the simulated ribosome sets (bench/general_score.py --simulated)")
+    a = ap.parse_args()
+    rows = []
+    sets = [load_set(n) for n in a.sets] + [simulated_set(d) for d in a.simulated]
+    for rs in sets:
+        images = [read_micrograph(p) for p in rs.test]
+        for picker, seed, model in models(rs):
+            rows.append(measure(rs, picker, seed, model, images))
+    md = ("15 labels (few-shot: 15 exemplars on one micrograph), means over the seeds listed. Count: the model's "
+          "expected count (the training micrographs' mean given, or the general model's where clearly larger; "
+          "few-shot, counted: trained without a count, the general model's count settled on its own scores). "
+          "The count cut keeps that many picks per micrograph, pooled over the test micrographs; the guide (the "
+          "default) goes to the gap between two groups of the pooled peak scores where Ashman's D > 2 and the gap "
+          "keeps within a factor 1.5 of the count.\n\n" + table(rows))
+    write_results("count_split", {"rows": rows}, md)
+
+
+if __name__ == "__main__":
+    main()
