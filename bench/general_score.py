@@ -19,8 +19,9 @@ bench/work/general_score/simD/).
 bench/pu_data.py makes it), with ``--labels`` mTOR labels (bench/work/general_score/mtor/).
 
 ``--time``: instead, the seed-0 network of each real set picks a 4096² micrograph (one of its test micrographs
-tiled, as bench/pick_speed.py times it: reading included, every peak kept, 2 threads, best of 3) without and
-with the general model; writes bench/results/general_score_time.{json,md}.
+tiled, as bench/pick_speed.py times it: reading included, every peak kept, 2 threads, best of 3; the C allocator
+set as the command line sets it, :func:`fewpick.allocator.keep_freed_memory`) without and with the general
+model; writes bench/results/general_score_time.{json,md}.
 
 Writes bench/results/general_score[_simulated][_nocount][_LABELS].{json,md}.
 """
@@ -129,8 +130,12 @@ def measure(rs, seed: int, labels: str, with_count: bool) -> list[dict]:
 
 
 def timing() -> None:
+    import resource
+
+    from fewpick.allocator import keep_freed_memory
     from pick_speed import tiled_micrograph, time_pick
 
+    keep_freed_memory()  # as the command line runs
     rows = []
     for name in ("10059", "10947", "apoferritin_ab"):
         rs = load_set(name)
@@ -143,11 +148,13 @@ def timing() -> None:
             sec, n = time_pick(model, tiled_micrograph(name), 3)
             rows.append({"set": name, "general": general, "seconds": sec, "peaks": n})
             print(rows[-1], flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     md = ["PU picking of one 4096×4096 float32 MRC (a test micrograph of the set tiled), reading included, every "
-          "peak kept, 2 threads, best of 3, without and with the general model's score:", "",
+          "peak kept, 2 threads, best of 3, the C allocator set as the command line sets it (freed memory kept "
+          f"for reuse), without and with the general model's score; peak memory of the process {peak:.0f} MiB:", "",
           "| set | general model | s per micrograph | peaks |", "|---|---|---|---|"]
     md += [f"| {r['set']} | {'added' if r['general'] else 'no'} | {r['seconds']:.2f} | {r['peaks']} |" for r in rows]
-    write_results("general_score_time", {"runs": rows}, "\n".join(md))
+    write_results("general_score_time", {"runs": rows, "peak_mib": peak}, "\n".join(md))
 
 
 def table(rows: list[dict]) -> str:

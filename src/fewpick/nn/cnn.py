@@ -93,5 +93,7 @@ class FusedPickerCNN(nn.Module):
         x = F.relu(self.stem(x), inplace=True)
         for i in range(0, len(self.convs), 2):
             y = F.relu(self.convs[i](x), inplace=True)
-            x = F.relu(x + self.convs[i + 1](y), inplace=True)
+            y = self.convs[i + 1](y)
+            y += x  # the residual added in place: no new activation per block (the same sum)
+            x = F.relu(y, inplace=True)
         return self.head(x)
