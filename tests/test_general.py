@@ -132,6 +132,24 @@ def test_pu_training_without_a_count_counts_with_it(tmp_path):
     assert f"about {found:.0f} particles per micrograph, counted by the general" in " ".join(r.output.split())
 
 
+def test_on_sparse_micrographs_the_count_is_the_peaks_that_score_like_the_labels():
+    """Twenty ribosomes on a 1024² micrograph: the general model's automatic cut cannot split the few particles
+    from the noise's peaks and counts the noise (over ten times the particles); the peaks scoring at least as the
+    labels' lowest tenth count instead (within a fifth of the truth). On crowded micrographs the count is the
+    automatic cut's (the test above)."""
+    from fewpick.pickers.pu.general import estimate_particles
+
+    diameter = 60.0
+    px = load_species("ribosome").diameter / diameter
+    preset = replace(PRESETS["realistic"], pixel_size=px, species=("ribosome",))
+    sims = [simulate_micrograph((1024, 1024), 20, preset, seed=seed) for seed in (21, 22)]
+    images = [Image(sim.image, px, Path(f"m{i}.mrc")) for i, sim in enumerate(sims)]
+    assert [len(sim.truth) for sim in sims] == [20, 20]
+    alone = estimate_particles(images, diameter)
+    labelled = estimate_particles(images, diameter, {"m0": sims[0].truth.iloc[:8]})
+    assert alone > 10 * 20 and 0.8 * 20 <= labelled <= 1.2 * 20, (alone, labelled)
+
+
 def test_the_labelling_page_offers_its_picks_to_click_on(realistic, tmp_path):
     from fewpick.web.label import LabelSession, LabelSettings
 

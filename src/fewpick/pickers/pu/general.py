@@ -27,6 +27,7 @@ from fewpick.pickers.pu.data import TrainingItem
 from fewpick.pickers.pu.files import load_model
 from fewpick.pickers.pu.model import PUModel
 from fewpick.pickers.pu.settings import SUBSET
+from fewpick.pickers.threshold import Auto, Count
 
 #: the shipped weights (a PU model file trained for a particle of the working diameter, binned ×1)
 GENERAL_MODEL = Path(__file__).resolve().parent / "general_2d.pt"
@@ -114,6 +115,15 @@ def only_some_wanted(expected: float, counted: float) -> bool:
     return expected < SUBSET * counted
 
 
+#: the labels' score quantile below which a peak of the general model is not counted as scoring like them
+#: (:func:`estimate_particles`): a tenth of a random sample of particles scores lower
+LABEL_QUANTILE = 0.1
+
+#: how many times the peaks scoring like the labels the automatic cut's count may be before those peaks count
+#: instead (:func:`estimate_particles`): two counts of the same particles differ by less
+COUNT_RATIO = 2.0
+
+
 def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping[str, pd.DataFrame] | None = None,
                        *, device: str | torch.device = "cpu", threads: int = 2, bin_factor: int | None = None,
                        sample: int = COUNT_SAMPLE) -> float:
@@ -121,7 +131,12 @@ def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping
     makes at its automatic cut (each micrograph's scores split in two) on at most ``sample`` of ``images``,
     divided by the share of the user's ``labels`` (by micrograph name) that have one of its picks within a
     radius. The general model, trained on no particle of the user's, finds only part of them; the labels show
-    which part, and the particles it misses are counted back (that share taken as at least :data:`MIN_FOUND`)."""
+    which part, and the particles it misses are counted back (that share taken as at least :data:`MIN_FOUND`).
+
+    On sparse micrographs the automatic cut cannot tell particles from background (their few peaks are lost
+    among the noise's) and counts the noise. The labels are a sample of the particles: where that count is more
+    than :data:`COUNT_RATIO` times the peaks that score at least as the labels' lowest tenth (:data:`LABEL_QUANTILE`;
+    their scores: the general model's pick within a radius of each), scaled up alike, those peaks count instead."""
     if not images:
         raise InputError(None, "no micrographs to count particles on")
     model = general_model(diameter, None, device, threads, bin_factor)
@@ -130,14 +145,28 @@ def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping
     others = [i for i in range(len(images)) if i not in chosen]
     chosen += evenly_spread(others, sample - len(chosen))
     counts, found, total = [], 0, 0
+    every, labelled = [], []  # every peak's score per micrograph; the scores of the labels' picks
     for i in chosen:
-        picks = model.pick(images[i])
-        counts.append(len(picks))
+        smap = model.score_map(images[i])
+        auto = smap.to_original(model.peaks(smap, Auto())[0])  # (y, x) original px
+        coords, scores = model.peaks(smap, Count(score=-np.inf))  # every peak but those ranked last for closeness
+        counts.append(len(auto))
+        every.append(scores)
         rows = labels.get(images[i].name)
         if rows is not None:
+            xy = rows[["x", "y"]].to_numpy(float)
             total += len(rows)
-            if len(picks):
-                d, _ = cKDTree(picks[["x", "y"]].to_numpy(float)).query(rows[["x", "y"]].to_numpy(float))
+            if len(auto):
+                d, _ = cKDTree(auto[:, ::-1]).query(xy)
                 found += int((d <= diameter / 2).sum())
-    share = found / total if total else 1.0
-    return float(np.median(counts) / max(share, MIN_FOUND))
+            if len(coords):
+                d, j = cKDTree(smap.to_original(coords)[:, ::-1]).query(xy)
+                labelled += scores[j[d <= diameter / 2]].tolist()
+    share = max(found / total if total else 1.0, MIN_FOUND)
+    estimate = float(np.median(counts) / share)
+    if labelled:
+        level = np.quantile(labelled, LABEL_QUANTILE)
+        like = float(np.median([np.sum(s >= level) for s in every])) / (1 - LABEL_QUANTILE) / share
+        if estimate > COUNT_RATIO * like:
+            return like
+    return estimate
