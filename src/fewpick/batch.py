@@ -103,10 +103,13 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
             continue
     if not images:
         return threshold, None
-    cut = picker.count_cut(images, threshold.per_image, threshold.split, **score_options)
-    how = " (or, where their scores fall into two clear groups, the gap between them)" if threshold.split else ""
-    said = (f"threshold {cut:.3g}, set on {len(images)} of the {len(files)} micrographs: the "
-            f"{threshold.per_image:.0f} best picks per micrograph expected{how}")
+    cut, kept = picker.count_cut_kept(images, threshold.per_image, threshold.split, **score_options)
+    where = f"threshold {cut:.3g}, set on {len(images)} of the {len(files)} micrographs"
+    if kept is None:
+        said = f"{where}: the {threshold.per_image:.0f} best picks per micrograph expected"
+    else:
+        said = (f"{where}: the gap in their scores between particles and background, about {kept:.0f} picks per "
+                f"micrograph ({threshold.per_image:.0f} expected)")
     return Count(threshold.per_image, cut, threshold.split), said
 
 

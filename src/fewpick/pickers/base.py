@@ -37,7 +37,8 @@ from fewpick.pickers.threshold import (
     Threshold,
     ThresholdLike,
     as_threshold,
-    cut_for_count,
+    cut_at_count,
+    gap_near_count,
     known_cut,
     select_peaks,
 )
@@ -130,15 +131,24 @@ class PickerBase:
 
     def count_cut(self, images, per_image: float | None, split: bool = False, **score_options) -> float:
         """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image
-        (``split``: or where they fall into two clear groups, :func:`~fewpick.pickers.threshold.cut_for_count`;
-        ``score_options``: passed to :meth:`score_map`, as the picking that follows will). Peaks ranked last for
-        lying close to a better one are not counted; where the others are fewer than the count, the weakest of
-        them."""
+        (``split``: or where they fall into two clear groups near that, :func:`~fewpick.pickers.threshold.
+        gap_near_count`; ``score_options``: passed to :meth:`score_map`, as the picking that follows will). Peaks
+        ranked last for lying close to a better one are not counted; where the others are fewer than the count,
+        the weakest of them."""
+        return self.count_cut_kept(images, per_image, split, **score_options)[0]
+
+    def count_cut_kept(self, images, per_image: float | None, split: bool = False,
+                       **score_options) -> tuple[float, float | None]:
+        """:meth:`count_cut`, and the picks per image it keeps where it is the gap between two groups of scores
+        (None where it is the count's)."""
         pooled = [self.peaks(self.score_map(im, **score_options), Count(score=-np.inf))[1] for im in images]
-        cut = cut_for_count(pooled, per_image, split)
+        gap = gap_near_count(pooled, per_image) if split else None
+        if gap is not None:
+            return gap
+        cut = cut_at_count(pooled, per_image)
         if not np.isfinite(cut) and any(len(s) for s in pooled):
             cut = float(min(np.min(s) for s in pooled if len(s)))
-        return cut
+        return cut, None
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
                max_picks: int | None = None, close_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

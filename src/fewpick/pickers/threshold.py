@@ -13,7 +13,7 @@ A cut is one of four things:
   micrographs they pick before picking); on one image alone, its best ``per_image`` peaks. Scores shift from
   the training micrographs (which the network has seen) to new ones; a cut set on the new ones follows them.
   The model's own count is a guide (``split``): where the pooled peak scores fall into two clear groups, the
-  cut goes between them, if that keeps within :data:`SPLIT_RANGE` of the count (:func:`cut_for_count`).
+  cut goes between them, if that keeps within :data:`SPLIT_RANGE` of the count (:func:`gap_near_count`).
 
 ``None`` means "the model's default" (:meth:`~fewpick.pickers.base.PickerBase.default_threshold`): ``count``
 for a model trained with an expected particle count (raised where the general particle model clearly counts more,
@@ -172,25 +172,30 @@ SPLIT_RANGE = 1.5
 
 def cut_for_count(peak_scores, per_image: float | None, split: bool = False) -> float:
     """The cut of :func:`cut_at_count`; with ``split``, where the images' peak scores pooled fall into two clear
-    groups (:func:`~fewpick.ops.thresholds.two_groups`), the sparsest point between them instead
-    (:func:`~fewpick.ops.thresholds.threshold_knn_density`), if the picks per image it keeps lie within a factor
-    :data:`SPLIT_RANGE` of ``per_image``.
+    groups near the count, the gap between them instead (:func:`gap_near_count`)."""
+    gap = gap_near_count(peak_scores, per_image) if split else None
+    return gap[0] if gap is not None else cut_at_count(peak_scores, per_image)
+
+
+def gap_near_count(peak_scores, per_image: float | None) -> tuple[float, float] | None:
+    """Where the images' peak scores pooled fall into two clear groups (:func:`~fewpick.ops.thresholds.two_groups`),
+    the sparsest point between them (:func:`~fewpick.ops.thresholds.threshold_knn_density`) and the picks per
+    image it keeps, if those lie within a factor :data:`SPLIT_RANGE` of ``per_image``; else None.
 
     A count given or estimated beforehand is right for a typical micrograph at best; where particles and
     background score apart, the gap between them finds the particles of the micrographs picked. Where the
     scores form one group (crowded micrographs, where most peaks are particles of some quality), a split would
     fall anywhere, and the count stands; so it does where the gap lies far from it (the upper group then being
     something else: the best views, or contamination)."""
-    cut = cut_at_count(peak_scores, per_image)
-    if not split or not per_image:
-        return cut
+    if not per_image:
+        return None
     pooled = np.concatenate([np.asarray(s, float).ravel() for s in peak_scores] or [np.zeros(0)])
     pooled = pooled[np.isfinite(pooled)]
     if not two_groups(pooled):
-        return cut
+        return None
     gap = threshold_knn_density(pooled)
     kept = float(np.sum(pooled >= gap)) / max(len(peak_scores), 1)
-    return gap if kept > 0 and abs(np.log(kept / per_image)) <= np.log(SPLIT_RANGE) else cut
+    return (gap, kept) if kept > 0 and abs(np.log(kept / per_image)) <= np.log(SPLIT_RANGE) else None
 
 
 def cut_at_count(peak_scores, per_image: float | None) -> float:
