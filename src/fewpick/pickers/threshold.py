@@ -164,9 +164,9 @@ def default_count(expected: float | None, counted: float | None) -> float | None
     return float(expected)
 
 
-#: how far from the count a split of the scores may keep picks and still replace it (:func:`cut_for_count`), as a
-#: factor either way: the spread of two counts of the same particles (the general particle model counted 0.8 to
-#: 1.5 times the annotated particles of the real sets fewpick is measured on)
+#: how far from the count a split of the scores may keep picks and still replace it (:func:`gap_near_count`), as a
+#: factor either way: about the spread of two counts of the same particles (docs/decisions.md, "The expected count
+#: is a guide")
 SPLIT_RANGE = 1.5
 
 
