@@ -18,6 +18,7 @@ from fewpick.io import Image, read_picks, write_mrc, write_picks
 from fewpick.pickers import pu
 from fewpick.pickers.classic import ClassicPicker, ClassicSettings
 from fewpick.pickers.pu.general import GENERAL_MODEL, general_model
+from fewpick.pickers.threshold import Count
 from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
 from fewpick.simulate.species import load_species
 
@@ -122,6 +123,9 @@ def test_pu_training_without_a_count_counts_with_it(tmp_path):
     given = pu.train(images, truth.iloc[:10], replace(s, expected_particles=found), tmp_path / "n.pt")
     assert model.pi == given.pi and given.estimated_particles is None
     assert pu.load_model(tmp_path / "m.pt").estimated_particles == found
+    # its default cut: the calibrated one, or the gap between two clear groups of scores near the count
+    assert model.default_threshold() == Count(found, split=True, otherwise=model.threshold)
+    assert given.default_threshold() == Count(found, split=True)
     for im in images:
         write_mrc(tmp_path / f"{im.name}.mrc", im.data, im.pixel_size)
     write_picks(truth.iloc[:10], tmp_path / "labels.star")
@@ -130,6 +134,17 @@ def test_pu_training_without_a_count_counts_with_it(tmp_path):
                                  str(tmp_path / "p.pt")])
     assert r.exit_code == 0, r.output
     assert f"about {found:.0f} particles per micrograph, counted by the general" in " ".join(r.output.split())
+    # picking says which cut it took: the gap near the count, or the model's own where the scores show none
+    r = CliRunner().invoke(app, ["pick", str(tmp_path / "m1.mrc"), "--model", str(tmp_path / "p.pt"), "--out",
+                                 str(tmp_path / "picks.star")])
+    said, picked = " ".join(r.output.split()), read_picks(tmp_path / "picks.star")
+    trained = pu.load_model(tmp_path / "p.pt")
+    assert r.exit_code == 0, r.output
+    if "the gap in their scores" in said:
+        assert f"about {len(picked)} picks per micrograph ({found:.0f} counted)" in said, said
+    else:
+        assert f"threshold {trained.threshold:.3g}, the model's own" in said, said
+        assert picked.score.min() >= trained.threshold
 
 
 def test_on_sparse_micrographs_the_count_is_the_peaks_that_score_like_the_labels():

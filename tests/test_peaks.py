@@ -153,6 +153,14 @@ def test_a_guiding_count_moves_to_the_gap_between_two_clear_groups_of_scores_onl
     order = np.argsort(-images[0])
     got = select_peaks(coords[order], images[0][order], Count(32, split=True), rule=np.median)[1]
     assert len(got) == 40 and len(select_peaks(coords[order], images[0][order], Count(32), rule=np.median)[1]) == 32
+    # a count the model estimated only guides: without a gap near it, the model's own cut (``otherwise``) stands
+    assert kept(cut_for_count(images, 32, split=True, otherwise=3.0)) == 40
+    assert cut_for_count(images, 20, split=True, otherwise=3.0) == 3.0
+    assert cut_for_count(one, 40, split=True, otherwise=-0.5) == -0.5
+    guided = Count(32, split=True, otherwise=7.0)
+    assert len(select_peaks(coords[order], images[0][order], guided, rule=np.median)[1]) == 40
+    far = Count(20, split=True, otherwise=7.0)  # the gap twice the count away: the peaks scoring 7 or more
+    assert len(select_peaks(coords[order], images[0][order], far, rule=np.median)[1]) == int((images[0] >= 7).sum())
 
 
 def test_a_default_count_takes_a_second_count_only_where_clearly_larger():

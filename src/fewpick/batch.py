@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -103,14 +103,20 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
             continue
     if not images:
         return threshold, None
-    cut, kept = picker.count_cut_kept(images, threshold.per_image, threshold.split, **score_options)
+    cut, kept = picker.count_cut_kept(images, threshold.per_image, threshold.split, threshold.otherwise,
+                                      **score_options)
     where = f"threshold {cut:.3g}, set on {len(images)} of the {len(files)} micrographs"
-    if kept is None:
-        said = f"{where}: the {threshold.per_image:.0f} best picks per micrograph expected"
-    else:
+    counted = "counted" if threshold.otherwise is not None else "expected"
+    if kept is not None:
         said = (f"{where}: the gap in their scores between particles and background, about {kept:.0f} picks per "
-                f"micrograph ({threshold.per_image:.0f} expected)")
-    return Count(threshold.per_image, cut, threshold.split), said
+                f"micrograph ({threshold.per_image:.0f} {counted})")
+    elif threshold.otherwise is not None:
+        said = (f"threshold {cut:.3g}, the model's own (set on its training micrographs): the scores of {len(images)} "
+                f"of the {len(files)} micrographs show no clear gap between particles and background near the "
+                f"{threshold.per_image:.0f} per micrograph it counted")
+    else:
+        said = f"{where}: the {threshold.per_image:.0f} best picks per micrograph expected"
+    return replace(threshold, score=cut), said
 
 
 def pick_files(

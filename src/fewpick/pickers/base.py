@@ -21,7 +21,7 @@ filaments) extends it. :func:`fewpick.batch.pick_files` runs ``pick`` over many 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -107,13 +107,23 @@ class PickerBase:
         :func:`~fewpick.pickers.threshold.default_count`); None where it was not told."""
         return None
 
+    def estimated_count(self) -> float | None:
+        """Particles per image the model counted itself where it was given no count; None where it did not."""
+        return None
+
     def default_threshold(self) -> Threshold:
         """The cut used when none is given: the expected count on the images picked where the model knows it (a
         guide: where their scores fall into two clear groups, between them; :func:`~fewpick.pickers.threshold.
-        cut_for_count`), else the calibrated cut where the model has one, else the automatic rule."""
+        cut_for_count`), else the calibrated cut where the model has one (where their scores fall into two clear
+        groups near the count the model estimated, between them), else the automatic rule."""
         if self.expected_count():
             return Count(self.expected_count(), split=True)
-        return Calibrated() if self.calibrated_threshold() is not None else Auto()
+        calibrated = self.calibrated_threshold()
+        if calibrated is None:
+            return Auto()
+        if self.estimated_count():
+            return Count(self.estimated_count(), split=True, otherwise=float(calibrated))
+        return Calibrated()
 
     def resolve_threshold(self, threshold: ThresholdLike) -> Threshold:
         """Any accepted spelling of a threshold (None: :meth:`default_threshold`) as a :data:`Threshold`; a
@@ -129,22 +139,25 @@ class PickerBase:
             t = Count(self.expected_count(), split=True)
         return t
 
-    def count_cut(self, images, per_image: float | None, split: bool = False, **score_options) -> float:
+    def count_cut(self, images, per_image: float | None, split: bool = False, otherwise: float | None = None,
+                  **score_options) -> float:
         """One score for images picked together: where their peaks, pooled, give ``per_image`` picks per image
         (``split``: or where they fall into two clear groups near that, :func:`~fewpick.pickers.threshold.
         gap_near_count`; ``score_options``: passed to :meth:`score_map`, as the picking that follows will). Peaks
         ranked last for lying close to a better one are not counted; where the others are fewer than the count,
-        the weakest of them."""
-        return self.count_cut_kept(images, per_image, split, **score_options)[0]
+        the weakest of them; ``otherwise``: where no gap replaces the count, this score instead."""
+        return self.count_cut_kept(images, per_image, split, otherwise, **score_options)[0]
 
-    def count_cut_kept(self, images, per_image: float | None, split: bool = False,
+    def count_cut_kept(self, images, per_image: float | None, split: bool = False, otherwise: float | None = None,
                        **score_options) -> tuple[float, float | None]:
         """:meth:`count_cut`, and the picks per image it keeps where it is the gap between two groups of scores
-        (None where it is the count's)."""
+        (None where it is the count's, or ``otherwise`` where given: the cut where there is no such gap)."""
         pooled = [self.peaks(self.score_map(im, **score_options), Count(score=-np.inf))[1] for im in images]
         gap = gap_near_count(pooled, per_image) if split else None
         if gap is not None:
             return gap
+        if otherwise is not None:
+            return float(otherwise), None
         cut = cut_at_count(pooled, per_image)
         if not np.isfinite(cut) and any(len(s) for s in pooled):
             cut = float(min(np.min(s) for s in pooled if len(s)))
@@ -168,6 +181,6 @@ class PickerBase:
         images = list(images)
         t = self.resolve_threshold(threshold)
         if isinstance(t, Count) and t.score is None and images:
-            t = Count(t.per_image, self.count_cut(images, t.per_image, t.split), t.split)
+            t = replace(t, score=self.count_cut(images, t.per_image, t.split, t.otherwise))
         tables = [self.pick(im, t, max_picks) for im in images]
         return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])

@@ -13,11 +13,13 @@ A cut is one of four things:
   micrographs they pick before picking); on one image alone, its best ``per_image`` peaks. Scores shift from
   the training micrographs (which the network has seen) to new ones; a cut set on the new ones follows them.
   The model's own count is a guide (``split``): where the pooled peak scores fall into two clear groups, the
-  cut goes between them, if that keeps within :data:`SPLIT_RANGE` of the count (:func:`gap_near_count`).
+  cut goes between them, if that keeps within :data:`SPLIT_RANGE` of the count (:func:`gap_near_count`). A
+  count the model estimated itself guides only (``otherwise``: where there is no such gap, its calibrated cut).
 
 ``None`` means "the model's default" (:meth:`~fewpick.pickers.base.PickerBase.default_threshold`): ``count``
 for a model trained with an expected particle count (raised where the general particle model clearly counts more,
-:func:`default_count`), else its calibrated cut or ``auto``. Every picker applies
+:func:`default_count`); for a model that counted the particles itself, its calibrated cut or the gap near its
+count; else its calibrated cut or ``auto``. Every picker applies
 the cut first and ``max_picks`` after it (the best ``max_picks`` of the peaks the cut keeps).
 
 The command line, the library and the pages accept the plain spellings too: a number, ``"auto"``,
@@ -67,13 +69,15 @@ class Count:
     """Keep ``per_image`` picks per image on average over the images picked together (None: the model's expected
     count). ``score``: the cut, once set on the images picked together (:meth:`~fewpick.pickers.base.PickerBase.
     count_cut`). ``split``: the count is a guide, and the cut goes where the peak scores fall into two clear
-    groups when they do (:func:`cut_for_count`); the model's own count is used so. A count never keeps a peak
-    ranked last for lying close to a better one: where there are fewer other peaks than the count, it keeps
-    those."""
+    groups when they do (:func:`cut_for_count`); the model's own count is used so. ``otherwise``: where they do
+    not, this score instead of the count's cut (a count the model estimated itself only guides the split). A
+    count never keeps a peak ranked last for lying close to a better one: where there are fewer other peaks than
+    the count, it keeps those."""
 
     per_image: float | None = None
     score: float | None = None
     split: bool = False
+    otherwise: float | None = None
 
     def __str__(self) -> str:
         return "count" if self.per_image is None else f"count {self.per_image:g}"
@@ -134,7 +138,7 @@ def select_peaks(coords: np.ndarray, scores: np.ndarray, threshold: Threshold, *
     if isinstance(threshold, Count):  # never a peak ranked last for closeness
         coords, scores = coords[~close], scores[~close]
         cut = (threshold.score if threshold.score is not None
-               else cut_for_count([scores], threshold.per_image, threshold.split))
+               else cut_for_count([scores], threshold.per_image, threshold.split, threshold.otherwise))
     if cut is not None:
         keep = scores >= cut
         coords, scores = coords[keep], scores[keep]
@@ -170,11 +174,13 @@ def default_count(expected: float | None, counted: float | None) -> float | None
 SPLIT_RANGE = 1.5
 
 
-def cut_for_count(peak_scores, per_image: float | None, split: bool = False) -> float:
-    """The cut of :func:`cut_at_count`; with ``split``, where the images' peak scores pooled fall into two clear
-    groups near the count, the gap between them instead (:func:`gap_near_count`)."""
+def cut_for_count(peak_scores, per_image: float | None, split: bool = False, otherwise: float | None = None) -> float:
+    """The cut of :func:`cut_at_count` (``otherwise``: this score instead); with ``split``, where the images' peak
+    scores pooled fall into two clear groups near the count, the gap between them instead (:func:`gap_near_count`)."""
     gap = gap_near_count(peak_scores, per_image) if split else None
-    return gap[0] if gap is not None else cut_at_count(peak_scores, per_image)
+    if gap is not None:
+        return gap[0]
+    return otherwise if otherwise is not None else cut_at_count(peak_scores, per_image)
 
 
 def gap_near_count(peak_scores, per_image: float | None) -> tuple[float, float] | None:

@@ -4,7 +4,7 @@ that correlation, and the calibrated cut."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -328,8 +328,8 @@ def pick_images(model: FewShotModel, images: Sequence[Image], threshold: Thresho
     images = list(images)
     t = model.resolve_threshold(threshold)
     if isinstance(t, Count) and t.score is None and images:
-        t = Count(t.per_image, model.count_cut(images, t.per_image, t.split, match=kw.get("match"),
-                                               stride=kw.get("stride")), t.split)
+        t = replace(t, score=model.count_cut(images, t.per_image, t.split, t.otherwise, match=kw.get("match"),
+                                             stride=kw.get("stride")))
     tables = [pick_micrograph(model, im, t, **kw) for im in images]
     return pd.concat(tables, ignore_index=True) if tables else make_picks("", [], [])
 

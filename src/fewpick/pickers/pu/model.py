@@ -94,6 +94,11 @@ class PUModel(PickerBase):
         (:func:`~fewpick.pickers.threshold.default_count`)."""
         return default_count(self.settings.expected_particles, self.general_count if self.uses_general else None)
 
+    def estimated_count(self) -> float | None:
+        """The general particle model's count of the particles, scaled by the labels it misses, where the model was
+        trained without an expected count (:func:`~fewpick.pickers.pu.general.estimate_particles`)."""
+        return None if self.settings.expected_particles else self.estimated_particles
+
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-maximum suppression at the model's pick distance (for a model that uses the correlation: each
@@ -169,6 +174,9 @@ def model_summary(model: PUModel) -> str:
     if model.expected_count():
         cut = (f"default threshold: the best {model.expected_count():.0f} picks per micrograph, or the gap in the "
                f"scores where they fall into two clear groups near that")
+    elif model.threshold is not None and model.estimated_count():
+        cut = (f"default threshold {model.threshold:.3g}, or the gap in the scores where they fall into two clear "
+               f"groups near the count")
     else:
         cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
     counted = ("" if model.estimated_particles is None else
