@@ -37,8 +37,7 @@ from fewpick.pickers.threshold import (
     Threshold,
     ThresholdLike,
     as_threshold,
-    cut_at_count,
-    gap_near_count,
+    cut_and_kept,
     known_cut,
     select_peaks,
 )
@@ -153,15 +152,10 @@ class PickerBase:
         """:meth:`count_cut`, and the picks per image it keeps where it is the gap between two groups of scores
         (None where it is the count's, or ``otherwise`` where given: the cut where there is no such gap)."""
         pooled = [self.peaks(self.score_map(im, **score_options), Count(score=-np.inf))[1] for im in images]
-        gap = gap_near_count(pooled, per_image) if split else None
-        if gap is not None:
-            return gap
-        if otherwise is not None:
-            return float(otherwise), None
-        cut = cut_at_count(pooled, per_image)
+        cut, kept = cut_and_kept(pooled, per_image, split, otherwise)
         if not np.isfinite(cut) and any(len(s) for s in pooled):
             cut = float(min(np.min(s) for s in pooled if len(s)))
-        return cut, None
+        return float(cut), kept
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
                max_picks: int | None = None, close_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -177,10 +177,17 @@ SPLIT_RANGE = 1.5
 def cut_for_count(peak_scores, per_image: float | None, split: bool = False, otherwise: float | None = None) -> float:
     """The cut of :func:`cut_at_count` (``otherwise``: this score instead); with ``split``, where the images' peak
     scores pooled fall into two clear groups near the count, the gap between them instead (:func:`gap_near_count`)."""
+    return cut_and_kept(peak_scores, per_image, split, otherwise)[0]
+
+
+def cut_and_kept(peak_scores, per_image: float | None, split: bool = False,
+                 otherwise: float | None = None) -> tuple[float, float | None]:
+    """:func:`cut_for_count`, and the picks per image it keeps where it is the gap between two groups of scores
+    (None where it is the count's cut or ``otherwise``)."""
     gap = gap_near_count(peak_scores, per_image) if split else None
     if gap is not None:
-        return gap[0]
-    return otherwise if otherwise is not None else cut_at_count(peak_scores, per_image)
+        return gap
+    return (otherwise if otherwise is not None else cut_at_count(peak_scores, per_image)), None
 
 
 def gap_near_count(peak_scores, per_image: float | None) -> tuple[float, float] | None:
