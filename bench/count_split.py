@@ -9,8 +9,10 @@ Models, as kept by the other benchmarks (trained here only where missing): the 1
 ``bench/default_threshold.py`` (seeds 0–2, the training micrographs' expected count), finished with the general
 model's score as ``bench/general_score.py`` finishes them; that benchmark's few-shot models, with the count given
 and without it (``fewshot_sN``, ``fewshot_sN_nocount``), where kept; and ``bench/general_score.py
---simulated``'s PU models of the simulated ribosome at each diameter given. Each model scores the test
-micrographs once; both cuts pick from the same score maps.
+--simulated``'s PU models of the simulated ribosome at each diameter given, and few-shot models of those sets
+trained as that benchmark trains them on a real set (15 exemplars on the reference, the training micrographs for
+pre-training; with and without the count; bench/work/general_score/simD/fewshot_sN[_nocount]). Each model
+scores the test micrographs once; both cuts pick from the same score maps.
 
 Reported for each: the count, Ashman's D of the pooled peak scores (two groups above 2), the picks per
 micrograph each cut keeps, box F1 (boxes of D, IoU ≥ 0.5) and its ratio to the best box F1 of every peak, and
@@ -20,6 +22,7 @@ the duplicates (picks beyond the first within D/2 of one true particle). Writes 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,15 +32,16 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from fewpick.io import read_micrograph, read_picks  # noqa: E402
+from fewpick.io import read_micrograph, read_picks, write_picks  # noqa: E402
 from fewpick.ops.thresholds import ashman_d, two_group_mixture  # noqa: E402
 from fewpick.pickers import fewshot, pu  # noqa: E402
 from fewpick.pickers.pu.train import refit  # noqa: E402
 from fewpick.pickers.threshold import Count  # noqa: E402
 from general_score import network, simulated_set  # noqa: E402
-from real2d import SETS_ALL, default_cut_scores, load_set  # noqa: E402
+from real2d import FEWPICK, SETS_ALL, default_cut_scores, draw_exemplars, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
+SIM_WORK = Path(__file__).resolve().parent / "work" / "general_score"
 
 
 def pu_model(rs, seed: int):
@@ -48,15 +52,34 @@ def pu_model(rs, seed: int):
     return model
 
 
+def fewshot_simulated(rs, seed: int, with_count: bool) -> Path:
+    """A few-shot model of a simulated set (trained here if missing) as ``bench/default_threshold.py`` trains one
+    on a real set: 15 exemplars on the reference, the training micrographs for pre-training."""
+    run = SIM_WORK / f"sim{rs.diameter:g}" / f"fewshot_s{seed}{'' if with_count else '_nocount'}"
+    model = run / "fewshot.pt"
+    if not model.is_file():
+        run.mkdir(parents=True, exist_ok=True)
+        write_picks(draw_exemplars(rs, seed), run / "exemplars.star")
+        count = ["-n", str(rs.expected)] if with_count else []
+        proc = subprocess.run([str(FEWPICK), "fewshot", "train", str(rs.reference), "--exemplars",
+                               str(run / "exemplars.star"), "-d", f"{rs.diameter:g}",
+                               *[a for p in rs.pretrain for a in ("--pretrain-images", str(p))], *count,
+                               "--seed", str(seed), "--out", str(model)], capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"training failed:\n{proc.stderr[-2000:]}")
+    return model
+
+
 def models(rs):
     """(picker, seed, model) for every model of the set, finished as picking uses it now."""
     for seed in (0, 1, 2):
         yield "PU", seed, pu_model(rs, seed)
-    if rs.name.startswith("simulated"):
-        return
     for suffix, what in (("", "few-shot"), ("_nocount", "few-shot, counted")):
         for seed in (0, 1, 2):
-            path = WORK / rs.name / f"fewshot_s{seed}{suffix}" / "fewshot.pt"
+            if rs.name.startswith("simulated"):
+                path = fewshot_simulated(rs, seed, not suffix)
+            else:
+                path = WORK / rs.name / f"fewshot_s{seed}{suffix}" / "fewshot.pt"
             if path.is_file():
                 yield what, seed, fewshot.load_model(path, "cpu")
 

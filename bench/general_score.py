@@ -71,7 +71,7 @@ def simulated_set(diameter: float) -> RealSet:
         files.append(path)
         truths.append(read_picks(truth).assign(micrograph=path.stem))
     return RealSet(f"simulated {diameter:g} px", diameter, files[:4], files[4:], pd.concat(truths[:4]),
-                   pd.concat(truths[4:]))
+                   pd.concat(truths[4:]), pretrain=files[:4])
 
 
 def mtor_set() -> RealSet:

@@ -115,9 +115,9 @@ def draw_labels(rs: RealSet, n: str, seed: int) -> pd.DataFrame:
 
 def draw_exemplars(rs: RealSet, seed: int, m: int = 15) -> pd.DataFrame:
     """``m`` particles of the reference whose few-shot window (1.2 diameters) fits: those a user would click."""
-    from PIL import Image
+    from fewpick.io.images import image_info
 
-    w, h = Image.open(rs.reference).size
+    h, w = image_info(rs.reference).shape
     on_ref = rs.train_truth[rs.train_truth.micrograph == rs.reference.stem]
     half = 0.6 * rs.diameter + 2
     drawn = on_ref.sample(frac=1.0, random_state=seed)  # a random order; its first m are sample(m, seed)
