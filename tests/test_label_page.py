@@ -286,3 +286,20 @@ def test_a_refused_micrograph_is_said_on_the_page_and_the_others_stay(micrograph
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_pu_model_trained_without_a_count_starts_at_its_own_default_cut(micrographs, tmp_path):
+    """No count typed in: the general model counts the particles, and the page's initial threshold is the model's
+    default as 'fewpick pick' sets it (the gap in the scores of the micrographs near that count, else the
+    calibrated cut), one cut for every micrograph, and it finds the particles of the unlabelled micrograph."""
+    d, truths = micrographs
+    session = _session(d, tmp_path / "l.star")
+    session.set_labels(0, truths[0][["x", "y"]].to_numpy(float)[:15].tolist())
+    session.start_training("pu")
+    session._thread.join(timeout=600)
+    assert session.job["state"] == "done", session.job
+    model = session.model
+    assert model.settings.expected_particles is None and model.estimated_count()
+    cut = model.count_cut([session.image(0), session.image(1)], model.estimated_count(), True, model.threshold)
+    assert session.picks_of(0)["threshold"] == session.picks_of(1)["threshold"] == pytest.approx(cut, abs=1e-6)
+    assert recall_at_the_page_threshold(session.picks_of(1), truths[1]) >= 0.8
