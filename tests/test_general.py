@@ -252,8 +252,8 @@ def test_fewshot_default_count_takes_its_count_where_the_users_is_short(tmp_path
     few = fs.train(image, inner, replace(s, expected_particles=20), tmp_path / "f.pt", no_pretrain=True,
                    distill=False)
     assert few.general_count is None and few.expected_count() == 20
-    # without a count, it estimates one (scaled by the share of the exemplars it finds): the default cut keeps
-    # that many, and the model says so
+    # without a count, it estimates one (scaled by the share of the exemplars it finds): the default cut, set on
+    # the reference to keep that many there, keeps about as many on it, and the model says so
     alone = fs.train(image, inner, replace(s, expected_particles=None), tmp_path / "a.pt", no_pretrain=True,
                      distill=False)
     assert 0.8 * 60 <= alone.estimated_particles <= 1.2 * 60 and alone.general_count is None

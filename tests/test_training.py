@@ -197,12 +197,14 @@ def test_every_picker_follows_the_contract(tmp_path):
         check_threshold_contract(picker, image, picker.calibrated_threshold(), picker is classic)
     assert classic.calibrated_threshold() is None and classic.default_threshold() == Auto()
     # the expected count on the images picked for a model trained with one, as a guide (the gap between two clear
-    # groups of scores near it); a few-shot model trained without one counted with the general model; auto for a
-    # model with no count at all (a file from before the count)
+    # groups of scores near it); a few-shot model trained without one counted with the general model: its
+    # calibrated cut, or the gap near that count; auto for a model with no count at all (a file from before the
+    # count)
     assert pu_model.default_threshold() == Count(20.0, split=True)
     assert pu_model.resolve_threshold("count") == Count(20.0, split=True)
-    assert fs_model.estimated_particles and fs_model.default_threshold() == Count(fs_model.estimated_particles,
-                                                                                  split=True)
+    assert fs_model.estimated_particles and fs_model.default_threshold() == Count(
+        fs_model.estimated_particles, split=True, otherwise=fs_model.threshold)
+    assert fs_model.resolve_threshold("count") == Count(fs_model.estimated_particles, split=True)
     uncounted = replace(fs_model, estimated_particles=None, threshold=None)
     assert uncounted.default_threshold() == Auto()
     with pytest.raises(InputError, match="without an expected particle count"):

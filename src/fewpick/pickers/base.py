@@ -111,18 +111,17 @@ class PickerBase:
         return None
 
     def default_threshold(self) -> Threshold:
-        """The cut used when none is given: the expected count on the images picked where the model knows it (a
-        guide: where their scores fall into two clear groups, between them; :func:`~fewpick.pickers.threshold.
-        cut_for_count`), else the calibrated cut where the model has one (where their scores fall into two clear
-        groups near the count the model estimated, between them), else the automatic rule."""
+        """The cut used when none is given: for a model that estimated the particle count itself, its calibrated
+        cut, or where the scores of the images picked fall into two clear groups near that count, the gap between
+        them; else the expected count on the images picked where the model knows it (a guide too:
+        :func:`~fewpick.pickers.threshold.cut_for_count`), else the calibrated cut where the model has one, else
+        the automatic rule."""
+        calibrated = self.calibrated_threshold()
+        if self.estimated_count() and calibrated is not None:
+            return Count(self.estimated_count(), split=True, otherwise=float(calibrated))
         if self.expected_count():
             return Count(self.expected_count(), split=True)
-        calibrated = self.calibrated_threshold()
-        if calibrated is None:
-            return Auto()
-        if self.estimated_count():
-            return Count(self.estimated_count(), split=True, otherwise=float(calibrated))
-        return Calibrated()
+        return Auto() if calibrated is None else Calibrated()
 
     def resolve_threshold(self, threshold: ThresholdLike) -> Threshold:
         """Any accepted spelling of a threshold (None: :meth:`default_threshold`) as a :data:`Threshold`; a

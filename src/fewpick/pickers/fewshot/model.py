@@ -138,6 +138,11 @@ class FewShotModel(PickerBase):
             return default_count(self.settings.expected_particles, self.general_count)
         return self.estimated_particles
 
+    def estimated_count(self) -> float | None:
+        """The general particle model's count of the particles, where the model was trained without an expected
+        count (scaled by the exemplars it misses and checked against this model's scores)."""
+        return None if self.settings.expected_particles else self.estimated_particles
+
     def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
               max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Suppression within ``suppress`` × the diameter, each peak centred (:func:`centre_peaks`), those closer
@@ -349,6 +354,11 @@ def default_cut_summary(model: FewShotModel) -> str:
     if not k:
         return "each micrograph cut where its scores are sparsest"
     gap = ", or the gap in the scores where they fall into two clear groups near that"
+    if not expected and model.threshold is not None:
+        return (f"default threshold {model.threshold:.3g}, which keeps the {k:.0f} best picks on the reference "
+                f"micrograph (about {k:.0f} particles per micrograph, counted with the general particle model and "
+                f"checked against where this model's scores fall off), or the gap in the scores where they fall "
+                f"into two clear groups near that count")
     if not expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (about {k:.0f} particles per "
                 f"micrograph, counted with the general particle model and checked against where this model's "
