@@ -27,10 +27,9 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from fewpick.errors import InputError
+from fewpick.ops.filters import band_energy, energy_response
 from fewpick.ops.peaks import nms
 from fewpick.ops.resample import block_bin
-
-OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
 
 #: the fraction of the candidates allowed on background, as the phase-scrambled copy estimates it (the estimate
 #: runs high: the copy keeps the particles' power, so its peaks outnumber the true background's)
@@ -40,39 +39,6 @@ BACKGROUND = 0.5
 def candidate_binning(radius: float, target: float = 3.0) -> int:
     """Integer binning that brings the NMS radius to about ``target`` voxels (never below 1)."""
     return max(1, int(np.floor(radius / target)))
-
-
-def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
-    """Difference of Gaussians at the particle's scale against progressively wider surroundings.
-
-    ``max_k [G(σ₀) − G(1.6^k σ₀)]`` for k = 1, 2, 3 with σ₀ = r/√3 (where a ball of radius r answers
-    most): the inner Gaussian averages the blob (finer σ only finds noise), the outer ones remove the
-    background at growing distances, so blobs of radius ≳ r in any surroundings respond.
-    """
-    s0 = radius / np.sqrt(3.0)
-    inner = ndi.gaussian_filter(volume, s0, mode="reflect")
-    best = None
-    for k in OUTER_SCALES:
-        dog = inner - ndi.gaussian_filter(volume, s0 * k, mode="reflect")
-        best = dog if best is None else np.maximum(best, dog, out=best)
-    return best
-
-
-def energy_response(volume: np.ndarray, radius: float) -> np.ndarray:
-    """Local excess of band-passed energy around each voxel, at the scale ``radius`` (voxels) and larger.
-
-    The band is ``G(r/3) − G(2.5 r/3)``; its square (:func:`band_energy`) is scored by :func:`blob_response`.
-    """
-    return blob_response(band_energy(volume, radius), radius)
-
-
-def band_energy(volume: np.ndarray, radius: float) -> np.ndarray:
-    """The square of the volume band-passed by ``G(r/3) − G(2.5 r/3)`` (``radius`` in voxels)."""
-    s = radius / 3.0
-    band = ndi.gaussian_filter(volume, s, mode="reflect")
-    band -= ndi.gaussian_filter(volume, 2.5 * s, mode="reflect")
-    np.square(band, out=band)
-    return band
 
 
 def scrambled_copy(volume: np.ndarray, seed: int = 0) -> np.ndarray:

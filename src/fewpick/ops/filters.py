@@ -1,5 +1,6 @@
 """Filters on 2D and 3D arrays: robust normalisation, Gaussian low-pass, difference of Gaussians (as a blob score
-for particles of a given radius), histogram equalisation."""
+for particles of a given radius), the local energy of a band of detail (as a blob score that does not depend on
+the contrast's sign), histogram equalisation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from fewpick.errors import InputError
+
+OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
 
 
 def normalize(image: np.ndarray, *, robust: bool = True, clip: float | None = None) -> np.ndarray:
@@ -78,3 +81,35 @@ def dog_score_map(image: np.ndarray, radius: float, dark: bool = True) -> np.nda
     if dark:
         dog = -dog
     return normalize(dog)
+
+
+def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
+    """Difference of Gaussians at the particle's scale against progressively wider surroundings.
+
+    ``max_k [G(σ₀) − G(1.6^k σ₀)]`` for k = 1, 2, 3 with σ₀ = r/√3 (where a ball of radius r answers
+    most): the inner Gaussian averages the blob (finer σ only finds noise), the outer ones remove the
+    background at growing distances, so blobs of radius ≳ r in any surroundings respond.
+    """
+    s0 = radius / np.sqrt(3.0)
+    inner = ndi.gaussian_filter(volume, s0, mode="reflect")
+    best = inner - ndi.gaussian_filter(volume, s0 * OUTER_SCALES[0], mode="reflect")
+    for k in OUTER_SCALES[1:]:
+        np.maximum(best, inner - ndi.gaussian_filter(volume, s0 * k, mode="reflect"), out=best)
+    return best
+
+
+def energy_response(volume: np.ndarray, radius: float) -> np.ndarray:
+    """Local excess of band-passed energy around each voxel, at the scale ``radius`` (voxels) and larger.
+
+    The band is ``G(r/3) − G(2.5 r/3)``; its square (:func:`band_energy`) is scored by :func:`blob_response`.
+    """
+    return blob_response(band_energy(volume, radius), radius)
+
+
+def band_energy(volume: np.ndarray, radius: float) -> np.ndarray:
+    """The square of the volume band-passed by ``G(r/3) − G(2.5 r/3)`` (``radius`` in voxels)."""
+    s = radius / 3.0
+    band = ndi.gaussian_filter(volume, s, mode="reflect")
+    band -= ndi.gaussian_filter(volume, 2.5 * s, mode="reflect")
+    np.square(band, out=band)
+    return band
