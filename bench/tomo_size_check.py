@@ -1,0 +1,162 @@
+"""A size check on tomogram picks, measured offline on the localization benchmark's kept models (not part of the
+picker: the measurement behind that decision).
+
+    .venv/bin/python bench/tomo_bench.py                                            # models (bench/work/tomo)
+    .venv/bin/python bench/tomo_bench.py --species mtor --labels 50 --results tomo_mtor
+    .venv/bin/python bench/tomo_size_check.py [--runs ribosome:10 cct:10 ...] [--seeds 0 1 2]
+
+The check: the local energy of detail at the particle's radius (:func:`fewpick.ops.filters.energy_response`, the
+exploration's candidate score, on the tomogram as the network sees it: binned, smoothed, standardised) grows with
+the mass in a blob of that size. Its level is half the faintest label's energy in the training tomograms. Two ways
+to use it, each on the same heat maps and peaks (NMS at 0.05, the peaks the automatic cut sees): **scaled**, each
+peak's probability times its energy's share of the level (at most 1), the automatic cut fitted again to the scaled
+scores; **veto**, the automatic cut of the scores as they are, and the peaks under the level dropped.
+
+For each run (species:labels) and seed: F1 at the automatic cut without the check and with each way, precision,
+recall, best-threshold F1 and the species of the picks kept.
+
+Writes bench/results/tomo_size_check.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+from tomo_bench import TEST_SEEDS, WORK, truth_of  # noqa: E402
+from tomo_profile_check import species_of  # noqa: E402
+
+RUNS = ("ribosome:10", "ribosome:50", "ribosome:200", "cct:10", "cct:50", "cct:200", "mtor:50")
+WAYS = ("off", "scaled", "veto")
+MARGIN = 0.5  # the level: this share of the faintest label's energy
+
+
+def prepared(model, path) -> np.ndarray:
+    from fewpick.io import read_volume
+    from fewpick.pickers.tomo.data import prepare
+
+    return prepare(np.asarray(read_volume(path).data), model.settings.bin)
+
+
+def energy_at(model, volume: np.ndarray, zyx: np.ndarray) -> np.ndarray:
+    """The energy of detail at the particle's radius at the nearest voxel of each binned ``(z, y, x)``."""
+    from fewpick.ops.filters import energy_response
+
+    energy = energy_response(volume, model.settings.geometry().radius(minimum=1.0))
+    idx = np.clip(np.round(zyx).astype(int), 0, np.array(energy.shape) - 1)
+    return energy[tuple(idx.T)]
+
+
+def level_of(model, labels: pd.DataFrame) -> float:
+    """:data:`MARGIN` × the lowest energy at a label in its training tomogram."""
+    geo = model.settings.geometry()
+    lowest = min(float(energy_at(model, prepared(model, WORK / "data" / f"{m}.mrc"),
+                                 geo.to_working(g[["z", "y", "x"]].to_numpy(float))).min())
+                 for m, g in labels.groupby("micrograph"))
+    return MARGIN * lowest
+
+
+def picks_by_way(model, tests: list, level: float) -> dict:
+    """For each way, the picks at its automatic cut and (``<way>_every``) every peak it ranks, from one heat map
+    per tomogram."""
+    from fewpick.ops.peaks import nms
+    from fewpick.ops.thresholds import auto_threshold
+    from fewpick.pickers.base import picks_table
+
+    out: dict = {}
+    r = model.settings.geometry().radius(minimum=1.0)
+    for im in tests:
+        smap = model.score_map(im)
+        zyx, s = nms(smap.scores, r, 0.05, footprint="box")
+        share = np.clip(energy_at(model, prepared(model, im.path), zyx) / level, 0.0, 1.0)
+        scaled = s * share
+        passes = share >= 1.0
+        xyz = smap.to_original(zyx)
+        ways = {"off": (s, s >= auto_threshold(s), np.ones(len(s), bool)),
+                "scaled": (scaled, scaled >= auto_threshold(scaled, floor=0.0), np.ones(len(s), bool)),
+                "veto": (s, (s >= auto_threshold(s)) & passes, passes)}
+        for way, (score, keep, ranked) in ways.items():
+            out.setdefault(way, []).append(picks_table(im.name, xyz[keep], score[keep]))
+            out.setdefault(way + "_every", []).append(picks_table(im.name, xyz[ranked], score[ranked]))
+    return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
+
+
+def measure(picks: dict, way: str, truth: pd.DataFrame, every: pd.DataFrame, radius: float) -> dict:
+    from fewpick.evaluate import evaluate
+
+    kept = picks[way]
+    a = evaluate(kept, truth, radius=radius)["all_picks"]
+    best = evaluate(picks[way + "_every"], truth, radius=radius)["best"] or {}
+    kinds = pd.Series(species_of(kept, every, radius)).value_counts()
+    return {"f1": a["f1"], "precision": a["precision"], "recall": a["recall"], "best_f1": best.get("f1", 0.0),
+            "kept": {str(k): int(v) for k, v in kinds.items()}}
+
+
+def main() -> None:
+    import torch
+
+    from fewpick.io import read_picks, read_volume
+    from fewpick.pickers.tomo import load_model
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), help="species:labels")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    every = pd.concat([read_picks(WORK / "data" / f"tomo_{s}_truth.csv") for s in TEST_SEEDS], ignore_index=True)
+    tests = [read_volume(WORK / "data" / f"tomo_{s}.mrc") for s in TEST_SEEDS]
+    rows = []
+    for run in a.runs:
+        sp, n = run.split(":")
+        truth = truth_of(sp, TEST_SEEDS)
+        radius = float(truth["diameter_px"].iloc[0]) / 2
+        for seed in a.seeds:
+            tag = f"{sp}_{n}_{seed}"
+            if not (WORK / f"model_{tag}.pt").exists():
+                print(f"model_{tag}.pt: not trained (run bench/tomo_bench.py first); left out")
+                continue
+            model = load_model(WORK / f"model_{tag}.pt", "cpu")
+            level = level_of(model, read_picks(WORK / f"labels_{tag}.star"))
+            picks = picks_by_way(model, tests, level)
+            row = {"species": sp, "labels": int(n), "seed": seed, "level": level,
+                   **{way: measure(picks, way, truth, every, radius) for way in WAYS}}
+            rows.append(row)
+            print(f"{tag}: F1 " + ", ".join(f"{w} {row[w]['f1']:.3f}" for w in WAYS) + "; best "
+                  + ", ".join(f"{row[w]['best_f1']:.3f}" for w in WAYS), flush=True)
+    report(rows)
+
+
+def report(rows: list) -> None:
+    def kept(d: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
+
+    def three(r: dict, key: str) -> str:
+        return " / ".join(f"{r[w][key]:.3f}" for w in WAYS)
+
+    md = ["## F1 at the automatic cut on the two held-out tomograms: no check / scaled / veto (same heat maps)", "",
+          "| species | labels | seed | level | F1 | precision | recall | best-threshold F1 | picks kept, no check | "
+          "picks kept, scaled |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['species']} | {r['labels']} | {r['seed']} | {r['level']:.3f} | {three(r, 'f1')} | "
+                  f"{three(r, 'precision')} | {three(r, 'recall')} | {three(r, 'best_f1')} | {kept(r['off']['kept'])} | "
+                  f"{kept(r['scaled']['kept'])} |")
+    md += ["", "| species | labels | seeds | F1 no check / scaled / veto (mean) | precision | recall | best-threshold F1 |",
+           "|---|---|---|---|---|---|---|"]
+    for sp, n in dict.fromkeys((r["species"], r["labels"]) for r in rows):
+        sel = [r for r in rows if (r["species"], r["labels"]) == (sp, n)]
+        mean = {w: {k: float(np.mean([r[w][k] for r in sel])) for k in ("f1", "precision", "recall", "best_f1")}
+                for w in WAYS}
+        md.append(f"| {sp} | {n} | {len(sel)} | {three(mean, 'f1')} | {three(mean, 'precision')} | "
+                  f"{three(mean, 'recall')} | {three(mean, 'best_f1')} |")
+    write_results("tomo_size_check", {"rows": rows}, "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
