@@ -97,8 +97,7 @@ def main() -> None:
                                                  str(labels), "--particle-diameter", f"{diameter:g}", "--out",
                                                  str(model)])
         out = WORK / f"picks_{sp}.star"
-        pick_s, pick_mib, _ = peak_rss_mib_of([FEWPICK, "tomo", "pick", *map(str, tests), "--model", str(model),
-                                               "--out", str(out), "--threshold", "0.05"])
+        pick_s, pick_mib, _ = tomo_bench.pick_both(model, list(map(str, tests)), out)
         res = tomo_bench.score_peaks(out, test_truth, diameter)
         row = {"species": sp, "explored_tomograms": len(stems), "candidates": len(cands), "classes_ticked": len(led),
                "labels": int(len(chosen)), "labels_on_species": float(on.mean()), "species_particles": present,
