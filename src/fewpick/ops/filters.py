@@ -9,8 +9,6 @@ import scipy.ndimage as ndi
 
 from fewpick.errors import InputError
 
-OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
-
 
 def normalize(image: np.ndarray, *, robust: bool = True, clip: float | None = None) -> np.ndarray:
     """Zero-centre and scale an image to unit spread.
@@ -81,6 +79,9 @@ def dog_score_map(image: np.ndarray, radius: float, dark: bool = True) -> np.nda
     if dark:
         dog = -dog
     return normalize(dog)
+
+
+OUTER_SCALES = (1.6, 2.56, 4.096)  # outer σ of the differences of Gaussians, as multiples of the inner σ
 
 
 def blob_response(volume: np.ndarray, radius: float) -> np.ndarray:
