@@ -37,11 +37,11 @@ WAYS = ("off", "scaled", "veto")
 MARGIN = 0.5  # the level: this share of the faintest label's energy
 
 
-def prepared(model, path) -> np.ndarray:
-    from fewpick.io import read_volume
+def prepared(model, volume) -> np.ndarray:
+    """``volume`` (an array) as the model's network sees it: binned, smoothed, standardised."""
     from fewpick.pickers.tomo.data import prepare
 
-    return prepare(np.asarray(read_volume(path).data), model.settings.bin)
+    return prepare(np.asarray(volume), model.settings.bin)
 
 
 def energy_at(model, volume: np.ndarray, zyx: np.ndarray) -> np.ndarray:
@@ -55,8 +55,10 @@ def energy_at(model, volume: np.ndarray, zyx: np.ndarray) -> np.ndarray:
 
 def level_of(model, labels: pd.DataFrame) -> float:
     """:data:`MARGIN` × the lowest energy at a label in its training tomogram."""
+    from fewpick.io import read_volume
+
     geo = model.settings.geometry()
-    lowest = min(float(energy_at(model, prepared(model, WORK / "data" / f"{m}.mrc"),
+    lowest = min(float(energy_at(model, prepared(model, read_volume(WORK / "data" / f"{m}.mrc").data),
                                  geo.to_working(g[["z", "y", "x"]].to_numpy(float))).min())
                  for m, g in labels.groupby("micrograph"))
     return MARGIN * lowest
@@ -74,7 +76,7 @@ def picks_by_way(model, tests: list, level: float) -> dict:
     for im in tests:
         smap = model.score_map(im)
         zyx, s = nms(smap.scores, r, 0.05, footprint="box")
-        share = np.clip(energy_at(model, prepared(model, im.path), zyx) / level, 0.0, 1.0)
+        share = np.clip(energy_at(model, prepared(model, im.data), zyx) / level, 0.0, 1.0)
         scaled = s * share
         passes = share >= 1.0
         xyz = smap.to_original(zyx)
