@@ -8,7 +8,7 @@ picker: the measurement behind that decision).
 The check: the local energy of detail at the particle's radius (:func:`fewpick.ops.filters.energy_response`, the
 exploration's candidate score, on the tomogram as the network sees it: binned, smoothed, standardised) grows with
 the mass in a blob of that size. Two levels: **label**, half the faintest label's energy in the training
-tomograms (stored with a model); **relative**, half the median energy of this tomogram's confident picks (the
+tomograms (from the benchmark's label files); **relative**, half the median energy of this tomogram's confident picks (the
 peaks at or above its automatic cut; no check where there are fewer than 5), which follows the energy's scale
 from one tomogram to the next and needs nothing from training. Each level used two ways, on the same heat maps
 and peaks (NMS at 0.05, the peaks the automatic cut sees): **veto**, the automatic cut of the scores as they are
