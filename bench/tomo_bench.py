@@ -60,11 +60,33 @@ def simulate(seed: int) -> Path:
     return d / f"{name}.mrc"
 
 
-def truth_of(species: str, seeds) -> pd.DataFrame:
+def every_truth(seeds) -> pd.DataFrame:
+    """Every simulated particle and filament point of the tomograms ``seeds``."""
     from fewpick.io import read_picks
 
-    t = pd.concat([read_picks(WORK / "data" / f"tomo_{s}_truth.csv") for s in seeds], ignore_index=True)
+    return pd.concat([read_picks(WORK / "data" / f"tomo_{s}_truth.csv") for s in seeds], ignore_index=True)
+
+
+def truth_of(species: str, seeds) -> pd.DataFrame:
+    t = every_truth(seeds)
     return t[t["species"] == species].reset_index(drop=True)
+
+
+def kept_runs(runs, seeds, names=("model_{tag}.pt", "labels_{tag}.star")):
+    """For each ``species:labels`` run and seed whose kept files in bench/work/tomo (``names``, ``{tag}`` standing
+    for ``<species>_<labels>_<seed>``) all exist: ``(species, labels, seed, files, test truth, matching radius)``;
+    the others are reported and left out."""
+    for run in runs:
+        sp, n = run.split(":")
+        truth = truth_of(sp, TEST_SEEDS)
+        radius = float(truth["diameter_px"].iloc[0]) / 2
+        for seed in seeds:
+            tag = f"{sp}_{n}_{seed}"
+            files = [WORK / name.format(tag=tag) for name in names]
+            if not all(f.exists() for f in files):
+                print(f"{tag}: no kept {', '.join(f.name for f in files)} (run bench/tomo_bench.py first); left out")
+                continue
+            yield sp, int(n), seed, files, truth, radius
 
 
 def score(picks: pd.DataFrame, truth: pd.DataFrame, radius: float) -> dict:

@@ -34,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from tomo_bench import TEST_SEEDS, WORK, truth_of  # noqa: E402
+from tomo_bench import TEST_SEEDS, WORK, every_truth, kept_runs  # noqa: E402
 from tomo_profile_check import species_of  # noqa: E402
 
 RUNS = ("ribosome:10", "ribosome:50", "ribosome:200", "cct:10", "cct:50", "cct:200", "mtor:50")
@@ -121,26 +121,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     a = ap.parse_args()
     torch.set_num_threads(2)
-    every = pd.concat([read_picks(WORK / "data" / f"tomo_{s}_truth.csv") for s in TEST_SEEDS], ignore_index=True)
+    every = every_truth(TEST_SEEDS)
     tests = [read_volume(WORK / "data" / f"tomo_{s}.mrc") for s in TEST_SEEDS]
     rows = []
-    for run in a.runs:
-        sp, n = run.split(":")
-        truth = truth_of(sp, TEST_SEEDS)
-        radius = float(truth["diameter_px"].iloc[0]) / 2
-        for seed in a.seeds:
-            tag = f"{sp}_{n}_{seed}"
-            if not (WORK / f"model_{tag}.pt").exists():
-                print(f"model_{tag}.pt: not trained (run bench/tomo_bench.py first); left out")
-                continue
-            model = load_model(WORK / f"model_{tag}.pt", "cpu")
-            level = level_of(model, read_picks(WORK / f"labels_{tag}.star"))
-            picks = picks_by_way(model, tests, level)
-            row = {"species": sp, "labels": int(n), "seed": seed, "level": level,
-                   **{way: measure(picks, way, truth, every, radius) for way in WAYS}}
-            rows.append(row)
-            print(f"{tag}: F1 " + ", ".join(f"{w} {row[w]['f1']:.3f}" for w in WAYS) + "; best "
-                  + ", ".join(f"{row[w]['best_f1']:.3f}" for w in WAYS), flush=True)
+    for sp, n, seed, (model_file, labels_file), truth, radius in kept_runs(a.runs, a.seeds):
+        model = load_model(model_file, "cpu")
+        level = level_of(model, read_picks(labels_file))
+        picks = picks_by_way(model, tests, level)
+        row = {"species": sp, "labels": n, "seed": seed, "level": level,
+               **{way: measure(picks, way, truth, every, radius) for way in WAYS}}
+        rows.append(row)
+        print(f"{sp}_{n}_{seed}: F1 " + ", ".join(f"{w} {row[w]['f1']:.3f}" for w in WAYS) + "; best "
+              + ", ".join(f"{row[w]['best_f1']:.3f}" for w in WAYS), flush=True)
     report(rows)
 
 
