@@ -11,7 +11,7 @@ the least typical label lies from the others is not taken as the particle. The c
 automatic threshold: Otsu's split of all its peaks, then the lookalike band's cut fitted to the peaks above the
 split that pass the check.
 
-For each run and seed, from the kept ``model_*.pt``, ``labels_*.star`` and ``picks_*.star`` (every peak ≥ 0.05 on
+For each run and seed, from the kept ``model_*.pt``, ``labels_*.star`` and ``picks_*_every.star`` (every peak on
 the two held-out tomograms) in bench/work/tomo: F1 at the automatic cut without and with the check, the species
 of the picks kept, and the best-threshold F1. Then, for each run's seed-0 labels, the share of every species'
 true particles that passes the check on the tomograms of ``bench/explore_robust.py``'s conditions grid at 10 Å
@@ -32,7 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from tomo_bench import TEST_SEEDS, WORK, truth_of  # noqa: E402
+from tomo_bench import TEST_SEEDS, WORK, every_truth, kept_runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "bench" / "work" / "explore_robust" / "data"
@@ -128,45 +128,38 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a = ap.parse_args()
     torch.set_num_threads(2)
-    every = pd.concat([read_picks(WORK / "data" / f"tomo_{s}_truth.csv") for s in TEST_SEEDS], ignore_index=True)
+    every = every_truth(TEST_SEEDS)
     rows, grid = [], []
-    for run in a.runs:
-        sp, n = run.split(":")
-        test_truth = truth_of(sp, TEST_SEEDS)
-        radius = float(test_truth["diameter_px"].iloc[0]) / 2
-        for seed in a.seeds:
-            tag = f"{sp}_{n}_{seed}"
-            files = [WORK / f"model_{tag}.pt", WORK / f"labels_{tag}.star", WORK / f"picks_{tag}.star"]
-            if not all(f.exists() for f in files):
-                print(f"{tag}: no kept model, labels and picks (run bench/tomo_bench.py --keep first); left out")
-                continue
-            check = ProfileCheck(load_model(files[0], "cpu"), read_picks(files[1]))
-            peaks = read_picks(files[2]).reset_index(drop=True)
-            dist = np.zeros(len(peaks))
-            for m, g in peaks.groupby("micrograph"):
-                dist[peaks.index.get_indexer(g.index)] = check.distance(WORK / "data" / f"{m}.mrc", g)
-            passes = dist <= check.limit
-            kinds = species_of(peaks, every, radius)
-            row = {"species": sp, "labels": int(n), "seed": seed, "limit": check.limit}
-            for name, keep in (("auto", cuts(peaks, None)), ("checked", cuts(peaks, passes))):
-                row[name] = {**scored(peaks[keep], test_truth, radius),
-                             "kept": {k: int(v) for k, v in pd.Series(kinds[keep]).value_counts().items()}}
-            row["best_f1"] = (evaluate(peaks, test_truth, radius=radius)["best"] or {}).get("f1", 0.0)
-            row["best_f1_checked"] = (evaluate(peaks[passes], test_truth, radius=radius)["best"] or {}).get("f1", 0.0)
-            rows.append(row)
-            print(f"{tag}: F1 {row['auto']['f1']:.3f} -> {row['checked']['f1']:.3f} (limit {check.limit:.2f})", flush=True)
-            if seed == a.seeds[0] and GRID.exists():
-                for cond in GRID_10A:
-                    path = GRID / f"{cond}_21.mrc"
-                    if not path.exists():
-                        continue
-                    truth = read_picks(GRID / f"{cond}_21_truth.csv")
-                    share = {}
-                    for other in SPECIES:
-                        t = truth[truth["species"] == other]
-                        if len(t):
-                            share[other] = float(np.mean(check.distance(path, t) <= check.limit))
-                    grid.append({"species": sp, "labels": int(n), "seed": seed, "condition": cond, "passes": share})
+    names = ("model_{tag}.pt", "labels_{tag}.star", "picks_{tag}_every.star")  # every peak, as tomo_bench keeps it
+    for sp, n, seed, files, test_truth, radius in kept_runs(a.runs, a.seeds, names):
+        tag = f"{sp}_{n}_{seed}"
+        check = ProfileCheck(load_model(files[0], "cpu"), read_picks(files[1]))
+        peaks = read_picks(files[2]).reset_index(drop=True)
+        dist = np.zeros(len(peaks))
+        for m, g in peaks.groupby("micrograph"):
+            dist[peaks.index.get_indexer(g.index)] = check.distance(WORK / "data" / f"{m}.mrc", g)
+        passes = dist <= check.limit
+        kinds = species_of(peaks, every, radius)
+        row = {"species": sp, "labels": n, "seed": seed, "limit": check.limit}
+        for name, keep in (("auto", cuts(peaks, None)), ("checked", cuts(peaks, passes))):
+            row[name] = {**scored(peaks[keep], test_truth, radius),
+                         "kept": {k: int(v) for k, v in pd.Series(kinds[keep]).value_counts().items()}}
+        row["best_f1"] = (evaluate(peaks, test_truth, radius=radius)["best"] or {}).get("f1", 0.0)
+        row["best_f1_checked"] = (evaluate(peaks[passes], test_truth, radius=radius)["best"] or {}).get("f1", 0.0)
+        rows.append(row)
+        print(f"{tag}: F1 {row['auto']['f1']:.3f} -> {row['checked']['f1']:.3f} (limit {check.limit:.2f})", flush=True)
+        if seed == a.seeds[0] and GRID.exists():
+            for cond in GRID_10A:
+                path = GRID / f"{cond}_21.mrc"
+                if not path.exists():
+                    continue
+                truth = read_picks(GRID / f"{cond}_21_truth.csv")
+                share = {}
+                for other in SPECIES:
+                    t = truth[truth["species"] == other]
+                    if len(t):
+                        share[other] = float(np.mean(check.distance(path, t) <= check.limit))
+                grid.append({"species": sp, "labels": n, "seed": seed, "condition": cond, "passes": share})
     report(rows, grid)
 
 
