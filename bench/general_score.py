@@ -18,6 +18,9 @@ bench/work/general_score/simD/).
 ``--mtor``: instead, bench/pu_vs_topaz.py's simulated set (mTOR among four other complexes, two of its size;
 bench/pu_data.py makes it), with ``--labels`` mTOR labels (bench/work/general_score/mtor/).
 
+``--init general``: the networks start from the general model's weights (``fewpick train --init general``; run
+folders with ``_init-general`` appended; results ``general_score[...]_init-general``).
+
 ``--time``: instead, the seed-0 network of each real set picks a 4096² micrograph (one of its test micrographs
 tiled, as bench/pick_speed.py times it: reading included, every peak kept, 2 threads, best of 3; the C allocator
 set as the command line sets it, :func:`fewpick.allocator.keep_freed_memory`) without and with the general
@@ -83,8 +86,8 @@ def mtor_set() -> RealSet:
                    sorted((DATA / "test").glob("*.mrc")), train, test)
 
 
-def network(rs, seed: int, labels: str, with_count: bool) -> tuple[Path, Path]:
-    """The run's model file (trained here if missing) and its labels."""
+def network(rs, seed: int, labels: str, with_count: bool, init: str = "none") -> tuple[Path, Path]:
+    """The run's model file (trained here if missing, its network starting from ``init``) and its labels."""
     if rs.name == "simulated mTOR":
         run = HERE / "work" / "general_score" / "mtor" / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
     elif rs.name.startswith("simulated"):
@@ -93,21 +96,26 @@ def network(rs, seed: int, labels: str, with_count: bool) -> tuple[Path, Path]:
         run = HERE / "work" / "default_threshold" / rs.name / (f"pu_s{seed}" if with_count else f"pu_s{seed}_nocount")
     else:
         run = HERE / "work" / "general_score" / rs.name / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
+    if init != "none":
+        run = run.with_name(f"{run.name}_init-{init}")
     run.mkdir(parents=True, exist_ok=True)
     model, lab = run / "pu.pt", run / "labels.star"
     if not model.is_file():
         write_picks(draw_labels(rs, labels, seed), lab)
         count = ["-n", str(rs.expected)] if with_count else []
         proc = subprocess.run([str(FEWPICK), "train", *map(str, rs.train), "--labels", str(lab), "-d",
-                               f"{rs.diameter:g}", *count, "--seed", str(seed), "--no-general", "--out", str(model)],
+                               f"{rs.diameter:g}", *count, "--seed", str(seed), "--no-general", "--init", init,
+                               "--out", str(model)],
                               capture_output=True, text=True)
         if proc.returncode:
             raise SystemExit(f"training failed:\n{proc.stderr[-2000:]}")
+    if init == "none" and pu.load_model(model, "cpu").settings.start != "none":  # e.g. bench/default_threshold.py's
+        raise SystemExit(f"{model} did not start from random weights: move it away to train a random start there")
     return model, lab
 
 
-def measure(rs, seed: int, labels: str, with_count: bool) -> list[dict]:
-    model_file, lab = network(rs, seed, labels, with_count)
+def measure(rs, seed: int, labels: str, with_count: bool, init: str = "none") -> list[dict]:
+    model_file, lab = network(rs, seed, labels, with_count, init)
     train = [read_micrograph(p) for p in rs.train]
     test = [read_micrograph(p) for p in rs.test]
     rows = []
@@ -122,7 +130,8 @@ def measure(rs, seed: int, labels: str, with_count: bool) -> list[dict]:
         # the same cut at the count the test micrographs hold: what a count given right for them would keep
         present = model.pick_images(test, Count(len(rs.test_truth) / len(test)))
         at_present = evaluate(present, rs.test_truth, box=rs.diameter)["all_picks"]["f1"] if len(present) else 0.0
-        rows.append({"set": rs.name, "seed": seed, "labels": labels, "count": with_count, "general": general,
+        rows.append({"set": rs.name, "seed": seed, "labels": labels, "count": with_count, "init": init,
+                     "start": model.settings.start, "general": general,
                      "general_weight": model.general_weight, "general_count": model.general_count,
                      **scored, "ratio_at_present": at_present / max(scored["best_box_f1"], 1e-9),
                      "n_true": len(rs.test_truth), "seconds": time.perf_counter() - t0})
@@ -157,11 +166,22 @@ def timing() -> None:
     write_results("general_score_time", {"runs": rows, "peak_mib": peak}, "\n".join(md))
 
 
+def used(row: dict) -> str:
+    """How a row's model uses the general model after training: its score added, left out (weight 0: the labels
+    cover the particles, or only some of them are wanted), or, for a network that started from it, its count only
+    (its score is not added again)."""
+    if not row["general"]:
+        return "no"
+    if row.get("start") == "general":
+        return "count only"
+    return "added" if row["general_weight"] > 0 else "left out"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| set | seed | general model | weight | AUPRC | best box F1 | box F1 at the default (picks) | "
              "default ÷ best | ÷ best at the count present | picked twice |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['set']} | {r['seed']} | {'added' if r['general'] else 'no'} | {r['general_weight']:.2f} | "
+        lines.append(f"| {r['set']} | {r['seed']} | {used(r)} | {r['general_weight']:.2f} | "
                      f"{r['auprc']:.3f} | {r['best_box_f1']:.3f} | {r['default_box_f1']:.3f} ({r['default_n']}) | "
                      f"{r['ratio']:.2f} | {r['ratio_at_present']:.2f} | {100 * r['duplicate_rate']:.1f} % |")
     lines += ["", "Means over the seeds:", "",
@@ -172,7 +192,7 @@ def table(rows: list[dict]) -> str:
             sel = [r for r in rows if r["set"] == name and r["general"] == general]
             mean = {k: float(np.mean([r[k] for r in sel])) for k in
                     ("auprc", "best_box_f1", "default_box_f1", "ratio", "ratio_at_present", "duplicate_rate")}
-            lines.append(f"| {name} | {'added' if general else 'no'} | {mean['auprc']:.3f} | {mean['best_box_f1']:.3f} | "
+            lines.append(f"| {name} | {used(sel[0])} | {mean['auprc']:.3f} | {mean['best_box_f1']:.3f} | "
                          f"{mean['default_box_f1']:.3f} | {mean['ratio']:.2f} | {mean['ratio_at_present']:.2f} | "
                          f"{100 * mean['duplicate_rate']:.1f} % |")
     return "\n".join(lines)
@@ -188,6 +208,7 @@ def main() -> None:
                     help="instead: simulated ribosome sets at these diameters (px)")
     ap.add_argument("--mtor", action="store_true", help="instead: the simulated set of mTOR among other complexes")
     ap.add_argument("--time", action="store_true", help="instead: picking time on a 4096² micrograph")
+    ap.add_argument("--init", default="none", choices=["none", "general"], help="where the networks start")
     args = ap.parse_args()
     if args.time:
         return timing()
@@ -197,19 +218,20 @@ def main() -> None:
     for seed in args.seeds:
         for rs in sets:
             name = rs.name
-            for r in measure(rs, seed, args.labels, not args.without_count):
+            for r in measure(rs, seed, args.labels, not args.without_count, args.init):
                 rows.append(r)
                 print(f"{name} s{seed} general={r['general']}: AUPRC {r['auprc']:.3f}, best box F1 "
                       f"{r['best_box_f1']:.3f}, at the default {r['default_box_f1']:.3f}", flush=True)
     intro = (f"{args.labels} labels per run, "
              + ("no expected count given (the PU picker counts the particles with the general model)"
                 if args.without_count else "the training micrographs' expected count given")
+             + (", the networks started from the general model's weights" if args.init == "general" else "")
              + ". Box F1: boxes of D, IoU ≥ 0.5; AUPRC: matching radius D/2; picked twice: picks beyond the first "
                "within D/2 of one true particle, at the default cut. Weight: the general model's logits per unit "
                "of the network's (0: left out). At the count present: the same models cut where the test "
                "micrographs' peaks give as many picks as they hold particles (a count given right for them).")
     name = ("general_score" + ("_mtor" if args.mtor else "_simulated" if args.simulated else "") + ("_nocount" if args.without_count else "")
-            + ("" if args.labels == "15" else f"_{args.labels}"))
+            + ("" if args.labels == "15" else f"_{args.labels}") + ("" if args.init == "none" else f"_init-{args.init}"))
     write_results(name, {"runs": rows}, intro + "\n\n" + table(rows))
 
 

@@ -18,6 +18,7 @@ from fewpick.io import Image, read_picks, write_mrc, write_picks
 from fewpick.pickers import pu
 from fewpick.pickers.classic import ClassicPicker, ClassicSettings
 from fewpick.pickers.pu.general import GENERAL_MODEL, general_model
+from fewpick.pickers.pu.settings import FINE_TUNING_RATE
 from fewpick.pickers.threshold import Count
 from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
 from fewpick.simulate.species import load_species
@@ -75,17 +76,23 @@ def test_pick_without_a_model_uses_it(realistic, tmp_path):
 
 def test_pu_training_starts_from_it(realistic, tmp_path):
     """``init="general"``: the network starts from the general model's weights (a learning rate of ~0 leaves
-    them there), with or without a decoder; the CLI's ``--init general`` trains."""
+    them there), with or without a decoder, and the model file says so; a network of another width starts from
+    random weights; the CLI's ``--init general`` trains."""
     image, truth = realistic
-    s = pu.PUSettings(diameter=DIAMETER, expected_particles=40, steps=10, steps_per_epoch=10, lr=1e-12)
+    # a count over half the general model's (99 here: aggregates look like particles too), so that it serves
+    s = pu.PUSettings(diameter=DIAMETER, expected_particles=60, steps=10, steps_per_epoch=10, lr=1e-12)
     start = general_model(DIAMETER)
     for settings in (s, replace(s, autoencoder=0.1)):
         model = pu.train([image], truth.iloc[:10], settings, tmp_path / "m.pt", init="general")
         for k, v in start.net.state_dict().items():
             if v.dtype.is_floating_point and "running" not in k:
                 torch.testing.assert_close(model.net.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+        assert model.settings.start == "general" and not model.uses_general and model.counts_with_general
+    # another network than the general model's: "general" starts it from random weights, its file refuses
+    assert pu.train([image], truth.iloc[:10], replace(s, width=24), tmp_path / "w.pt").settings.start == "none"
     with pytest.raises(InputError, match="network differs"):
-        pu.train([image], truth.iloc[:10], replace(s, width=24), tmp_path / "w.pt", init="general")
+        pu.train([image], truth.iloc[:10], replace(s, width=24), tmp_path / "w.pt", init=GENERAL_MODEL)
+    assert pu.load_model(tmp_path / "m.pt").settings.start == "general"
     write_mrc(tmp_path / "mic.mrc", image.data, image.pixel_size)
     write_picks(truth.iloc[:10], tmp_path / "labels.star")
     r = CliRunner().invoke(app, ["train", str(tmp_path / "mic.mrc"), "--labels", str(tmp_path / "labels.star"), "-d",
@@ -193,7 +200,7 @@ def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
     image, test = (Image(sim.image, px, Path(f"m{i}.mrc")) for i, sim in enumerate(sims))
     truth, test_truth = (sim.truth.assign(micrograph=f"m{i}") for i, sim in enumerate(sims))
     s = pu.PUSettings(diameter=DIAMETER, expected_particles=len(truth), steps=150, steps_per_epoch=150)
-    model = pu.train([image], truth.iloc[:10], s, tmp_path / "m.pt")
+    model = pu.train([image], truth.iloc[:10], s, tmp_path / "m.pt", init=None)  # the network from random weights
     assert model.uses_general and 0.5 * len(truth) <= model.general_count <= 2 * len(truth)
     assert "scored together with the general particle model" in pu.model_summary(model)
     together = model.pick_images([test], -1e9)
@@ -270,3 +277,43 @@ def test_fewshot_default_count_takes_its_count_where_the_users_is_short(tmp_path
     assert settle_count(replace(alone, estimated_particles=0.8 * own), [image]) == own
     assert settle_count(replace(alone, estimated_particles=2 * own), [image]) == 2 * own
     assert settle_count(replace(alone, estimated_particles=None), [image]) is None
+
+
+def test_pu_training_starts_from_it_by_default_where_it_serves(tmp_path):
+    """By default the PU network starts from the general model's weights where the general model would join its
+    score: its score is then not added again, but its count still guides the default cut, and from ten labels
+    the network ranks the particles of a micrograph it never saw (hard conditions) better than one from random
+    weights with the general model's score added. Where the labels cover the particles, or the count asks for under half of the
+    particles it finds (one complex among others), the network starts from random weights, as with ``init="none"``."""
+    from fewpick.pickers.threshold import Count
+
+    px = load_species("cct").diameter / DIAMETER
+    preset = replace(PRESETS["hard"], pixel_size=px, species=("cct",))
+    sims = [simulate_micrograph((768, 768), 60, preset, seed=seed) for seed in (3, 4)]
+    image, test = (Image(sim.image, px, Path(f"m{i}.mrc")) for i, sim in enumerate(sims))
+    truth, test_truth = (sim.truth[sim.truth.species == "cct"].assign(micrograph=f"m{i}") for i, sim in enumerate(sims))
+    s = pu.PUSettings(diameter=DIAMETER, expected_particles=len(truth), steps=150, steps_per_epoch=150)
+    model = pu.train([image], truth.iloc[:10], s, tmp_path / "m.pt")
+    assert model.settings.start == "general" and model.settings.lr == FINE_TUNING_RATE
+    assert not model.uses_general and model.counts_with_general and model.general_count is not None
+    assert "started from the general particle model" in pu.model_summary(model)
+    random = pu.train([image], truth.iloc[:10], s, tmp_path / "r.pt", init="none")
+    assert random.settings.start == "none" and random.uses_general
+    ours = evaluate(model.pick_images([test], -1e9), test_truth, radius=DIAMETER / 2)["auprc"]
+    theirs = evaluate(random.pick_images([test], -1e9), test_truth, radius=DIAMETER / 2)["auprc"]
+    assert ours >= theirs + 0.03 and ours >= 0.95, (ours, theirs)
+    # a count given short of the particles the general model counts (aggregates too, in these conditions): the
+    # default cut keeps its clearly larger count
+    n = 0.85 * len(truth)
+    short = pu.train([image], truth.iloc[:10], replace(s, expected_particles=n, steps=10), tmp_path / "s.pt")
+    assert short.settings.start == "general" and short.expected_count() == short.general_count > n + 2 * np.sqrt(n)
+    assert short.default_threshold() == Count(short.general_count, split=True)
+    # random weights where the labels cover the particles, or only some of the particles are wanted
+    quick = replace(s, steps=10)
+    full = pu.train([image], truth, quick, tmp_path / "f.pt")
+    assert full.settings.start == "none"
+    same = pu.train([image], truth, quick, tmp_path / "n.pt", init="none")  # the same, bit for bit
+    for k, v in same.net.state_dict().items():
+        assert torch.equal(full.net.state_dict()[k], v), k
+    few = pu.train([image], truth.iloc[:10], replace(quick, expected_particles=0.3 * len(truth)), tmp_path / "w.pt")
+    assert few.settings.start == "none" and not few.counts_with_general

@@ -88,11 +88,19 @@ class PUModel(PickerBase):
     def calibrated_threshold(self) -> float | None:
         return self.threshold
 
+    @property
+    def counts_with_general(self) -> bool:
+        """Whether the general model's count guides the default cut: where the model scores with the general model
+        or its network started from the general model's weights (each only where that model counts under
+        1/SUBSET times the expected particles: :func:`~fewpick.pickers.pu.general.fit_general`)."""
+        return self.uses_general or (self.settings.start == "general" and self.general_count is not None)
+
     def expected_count(self) -> float | None:
-        """The expected particle count; where the model scores with the general model (which it does only where
-        that model counts under 1/SUBSET times the expected particles), its count where clearly larger
+        """The expected particle count; where the general model's count guides the cut
+        (:attr:`counts_with_general`), that count where clearly larger
         (:func:`~fewpick.pickers.threshold.default_count`)."""
-        return default_count(self.settings.expected_particles, self.general_count if self.uses_general else None)
+        return default_count(self.settings.expected_particles,
+                             self.general_count if self.counts_with_general else None)
 
     def estimated_count(self) -> float | None:
         """The general particle model's count of the particles, scaled by the labels it misses, where the model was
@@ -181,8 +189,9 @@ def model_summary(model: PUModel) -> str:
         cut = "no default threshold" if model.threshold is None else f"default threshold {model.threshold:.3g}"
     counted = ("" if model.estimated_particles is None else
                f" (about {model.estimated_particles:.0f} particles per micrograph, counted by the general model)")
-    if model.uses_general:
-        corr += ", scored together with the general particle model"
+    if model.counts_with_general:
+        corr += (", started from the general particle model" if s.start == "general"
+                 else ", scored together with the general particle model")
         if s.expected_particles and model.expected_count() != s.expected_particles:
             corr += (f", which counts about {model.general_count:.0f} particles per micrograph where "
                      f"{s.expected_particles:g} were expected: the default threshold keeps that many")

@@ -74,6 +74,9 @@ class PUSettings:
     # after training, add the general particle model's score to the network's, unless the expected count says the
     # user wants only some of the particles it finds (fewpick.pickers.pu.general.fit_general)
     general_score: bool = True
+    # where the network's training started: "general" (the general particle model's weights), "none" (random
+    # weights) or "model" (another model file's); set by training (fewpick.pickers.pu.train.train's ``init``)
+    start: str = "none"
     # picks closer than this many particle diameters to the micrograph edge are dropped; None: from the labels at
     # training (see the module)
     edge_margin: float | None = None

@@ -34,7 +34,7 @@ from fewpick.pickers.pu.data import (
     training_items,
 )
 from fewpick.pickers.pu.files import build_network, load_model, save_model
-from fewpick.pickers.pu.general import GENERAL_MODEL, estimate_particles, fit_general
+from fewpick.pickers.pu.general import GENERAL_MODEL, estimate_particles, fit_general, serves_as_start
 from fewpick.pickers.pu.model import (
     PUModel,
     all_peaks,
@@ -105,14 +105,16 @@ def train(
     resume: bool = False,
     progress: Callable[[dict], None] | None = None,
     device: str | torch.device = "auto",
-    init: PUModel | str | os.PathLike | None = None,
+    init: PUModel | str | os.PathLike | None = "general",
 ) -> PUModel:
     """Train a PU picker on ``device`` and write it to ``out`` (checkpoints to ``out + '.ckpt'`` each epoch,
     removed once the model is written).
 
-    ``init``: a PU model (or its file; ``"general"``: the general particle model shipped with fewpick,
-    :mod:`fewpick.pickers.pu.general`) whose network weights training starts from instead of random ones; it
-    must have the same network (width, blocks) and should have been trained at the same binned particle size.
+    ``init``: where the network's weights start. ``"general"`` (the default): the general particle model shipped
+    with fewpick (:mod:`fewpick.pickers.pu.general`) where it serves (:func:`~fewpick.pickers.pu.general.serves_as_start`),
+    else random weights; None or ``"none"``: random weights; a PU model (or its file), which must have the same
+    network (width, blocks) and should have been trained at the same binned particle size. A start from trained
+    weights learns at :data:`~fewpick.pickers.pu.settings.FINE_TUNING_RATE` unless ``settings.lr`` is set.
 
     Batches are drawn on the CPU from seeded generators, so a seeded run trains on the same tiles on any
     device; the weights differ between devices by floating-point rounding only.
@@ -131,8 +133,6 @@ def train(
         raise InputError(None, f"particle diameter {settings.diameter:g} px is larger than the smallest micrograph")
     dev = resolve_device(device)
     torch.set_num_threads(settings.threads)
-    lr = settings.lr if settings.lr is not None else LEARNING_RATE if init is None else FINE_TUNING_RATE
-    settings = replace(settings, lr=lr)
     if settings.bin_factor is None:  # stored: the file bins as trained whatever later versions choose
         settings = replace(settings, bin_factor=settings.factor())
     rng, gen = seeded(settings.seed)
@@ -162,6 +162,13 @@ def train(
         area = float(np.mean([it.image.size for it in items]))
         settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
                                                                     settings.geometry().radius()))
+    if isinstance(init, str) and init == "none":
+        init = None
+    if isinstance(init, str) and init == "general" and not serves_as_start(settings, pi, items, dev):
+        init = None
+    lr = settings.lr if settings.lr is not None else LEARNING_RATE if init is None else FINE_TUNING_RATE
+    start = "none" if init is None else "general" if isinstance(init, str) and init == "general" else "model"
+    settings = replace(settings, lr=lr, start=start)
     net = build_network(settings)
     if settings.tile <= 2 * (net.receptive_field // 2) + 8:
         raise InputError(None, f"tile {settings.tile} px is too small for the network's receptive field")
