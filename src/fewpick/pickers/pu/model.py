@@ -91,8 +91,10 @@ class PUModel(PickerBase):
     @property
     def counts_with_general(self) -> bool:
         """Whether the general model's count guides the default cut: where the model scores with the general model
-        or its network started from the general model's weights (each only where that model counts under
-        1/SUBSET times the expected particles: :func:`~fewpick.pickers.pu.general.fit_general`)."""
+        (only where that model counts under 1/SUBSET times the expected particles:
+        :func:`~fewpick.pickers.pu.general.fit_general`) or its network started from the general model's weights
+        (which training does only where the same test passes: :func:`~fewpick.pickers.pu.general.serves_as_start`)
+        and the labels leave particles unlabelled (``general_count`` set)."""
         return self.uses_general or (self.settings.start == "general" and self.general_count is not None)
 
     def expected_count(self) -> float | None:
