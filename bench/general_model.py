@@ -19,9 +19,10 @@ pixels within the PU picker's label radius of a true centre are positives, all o
 the mean binary cross-entropy of the positives plus that of the negatives (each class weighs half).
 
 ``--install`` writes the model into the package (``src/fewpick/pickers/pu/general_2d.pt``). Every run measures the
-model with no label at all on the real sets' test micrographs (AUPRC, matching radius D/2) beside the
-difference-of-Gaussians picker, and writes bench/results/general_model.{json,md}. Simulated micrographs are
-cached under bench/work/general/.
+model with no label at all on the real sets' test micrographs and on two simulated ribosome sets (crowded at
+176 px, sparse at 60 px; ``--simulated``): AUPRC (matching radius D/2) beside the difference-of-Gaussians
+picker, box F1 and duplicates at the default cut; it writes bench/results/general_model.{json,md}. The training
+micrographs are cached under bench/work/general/.
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ def save_general(net, history: list, items: list[dict], path: Path) -> None:
     save_model(PUModel(net.eval(), settings, pi, None, history, threshold=None), path)
 
 
-def zero_label(path: Path, sets: list[str]) -> list[dict]:
-    """The general model (``path``) and difference-of-Gaussians with no label on each real set's test micrographs:
+def zero_label(path: Path, sets: list[str], simulated: list[float] = ()) -> list[dict]:
+    """The general model (``path``) and difference-of-Gaussians with no label on each real set's test micrographs
+    and on the simulated ribosome sets of ``simulated`` diameters (bench/general_score.py's: sparse at 60 px):
     AUPRC and best F1 (matching radius D/2) over every peak; box F1 (boxes of D, IoU ≥ 0.5) and the duplicates
     at the default cut (each micrograph split by the automatic rule) and, for the general model, at the set's
     expected count (``--expected-particles``); the mean picks its automatic cut keeps on the training
@@ -194,11 +196,12 @@ def zero_label(path: Path, sets: list[str]) -> list[dict]:
     from fewpick.io import read_micrograph
     from fewpick.pickers.classic import ClassicPicker, ClassicSettings
     from fewpick.pickers.pu.general import general_model
+    from general_score import simulated_set
     from real2d import load_set
 
     rows = []
-    for name in sets:
-        rs = load_set(name)
+    for rs in [*map(load_set, sets), *map(simulated_set, simulated)]:
+        name = rs.name
         images = [read_micrograph(p) for p in rs.test]
         row = {"set": name, "diameter": rs.diameter, "expected": rs.expected}
         pickers = {"general": general_model(rs.diameter, path=path),
@@ -250,6 +253,8 @@ def main() -> None:
     ap.add_argument("--install", action="store_true", help="write the model into the package")
     ap.add_argument("--model", type=Path, help="measure this model file (no training)")
     ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
+    ap.add_argument("--simulated", type=float, nargs="*", default=[176.0, 60.0], metavar="D",
+                    help="simulated ribosome sets at these diameters (px) too")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     training = {}
@@ -265,7 +270,7 @@ def main() -> None:
         training = {"micrographs": args.micrographs, "steps": args.steps, "seed": args.seed,
                     "simulation_s": t_sim, "training_s": t_train, "data_version": DATA_VERSION}
         print(f"simulated in {t_sim:.0f} s, trained in {t_train:.0f} s: {path}")
-    rows = zero_label(path, args.sets)
+    rows = zero_label(path, args.sets, args.simulated)
     write_results("general_model", {"model": str(path), "training": training, "rows": rows}, table(rows))
 
 

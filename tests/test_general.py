@@ -154,11 +154,11 @@ def test_pu_training_without_a_count_counts_with_it(tmp_path):
         assert picked.score.min() >= trained.threshold
 
 
-def test_on_sparse_micrographs_the_count_is_the_peaks_that_score_like_the_labels():
-    """Twenty ribosomes on a 1024² micrograph: the general model's automatic cut cannot split the few particles
-    from the noise's peaks and counts the noise (over ten times the particles); the peaks scoring at least as the
-    labels' lowest tenth count instead (within a fifth of the truth). On crowded micrographs the count is the
-    automatic cut's (the test above)."""
+def test_on_sparse_micrographs_the_general_model_counts_the_particles_not_the_noise():
+    """Twenty ribosomes on a 1024² micrograph: the general model's peaks are the local maxima over a whole radius
+    there (a sparse micrograph), so its automatic cut splits the few particles from the noise's peaks and counts
+    them within a fifth, with labels or without. Over half a radius, as on crowded micrographs, the noise's peaks
+    outnumbered the particles and the count was over ten times theirs."""
     from fewpick.pickers.pu.general import estimate_particles
 
     diameter = 60.0
@@ -169,7 +169,7 @@ def test_on_sparse_micrographs_the_count_is_the_peaks_that_score_like_the_labels
     assert [len(sim.truth) for sim in sims] == [20, 20]
     alone = estimate_particles(images, diameter)
     labelled = estimate_particles(images, diameter, {"m0": sims[0].truth.iloc[:8]})
-    assert alone > 10 * 20 and 0.8 * 20 <= labelled <= 1.2 * 20, (alone, labelled)
+    assert 0.8 * 20 <= alone <= 1.2 * 20 and 0.8 * 20 <= labelled <= 1.2 * 20, (alone, labelled)
 
 
 def test_the_labelling_page_offers_its_picks_to_click_on(realistic, tmp_path):

@@ -220,6 +220,14 @@ def test_minimum_distance_follows_how_crowded_the_micrographs_are():
     # in between it moves linearly with the spacing: spacing 1.75 r gives 0.75
     assert auto_min_distance(100, (2 * 1.75 * 10) ** 2 * 100, 10.0) == pytest.approx(0.75)
     assert auto_min_distance(0, 100.0, 1.0) == 1.0
+    # a lower floor (the PU picker's: its label radius) reaches further only on crowded micrographs
+    assert auto_min_distance(544, 512 * 512, 9.0, floor=0.3) == pytest.approx(0.3)
+    assert auto_min_distance(100, (2 * 1.4 * 10) ** 2 * 100, 10.0, floor=0.3) == pytest.approx(0.4)
+    assert auto_min_distance(83, 455 * 455, 8.2, floor=0.3) == 1.0
+    # the PU picker's floor is its label radius: 544 particles of 36 px on a 1024² micrograph binned by 3
+    s = pu.PUSettings(diameter=36.0)
+    assert s.crowded_min_distance(544, 341 * 341) == pytest.approx(s.label_radius() / s.geometry().radius()) == 0.3
+    assert s.crowded_min_distance(20, 341 * 341) == 1.0
 
 
 def test_two_picks_never_share_a_particle_and_touching_ones_are_both_picked(trained, monkeypatch):

@@ -41,20 +41,20 @@ def ball_maximum(values: np.ndarray, radius: float) -> np.ndarray:
     return out
 
 
-def auto_min_distance(particles_per_micrograph: float, area_px: float, radius_px: float) -> float:
+def auto_min_distance(particles_per_micrograph: float, area_px: float, radius_px: float, floor: float = 0.5) -> float:
     """Closest two picks may lie, as a fraction of the particle radius, from how crowded the micrographs are.
 
     Particles scattered at random with the expected density lie on average ``0.5 / sqrt(density)`` from
     their nearest neighbour. Real crowded particles pack closer than the diameter a user gives (often a
     box size), and suppressing a whole radius around each pick then loses a quarter or more of them; on
     sparse micrographs a whole radius removes the duplicate peaks a particle's edges can make. The
-    fraction is that spacing in radii less one, kept within [0.5, 1]: half the radius once the spacing
-    falls below 1.5 radii, the whole radius from 2 radii up. All three lengths in the same pixels.
+    fraction is that spacing in radii less one, kept within [``floor``, 1]: the floor once the spacing falls
+    below 1 + ``floor`` radii, the whole radius from 2 radii up. All three lengths in the same pixels.
     """
     if not (particles_per_micrograph > 0 and area_px > 0 and radius_px > 0):
         return 1.0
     spacing = 0.5 * np.sqrt(area_px / particles_per_micrograph)
-    return float(np.clip(spacing / radius_px - 1.0, 0.5, 1.0))
+    return float(np.clip(spacing / radius_px - 1.0, min(floor, 1.0), 1.0))
 
 
 def nms(

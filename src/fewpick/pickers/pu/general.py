@@ -42,7 +42,7 @@ def general_model(diameter: float, expected_particles: float | None = None, devi
         raise InputError(path, "the general particle model is missing from this installation of fewpick")
     model = load_model(path, device)
     model.settings = replace(model.settings, diameter=float(diameter), bin_factor=bin_factor,
-                             expected_particles=expected_particles, threads=threads)
+                             expected_particles=expected_particles, threads=threads, min_distance=None)
     model.settings = replace(model.settings, bin_factor=model.settings.factor())
     model.threshold = None  # no calibrated cut: no micrograph of the user's was seen
     return model
@@ -171,10 +171,10 @@ def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping
     radius. The general model, trained on no particle of the user's, finds only part of them; the labels show
     which part, and the particles it misses are counted back (that share taken as at least :data:`MIN_FOUND`).
 
-    On sparse micrographs the automatic cut cannot tell particles from background (their few peaks are lost
-    among the noise's) and counts the noise. The labels are a sample of the particles: where that count is more
-    than :data:`COUNT_RATIO` times the peaks that score at least as the labels' lowest tenth (:data:`LABEL_QUANTILE`;
-    their scores: the general model's pick within a radius of each), scaled up alike, those peaks count instead."""
+    The labels are also a sample of the particles' scores: where the automatic cut counts more than
+    :data:`COUNT_RATIO` times the peaks that score at least as the labels' lowest tenth (:data:`LABEL_QUANTILE`;
+    their scores: the general model's pick within a radius of each), scaled up alike, it counted background with
+    the particles, and those peaks count instead."""
     if not images:
         raise InputError(None, "no micrographs to count particles on")
     model = general_model(diameter, None, device, threads, bin_factor)

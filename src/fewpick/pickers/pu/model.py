@@ -15,7 +15,7 @@ from fewpick.geometry import Geometry
 from fewpick.io.images import Image
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.peaks import greedy_keep, nms
+from fewpick.ops.peaks import auto_min_distance, greedy_keep, nms
 from fewpick.ops.thresholds import threshold_gmm
 from fewpick.pickers.base import CLOSE_PICKS, PickerBase, ScoreMap, picks_table
 from fewpick.pickers.pu.correlation import (
@@ -127,12 +127,14 @@ def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None
     """Every peak of one micrograph's logit map, best first: suppressed at the model's pick distance (with ``corr``,
     the correlation map of a model that uses it: centred and rescored, :func:`rescored_peaks`), outside the edge
     band."""
+    radius = local_maxima_radius(model, logits)
     if corr is not None:
         coords, scores = rescored_peaks(model, logits, corr)
     else:
-        coords, scores = nms(logits, model.settings.suppression_radius(), -np.inf)
-    if model.settings.spacing_radius() > model.settings.suppression_radius() and len(coords):
-        keep = greedy_keep(coords, model.settings.spacing_radius())
+        coords, scores = nms(logits, radius, -np.inf)
+    spacing = max(model.settings.geometry().radius(model.settings.spacing), radius)
+    if spacing > radius and len(coords):
+        keep = greedy_keep(coords, spacing)
         coords, scores = coords[keep], scores[keep]
     band = model.settings.edge_band()
     if band > 0 and len(coords):
@@ -141,6 +143,26 @@ def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None
                 & (coords[:, 1] <= w - 1 - band))
         coords, scores = coords[keep], scores[keep]
     return coords, scores
+
+
+def local_maxima_radius(model: PUModel, logits: np.ndarray) -> float:
+    """Binned px within which a peak of one micrograph's ``logits`` is the highest: the model's ``min_distance``;
+    for a model without one (the general model, which saw no micrograph of the user's), from how crowded this
+    micrograph is (:func:`~fewpick.ops.peaks.auto_min_distance` of the expected count, or else of the peaks a
+    whole radius apart that its automatic cut keeps). Counted over half a radius, the noise's peaks on a sparse
+    micrograph outnumber the particles and its scores no longer split in two. Half a radius stays the floor, not
+    the label radius of a trained model (:meth:`~fewpick.pickers.pu.settings.PUSettings.crowded_min_distance`):
+    the general model's cut is a split of its peak scores, and the weak peaks beside particles that a smaller
+    disk adds form a group of their own that moves the split."""
+    s = model.settings
+    if s.min_distance is not None:
+        return s.suppression_radius()
+    radius = s.geometry().radius()
+    count = s.expected_particles
+    if not count:
+        _, scores = nms(logits, max(radius, 1.0), -np.inf)
+        count = int(np.sum(scores >= type(model).auto_rule(scores))) if len(scores) else 0
+    return s.geometry().radius(auto_min_distance(count, logits.size, radius), minimum=1.0)
 
 
 def binned_for_network(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

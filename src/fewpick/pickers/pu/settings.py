@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fewpick.geometry import WORKING_DIAMETER, Geometry
-from fewpick.ops.peaks import ball
+from fewpick.ops.peaks import auto_min_distance, ball
 
 MODEL_FORMAT = "fewpick-pu-model"
 
@@ -61,9 +61,10 @@ class PUSettings:
     lr: float | None = None  # Adam's; None: LEARNING_RATE from random weights, FINE_TUNING_RATE from a starting model
     weight_decay: float = 1e-5
     unlabeled_per_tile: int = 256  # unlabeled pixels drawn from each tile for the loss
-    # peaks are the local maxima within this fraction of the particle radius; None: automatic at training (see
-    # auto_min_distance: half the radius on crowded micrographs, so that a weak particle beside a strong one
-    # stays a peak)
+    # peaks are the local maxima within this fraction of the particle radius; None: from how crowded the micrographs
+    # are (crowded_min_distance: on crowded micrographs down to the label radius, the spot the network learns to
+    # mark on a centre, so that a weak particle on the slope of a strong one stays a peak; the spacing below still
+    # keeps picks apart), set at training from the expected count, and on each micrograph for the general model
     min_distance: float | None = None
     # of the peaks, the best are kept and suppress every other within this fraction of the radius: never two
     # picks on one particle, while touching particles (a diameter apart) both stay
@@ -105,10 +106,13 @@ class PUSettings:
         """Width (binned px) of the band along the edges where picks are dropped."""
         return (self.edge_margin or 0.0) * self.geometry().working_diameter
 
+    def crowded_min_distance(self, particles: float, binned_area: float) -> float:
+        """The ``min_distance`` for micrographs of this binned area holding ``particles`` each
+        (:func:`~fewpick.ops.peaks.auto_min_distance`): a whole radius on sparse micrographs, down to the label
+        radius on crowded ones."""
+        radius = self.geometry().radius()
+        return auto_min_distance(particles, binned_area, radius, floor=self.label_radius() / radius)
+
     def suppression_radius(self) -> float:
         """Radius of the local maxima that make the peaks, binned px (at least 1)."""
         return self.geometry().radius(1.0 if self.min_distance is None else self.min_distance, minimum=1.0)
-
-    def spacing_radius(self) -> float:
-        """Closest two picks may lie, binned px (at least the peaks' own radius)."""
-        return max(self.geometry().radius(self.spacing), self.suppression_radius())

@@ -20,7 +20,7 @@ from fewpick.io.images import Image
 from fewpick.losses.pu import PU_METHODS, pu_loss
 from fewpick.nn.cnn import PickerCNN
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.peaks import auto_min_distance, rank_close_last
+from fewpick.ops.peaks import rank_close_last
 from fewpick.ops.thresholds import threshold_at_count
 from fewpick.pickers.pu.correlation import (
     correlation_map,
@@ -160,8 +160,7 @@ def train(
         settings = replace(settings, edge_margin=label_edge_margin(per_image, shapes, settings.diameter))
     if settings.min_distance is None:
         area = float(np.mean([it.image.size for it in items]))
-        settings = replace(settings, min_distance=auto_min_distance(settings.particles_in(pi, area), area,
-                                                                    settings.geometry().radius()))
+        settings = replace(settings, min_distance=settings.crowded_min_distance(settings.particles_in(pi, area), area))
     if isinstance(init, str) and init == "none":
         init = None
     if isinstance(init, str) and init == "general" and not serves_as_start(settings, pi, items, dev):
