@@ -154,6 +154,27 @@ def test_pu_training_without_a_count_counts_with_it(tmp_path):
         assert picked.score.min() >= trained.threshold
 
 
+def test_the_general_models_peaks_follow_how_crowded_the_micrograph_is():
+    """Its local maxima: over half a radius where the count given makes the micrograph crowded (544 particles of
+    36 px on 1024², binned ×3), a whole radius where it makes it sparse (20); without a count, from the peaks a
+    whole radius apart that its automatic cut keeps (two clear groups of score bumps: 20 strong ones)."""
+    from fewpick.pickers.pu.general import general_model
+    from fewpick.pickers.pu.model import local_maxima_radius
+
+    flat = np.zeros((341, 341), np.float32)
+    crowded, sparse = general_model(36.0, 544), general_model(36.0, 20)
+    r = crowded.settings.geometry().radius()
+    assert local_maxima_radius(crowded, flat) == pytest.approx(0.5 * r)
+    assert local_maxima_radius(sparse, flat) == pytest.approx(r)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:341, :341]
+    bumps = rng.normal(0, 0.3, flat.shape).astype(np.float32) - 3
+    for y, x in rng.uniform(20, 320, (20, 2)):
+        bumps += 6 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 2.0**2)).astype(np.float32)
+    alone = general_model(36.0)
+    assert local_maxima_radius(alone, bumps) == pytest.approx(r)
+
+
 def test_on_sparse_micrographs_the_general_model_counts_the_particles_not_the_noise():
     """Twenty ribosomes on a 1024² micrograph: the general model's peaks are the local maxima over a whole radius
     there (a sparse micrograph), so its automatic cut splits the few particles from the noise's peaks and counts

@@ -41,6 +41,7 @@ def general_model(diameter: float, expected_particles: float | None = None, devi
     if not Path(path).exists():
         raise InputError(path, "the general particle model is missing from this installation of fewpick")
     model = load_model(path, device)
+    # min_distance None: its peaks follow each micrograph's crowding (fewpick.pickers.pu.model.local_maxima_radius)
     model.settings = replace(model.settings, diameter=float(diameter), bin_factor=bin_factor,
                              expected_particles=expected_particles, threads=threads, min_distance=None)
     model.settings = replace(model.settings, bin_factor=model.settings.factor())
