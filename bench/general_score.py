@@ -225,7 +225,8 @@ def main() -> None:
     intro = (f"{args.labels} labels per run, "
              + ("no expected count given (the PU picker counts the particles with the general model)"
                 if args.without_count else "the training micrographs' expected count given")
-             + (", the networks started from the general model's weights" if args.init == "general" else "")
+             + (", the networks started from the general model's weights where it serves (else from random weights: "
+                "the general model column says \"count only\" where it was the start)" if args.init == "general" else "")
              + ". Box F1: boxes of D, IoU ≥ 0.5; AUPRC: matching radius D/2; picked twice: picks beyond the first "
                "within D/2 of one true particle, at the default cut. Weight: the general model's logits per unit "
                "of the network's (0: left out). At the count present: the same models cut where the test "
