@@ -329,6 +329,11 @@ def test_pu_training_starts_from_it_by_default_where_it_serves(tmp_path):
     short = pu.train([image], truth.iloc[:10], replace(s, expected_particles=n, steps=10), tmp_path / "s.pt")
     assert short.settings.start == "general" and short.expected_count() == short.general_count > n + 2 * np.sqrt(n)
     assert short.default_threshold() == Count(short.general_count, split=True)
+    # started from it with a count under half of its own (it ranked the labels first): its count, which takes in
+    # other matter then, does not replace the one given
+    wide = replace(short, settings=replace(short.settings, expected_particles=0.4 * short.general_count))
+    assert not wide.counts_with_general and wide.expected_count() == wide.settings.expected_particles
+    assert "ranks the labelled ones first" in pu.model_summary(wide)
     # random weights where the labels cover the particles, or only some of the particles are wanted
     quick = replace(s, steps=10)
     full = pu.train([image], truth, quick, tmp_path / "f.pt")
@@ -338,3 +343,33 @@ def test_pu_training_starts_from_it_by_default_where_it_serves(tmp_path):
         assert torch.equal(full.net.state_dict()[k], v), k
     few = pu.train([image], truth.iloc[:10], replace(quick, expected_particles=0.3 * len(truth)), tmp_path / "w.pt")
     assert few.settings.start == "none" and not few.counts_with_general
+
+
+def test_it_serves_as_start_beyond_twice_the_count_only_where_it_ranks_the_labels_first():
+    """Where the general model finds over twice the particles expected, it still serves as the start if the labels lie
+    among its best picks (what it finds beyond them, clumps or ice, it ranks lower), not if they are spread over all
+    its picks as one complex among others of its size would be."""
+    from fewpick.pickers.pu.data import TrainingItem
+    from fewpick.pickers.pu.general import ranks_labels_first
+
+    general = general_model(36.0)  # binned ×3: a radius of 6 binned px
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:300, :300]
+    centres = np.array([(15 + 30 * i + rng.integers(-3, 4), 15 + 50 * j + rng.integers(-3, 4))
+                        for i in range(10) for j in range(6)], float)  # 60 bumps (row, col)
+
+    def logits(heights):
+        m = rng.normal(-5, 0.1, yy.shape)
+        for (cy, cx), h in zip(centres, heights):
+            m += (h + 5) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8)
+        return m.astype(np.float32)
+
+    labelled = np.arange(60) % 6 == 0  # 10 labels
+    item = TrainingItem("m", np.zeros(yy.shape, np.float32), np.zeros(yy.shape, bool), centres[labelled])
+    # 20 particles expected; the labelled kind (20 bumps) scores above the 40 others
+    wanted = np.arange(60) % 3 == 0
+    assert ranks_labels_first(general, [item], [logits(np.where(wanted, 10.0, 6.0))], [20.0], 60.0)
+    # the labels spread evenly over the ranks of all 60 (bump i ranks i-th): 4 of them in the best 20
+    heights = 10.0 - 4.0 * np.arange(60) / 59
+    assert sum(heights[labelled] >= np.sort(heights)[-20]) == 4
+    assert not ranks_labels_first(general, [item], [logits(heights)], [20.0], 60.0)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.spatial import cKDTree
+from scipy.stats import binomtest
 
 from fewpick.errors import InputError
 from fewpick.io.images import Image, evenly_spread
@@ -26,7 +27,7 @@ from fewpick.pickers.base import ScoreMap
 from fewpick.pickers.pu.data import TrainingItem
 from fewpick.pickers.pu.files import load_model
 from fewpick.pickers.pu.model import PUModel
-from fewpick.pickers.pu.settings import SUBSET, PUSettings
+from fewpick.pickers.pu.settings import PUSettings, only_some_wanted
 from fewpick.pickers.threshold import Auto, Count
 
 #: the shipped weights (a PU model file trained for a particle of the working diameter, binned ×1)
@@ -69,7 +70,7 @@ def fit_general(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[
     The general model's logits are weighted so that both maps spread alike over the training micrographs (the
     ratio of their standard deviations), times the share of the particles on the labelled micrographs that
     carry no label: it stands in for the particles the user did not label, and a network taught every particle
-    of its micrographs needs no stand-in. It is left out where the expected count is under :data:`SUBSET` of
+    of its micrographs needs no stand-in. It is left out where the expected count is under :data:`~fewpick.pickers.pu.settings.SUBSET` of
     the particles the general model finds at its automatic cut (median over the micrographs): such a user wants
     one complex among others, and the general model would promote the others. A network that started from the
     general model's weights (:func:`serves_as_start`) holds what it knows already: its score is not added again,
@@ -110,13 +111,16 @@ def serves_as_start(settings: PUSettings, pi: float, items: Sequence[TrainingIte
                     device: str | torch.device = "cpu") -> bool:
     """Whether a PU network trained with ``settings`` (binning included) and prior ``pi`` on ``items`` starts from
     the general model's weights: where that model's network is the one trained (width, blocks, binned particle
-    size) and where it would join the network's score (:func:`fit_general`): some particles on the labelled
-    micrographs carry no label, and the user does not want only some of the particles it finds.
+    size), some particles on the labelled micrographs carry no label, and the general model ranks the user's
+    particles first: either the user does not want only some of the particles it finds (:func:`fit_general`'s
+    test), or the labels lie among its best picks (:func:`ranks_labels_first`), so that what it finds beyond the
+    count is other matter it ranks lower (clumps, ice), not a complex the user left out.
 
     Started from it, a network keeps what the general model knows of particles and their centres, and the labels
     teach it the user's particle: from 15 labels it ranked and centred the picks of the crowded real sets better
     than a network from random weights with the general model's score added (docs/decisions.md, "The PU picker
-    starts from the general model")."""
+    starts from the general model"). Where the user wants one complex among others of its size, which the general
+    model ranks alike, a network from random weights learns that complex better."""
     with torch.random.fork_rng(devices=[]):  # building its network draws weights: a random start stays as seeded
         general = general_model(settings.diameter, None, device, settings.threads, settings.factor())
     g = general.settings
@@ -126,8 +130,40 @@ def serves_as_start(settings: PUSettings, pi: float, items: Sequence[TrainingIte
     expected = [settings.particles_in(pi, it.image.size) for it in items]
     if unlabelled_share(items, expected) <= 0:
         return False
-    count = count_on(general, [dense_logits(general.net, it.image) for it in items])
-    return not only_some_wanted(float(np.mean(expected)), count)
+    maps = [dense_logits(general.net, it.image) for it in items]
+    count = count_on(general, maps)
+    return (not only_some_wanted(float(np.mean(expected)), count)
+            or ranks_labels_first(general, items, maps, expected, count))
+
+
+#: the chance below which the labels' place among the general model's best picks is not taken for a random
+#: draw from all its picks (:func:`ranks_labels_first`)
+FIRST_LEVEL = 0.05
+
+
+def ranks_labels_first(general: PUModel, items: Sequence[TrainingItem], maps: Sequence[np.ndarray],
+                       expected: Sequence[float], count: float) -> bool:
+    """Whether the labels lie among the general model's best picks: on each labelled micrograph, more labels have
+    one of its ``expected`` best peaks within a radius than a random draw from all its ``count`` picks would give
+    (one-sided binomial test, chance under :data:`FIRST_LEVEL`; ``maps``: its logit maps of ``items``).
+
+    Where a user wants one complex among others it finds, the labels are such a random draw: it ranks every
+    particle alike. Where its count includes other matter (clumps of particles, ice), the user's particles rank
+    above it."""
+    radius = general.settings.geometry().radius()
+    first, total = 0, 0
+    for it, g, n in zip(items, maps, expected):
+        if not len(it.centres):
+            continue
+        total += len(it.centres)
+        coords, scores = general.peaks(ScoreMap(g, lambda c: c), Count(score=-np.inf))
+        if not len(coords):
+            continue
+        best = np.sort(scores)[::-1][: max(1, int(round(n)))]
+        d, j = cKDTree(coords).query(it.centres)
+        first += int(np.sum((d <= radius) & (scores[j] >= best[-1])))
+    share = min(1.0, float(np.mean(expected)) / max(count, 1e-9))
+    return total > 0 and binomtest(first, total, share, alternative="greater").pvalue < FIRST_LEVEL
 
 
 #: micrographs on which :func:`estimate_particles` counts: the labelled ones first, then others spread evenly
@@ -146,12 +182,6 @@ def count_beside(expected: float, images: Sequence[Image], diameter: float, *, d
     would not tell apart."""
     counted = estimate_particles(images, diameter, device=device, threads=threads, sample=sample)
     return None if only_some_wanted(expected, counted) else counted
-
-
-def only_some_wanted(expected: float, counted: float) -> bool:
-    """Whether a user expecting ``expected`` particles per micrograph, where the general model counts ``counted``,
-    wants only some of them (under :data:`SUBSET` of its count): one complex among others of its size."""
-    return expected < SUBSET * counted
 
 
 #: the labels' score quantile below which a peak of the general model is not counted as scoring like them

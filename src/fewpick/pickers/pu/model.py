@@ -25,7 +25,7 @@ from fewpick.pickers.pu.correlation import (
 from fewpick.pickers.pu.data import (
     prepare,
 )
-from fewpick.pickers.pu.settings import AGREEMENT, SUBSET, PUSettings
+from fewpick.pickers.pu.settings import AGREEMENT, SUBSET, PUSettings, only_some_wanted
 from fewpick.pickers.threshold import ThresholdLike, default_count
 
 
@@ -93,9 +93,13 @@ class PUModel(PickerBase):
         """Whether the general model's count guides the default cut: where the model scores with the general model
         (only where that model counts under 1/SUBSET times the expected particles:
         :func:`~fewpick.pickers.pu.general.fit_general`) or its network started from the general model's weights
-        (which training does only where the same test passes: :func:`~fewpick.pickers.pu.general.serves_as_start`)
-        and the labels leave particles unlabelled (``general_count`` set)."""
-        return self.uses_general or (self.settings.start == "general" and self.general_count is not None)
+        (:func:`~fewpick.pickers.pu.general.serves_as_start`), the labels leave particles unlabelled
+        (``general_count`` set) and its count is not over 1/SUBSET times the expected particles (it then counts
+        other matter with them)."""
+        s = self.settings
+        return self.uses_general or (s.start == "general" and self.general_count is not None
+                                     and not (s.expected_particles
+                                              and only_some_wanted(s.expected_particles, self.general_count)))
 
     def expected_count(self) -> float | None:
         """The expected particle count; where the general model's count guides the cut
@@ -219,6 +223,9 @@ def model_summary(model: PUModel) -> str:
         if s.expected_particles and model.expected_count() != s.expected_particles:
             corr += (f", which counts about {model.general_count:.0f} particles per micrograph where "
                      f"{s.expected_particles:g} were expected: the default threshold keeps that many")
+    elif s.start == "general" and model.general_count is not None:  # started from it, its count left out of the cut
+        corr += (f", started from the general particle model (which finds about {model.general_count:.0f} particles "
+                 f"per micrograph, over {1 / SUBSET:.0f} times the count expected, but ranks the labelled ones first)")
     elif model.general_count is not None:  # it was run, and its count left it out
         corr += (f", general particle model not used (it finds about {model.general_count:.0f} particles per "
                  f"micrograph, over {1 / SUBSET:.0f} times the count expected: only some of them are wanted)")

@@ -24,6 +24,13 @@ CENTRE = 0.25  # picks move to the best correlation within this many diameters
 SUBSET = 0.5
 
 
+def only_some_wanted(expected: float, counted: float) -> bool:
+    """Whether a user expecting ``expected`` particles per micrograph, where the general model counts ``counted``,
+    wants only some of them (under :data:`SUBSET` of its count): one complex among others of its size, or the
+    particles apart from clumps and other matter it also picks."""
+    return expected < SUBSET * counted
+
+
 EDGE_EXPECTED = 3.0  # labels an empty edge band must have been expected to hold (chance of none: e^-3 ≈ 5 %)
 
 
