@@ -22,7 +22,9 @@ the mean binary cross-entropy of the positives plus that of the negatives (each 
 model with no label at all on the real sets' test micrographs and on two simulated ribosome sets (crowded at
 176 px, sparse at 60 px; ``--simulated``): AUPRC (matching radius D/2) beside the difference-of-Gaussians
 picker, box F1 and duplicates at the default cut; it writes bench/results/general_model.{json,md}. The training
-micrographs are cached under bench/work/general/.
+micrographs are cached under bench/work/general/. ``--small`` adds sparse simulated sets of small or faint
+particles (enolase, GluA3, CCT, RuvAB, mTOR at 30–60 px; bench/general_score.py's ``SMALL``) and writes general_model_small instead
+(``--sets`` with no name and ``--simulated`` with none measure those alone).
 """
 
 from __future__ import annotations
@@ -185,9 +187,10 @@ def save_general(net, history: list, items: list[dict], path: Path) -> None:
     save_model(PUModel(net.eval(), settings, pi, None, history, threshold=None), path)
 
 
-def zero_label(path: Path, sets: list[str], simulated: list[float] = ()) -> list[dict]:
-    """The general model (``path``) and difference-of-Gaussians with no label on each real set's test micrographs
-    and on the simulated ribosome sets of ``simulated`` diameters (bench/general_score.py's: sparse at 60 px):
+def zero_label(path: Path, sets: list[str], simulated: list[float] = (), small: bool = False) -> list[dict]:
+    """The general model (``path``) and difference-of-Gaussians with no label on each real set's test micrographs,
+    on the simulated ribosome sets of ``simulated`` diameters (bench/general_score.py's: sparse at 60 px) and with
+    ``small`` on bench/general_score.py's sparse sets of small or faint particles (``SMALL``):
     AUPRC and best F1 (matching radius D/2) over every peak; box F1 (boxes of D, IoU ≥ 0.5) and the duplicates
     at the default cut (each micrograph split by the automatic rule) and, for the general model, at the set's
     expected count (``--expected-particles``); the mean picks its automatic cut keeps on the training
@@ -196,11 +199,12 @@ def zero_label(path: Path, sets: list[str], simulated: list[float] = ()) -> list
     from fewpick.io import read_micrograph
     from fewpick.pickers.classic import ClassicPicker, ClassicSettings
     from fewpick.pickers.pu.general import general_model
-    from general_score import simulated_set
+    from general_score import SMALL, simulated_set
     from real2d import load_set
 
     rows = []
-    for rs in [*map(load_set, sets), *map(simulated_set, simulated)]:
+    for rs in [*map(load_set, sets), *map(simulated_set, simulated),
+               *(simulated_set(d, species, n, conditions) for species, d, n, conditions in (SMALL if small else ()))]:
         name = rs.name
         images = [read_micrograph(p) for p in rs.test]
         row = {"set": name, "diameter": rs.diameter, "expected": rs.expected}
@@ -252,9 +256,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="write the model into the package")
     ap.add_argument("--model", type=Path, help="measure this model file (no training)")
-    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
+    ap.add_argument("--sets", nargs="*", default=list(SETS_ALL))
     ap.add_argument("--simulated", type=float, nargs="*", default=[176.0, 60.0], metavar="D",
                     help="simulated ribosome sets at these diameters (px) too")
+    ap.add_argument("--small", action="store_true",
+                    help="the sparse simulated sets of small or faint particles too; results general_model_small")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     training = {}
@@ -270,8 +276,9 @@ def main() -> None:
         training = {"micrographs": args.micrographs, "steps": args.steps, "seed": args.seed,
                     "simulation_s": t_sim, "training_s": t_train, "data_version": DATA_VERSION}
         print(f"simulated in {t_sim:.0f} s, trained in {t_train:.0f} s: {path}")
-    rows = zero_label(path, args.sets, args.simulated)
-    write_results("general_model", {"model": str(path), "training": training, "rows": rows}, table(rows))
+    rows = zero_label(path, args.sets, args.simulated, args.small)
+    write_results("general_model_small" if args.small else "general_model",
+                  {"model": str(path), "training": training, "rows": rows}, table(rows))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ bench/work/general_score/simD/).
 ``--mtor``: instead, bench/pu_vs_topaz.py's simulated set (mTOR among four other complexes, two of its size;
 bench/pu_data.py makes it), with ``--labels`` mTOR labels (bench/work/general_score/mtor/).
 
+``--small``: instead, sparse simulated sets of small or faint particles (``SMALL``: enolase, GluA3, CCT, RuvAB
+and mTOR at 30–60 px, realistic or hard conditions; bench/work/general_score/sim_SPECIES.../).
+
 ``--init general``: the networks start from the general model's weights (``fewpick train --init general``; run
 folders with ``_init-general`` appended; results ``general_score[...]_init-general``).
 
@@ -52,28 +55,41 @@ from real2d import FEWPICK, SETS_ALL, RealSet, default_cut_scores, draw_labels, 
 HERE = Path(__file__).resolve().parent
 
 
-def simulated_set(diameter: float) -> RealSet:
-    """The ribosome at ``diameter`` px in the realistic conditions (written once, then read back)."""
+#: ``--small``: sparse micrographs of small or faint particles (species, px across, placed per 1536² micrograph,
+#: the simulator's conditions), where most of the general model's peaks are background
+SMALL = (("enolase", 30.0, 150, "realistic"), ("enolase", 40.0, 100, "realistic"), ("glua3", 40.0, 80, "realistic"),
+         ("cct", 40.0, 60, "hard"), ("ruvab", 36.0, 100, "hard"), ("mtor", 60.0, 120, "hard"))
+
+
+def simulated_set(diameter: float, species: str = "ribosome", particles: int = 40,
+                  conditions: str = "realistic") -> RealSet:
+    """One species at ``diameter`` px in the simulator's ``conditions``, ``particles`` placed per 1536²
+    micrograph (some fall on carbon and are dropped; written once, then read back). The ribosome sets at the
+    defaults are named "simulated D px"; the others name the species, the count and the conditions."""
     import pandas as pd
 
     from fewpick.io import write_mrc
     from fewpick.simulate.micrograph import PRESETS, simulate_micrograph
     from fewpick.simulate.species import load_species
 
-    folder = HERE / "work" / "general_score" / f"sim{diameter:g}"
+    default = (species, particles, conditions) == ("ribosome", 40, "realistic")
+    name = (f"simulated {diameter:g} px" if default
+            else f"simulated {species} {diameter:g} px, {particles} per micrograph, {conditions}")
+    folder = HERE / "work" / "general_score" / (f"sim{diameter:g}" if default
+                                                else f"sim_{species}{diameter:g}_{particles}_{conditions}")
     folder.mkdir(parents=True, exist_ok=True)
-    px = load_species("ribosome").diameter / diameter
-    preset = replace(PRESETS["realistic"], pixel_size=px, species=("ribosome",))
+    px = load_species(species).diameter / diameter
+    preset = replace(PRESETS[conditions], pixel_size=px, species=(species,))
     files, truths = [], []
     for i in range(6):
         path, truth = folder / f"mic{i}.mrc", folder / f"mic{i}_truth.star"
         if not truth.is_file():
-            sim = simulate_micrograph((1536, 1536), 40, preset, seed=1000 + i)
+            sim = simulate_micrograph((1536, 1536), particles, preset, seed=1000 + i)
             write_mrc(path, sim.image, px)
             write_picks(sim.truth.assign(micrograph=path.stem), truth)
         files.append(path)
         truths.append(read_picks(truth).assign(micrograph=path.stem))
-    return RealSet(f"simulated {diameter:g} px", diameter, files[:4], files[4:], pd.concat(truths[:4]),
+    return RealSet(name, diameter, files[:4], files[4:], pd.concat(truths[:4]),
                    pd.concat(truths[4:]), pretrain=files[:4])
 
 
@@ -91,7 +107,7 @@ def network(rs, seed: int, labels: str, with_count: bool, init: str = "none") ->
     if rs.name == "simulated mTOR":
         run = HERE / "work" / "general_score" / "mtor" / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
     elif rs.name.startswith("simulated"):
-        run = HERE / "work" / "general_score" / f"sim{rs.diameter:g}" / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"
+        run = rs.train[0].parent / f"pu_{labels}_s{seed}{'' if with_count else '_nocount'}"  # beside its micrographs
     elif labels == "15":
         run = HERE / "work" / "default_threshold" / rs.name / (f"pu_s{seed}" if with_count else f"pu_s{seed}_nocount")
     else:
@@ -207,12 +223,15 @@ def main() -> None:
     ap.add_argument("--simulated", type=float, nargs="+", metavar="D",
                     help="instead: simulated ribosome sets at these diameters (px)")
     ap.add_argument("--mtor", action="store_true", help="instead: the simulated set of mTOR among other complexes")
+    ap.add_argument("--small", action="store_true",
+                    help="instead: the sparse simulated sets of small or faint particles (SMALL)")
     ap.add_argument("--time", action="store_true", help="instead: picking time on a 4096² micrograph")
     ap.add_argument("--init", default="none", choices=["none", "general"], help="where the networks start")
     args = ap.parse_args()
     if args.time:
         return timing()
     sets = ([mtor_set()] if args.mtor else [simulated_set(d) for d in args.simulated] if args.simulated
+            else [simulated_set(d, species, n, c) for species, d, n, c in SMALL] if args.small
             else [load_set(n) for n in args.sets])
     rows = []
     for seed in args.seeds:
@@ -231,7 +250,8 @@ def main() -> None:
                "within D/2 of one true particle, at the default cut. Weight: the general model's logits per unit "
                "of the network's (0: left out). At the count present: the same models cut where the test "
                "micrographs' peaks give as many picks as they hold particles (a count given right for them).")
-    name = ("general_score" + ("_mtor" if args.mtor else "_simulated" if args.simulated else "") + ("_nocount" if args.without_count else "")
+    name = ("general_score" + ("_mtor" if args.mtor else "_simulated" if args.simulated else "_small" if args.small else "")
+            + ("_nocount" if args.without_count else "")
             + ("" if args.labels == "15" else f"_{args.labels}") + ("" if args.init == "none" else f"_init-{args.init}"))
     write_results(name, {"runs": rows}, intro + "\n\n" + table(rows))
 

@@ -373,3 +373,24 @@ def test_it_serves_as_start_beyond_twice_the_count_only_where_it_ranks_the_label
     heights = 10.0 - 4.0 * np.arange(60) / 59
     assert sum(heights[labelled] >= np.sort(heights)[-20]) == 4
     assert not ranks_labels_first(general, [item], [logits(heights)], [20.0], 60.0)
+
+
+def test_with_no_label_and_no_count_it_picks_a_sparse_faint_small_particle_not_the_background():
+    """Enolase (a 93 kDa dimer) at 40 px, a few dozen on a 768² micrograph: the general model's peaks are mostly
+    background and form one population of scores. Read as log-odds, the median peak is background, so its
+    automatic cut keeps about as many picks as there are particles, where a crowded reading of the same scores
+    kept nearly every peak."""
+    from fewpick.ops.thresholds import threshold_gmm
+    from fewpick.pickers.pu.model import all_peaks
+
+    d = 40.0
+    px = load_species("enolase").diameter / d
+    sim = simulate_micrograph((768, 768), 40, replace(PRESETS["realistic"], pixel_size=px, species=("enolase",)),
+                              seed=12)
+    image, truth = Image(sim.image, px, Path("m.mrc")), sim.truth.assign(micrograph="m")
+    picks = general_model(d).pick_images([image])
+    scored = evaluate(picks, truth, radius=d / 2)["all_picks"]
+    assert 0.5 * len(truth) <= len(picks) <= 2 * len(truth) and scored["f1"] >= 0.6, (len(picks), len(truth), scored)
+    general = general_model(d)
+    _, scores = all_peaks(general, general.score_map(image).scores)  # its peaks as they scored
+    assert np.sum(scores >= threshold_gmm(scores)) > 5 * len(truth)  # the crowded reading

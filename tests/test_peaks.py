@@ -6,7 +6,7 @@ import scipy.ndimage as ndi
 from scipy.spatial.distance import cdist
 
 from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, merge_close, nms, rank_close_last
-from fewpick.ops.thresholds import threshold_gmm
+from fewpick.ops.thresholds import background_cut, threshold_gmm, threshold_logits
 
 
 def _bumps(shape, centres, heights, sigma=2.0):
@@ -125,6 +125,26 @@ def test_threshold_gmm_separates_two_populations_and_keeps_one():
     crowded = r.normal(1.5, 0.5, 200)  # one population: keep nearly everything
     t1 = threshold_gmm(crowded)
     assert (crowded >= t1).mean() > 0.95
+
+
+def test_logit_scores_of_mostly_background_are_cut_above_the_background_not_kept_as_a_crowd():
+    """Log-odds scores (the general model's): 3,000 background peaks and 100 particles form one population to a
+    two-Gaussian mixture; the median peak is background (a negative logit), so the cut rises above the
+    background's tail instead of keeping nearly every peak as one crowded population. Where the median peak is a
+    particle the crowded reading stands, as :func:`threshold_gmm` makes it."""
+    r = np.random.default_rng(1)
+    background, particles = r.normal(-3.0, 2.0, 3000), r.normal(5.0, 1.0, 100)
+    scores = np.concatenate([background, particles])
+    assert (scores >= threshold_gmm(scores)).sum() > 2500  # the crowded reading: nearly everything
+    t = threshold_logits(scores)
+    kept, right = (scores >= t).sum(), (particles >= t).sum()
+    assert 80 <= kept <= 200 and right >= 0.9 * 100 and right >= 0.5 * kept, (kept, right)
+    assert background_cut(scores) == t
+    crowded = r.normal(1.5, 0.5, 200)
+    assert threshold_logits(crowded) == threshold_gmm(crowded)
+    # pure background: at most a few chance peaks of its far tail pass
+    noise = r.normal(-3.0, 2.0, 3000)
+    assert (noise >= threshold_logits(noise)).sum() <= 0.005 * len(noise)
 
 
 def test_a_guiding_count_moves_to_the_gap_between_two_clear_groups_of_scores_only():

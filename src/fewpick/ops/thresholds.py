@@ -50,6 +50,45 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
     return float(np.median(s)) if cut is None else cut
 
 
+def threshold_logits(scores: np.ndarray, seed: int = 0) -> float:
+    """:func:`threshold_gmm` for peak scores that are log-odds of a particle centre (a network trained with every
+    particle labelled): where the peaks form one population and the median peak is less likely a particle than
+    not (a negative logit), most peaks are background, not particles crowded together, and the cut is
+    :func:`background_cut` instead of dropping only the low outliers."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    gmm = two_group_mixture(s, seed)
+    if gmm is not None and ashman_d(gmm) <= BIMODAL_D and np.median(s) < 0:
+        return background_cut(s)
+    return threshold_gmm(s, seed)
+
+
+#: the largest share of the peaks above :func:`background_cut` expected from the background (over all the picks it
+#: keeps, which is lower than the share among the weakest of them); chosen where the picks on sparse simulated
+#: micrographs of small or faint particles came closest to the particles in number (docs/decisions.md, "The general
+#: model reads its scores as log-odds")
+BACKGROUND_SHARE = 1 / 3
+
+
+def background_cut(scores: np.ndarray) -> float:
+    """The lowest cut above which at most :data:`BACKGROUND_SHARE` of the peaks are expected from the background,
+    for peaks that are mostly background: the background's scores taken as normal, with the median and robust
+    spread (1.4826 × median absolute deviation) of all the peaks (an empirical null, as in Benjamini–Hochberg's
+    step-up rule on its tail probabilities). Above the best peak where no cut qualifies."""
+    from scipy.stats import norm
+
+    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    if not len(s):
+        return 0.0
+    med = np.median(s)
+    spread = 1.4826 * np.median(np.abs(s - med))
+    if spread <= 0:
+        return float(np.nextafter(s[0], np.inf))
+    expected = len(s) * norm.sf((s - med) / spread)  # background peaks expected at or above each score
+    ok = np.flatnonzero(expected <= BACKGROUND_SHARE * np.arange(1, len(s) + 1))
+    return float(s[ok[-1]]) if len(ok) else float(np.nextafter(s[0], np.inf))
+
+
 def ashman_d(gmm) -> float:
     """Ashman's D of a fitted two-component 1D Gaussian mixture: the distance between the means over the
     components' pooled spread; above 2 the two populations are clearly apart (the mixture is bimodal)."""

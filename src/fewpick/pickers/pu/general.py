@@ -10,7 +10,7 @@ every particle size: :func:`general_model` makes from it a PU model for the diam
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -23,6 +23,7 @@ from scipy.stats import binomtest
 from fewpick.errors import InputError
 from fewpick.io.images import Image, evenly_spread
 from fewpick.nn.dense import dense_logits
+from fewpick.ops.thresholds import threshold_logits
 from fewpick.pickers.base import ScoreMap
 from fewpick.pickers.pu.data import TrainingItem
 from fewpick.pickers.pu.files import load_model
@@ -34,6 +35,15 @@ from fewpick.pickers.threshold import Auto, Count
 GENERAL_MODEL = Path(__file__).resolve().parent / "general_2d.pt"
 
 
+class GeneralModel(PUModel):
+    """The general model as a PU picker. Trained with every particle labelled, its scores are the log-odds of a
+    particle centre, and its automatic cut reads them so (:func:`~fewpick.ops.thresholds.threshold_logits`):
+    where a micrograph's peaks form one population whose median peak is more likely background than a particle,
+    they are mostly background (a sparse micrograph of a small, faint particle), not particles crowded together."""
+
+    auto_rule = staticmethod(threshold_logits)
+
+
 def general_model(diameter: float, expected_particles: float | None = None, device: str | torch.device = "cpu",
                   threads: int = 2, bin_factor: int | None = None, path: str | os.PathLike = GENERAL_MODEL) -> PUModel:
     """The general model as a PU picker for particles of ``diameter`` px: the micrographs are binned for that
@@ -41,7 +51,8 @@ def general_model(diameter: float, expected_particles: float | None = None, devi
     else each micrograph's automatic split. ``path``: another file of the same kind (``bench/general_model.py``)."""
     if not Path(path).exists():
         raise InputError(path, "the general particle model is missing from this installation of fewpick")
-    model = load_model(path, device)
+    loaded = load_model(path, device)
+    model = GeneralModel(**{f.name: getattr(loaded, f.name) for f in fields(loaded)})
     # min_distance None: its peaks follow each micrograph's crowding (fewpick.pickers.pu.model.local_maxima_radius)
     model.settings = replace(model.settings, diameter=float(diameter), bin_factor=bin_factor,
                              expected_particles=expected_particles, threads=threads, min_distance=None)
