@@ -51,10 +51,10 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
 
 
 def threshold_logits(scores: np.ndarray, seed: int = 0) -> float:
-    """:func:`threshold_gmm` for peak scores that are log-odds of a particle centre (a network trained with every
-    particle labelled): where the peaks form one population and the median peak is less likely a particle than
-    not (a negative logit), most peaks are background, not particles crowded together, and the cut is
-    :func:`background_cut` instead of dropping only the low outliers."""
+    """:func:`threshold_gmm` for peak scores that are log-odds of a particle centre against background (a network
+    trained with every particle labelled, both classes weighed alike): where the peaks form one population and the
+    median peak looks more like background than a centre (a negative logit), most peaks are background, not
+    particles crowded together, and the cut is :func:`background_cut` instead of dropping only the low outliers."""
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
     gmm = two_group_mixture(s, seed)

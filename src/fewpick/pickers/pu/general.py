@@ -36,10 +36,11 @@ GENERAL_MODEL = Path(__file__).resolve().parent / "general_2d.pt"
 
 
 class GeneralModel(PUModel):
-    """The general model as a PU picker. Trained with every particle labelled, its scores are the log-odds of a
-    particle centre, and its automatic cut reads them so (:func:`~fewpick.ops.thresholds.threshold_logits`):
-    where a micrograph's peaks form one population whose median peak is more likely background than a particle,
-    they are mostly background (a sparse micrograph of a small, faint particle), not particles crowded together."""
+    """The general model as a PU picker. Trained with every particle labelled (both classes weighed alike), its
+    scores are the log-odds of a particle centre against background, and its automatic cut reads them so
+    (:func:`~fewpick.ops.thresholds.threshold_logits`): where a micrograph's peaks form one population whose median
+    peak looks more like background than a centre, they are mostly background (a sparse micrograph of a small,
+    faint particle), not particles crowded together."""
 
     auto_rule = staticmethod(threshold_logits)
 
@@ -81,9 +82,10 @@ def fit_general(model: PUModel, items: Sequence[TrainingItem], logits: Sequence[
     The general model's logits are weighted so that both maps spread alike over the training micrographs (the
     ratio of their standard deviations), times the share of the particles on the labelled micrographs that
     carry no label: it stands in for the particles the user did not label, and a network taught every particle
-    of its micrographs needs no stand-in. It is left out where the expected count is under :data:`~fewpick.pickers.pu.settings.SUBSET` of
-    the particles the general model finds at its automatic cut (median over the micrographs): such a user wants
-    one complex among others, and the general model would promote the others. A network that started from the
+    of its micrographs needs no stand-in. It is left out where the expected count is under
+    :data:`~fewpick.pickers.pu.settings.SUBSET` of the particles the general model finds at its automatic cut
+    (median over the micrographs): such a user wants one complex among others, and the general model would
+    promote the others. A network that started from the
     general model's weights (:func:`serves_as_start`) holds what it knows already: its score is not added again,
     but its count still guides the default cut (:meth:`~fewpick.pickers.pu.model.PUModel.expected_count`).
     Sets ``general_net``, ``general_weight`` and ``general_count`` (None where the labels cover the particles:
