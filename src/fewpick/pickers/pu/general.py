@@ -67,7 +67,8 @@ def general_summary(model: PUModel) -> str:
     s = model.settings
     cut = (f"default threshold: about {s.expected_particles:g} picks per micrograph (or the gap in the scores where "
            f"they fall into two clear groups near that)" if s.expected_particles
-           else "default threshold: each micrograph's scores split in two")
+           else "default threshold: each micrograph's scores split in two, or where most of its peaks look like "
+                "background, the peaks that stand out from it")
     return (f"general particle model (no labels): particle {s.diameter:.4g} px, micrographs binned ×{model.factor}, "
             f"{cut}")
 
