@@ -39,15 +39,24 @@ def threshold_gmm(scores: np.ndarray, seed: int = 0) -> float:
     """
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
-    gmm = two_group_mixture(s, seed)
+    return _mixture_cut(s, two_group_mixture(s, seed), _low_outliers_cut)
+
+
+def _mixture_cut(s: np.ndarray, gmm, one_population) -> float:
+    """The cut of a two-Gaussian mixture ``gmm`` fitted to the finite scores ``s`` (None: fewer than 10 of them,
+    the median): the start of its upper component where the two are clearly apart, else ``one_population(s)``."""
     if gmm is None:
         return float(np.median(s)) if len(s) else 0.0
-    means = gmm.means_.ravel()
     if ashman_d(gmm) <= BIMODAL_D:
-        med = np.median(s)
-        return float(med - 2 * 1.4826 * np.median(np.abs(s - med)))
-    cut = upper_component_start(gmm, means.min(), s.max(), 2048)
+        return one_population(s)
+    cut = upper_component_start(gmm, gmm.means_.ravel().min(), s.max(), 2048)
     return float(np.median(s)) if cut is None else cut
+
+
+def _low_outliers_cut(s: np.ndarray) -> float:
+    """Median − 2 robust standard deviations: one population of particles, only the low outliers dropped."""
+    med = np.median(s)
+    return float(med - 2 * 1.4826 * np.median(np.abs(s - med)))
 
 
 def threshold_logits(scores: np.ndarray, seed: int = 0) -> float:
@@ -57,10 +66,8 @@ def threshold_logits(scores: np.ndarray, seed: int = 0) -> float:
     particles crowded together, and the cut is :func:`background_cut` instead of dropping only the low outliers."""
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
-    gmm = two_group_mixture(s, seed)
-    if gmm is not None and ashman_d(gmm) <= BIMODAL_D and np.median(s) < 0:
-        return background_cut(s)
-    return threshold_gmm(s, seed)
+    one_population = background_cut if len(s) and np.median(s) < 0 else _low_outliers_cut
+    return _mixture_cut(s, two_group_mixture(s, seed), one_population)
 
 
 #: the largest share of the peaks above :func:`background_cut` expected from the background (over all the picks it
