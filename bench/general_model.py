@@ -24,7 +24,8 @@ model with no label at all on the real sets' test micrographs and on two simulat
 picker, box F1 and duplicates at the default cut; it writes bench/results/general_model.{json,md}. The training
 micrographs are cached under bench/work/general/. ``--small`` adds sparse simulated sets of small or faint
 particles (enolase, GluA3, CCT, RuvAB, mTOR at 30–60 px; bench/general_score.py's ``SMALL``) and writes general_model_small instead
-(``--sets`` with no name and ``--simulated`` with none measure those alone).
+(``--sets`` with no name and ``--simulated`` with none measure those alone). ``--results NAME`` writes
+bench/results/NAME.{json,md} instead (a model measured beside the shipped one).
 """
 
 from __future__ import annotations
@@ -261,6 +262,7 @@ def main() -> None:
                     help="simulated ribosome sets at these diameters (px) too")
     ap.add_argument("--small", action="store_true",
                     help="the sparse simulated sets of small or faint particles too; results general_model_small")
+    ap.add_argument("--results", help="name of the results files (default: general_model, or general_model_small)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     training = {}
@@ -277,7 +279,7 @@ def main() -> None:
                     "simulation_s": t_sim, "training_s": t_train, "data_version": DATA_VERSION}
         print(f"simulated in {t_sim:.0f} s, trained in {t_train:.0f} s: {path}")
     rows = zero_label(path, args.sets, args.simulated, args.small)
-    write_results("general_model_small" if args.small else "general_model",
+    write_results(args.results or ("general_model_small" if args.small else "general_model"),
                   {"model": str(path), "training": training, "rows": rows}, table(rows))
 
 
