@@ -255,6 +255,25 @@ def test_auto_threshold_moves_above_lookalikes_but_keeps_a_broad_class_whole():
     assert (piled >= t).all() and (others >= t).mean() < 0.05, t
 
 
+def test_a_weak_particle_touching_a_strong_one_keeps_its_peak():
+    """A weak particle 1.5 radii from a stronger one lies within the cube around its own centre but outside the
+    sphere: its peak must top the sphere only, so both are picked (the cube's corner held the stronger centre)."""
+    from fewpick.pickers.base import ScoreMap
+    from fewpick.pickers.threshold import Fixed
+
+    model = T.TomoModel(net=None, settings=T.TomoSettings(diameter=12.0), pi=0.01, voxel_size=None)
+    r = model.settings.geometry().radius()
+    assert model.settings.bin == 1 and r == pytest.approx(6.0)
+    z, y, x = np.mgrid[:64, :64, :64].astype(np.float32)
+    strong, weak = np.array([32.0, 32.0, 32.0]), np.array([32.0, 32.0, 32.0]) + 1.5 * r / np.sqrt(3)
+    heat = sum(a * np.exp(-((z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2) / (2 * 2.0**2))
+               for a, c in ((1.0, strong), (0.5, weak)))
+    zyx, score = model.peaks(ScoreMap(heat.astype(np.float32), lambda c: c), Fixed(0.05))
+    assert len(zyx) == 2
+    assert np.abs(zyx[0] - strong).max() <= 1 and np.abs(zyx[1] - weak).max() <= 1
+    assert score[0] == pytest.approx(1.0, abs=0.01) and score[1] == pytest.approx(0.5, abs=0.05)
+
+
 def test_trains_and_finds_ribosomes(sim, tmp_path):
     truth, diameter = _truth(sim)
     vol = tmp_path / "t0.mrc"

@@ -68,8 +68,16 @@ class TomoModel(PickerBase):
         # with threshold t: suppress from the known cut, or from the automatic rule's floor (0.05)
         known = known_cut(threshold, self.calibrated_threshold())
         floor = known if known is not None else 0.05 if isinstance(threshold, Auto) else -np.inf
-        zyx, score = nms(smap.scores, r, floor, footprint="box")
+        zyx, score = nms(smap.scores, r, floor, footprint=peak_footprint(self.settings))
         return self.select(zyx, score, threshold, max_picks)
+
+
+def peak_footprint(settings: TomoSettings) -> str:
+    """The neighbourhood a peak of the heat map must top (:func:`~fewpick.ops.peaks.nms`): for a particle the
+    sphere of its radius, not the cube around it, whose corners reach 1.7 radii and hand a weaker particle touching
+    a stronger one to the stronger one's flank (docs/decisions.md, "Tomogram peaks within a sphere"); for a
+    filament the 3 × 3 × 3 cube of neighbours."""
+    return "box" if settings.filament else "ball"
 
     def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None,
              radius: float | None = None, filament: dict | None = None) -> pd.DataFrame:
@@ -175,8 +183,8 @@ def _block_probabilities(net: SliceUNet3D, block: np.ndarray, dev) -> np.ndarray
 def pick_tomogram(model: TomoModel, image: Image, threshold: ThresholdLike = None, radius: float | None = None,
                   heat: np.ndarray | None = None, filament: dict | None = None,
                   max_picks: int | None = None) -> pd.DataFrame:
-    """Picks ``(micrograph, x, y, z, score)`` in the tomogram's voxels: 3D NMS on the heat map (kernel of the
-    particle's radius unless ``radius`` is given, in the tomogram's voxels), scores ≥ ``threshold``.
+    """Picks ``(micrograph, x, y, z, score)`` in the tomogram's voxels: 3D NMS on the heat map (within a sphere
+    of the particle's radius unless ``radius`` is given, in the tomogram's voxels: :func:`peak_footprint`), scores ≥ ``threshold``.
 
     ``threshold`` (:mod:`fewpick.pickers.threshold`): None, the model's calibrated level when it was trained with
     ``expected_particles``, else ``auto``: :func:`~fewpick.ops.thresholds.auto_threshold` of this tomogram's

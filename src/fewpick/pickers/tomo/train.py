@@ -25,7 +25,7 @@ from fewpick.ops.peaks import nms
 from fewpick.ops.thresholds import threshold_at_count
 from fewpick.pickers.tomo.data import TrainingItem, augment, check_isotropic, sample_batch, training_items
 from fewpick.pickers.tomo.files import save_model
-from fewpick.pickers.tomo.model import TomoModel, pick_views, prepared_heat_map
+from fewpick.pickers.tomo.model import TomoModel, peak_footprint, pick_views, prepared_heat_map
 from fewpick.pickers.tomo.prior import assumed_particles, class_prior, prior_estimate
 from fewpick.pickers.tomo.selftrain import self_training_counts, self_training_picks, with_picks
 from fewpick.pickers.tomo.settings import TomoSettings
@@ -153,6 +153,8 @@ def calibrate_threshold(model: TomoModel, items: list[TrainingItem]) -> float:
     tomograms, within [0.05, 0.95]."""
     r = model.settings.geometry().radius(minimum=1.0)
     views = pick_views(model.settings)
-    peaks = [nms(prepared_heat_map(model.net, it.volume, views=views), r, 0.0, footprint="box")[1] for it in items]
+    footprint = peak_footprint(model.settings)
+    peaks = [nms(prepared_heat_map(model.net, it.volume, views=views), r, 0.0, footprint=footprint)[1]
+             for it in items]
     counts = model.particles or assumed_particles(items, model.settings)
     return float(np.clip(threshold_at_count(peaks, counts, empty=0.5), 0.05, 0.95))
