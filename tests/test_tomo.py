@@ -287,6 +287,10 @@ def test_trains_and_finds_ribosomes(sim, tmp_path):
     picks = T.pick_tomogram(model, im, 0.05)
     r = evaluate(picks, truth, radius=diameter / 2)["best"]
     assert r["f1"] >= 0.8, r
+    # the model's own pick takes the tomogram options (a suppression radius) as pick_tomogram does
+    wide = model.pick(im, 0.05, radius=2 * diameter)
+    pd.testing.assert_frame_equal(wide, T.pick_tomogram(model, im, 0.05, radius=2 * diameter))
+    assert 0 < len(wide) < len(picks)
     path = T.save_model(model, tmp_path / "m.pt")
     again = T.load_model(path)
     np.testing.assert_allclose(T.heat_map(again, im.data), T.heat_map(model, im.data), atol=1e-6)

@@ -71,6 +71,11 @@ class TomoModel(PickerBase):
         zyx, score = nms(smap.scores, r, floor, footprint=peak_footprint(self.settings))
         return self.select(zyx, score, threshold, max_picks)
 
+    def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None,
+             radius: float | None = None, filament: dict | None = None) -> pd.DataFrame:
+        """See :func:`pick_tomogram`."""
+        return pick_tomogram(self, image, threshold, radius, filament=filament, max_picks=max_picks)
+
 
 def peak_footprint(settings: TomoSettings) -> str:
     """The neighbourhood a peak of the heat map must top (:func:`~fewpick.ops.peaks.nms`): for a particle the
@@ -78,11 +83,6 @@ def peak_footprint(settings: TomoSettings) -> str:
     a stronger one to the stronger one's flank (docs/decisions.md, "Tomogram peaks within a sphere"); for a
     filament the 3 × 3 × 3 cube of neighbours."""
     return "box" if settings.filament else "ball"
-
-    def pick(self, image: Image, threshold: ThresholdLike = None, max_picks: int | None = None,
-             radius: float | None = None, filament: dict | None = None) -> pd.DataFrame:
-        """See :func:`pick_tomogram`."""
-        return pick_tomogram(self, image, threshold, radius, filament=filament, max_picks=max_picks)
 
 
 #: views a particle model's picking heat map averages: the tomogram as it is and turned by 180° in its plane (y
