@@ -70,6 +70,9 @@ def test_pick_without_a_model_uses_it(realistic, tmp_path):
     r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", "48", "--method", "dog", "-n", "40", "--out",
                   str(tmp_path / "dog.star")])
     assert r.exit_code == 2 and "--expected-particles goes with --method general" in r.output
+    r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", "48", "--border", "20", "--out", str(tmp_path / "b.star")])
+    assert r.exit_code == 2 and "--border goes with --method dog" in r.output  # not silently ignored
+    assert not (tmp_path / "b.star").exists()
     r = run(app, ["pick", str(tmp_path / "mic.mrc"), "-d", "48", "-t", "calibrated", "--out", str(tmp_path / "c.star")])
     assert r.exit_code == 2 and "no calibrated threshold" in r.output
 

@@ -55,7 +55,7 @@ def pick(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", min=0.01, max=1000.0, help="Å/px of the micrographs, overriding the header."),
     bright: bool = typer.Option(False, "--bright-particles", help="Particles are brighter than the background (e.g. negative stain)."),
     max_picks: Optional[int] = typer.Option(None, "--max-picks", min=1, max=10_000_000, help="At most this many picks per micrograph."),
-    border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge."),
+    border: float = typer.Option(0.0, "--border", min=0.0, help="Ignore peaks within this many pixels of the edge (--method dog or template)."),
     bin_factor: Optional[int] = typer.Option(None, "--bin", min=1, max=256, help="Binning factor (default: particle about 16 px after binning)."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Output format if the suffix does not say: {PICK_FORMATS}."),
     box_size: Optional[float] = typer.Option(None, "--box-size", min=1.0, max=1e5, help="Box edge for .box and .cbox output (default: the particle diameter)."),
@@ -85,6 +85,8 @@ def pick(
     kind = None
     if model is not None and expected_particles is not None:
         raise InputError(None, "--expected-particles goes with --method general (a model knows its own count)")
+    if border and (model is not None or method == PickMethod.general):
+        raise InputError(None, "--border goes with --method dog or --method template")
     if model is not None:
         from fewpick.pickers import registry
 
