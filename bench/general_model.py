@@ -200,12 +200,11 @@ def zero_label(path: Path, sets: list[str], simulated: list[float] = (), small: 
     from fewpick.io import read_micrograph
     from fewpick.pickers.classic import ClassicPicker, ClassicSettings
     from fewpick.pickers.pu.general import general_model
-    from general_score import SMALL, simulated_set
+    from general_score import simulated_set, small_sets
     from real2d import load_set
 
     rows = []
-    for rs in [*map(load_set, sets), *map(simulated_set, simulated),
-               *(simulated_set(d, species, n, conditions) for species, d, n, conditions in (SMALL if small else ()))]:
+    for rs in [*map(load_set, sets), *map(simulated_set, simulated), *(small_sets() if small else ())]:
         name = rs.name
         images = [read_micrograph(p) for p in rs.test]
         row = {"set": name, "diameter": rs.diameter, "expected": rs.expected}

@@ -93,6 +93,11 @@ def simulated_set(diameter: float, species: str = "ribosome", particles: int = 4
                    pd.concat(truths[4:]), pretrain=files[:4])
 
 
+def small_sets() -> list[RealSet]:
+    """The sparse simulated sets of small or faint particles (:data:`SMALL`)."""
+    return [simulated_set(d, species, n, conditions) for species, d, n, conditions in SMALL]
+
+
 def mtor_set() -> RealSet:
     """bench/pu_vs_topaz.py's set: the mTOR particles are the ones to pick."""
     from pu_data import DATA, target_truth
@@ -231,7 +236,7 @@ def main() -> None:
     if args.time:
         return timing()
     sets = ([mtor_set()] if args.mtor else [simulated_set(d) for d in args.simulated] if args.simulated
-            else [simulated_set(d, species, n, c) for species, d, n, c in SMALL] if args.small
+            else small_sets() if args.small
             else [load_set(n) for n in args.sets])
     rows = []
     for seed in args.seeds:

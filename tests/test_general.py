@@ -391,9 +391,9 @@ def test_with_no_label_and_no_count_it_picks_a_sparse_faint_small_particle_not_t
     sim = simulate_micrograph((768, 768), 40, replace(PRESETS["realistic"], pixel_size=px, species=("enolase",)),
                               seed=12)
     image, truth = Image(sim.image, px, Path("m.mrc")), sim.truth.assign(micrograph="m")
-    picks = general_model(d).pick_images([image])
+    general = general_model(d)
+    picks = general.pick_images([image])
     scored = evaluate(picks, truth, radius=d / 2)["all_picks"]
     assert 0.5 * len(truth) <= len(picks) <= 2 * len(truth) and scored["f1"] >= 0.6, (len(picks), len(truth), scored)
-    general = general_model(d)
     _, scores = all_peaks(general, general.score_map(image).scores)  # its peaks as they scored
     assert np.sum(scores >= threshold_gmm(scores)) > 5 * len(truth)  # the crowded reading
