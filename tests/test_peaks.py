@@ -147,6 +147,23 @@ def test_logit_scores_of_mostly_background_are_cut_above_the_background_not_kept
     assert (noise >= threshold_logits(noise)).sum() <= 0.005 * len(noise)
 
 
+def test_logit_scores_in_two_groups_that_both_look_like_background_are_cut_above_the_background():
+    """A sparse micrograph whose background peaks fall into two clear groups (flat ice and textured areas, say),
+    both of negative log-odds, with a few particles above: the upper group is background too, and the cut rises
+    above it rather than splitting the two backgrounds and keeping the upper one whole. Where the upper group
+    looks like particles (positive log-odds), the mixture's cut stands."""
+    r = np.random.default_rng(2)
+    flat, textured, particles = r.normal(-3.5, 0.7, 1200), r.normal(-0.5, 0.9, 900), r.normal(5.0, 1.0, 40)
+    scores = np.concatenate([flat, textured, particles])
+    mixture = threshold_gmm(scores)  # the two backgrounds split apart: the textured one kept whole
+    assert (scores >= mixture).sum() > 800
+    t = threshold_logits(scores)
+    kept, right = (scores >= t).sum(), (particles >= t).sum()
+    assert t == background_cut(scores) and right >= 36 and kept <= 80, (kept, right)
+    clear = np.concatenate([r.normal(-3.0, 0.7, 1200), r.normal(3.0, 1.0, 300)])  # the upper group: particles
+    assert threshold_logits(clear) == threshold_gmm(clear)
+
+
 def test_a_guiding_count_moves_to_the_gap_between_two_clear_groups_of_scores_only():
     """With ``split``, a count is a guide: where the peak scores of the images picked together fall into two clear
     groups, the cut goes between them if that keeps within a factor 1.5 of the count; where they form one group,

@@ -313,8 +313,9 @@ def test_picks_in_the_edge_band_are_dropped(trained, monkeypatch):
 
 
 def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights():
-    """Scoring folds each batch normalisation into its convolution: the same logits as the network as trained,
-    and a change of weights (further training) is seen at the next score map."""
+    """Scoring folds each batch normalisation into its convolution: the same logits as the network as trained on
+    the micrograph with its edge pixels repeated outwards (mirrored where asked), and a change of weights (further
+    training) is seen at the next score map."""
     torch.manual_seed(0)
     net = pu.build_network(pu.PUSettings(diameter=36.0))
     for m in net.modules():  # statistics far from the identity, so that an unfolded one would show
@@ -326,9 +327,12 @@ def test_scoring_network_has_the_trained_networks_logits_and_follows_its_weights
     img = np.random.default_rng(0).normal(size=(300, 420)).astype(np.float32)
     h = net.receptive_field // 2
     with torch.inference_mode():
-        ref = net.eval()(torch.from_numpy(np.pad(img, h, mode="reflect"))[None, None])[0, 0, h:-h, h:-h].numpy()
+        ref = net.eval()(torch.from_numpy(np.pad(img, h, mode="edge"))[None, None])[0, 0, h:-h, h:-h].numpy()
+        mirrored = net(torch.from_numpy(np.pad(img, h, mode="reflect"))[None, None])[0, 0, h:-h, h:-h].numpy()
     out = dense_logits(net, img)
     assert np.abs(ref).max() > 1 and np.allclose(out, ref, atol=1e-4)
+    assert np.allclose(dense_logits(net, img, pad="reflect"), mirrored, atol=1e-4)
+    assert not np.allclose(out[:, :3], mirrored[:, :3], atol=1e-2)  # the two differ near the edges
     with torch.no_grad():
         net.head.bias += 1.0
     assert np.allclose(dense_logits(net, img), ref + 1.0, atol=1e-4)

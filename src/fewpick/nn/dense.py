@@ -27,19 +27,28 @@ def band_rows(width: int, channels: int, device: torch.device) -> int:
     return max(32, CPU_PASS_VALUES // max(1, width * channels))
 
 
+#: how :func:`dense_logits` fills the margin beyond a micrograph's edges by default: its edge pixels repeated
+#: outwards (docs/decisions.md, "Beyond the micrograph's edge")
+EDGE_PAD = "edge"
+
+
 @torch.inference_mode()
-def dense_logits(net: PickerCNN, binned: np.ndarray, amp: bool = False) -> np.ndarray:
+def dense_logits(net: PickerCNN, binned: np.ndarray, amp: bool = False, pad: str = EDGE_PAD) -> np.ndarray:
     """Apply the network to a whole prepared micrograph, in bands of rows (:func:`band_rows`) with a
     receptive-field margin, on the device the network is on (``amp``: bfloat16 there if it is a GPU).
 
-    The micrograph is padded by reflection first: training only ever scores tile interiors, so at the
-    micrograph's edges the network must see image-like context, not zeros (which make spurious peaks).
+    The micrograph is padded first (``pad``: a mode of :func:`numpy.pad`), so that at its edges the network sees
+    image-like context, not zeros (which make spurious peaks). A network that only ever scored tile interiors in
+    training is best served by its edge pixels repeated: streaks, which look like no particle. Mirrored, anything
+    cut by the edge becomes a whole, symmetric blob there (half a particle, a patch of ice), and the network finds
+    particles on the edge that are not there. A network taught on maps of micrographs padded some way is scored
+    with the same padding.
     """
     channels = net.width
     net = inference_net(net)
     dev = module_device(net)
     half = net.receptive_field // 2
-    padded = np.pad(binned, half, mode="reflect")
+    padded = np.pad(binned, half, mode=pad)
     h, w = binned.shape
     rows = band_rows(padded.shape[1], channels, dev)
     out = np.empty((h, w), np.float32)

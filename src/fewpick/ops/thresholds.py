@@ -61,13 +61,18 @@ def _low_outliers_cut(s: np.ndarray) -> float:
 
 def threshold_logits(scores: np.ndarray, seed: int = 0) -> float:
     """:func:`threshold_gmm` for peak scores that are log-odds of a particle centre against background (a network
-    trained with every particle labelled, both classes weighed alike): where the peaks form one population and the
-    median peak looks more like background than a centre (a negative logit), most peaks are background, not
-    particles crowded together, and the cut is :func:`background_cut` instead of dropping only the low outliers."""
+    trained with every particle labelled, both classes weighed alike): where the median peak looks more like
+    background than a centre (a negative logit), most peaks are background, not particles crowded together, and
+    the cut is :func:`background_cut` where they form one population (instead of dropping only the low outliers)
+    or where they fall into two groups that both look like background (the upper one no particles either: a
+    mixture's cut between them would keep it whole)."""
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
-    one_population = background_cut if len(s) and np.median(s) < 0 else _low_outliers_cut
-    return _mixture_cut(s, two_group_mixture(s, seed), one_population)
+    gmm = two_group_mixture(s, seed)
+    background = bool(len(s)) and np.median(s) < 0
+    if background and gmm is not None and gmm.means_.max() <= 0:
+        return background_cut(s)
+    return _mixture_cut(s, gmm, background_cut if background else _low_outliers_cut)
 
 
 #: the largest share of the peaks above :func:`background_cut` expected from the background (over all the picks it

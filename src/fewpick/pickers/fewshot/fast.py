@@ -134,9 +134,9 @@ def sample(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 def fast_scores(net: PickerCNN, binned: np.ndarray) -> np.ndarray:
     """The network's map over a whole binned micrograph (each pixel: the score of the window centred there,
-    less the offset)."""
+    less the offset), its margin mirrored as in distillation (:func:`~fewpick.pickers.fewshot.distill.distill`)."""
     from fewpick.nn.dense import dense_logits
 
-    return dense_logits(net, binned)
+    return dense_logits(net, binned, pad="reflect")
 
 
