@@ -184,8 +184,8 @@ def test_on_sparse_micrographs_the_general_model_counts_the_particles_not_the_no
     """Twenty ribosomes on a 1024² micrograph: the general model's peaks are the local maxima over a whole radius
     there (a sparse micrograph), so its automatic cut splits the few particles from the noise's peaks and counts
     them within a fifth (with labels, scaled up by the share of them its cut misses: within 30 %). Over half a
-    radius, as on crowded micrographs, the noise's peaks
-    outnumbered the particles and the count was over ten times theirs."""
+    radius, as on crowded micrographs, the noise's peaks outnumbered the particles and the count was over ten
+    times theirs."""
     from fewpick.pickers.pu.general import estimate_particles
 
     diameter = 60.0
