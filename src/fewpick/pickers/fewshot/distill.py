@@ -15,6 +15,7 @@ from fewpick.io.images import Image
 from fewpick.nn.cnn import PickerCNN
 from fewpick.pickers.fewshot.fast import (
     CELLS,
+    MARGIN_PAD,
     MIN_AGREEMENT,
     agreement,
     binning,
@@ -107,7 +108,7 @@ def distill(model: FewShotModel, images: Sequence[Image], *, progress: Callable[
     spacing = max(float(np.max(np.diff(d[a]))) if len(d[a]) > 1 else 1.0 for d in data for a in ("rows", "cols"))
     side = int(np.ceil(spacing * (k - 1))) + 2 * margin + 2
     pad = margin + side
-    padded = [np.pad(d["binned"], pad, mode="reflect") for d in data]
+    padded = [np.pad(d["binned"], pad, mode=MARGIN_PAD) for d in data]
     weights = np.array([n * d["teacher"].shape[1] for n, d in zip(splits, data)], float)
     weights /= weights.sum()
     # the network learns the scores less their mean (cosine similarities, mostly well above 0)

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 WIDTH = 16
 DILATIONS = (1, 2, 3)
 CELLS = 16  # teacher grid cells per side of a training crop
+#: how the fast network's input is filled beyond the micrograph's edge, in distillation and when it scores: the
+#: micrograph mirrored (:func:`fast_scores` pads as :func:`~fewpick.pickers.fewshot.distill.distill` did)
+MARGIN_PAD = "reflect"
 
 
 def binning(diameter: float) -> int:
@@ -134,9 +137,9 @@ def sample(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 def fast_scores(net: PickerCNN, binned: np.ndarray) -> np.ndarray:
     """The network's map over a whole binned micrograph (each pixel: the score of the window centred there,
-    less the offset), its margin mirrored as in distillation (:func:`~fewpick.pickers.fewshot.distill.distill`)."""
+    less the offset), its margin filled as in distillation (:data:`MARGIN_PAD`)."""
     from fewpick.nn.dense import dense_logits
 
-    return dense_logits(net, binned, pad="reflect")
+    return dense_logits(net, binned, pad=MARGIN_PAD)
 
 
