@@ -241,8 +241,6 @@ def test_pu_picker_scores_with_it_where_labels_are_few(tmp_path):
     theirs = evaluate(alone.pick_images([test], -1e9), test_truth, radius=DIAMETER / 2)["auprc"]
     assert ours >= theirs + 0.01 and ours >= 0.9, (ours, theirs)
     # a count given short of the particles: the default cut keeps the general model's clearly larger count
-    from fewpick.pickers.threshold import Count
-
     n = 0.5 * len(truth)
     short = refit(replace(model, settings=replace(s, expected_particles=n)), [image], truth.iloc[:10])
     assert short.uses_general and short.expected_count() == short.general_count > n + 2 * np.sqrt(n)
@@ -312,8 +310,6 @@ def test_pu_training_starts_from_it_by_default_where_it_serves(tmp_path):
     the network ranks the particles of a micrograph it never saw (hard conditions) better than one from random
     weights with the general model's score added. Where the labels cover the particles, or the count asks for under half of the
     particles it finds (one complex among others), the network starts from random weights, as with ``init="none"``."""
-    from fewpick.pickers.threshold import Count
-
     px = load_species("cct").diameter / DIAMETER
     preset = replace(PRESETS["hard"], pixel_size=px, species=("cct",))
     sims = [simulate_micrograph((768, 768), 60, preset, seed=seed) for seed in (3, 4)]
