@@ -7,8 +7,8 @@ Data: bench/work/pu_sim (realistic preset, target mTOR among ribosome, CCT, RuvA
 15 target particles are drawn on the reference micrograph train_000 (at least half a window from its edges):
 
 - fewpick few-shot: `fewpick fewshot train train_000.mrc --exemplars … --pretrain-images train/` (pre-training on
-  the 10 training micrographs + fine-tuning, timed together), then `fewpick fewshot pick test/` at its automatic
-  threshold (no tuning);
+  the 10 training micrographs + fine-tuning, timed together), then `fewpick fewshot pick test/` at its default
+  threshold (no count given: the general particle model's count, or the gap in its own scores near it);
 - fewpick PU picker: `fewpick train train/ --labels …` (the 15 labels; the other micrographs unlabeled), then
   `fewpick pick test/` at its default threshold (the cut it makes when given none: the expected count on the
   test micrographs, or the gap between two groups of their scores near it);
