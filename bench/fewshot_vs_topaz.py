@@ -67,6 +67,15 @@ def scores(picks: pd.DataFrame, truth: pd.DataFrame, diameter: float, threshold:
             "duplicate_rate": duplicates(picks, truth, diameter / 2, threshold)["rate"]}
 
 
+def default_and_every(default: Path, every: Path, diameter: float) -> dict:
+    """:func:`scores` of the picks a picker made at its default cut (file ``default``) against the test targets,
+    with AUPRC and the best F1s taken from ``every`` peak it found."""
+    truth = target_truth("test")
+    out = scores(read_picks(default), truth, diameter, None)
+    ranked = scores(read_picks(every), truth, diameter, None)
+    return {**out, "auprc": ranked["auprc"], "best_f1": ranked["best_f1"], "box_best_f1": ranked["box_best_f1"]}
+
+
 def per_micrograph_seconds(cmd_all: list[str], cmd_one: list[str], n: int) -> tuple[float, float]:
     wall, mib, _ = peak_rss_mib_of(cmd_all)
     start, _, _ = peak_rss_mib_of(cmd_one)
@@ -89,10 +98,7 @@ def run_fewshot(labels: pd.DataFrame, run: Path, diameter: float, seed: int, pre
     per_mic, pick_mib = per_micrograph_seconds([*pick, *map(str, test), "--out", str(run / "fewshot_auto.star")],
                                                [*pick, str(test[0]), "--out", str(run / "one.star")], len(test))
     peak_rss_mib_of([*pick, *map(str, test), "-t", "-1e9", "--out", str(run / "fewshot_all.star")])
-    truth = target_truth("test")
-    out = scores(read_picks(run / "fewshot_auto.star"), truth, diameter, None)
-    every = scores(read_picks(run / "fewshot_all.star"), truth, diameter, None)
-    out.update(auprc=every["auprc"], best_f1=every["best_f1"], box_best_f1=every["box_best_f1"])
+    out = default_and_every(run / "fewshot_auto.star", run / "fewshot_all.star", diameter)
     return {**out, "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_micrograph": per_mic,
             "pick_peak_mib": pick_mib, "threshold": "default"}
 
@@ -108,10 +114,7 @@ def run_pu(labels: pd.DataFrame, run: Path, diameter: float, seed: int) -> dict:
     per_mic, pick_mib = per_micrograph_seconds([*pick, *map(str, test), "-t", "-1e9", "--out", str(run / "pu_all.star")],
                                                [*pick, str(test[0]), "--out", str(run / "one.star")], len(test))
     peak_rss_mib_of([*pick, *map(str, test), "--out", str(run / "pu_default.star")])  # the cut `fewpick pick` makes
-    truth = target_truth("test")
-    out = scores(read_picks(run / "pu_default.star"), truth, diameter, None)
-    every = scores(read_picks(run / "pu_all.star"), truth, diameter, None)
-    out.update(auprc=every["auprc"], best_f1=every["best_f1"], box_best_f1=every["box_best_f1"])
+    out = default_and_every(run / "pu_default.star", run / "pu_all.star", diameter)
     return {**out, "train_s": train_s, "train_peak_mib": train_mib, "pick_s_per_micrograph": per_mic,
             "pick_peak_mib": pick_mib, "threshold": "default"}
 
