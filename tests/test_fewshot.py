@@ -140,8 +140,8 @@ def trained(sim, tmp_path_factory):
     ims, truths = sim
     # with the count, as a user who knows it: without one, the general particle model would count these
     # Gaussian blobs in white noise, which are nothing like a micrograph (it counts about twice as many)
-    settings = fs.FewShotSettings(diameter=32, pretrain_steps=600, pretrain_batch=64, finetune_steps=500, seed=0,
-                                  distill_steps=300, expected_particles=len(truths[0]))
+    settings = fs.FewShotSettings(diameter=32, pretrain_steps=600, pretrain_batch=64, finetune_steps=120, seed=0,
+                                  distill_steps=150, expected_particles=len(truths[0]))
     ex = _inner(truths[0], ims[0].shape, settings.window / 2 + 2).iloc[:10]
     out = tmp_path_factory.mktemp("fewshot") / "fewshot.pt"
     model = fs.train(ims[0], ex, settings, out, pretrain_images=ims)
@@ -398,7 +398,7 @@ def test_distilled_network_follows_a_smooth_teacher_and_refuses_noise():
     from fewpick.pickers.fewshot import distill as fd, fast as ff
 
     rng = np.random.default_rng(0)
-    fake = SimpleNamespace(settings=fs.FewShotSettings(diameter=36, distill_steps=250, train_threads=2))
+    fake = SimpleNamespace(settings=fs.FewShotSettings(diameter=36, distill_steps=150, train_threads=2))
     net, info = fd.distill(fake, [], data=_teacher_set(rng, smooth=True), device="cpu")
     assert info["agreement"] >= 0.8 and info["use"] and info["factor"] == 3, info["agreement"]
     assert info["scoring"] == "fast"

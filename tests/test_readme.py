@@ -26,7 +26,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SKIP = ("explore serve", "fewpick label ", "--scheduler", "--device cuda", "CUDA_VISIBLE_DEVICES")
 SHORTER = {  # verb → options appended so that the test trains in seconds
     ("train",): ["--steps", "60"],
-    ("fewshot", "train"): ["--pretrain-steps", "40", "--steps", "40"],
+    ("fewshot", "train"): ["--pretrain-steps", "40", "--steps", "40", "--distill-steps", "40"],
     ("tomo", "train"): ["--epochs", "1", "--steps-per-epoch", "4"],
 }
 
