@@ -42,20 +42,22 @@ from real2d import DATA, FEWPICK, load_set  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 DEEP = 0.75  # of a disk radius: the mask's edge at least this far away
+SIDE = 1024  # the CryoPPP micrographs' side, px
 
 
-def mask_of(rs, split: str, stem: str) -> tuple[np.ndarray, float]:
-    """The curated mask of one micrograph and its scale (mask px per micrograph px)."""
+def edge_map(rs, split: str, stem: str) -> tuple[np.ndarray, float]:
+    """The distance (micrograph px) from each pixel of one micrograph's curated mask to the mask's edge (0 outside
+    it), and the mask's scale (mask px per micrograph px)."""
     m = np.asarray(Image.open(DATA / f"cryoppp_{rs.name}" / split / "masks" / f"{stem}.png"))
     m = (m[..., 0] if m.ndim == 3 else m) > 0
-    return m, m.shape[0] / 1024
+    scale = m.shape[0] / SIDE
+    return ndi.distance_transform_edt(m) / scale, scale
 
 
-def edge_distance(mask: np.ndarray, scale: float, xy: np.ndarray) -> np.ndarray:
-    """Distance (micrograph px) from each point (x, y) to the mask's edge; 0 outside the mask."""
-    dt = ndi.distance_transform_edt(mask) / scale
-    ij = np.clip((np.asarray(xy)[:, ::-1] * scale).astype(int), 0, np.array(mask.shape) - 1)
-    return dt[ij[:, 0], ij[:, 1]]
+def edge_distance(edges: np.ndarray, scale: float, xy: np.ndarray) -> np.ndarray:
+    """The edge map :func:`edge_map` read at each point (x, y, micrograph px)."""
+    ij = np.clip((np.asarray(xy)[:, ::-1] * scale).astype(int), 0, np.array(edges.shape) - 1)
+    return edges[ij[:, 0], ij[:, 1]]
 
 
 def disk_count(rs) -> dict:
@@ -64,10 +66,10 @@ def disk_count(rs) -> dict:
     for split, mics, truth in (("train", rs.train, rs.train_truth), ("test", rs.test, rs.test_truth)):
         radii, areas, centres = [], [], []
         for p in mics:
-            mask, scale = mask_of(rs, split, p.stem)
+            edges, scale = edge_map(rs, split, p.stem)
             t = truth[truth.micrograph == p.stem][["x", "y"]].to_numpy(float)
-            radii.append(edge_distance(mask, scale, t))
-            areas.append(mask.sum() / scale**2)
+            radii.append(edge_distance(edges, scale, t))
+            areas.append(np.count_nonzero(edges) / scale**2)
             centres.append(len(t))
         r = float(np.median(np.concatenate(radii)))
         fewest = np.array(areas) / (np.pi * r**2)
@@ -80,7 +82,7 @@ def second_picks(rs, picks: pd.DataFrame, radius: float, rng: np.random.Generato
     """Edge distances of the first and second picks on annotated particles, and of the control points."""
     first, second, control = [], [], []
     for p in rs.test:
-        mask, scale = mask_of(rs, "test", p.stem)
+        edges, scale = edge_map(rs, "test", p.stem)
         t = rs.test_truth[rs.test_truth.micrograph == p.stem][["x", "y"]].to_numpy(float)
         mine = picks[picks.micrograph.astype(str).map(lambda m: Path(m).stem) == p.stem]
         xy = mine.sort_values("score", ascending=False)[["x", "y"]].to_numpy(float)
@@ -91,14 +93,14 @@ def second_picks(rs, picks: pd.DataFrame, radius: float, rng: np.random.Generato
         for k in np.flatnonzero(on):
             is_second[k] = nearest[k] in seen
             seen.add(int(nearest[k]))
-        edge = edge_distance(mask, scale, xy)
+        edge = edge_distance(edges, scale, xy)
         first.append(edge[on & ~is_second])
         second.append(edge[is_second])
         offsets = d[is_second]
         angle = rng.uniform(0, 2 * np.pi, len(offsets))
         around = t[rng.integers(0, len(t), len(offsets))] + offsets[:, None] * np.c_[np.cos(angle), np.sin(angle)]
-        inside = (around >= 0).all(axis=1) & (around < 1024).all(axis=1)
-        control.append(edge_distance(mask, scale, around[inside]))
+        inside = (around >= 0).all(axis=1) & (around < SIDE).all(axis=1)
+        control.append(edge_distance(edges, scale, around[inside]))
     deep = DEEP * radius
     share = {k: float(np.mean(np.concatenate(v) >= deep)) if sum(map(len, v)) else float("nan")
              for k, v in (("first", first), ("second", second), ("control", control))}

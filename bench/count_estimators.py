@@ -15,8 +15,8 @@ For each set and draw (15 labels, drawn as ``bench/real2d.py`` draws them), on t
   ``estimate`` is more than twice that), and ``min(estimate, like)``, the candidate.
 
 Error: the natural logarithm of the count over the particles per training micrograph (on EMPIAR-10947, over
-the fewest disks its curated masks hold, 203.4 per micrograph, ``bench/annotation_check.py``: the annotated
-centres miss at least one particle in six). Writes bench/results/count_estimators.{json,md}.
+the fewest disks its curated masks hold, :func:`annotation_check.disk_count`: the annotated centres miss at
+least one particle in six). Writes bench/results/count_estimators.{json,md}.
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
+from annotation_check import disk_count  # noqa: E402
 from fewpick.io import read_micrograph  # noqa: E402
 from fewpick.pickers.pu import general as G  # noqa: E402
 from fewpick.pickers.threshold import Auto, Count  # noqa: E402
 from general_score import simulated_set, small_sets  # noqa: E402
 from real2d import draw_labels, load_set  # noqa: E402
-
-MASK_PARTICLES = {"10947": 203.4}  # the fewest disks per training micrograph its curated masks hold
 
 
 def peaks_of(model, image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,7 +46,8 @@ def peaks_of(model, image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return auto, smap.to_original(coords)[:, ::-1], scores
 
 
-def counts(rs, seed: int, peaks: dict) -> dict:
+def counts(rs, seed: int, peaks: dict, truth: float) -> dict:
+    """The three counts of one draw and their errors against ``truth`` particles per training micrograph."""
     labels = draw_labels(rs, "15", seed)
     found = total = peaked = 0
     autos, every, labelled = [], [], []
@@ -70,9 +70,8 @@ def counts(rs, seed: int, peaks: dict) -> dict:
     level = np.quantile(labelled, G.LABEL_QUANTILE)
     above = float(np.median([np.sum(s >= level) for s in every])) / (1 - G.LABEL_QUANTILE)
     like, like_before = above / max(peaked / total, G.MIN_FOUND), above / share
-    truth = MASK_PARTICLES.get(rs.name, len(rs.train_truth) / len(rs.train))
     out = {"set": rs.name, "seed": seed, "particles": truth, "estimate": estimate, "like": like,
-           "used": like_before if estimate > 2.0 * like_before else estimate, "min": min(estimate, like)}
+           "used": like_before if estimate > G.COUNT_RATIO * like_before else estimate, "min": min(estimate, like)}
     return {**out, **{f"error_{k}": float(np.log(out[k] / truth)) for k in ("estimate", "like", "used", "min")}}
 
 
@@ -86,8 +85,9 @@ def main() -> None:
     for rs in sets:
         model = G.general_model(rs.diameter, None, "cpu", 2, None)
         peaks = {p.stem: peaks_of(model, read_micrograph(p)) for p in rs.train[: G.COUNT_SAMPLE]}
+        truth = disk_count(rs)["train"]["fewest_disks"] if rs.name == "10947" else len(rs.train_truth) / len(rs.train)
         for seed in args.seeds:
-            rows.append(counts(rs, seed, peaks))
+            rows.append(counts(rs, seed, peaks, truth))
             print({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     write_results("count_estimators", {"rows": rows}, table(rows))
 
