@@ -180,6 +180,39 @@ def test_the_general_models_peaks_follow_how_crowded_the_micrograph_is():
     assert local_maxima_radius(alone, bumps) == pytest.approx(r)
 
 
+def test_on_crowded_micrographs_a_particle_on_a_brighter_neighbours_flank_stays_a_peak():
+    """A crowded score map (544 particles of 36 px given for 1024², binned ×3: a radius of 6 binned px): strong
+    spots on a grid, and beside 20 of them a weak spot 7 px away, where a pixel of the strong spot's slope within
+    half a radius outscores the weak spot's centre. Over one pixel the weak spot is a peak of the general model;
+    over half a radius it was none. Its automatic cut keeps the peaks over half a radius, whose scores it splits."""
+    from fewpick.ops.thresholds import threshold_logits
+    from fewpick.pickers.base import ScoreMap
+    from fewpick.pickers.pu.model import all_peaks
+    from fewpick.pickers.threshold import Auto, Fixed
+
+    model = general_model(36.0, 544)
+    yy, xx = np.mgrid[:341, :341]
+    z = np.random.default_rng(0).normal(-3.0, 0.02, yy.shape).astype(np.float32)
+
+    def spot(y, x, height):
+        return (height * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 2.0**2))).astype(np.float32)
+
+    strong = [(y, x) for y in range(20, 330, 24) for x in range(20, 330, 24)]
+    weak = [(y + 7, x) for y, x in strong[::8][:20]]
+    z += sum(spot(y, x, 12.0) for y, x in strong) + sum(spot(y, x, 1.5) for y, x in weak)
+    smap = ScoreMap(z, lambda c: c)
+
+    def found(coords):
+        return sum(bool(len(coords)) and np.min(np.hypot(*(coords - [y, x]).T)) <= 1.0 for y, x in weak)
+
+    every, _ = model.peaks(smap, Fixed(-np.inf))  # those ranked last for closeness too
+    assert found(every) == 20 and found(all_peaks(model, z)[0]) == 0  # over half a radius: none of them
+    auto, _ = model.peaks(smap, Auto())  # the peaks over half a radius its cut splits, as before
+    half, half_score = all_peaks(model, z)
+    assert np.array_equal(auto, half[half_score >= threshold_logits(half_score)])
+    assert len(every) > len(half) > len(auto) > len(strong) / 2
+
+
 def test_on_sparse_micrographs_the_general_model_counts_the_particles_not_the_noise():
     """Twenty ribosomes on a 1024² micrograph: the general model's peaks are the local maxima over a whole radius
     there (a sparse micrograph), so its automatic cut splits the few particles from the noise's peaks and counts

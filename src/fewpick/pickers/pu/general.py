@@ -27,9 +27,13 @@ from fewpick.ops.thresholds import threshold_logits
 from fewpick.pickers.base import ScoreMap
 from fewpick.pickers.pu.data import TrainingItem
 from fewpick.pickers.pu.files import load_model
-from fewpick.pickers.pu.model import PUModel
+from fewpick.pickers.pu.model import PUModel, all_peaks, local_maxima_radius
 from fewpick.pickers.pu.settings import PUSettings, only_some_wanted
-from fewpick.pickers.threshold import Auto, Count
+from fewpick.pickers.threshold import Auto, Count, ThresholdLike
+
+#: binned px within which the general model's peaks are the highest on crowded micrographs: the plain local maximum
+#: (docs/decisions.md, "The general model's peaks down to one pixel on crowded micrographs")
+PEAK_FLOOR_PX = 1.0
 
 #: the shipped weights (a PU model file trained for a particle of the working diameter, binned ×1)
 GENERAL_MODEL = Path(__file__).resolve().parent / "general_2d.pt"
@@ -43,6 +47,19 @@ class GeneralModel(PUModel):
     faint particle), not particles crowded together."""
 
     auto_rule = staticmethod(threshold_logits)
+
+    def peaks(self, smap: ScoreMap, threshold: ThresholdLike = None,
+              max_picks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The PU model's peaks, over a disk down to :data:`PEAK_FLOOR_PX` on crowded micrographs, so that a
+        particle on the flank of a brighter neighbour stays a peak (the spacing still keeps picks apart). The
+        automatic cut keeps the peaks over half a radius there as before, one for each bump of the map: it splits
+        their scores in two, and the weak peaks the smaller disk adds would make a group of their own and move the
+        split; what it keeps is also the general model's count of the particles."""
+        t = self.resolve_threshold(threshold)
+        if isinstance(t, Auto):
+            return super().peaks(smap, t, max_picks)
+        coords, scores = all_peaks(self, smap.scores, radius=local_maxima_radius(self, smap.scores, PEAK_FLOOR_PX))
+        return self.select(coords, scores, t, max_picks, self.close_radius())
 
 
 def general_model(diameter: float, expected_particles: float | None = None, device: str | torch.device = "cpu",

@@ -127,11 +127,12 @@ class PUModel(PickerBase):
         return self.settings.geometry().radius(2 * CLOSE_PICKS)
 
 
-def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Every peak of one micrograph's logit map, best first: suppressed at the model's pick distance (with ``corr``,
-    the correlation map of a model that uses it: centred and rescored, :func:`rescored_peaks`), outside the edge
-    band."""
-    radius = local_maxima_radius(model, logits)
+def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None,
+              radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every peak of one micrograph's logit map, best first: the local maxima over ``radius`` binned px (None:
+    :func:`local_maxima_radius`; with ``corr``, the correlation map of a model that uses it: centred and rescored,
+    :func:`rescored_peaks`), of them the best kept the model's spacing apart, outside the edge band."""
+    radius = local_maxima_radius(model, logits) if radius is None else radius
     if corr is not None:
         coords, scores = rescored_peaks(model, logits, corr)
     else:
@@ -149,15 +150,14 @@ def all_peaks(model: PUModel, logits: np.ndarray, corr: np.ndarray | None = None
     return coords, scores
 
 
-def local_maxima_radius(model: PUModel, logits: np.ndarray) -> float:
+def local_maxima_radius(model: PUModel, logits: np.ndarray, floor_px: float | None = None) -> float:
     """Binned px within which a peak of one micrograph's ``logits`` is the highest: the model's ``min_distance``;
     for a model without one (the general model, which saw no micrograph of the user's), from how crowded this
     micrograph is (:func:`~fewpick.ops.peaks.auto_min_distance` of the expected count, or else of the peaks a
-    whole radius apart that its automatic cut keeps). Counted over half a radius, the noise's peaks on a sparse
-    micrograph outnumber the particles and its scores no longer split in two. Half a radius stays the floor, not
-    the label radius of a trained model (:meth:`~fewpick.pickers.pu.settings.PUSettings.crowded_min_distance`):
-    the general model's cut is a split of its peak scores, and the weak peaks beside particles that a smaller
-    disk adds form a group of their own that moves the split."""
+    whole radius apart that its automatic cut keeps), down to ``floor_px`` on crowded micrographs (None: half a
+    radius). Counted over half a radius, the noise's peaks on a sparse micrograph outnumber the particles and its
+    scores no longer split in two; on crowded micrographs the general model ranks the peaks over one pixel
+    (:meth:`~fewpick.pickers.pu.general.GeneralModel.peaks`)."""
     s = model.settings
     if s.min_distance is not None:
         return s.suppression_radius()
@@ -166,7 +166,8 @@ def local_maxima_radius(model: PUModel, logits: np.ndarray) -> float:
     if not count:
         _, scores = nms(logits, max(radius, 1.0), -np.inf)
         count = int(np.sum(scores >= type(model).auto_rule(scores))) if len(scores) else 0
-    return s.geometry().radius(auto_min_distance(count, logits.size, radius), minimum=1.0)
+    floor = 0.5 if floor_px is None else floor_px / radius
+    return s.geometry().radius(auto_min_distance(count, logits.size, radius, floor=floor), minimum=1.0)
 
 
 def binned_for_network(model: PUModel, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
