@@ -44,7 +44,6 @@ from real2d import SETS_ALL, draw_exemplars, load_set  # noqa: E402
 fewshot_train = importlib.import_module("fewpick.pickers.fewshot.train")
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "fewshot_sim_pretrain"
-KEPT = HERE / "work" / "default_threshold"
 SIDE = 768
 STARTS = ("random start", "from simulated", "simulated only")
 
@@ -147,7 +146,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="label draws (exemplars) per set")
-    ap.add_argument("--starts", nargs="+", default=list(STARTS), help="the encoder's starts compared")
+    ap.add_argument("--starts", nargs="+", default=list(STARTS), choices=STARTS, help="the encoder's starts compared")
     ap.add_argument("--name", default="fewshot_sim_pretrain", help="results file name under bench/results/")
     ap.add_argument("--user-steps", type=int, help="pre-training steps on the set's micrographs (default: the picker's)")
     a = ap.parse_args()
