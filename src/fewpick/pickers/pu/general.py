@@ -58,7 +58,8 @@ class GeneralModel(PUModel):
         t = self.resolve_threshold(threshold)
         if isinstance(t, Auto):
             return super().peaks(smap, t, max_picks)
-        coords, scores = all_peaks(self, smap.scores, radius=local_maxima_radius(self, smap.scores, PEAK_FLOOR_PX))
+        coords, scores = all_peaks(self, smap.scores, smap.extra.get("correlation"),
+                                   radius=local_maxima_radius(self, smap.scores, PEAK_FLOOR_PX))
         return self.select(coords, scores, t, max_picks, self.close_radius())
 
 
