@@ -201,3 +201,14 @@ def test_a_bad_file_on_dask_workers_is_one_line_and_a_bad_scheduler_too(tmp_path
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert res.stderr.strip().startswith("error: --scheduler notanaddress: cannot reach a Dask scheduler")
+
+
+def test_a_threshold_written_for_the_user_to_type_back_keeps_the_same_scores():
+    """A cut printed for the user is rounded down to four significant digits (whole numbers kept whole), so that
+    typed back it keeps every score the exact cut keeps, and no further than the fourth digit."""
+    from fewpick.batch import rounded_down
+
+    for value in (0.610605, 12.3456, -1.5, -0.000123456, 1234567.8, 0.5, 3.0):
+        written = float(rounded_down(value))
+        assert written <= value and value - written < max(abs(value) * 1e-3, 1.0 if abs(value) >= 1e4 else 0), value
+    assert rounded_down(0.610605) == "0.6106" and rounded_down(-1.5) == "-1.500" and rounded_down(1234567.8) == "1234567"

@@ -276,6 +276,15 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
     assert res.exit_code == 0 and (f"the gap in their scores between particles and background, about {len(default)} "
                                    f"picks per micrograph ({m.expected_count():.0f} expected)") in said, res.output
     assert len(read_picks(tmp_path / "p.star")) == len(default)
+    # a count three times short of the particles leaves the gap aside, and the sentence says where it lies
+    from fewpick.batch import threshold_for_batch
+
+    short = len(default) / 3
+    far, said = threshold_for_batch(m, Count(short, split=True), ["s1"], lambda _: ims[1])
+    assert len(fs.pick_images(m, ims[1:2], far)) == round(short), said
+    assert (f"about {len(default)} picks per micrograph, too far from the {short:.0f} expected to replace that count"
+            in said), said
+    assert len(fs.pick_images(m, ims[1:2], float(said.rsplit("pick with the threshold ", 1)[1]))) == len(default)
 
 
 def _disk_window(size: int, cy: float, cx: float, radius: float, rng, noise: float) -> np.ndarray:

@@ -168,7 +168,7 @@ def test_a_guiding_count_moves_to_the_gap_between_two_clear_groups_of_scores_onl
     """With ``split``, a count is a guide: where the peak scores of the images picked together fall into two clear
     groups, the cut goes between them if that keeps within a factor 1.5 of the count; where they form one group,
     or the gap lies further from the count, or without ``split``, the count's own cut."""
-    from fewpick.pickers.threshold import Count, cut_for_count, gap_near_count, select_peaks
+    from fewpick.pickers.threshold import Count, count_cut_of, cut_for_count, gap_near_count, select_peaks
 
     r = np.random.default_rng(1)
     images = [np.concatenate([r.normal(6.0, 0.5, 40), r.normal(0.0, 1.0, 400)]) for _ in range(3)]  # 40 particles
@@ -183,7 +183,12 @@ def test_a_guiding_count_moves_to_the_gap_between_two_clear_groups_of_scores_onl
     assert kept(cut_for_count(images, 70, split=True)) == 70
     assert gap_near_count(images, 32) == (cut_for_count(images, 32, split=True), 40.0)
     assert gap_near_count(images, 20) is None
+    # the gap left aside for lying far from the count is still told, for a user who knows better than the count
+    assert count_cut_of(images, 20, split=True) == (cut_for_count(images, 20), None, gap_near_count(images, 32))
+    assert count_cut_of(images, 32, split=True) == (*gap_near_count(images, 32), None)
+    assert count_cut_of(images, 20).far is None  # without split no gap is looked for
     one = [r.normal(0.0, 1.0, 440) for _ in range(3)]  # one group of scores: the count stands
+    assert count_cut_of(one, 40, split=True).far is None
     assert sum(int((s >= cut_for_count(one, 40, split=True)).sum()) for s in one) == 120
     # one image alone, as select_peaks cuts it
     coords = np.stack([np.zeros(len(images[0])), np.arange(len(images[0])) * 10.0], 1)

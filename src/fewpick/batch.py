@@ -19,6 +19,7 @@ import contextlib
 import functools
 import itertools
 import json
+import math
 import os
 import time
 from collections import deque
@@ -103,8 +104,8 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
             continue
     if not images:
         return threshold, None
-    cut, kept = picker.count_cut_kept(images, threshold.per_image, threshold.split, threshold.otherwise,
-                                      **score_options)
+    cut, kept, far = picker.count_cut_kept(images, threshold.per_image, threshold.split, threshold.otherwise,
+                                           **score_options)
     where = f"threshold {cut:.3g}, set on {len(images)} of the {len(files)} micrographs"
     counted = "counted" if threshold.otherwise is not None else "expected"
     if kept is not None:
@@ -116,7 +117,21 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
                 f"{threshold.per_image:.0f} per micrograph it counted")
     else:
         said = f"{where}: the {threshold.per_image:.0f} best picks per micrograph expected"
+    if far is not None:
+        at = rounded_down(far[0])
+        said += (f". Their scores do split clearly between two groups, at {at}: about {far[1]:.0f} picks per "
+                 f"micrograph, too far from the {threshold.per_image:.0f} {counted} to replace that count. If these "
+                 f"micrographs hold about {far[1]:.0f} particles each, pick with the threshold {at}")
     return replace(threshold, score=cut), said
+
+
+def rounded_down(value: float, digits: int = 4) -> str:
+    """``value`` written with ``digits`` significant digits (at least its whole part), rounded down: a cut typed
+    back as written keeps every score the exact one keeps."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    places = max(digits - 1 - math.floor(math.log10(abs(value))), 0)  # whole numbers kept whole
+    return f"{math.floor(value * 10.0 ** places) / 10.0 ** places:.{places}f}"
 
 
 def pick_files(

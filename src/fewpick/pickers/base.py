@@ -34,10 +34,11 @@ from fewpick.pickers.threshold import (
     Auto,
     Calibrated,
     Count,
+    CountCut,
     Threshold,
     ThresholdLike,
     as_threshold,
-    cut_and_kept,
+    count_cut_of,
     known_cut,
     select_peaks,
 )
@@ -147,14 +148,16 @@ class PickerBase:
         return self.count_cut_kept(images, per_image, split, otherwise, **score_options)[0]
 
     def count_cut_kept(self, images, per_image: float | None, split: bool = False, otherwise: float | None = None,
-                       **score_options) -> tuple[float, float | None]:
-        """:meth:`count_cut`, and the picks per image it keeps where it is the gap between two groups of scores
-        (None where it is the count's, or ``otherwise`` where given: the cut where there is no such gap)."""
+                       **score_options) -> CountCut:
+        """:meth:`count_cut`, with the picks per image it keeps where it is the gap between two groups of scores
+        (None where it is the count's, or ``otherwise`` where given: the cut where there is no such gap), and such
+        a gap left aside for lying far from the count (:class:`~fewpick.pickers.threshold.CountCut`)."""
         pooled = [self.peaks(self.score_map(im, **score_options), Count(score=-np.inf))[1] for im in images]
-        cut, kept = cut_and_kept(pooled, per_image, split, otherwise)
+        found = count_cut_of(pooled, per_image, split, otherwise)
+        cut = found.cut
         if not np.isfinite(cut) and any(len(s) for s in pooled):
             cut = float(min(np.min(s) for s in pooled if len(s)))
-        return float(cut), kept
+        return found._replace(cut=float(cut))
 
     def select(self, coords: np.ndarray, scores: np.ndarray, threshold: Threshold,
                max_picks: int | None = None, close_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ The command line, the library and the pages accept the plain spellings too: a nu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, NamedTuple, Union
 
 import numpy as np
 
@@ -177,38 +177,63 @@ SPLIT_RANGE = 1.5
 def cut_for_count(peak_scores, per_image: float | None, split: bool = False, otherwise: float | None = None) -> float:
     """The cut of :func:`cut_at_count` (``otherwise``: this score instead); with ``split``, where the images' peak
     scores pooled fall into two clear groups near the count, the gap between them instead (:func:`gap_near_count`)."""
-    return cut_and_kept(peak_scores, per_image, split, otherwise)[0]
+    return count_cut_of(peak_scores, per_image, split, otherwise).cut
 
 
-def cut_and_kept(peak_scores, per_image: float | None, split: bool = False,
-                 otherwise: float | None = None) -> tuple[float, float | None]:
-    """:func:`cut_for_count`, and the picks per image it keeps where it is the gap between two groups of scores
-    (None where it is the count's cut or ``otherwise``)."""
-    gap = gap_near_count(peak_scores, per_image) if split else None
-    if gap is not None:
-        return gap
-    return (otherwise if otherwise is not None else cut_at_count(peak_scores, per_image)), None
+class CountCut(NamedTuple):
+    """A count's cut, set on the peak scores of the images picked together (:func:`count_cut_of`).
+
+    ``kept``: the picks per image where ``cut`` is the gap between two clear groups of scores (None where it is
+    the count's cut, or ``otherwise``). ``far``: the gap and the picks per image it keeps, where the scores do fall
+    into two clear groups but the gap lies too far from the count to replace it (None elsewhere): what a user
+    who knows the micrographs hold that many particles would cut at instead."""
+
+    cut: float
+    kept: float | None = None
+    far: tuple[float, float] | None = None
+
+
+def count_cut_of(peak_scores, per_image: float | None, split: bool = False,
+                 otherwise: float | None = None) -> CountCut:
+    """:func:`cut_for_count`, with the picks per image it keeps where it is the gap between two groups of scores,
+    and a gap left aside for lying far from the count (:class:`CountCut`)."""
+    found = clear_gap(peak_scores) if split and per_image else None
+    if found is not None and near_count(found[1], per_image):
+        return CountCut(*found)
+    return CountCut(otherwise if otherwise is not None else cut_at_count(peak_scores, per_image), None, found)
+
+
+def clear_gap(peak_scores) -> tuple[float, float] | None:
+    """Where the images' peak scores pooled fall into two clear groups (:func:`~fewpick.ops.thresholds.two_groups`),
+    the sparsest point between them (:func:`~fewpick.ops.thresholds.threshold_knn_density`) and the picks per
+    image at or above it; else None."""
+    pooled = np.concatenate([np.asarray(s, float).ravel() for s in peak_scores] or [np.zeros(0)])
+    pooled = pooled[np.isfinite(pooled)]
+    if not two_groups(pooled):
+        return None
+    gap = threshold_knn_density(pooled)
+    return gap, float(np.sum(pooled >= gap)) / max(len(peak_scores), 1)
+
+
+def near_count(kept: float, per_image: float | None) -> bool:
+    """Whether ``kept`` picks per image lie within a factor :data:`SPLIT_RANGE` of ``per_image`` either way (never
+    without a count)."""
+    if not per_image or kept <= 0:
+        return False
+    return bool(abs(np.log(kept / per_image)) <= np.log(SPLIT_RANGE))
 
 
 def gap_near_count(peak_scores, per_image: float | None) -> tuple[float, float] | None:
-    """Where the images' peak scores pooled fall into two clear groups (:func:`~fewpick.ops.thresholds.two_groups`),
-    the sparsest point between them (:func:`~fewpick.ops.thresholds.threshold_knn_density`) and the picks per
-    image it keeps, if those lie within a factor :data:`SPLIT_RANGE` of ``per_image``; else None.
+    """The gap between two clear groups of the images' pooled peak scores and the picks per image it keeps
+    (:func:`clear_gap`), if those lie within a factor :data:`SPLIT_RANGE` of ``per_image``; else None.
 
     A count given or estimated beforehand is right for a typical micrograph at best; where particles and
     background score apart, the gap between them finds the particles of the micrographs picked. Where the
     scores form one group (crowded micrographs, where most peaks are particles of some quality), a split would
     fall anywhere, and the count stands; so it does where the gap lies far from it (the upper group then being
     something else: the best views, or contamination)."""
-    if not per_image:
-        return None
-    pooled = np.concatenate([np.asarray(s, float).ravel() for s in peak_scores] or [np.zeros(0)])
-    pooled = pooled[np.isfinite(pooled)]
-    if not two_groups(pooled):
-        return None
-    gap = threshold_knn_density(pooled)
-    kept = float(np.sum(pooled >= gap)) / max(len(peak_scores), 1)
-    return (gap, kept) if kept > 0 and abs(np.log(kept / per_image)) <= np.log(SPLIT_RANGE) else None
+    found = clear_gap(peak_scores) if per_image else None
+    return found if found is not None and near_count(found[1], per_image) else None
 
 
 def cut_at_count(peak_scores, per_image: float | None) -> float:
