@@ -89,6 +89,7 @@ def test_click_train_review_and_save_in_a_browser(served):
         page.click("#train")
         expect(page.locator("#job")).to_contain_text("training done", timeout=600_000)
         expect(page.locator("#job")).to_contain_text("particle picker trained on labelled")  # the model's summary follows
+        expect(page.locator("#job")).to_contain_text("Initial threshold")  # and how the starting cut was set
         expect(page.locator("#thr")).to_be_enabled()
         # the initial threshold finds the particles of the micrograph without labels too
         assert recall_at_the_page_threshold(session.picks_of(1), truths[1]) >= 0.8
@@ -197,6 +198,8 @@ def test_the_few_shot_picker_trains_and_picks_from_the_session(micrographs, tmp_
     session._thread.join(timeout=600)
     assert session.job["state"] == "done", session.job
     pooled = session.model.count_cut([session.image(0), session.image(1)], 30, split=True)
+    # and says how it set that cut, as 'fewpick fewshot pick' prints it
+    assert session.status()["threshold_note"].startswith(f"threshold {pooled:.3g}, set on 2 of the 2 micrographs")
     assert session.picks_of(0)["threshold"] == session.picks_of(1)["threshold"] == pytest.approx(pooled, abs=1e-6)
     assert recall_at_the_page_threshold(session.picks_of(1), truths[1]) >= 0.8
 

@@ -115,6 +115,7 @@ class LabelSession:
         self.picker_kind: str | None = None
         self.expected_used: float | None = None  # the expected count the last training was given
         self.summary = ""  # the trained model's summary (how it scores, its cut), shown on the page
+        self.threshold_note = ""  # how the initial threshold was set, as 'fewpick pick' prints it
         self.picks: dict[str, pd.DataFrame] = {}
         self.default_threshold: float | None = None
         self.auto_thresholds: dict[str, float] = {}
@@ -223,7 +224,8 @@ class LabelSession:
         with self.lock:
             return {"job": dict(self.job), "label_count": self.label_count(),
                     "per_micrograph": [len(self.labels[n]) for n in self.names],
-                    "model": self.picker_kind, "summary": self.summary, "picked": len(self.picks),
+                    "model": self.picker_kind, "summary": self.summary, "threshold_note": self.threshold_note,
+                    "picked": len(self.picks),
                     "failed": dict(self.bad),
                     "of": len(set(self.names) - self._failed()),
                     "threshold": self.default_threshold, "labels_path": str(self.out),
@@ -283,7 +285,8 @@ class LabelSession:
         # all), else the model's calibrated cut; a model whose default is automatic cuts each micrograph alone
         self._progress(1.0, "setting the threshold on the micrographs")
         readable = [p for p in self.paths if micrograph_key(p) not in self._failed()]
-        first, _ = threshold_for_batch(model, None, readable, lambda p: read_micrograph(p, pixel_size=self.pixel_size))
+        first, said = threshold_for_batch(model, None, readable,
+                                          lambda p: read_micrograph(p, pixel_size=self.pixel_size))
         if isinstance(first, Count) and first.score is not None:
             default: float | None = first.score
         elif isinstance(first, Fixed):
@@ -293,7 +296,7 @@ class LabelSession:
         else:
             default = None
         with self.lock:
-            self.model, self.picker_kind, self.summary = model, picker, summary
+            self.model, self.picker_kind, self.summary, self.threshold_note = model, picker, summary, said or ""
             self.picks, self.auto_thresholds = {}, {}
             self.default_threshold = None if default is None else float(default)
 
