@@ -36,13 +36,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fewpick.pickers.threshold as threshold_module  # noqa: E402
 from _common import write_results  # noqa: E402
 from fewpick.io import read_micrograph, read_picks  # noqa: E402
-from fewpick.ops.thresholds import threshold_gmm, threshold_knn_density  # noqa: E402
+from fewpick.ops.thresholds import score_spacing, threshold_gmm, threshold_knn_density  # noqa: E402
 from fewpick.pickers import pu  # noqa: E402
 from fewpick.pickers.pu.train import refit  # noqa: E402
 from fewpick.pickers.threshold import Calibrated, Count, Fixed, clear_gap, near_count  # noqa: E402
@@ -56,18 +55,10 @@ CUTS = ("default", "the count's cut", "gap anywhere", "range 2", "mixture's cut"
 def upper_edge(scores: np.ndarray, k: int = 5) -> float:
     """The sparsest point between two groups of scores (as :func:`threshold_knn_density` finds it), moved up to
     where the scores lie twice as densely."""
-    s = np.sort(np.asarray(scores, dtype=np.float64)[np.isfinite(scores)])[::-1]
-    n = len(s)
-    if n < 4 * k:
-        return float(np.median(s)) if n else 0.0
-    pad = np.concatenate([np.full(k, np.inf), s, np.full(k, np.inf)])
-    offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
-    spacing = np.sort(np.abs(pad[k + np.arange(n)[:, None] + offsets[None]] - s[:, None]), axis=1)[:, :k].mean(1)
-    spacing = ndi.uniform_filter1d(spacing, 2 * k + 1, mode="nearest")
-    floor = 1e-6 * max(s[0] - s[-1], 1e-12)
-    ratio = spacing / (np.maximum(np.minimum.accumulate(spacing), np.minimum.accumulate(spacing[::-1])[::-1]) + floor)
-    ratio[:k] = ratio[n - k:] = 0
-    i = j = int(np.argmax(ratio))
+    s, spacing, i = score_spacing(scores, k)
+    if i is None:
+        return float(np.median(s)) if len(s) else 0.0
+    j = i
     while j > 0 and spacing[j] > spacing[i] / 2:
         j -= 1
     return float(s[j])

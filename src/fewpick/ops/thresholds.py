@@ -131,10 +131,23 @@ def threshold_knn_density(scores: np.ndarray, k: int = 5) -> float:
     ``k`` of it, and scores ``>= threshold`` (the upper group) are kept. With fewer than ``4k`` scores,
     the median.
     """
+    s, spacing, i = score_spacing(scores, k)
+    if i is None:
+        return float(np.median(s)) if len(s) else 0.0
+    # the smoothing spreads a gap over 2k+1 scores: cut at the widest step between consecutive scores there
+    lo, hi = max(0, i - k), min(len(s) - 1, i + k)
+    j = lo + int(np.argmax(s[lo:hi] - s[lo + 1 : hi + 1]))
+    return float(s[j])
+
+
+def score_spacing(scores: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """The finite ``scores`` sorted in decreasing order, each one's local spacing (its mean distance to its ``k``
+    nearest neighbours in score, smoothed by a running mean over ``2k+1``) and the index of the valley between two
+    dense groups that :func:`threshold_knn_density` cuts at (None with fewer than ``4k`` scores)."""
     s = np.sort(np.asarray(scores, dtype=np.float64)[np.isfinite(scores)])[::-1]
     n = len(s)
     if n < 4 * k:
-        return float(np.median(s)) if n else 0.0
+        return s, np.zeros(n), None
     # k nearest neighbours in 1D lie among the k on either side in sorted order
     pad = np.concatenate([np.full(k, np.inf), s, np.full(k, np.inf)])
     offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
@@ -146,11 +159,7 @@ def threshold_knn_density(scores: np.ndarray, k: int = 5) -> float:
     densest_below = np.minimum.accumulate(spacing[::-1])[::-1]  # among i..n-1
     ratio = spacing / (np.maximum(densest_above, densest_below) + floor)
     ratio[:k] = ratio[n - k :] = 0  # a group needs at least k members on each side
-    i = int(np.argmax(ratio))
-    # the smoothing spreads a gap over 2k+1 scores: cut at the widest step between consecutive scores there
-    lo, hi = max(0, i - k), min(n - 1, i + k)
-    j = lo + int(np.argmax(s[lo:hi] - s[lo + 1 : hi + 1]))
-    return float(s[j])
+    return s, spacing, int(np.argmax(ratio))
 
 
 def otsu_split(s: np.ndarray) -> float:
