@@ -282,7 +282,7 @@ def test_cli_pretrain_then_train_with_it(sim, tmp_path):
     short = len(default) / 3
     far, said = threshold_for_batch(m, Count(short, split=True), ["s1"], lambda _: ims[1])
     assert len(fs.pick_images(m, ims[1:2], far)) == round(short), said
-    assert (f"about {len(default)} picks per micrograph, too far from the {short:.0f} expected to replace that count"
+    assert (f"about {len(default)} picks per micrograph, too far from the {short:.0f} expected to be taken"
             in said), said
     assert len(fs.pick_images(m, ims[1:2], float(said.rsplit("pick with the threshold ", 1)[1]))) == len(default)
 

@@ -120,7 +120,7 @@ def threshold_for_batch(picker, threshold, files: Sequence, read: Callable, samp
     if far is not None:
         at = rounded_down(far[0])
         said += (f". Their scores do split clearly between two groups, at {at}: about {far[1]:.0f} picks per "
-                 f"micrograph, too far from the {threshold.per_image:.0f} {counted} to replace that count. If these "
+                 f"micrograph, too far from the {threshold.per_image:.0f} {counted} to be taken. If these "
                  f"micrographs hold about {far[1]:.0f} particles each, pick with the threshold {at}")
     return replace(threshold, score=cut), said
 
