@@ -5,8 +5,8 @@ import pytest
 import scipy.ndimage as ndi
 from scipy.spatial.distance import cdist
 
-from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, merge_close, nms, rank_close_last
-from fewpick.ops.thresholds import background_cut, threshold_gmm, threshold_logits
+from fewpick.ops.peaks import ball, ball_maximum, greedy_keep, merge_close, nms, rank_close_last, scores_near
+from fewpick.ops.thresholds import background_cut, count_scoring_like, threshold_gmm, threshold_logits
 
 
 def _bumps(shape, centres, heights, sigma=2.0):
@@ -114,6 +114,25 @@ def test_a_count_never_keeps_a_peak_ranked_last_for_closeness():
     assert pick(Count(5, score=-np.inf)) == [0, 30, 48]
     assert pick(Count(5, score=2.0)) == [0, 30]
     assert pick(Fixed(-10.0)) == [0, 30, 48, 10, 38]
+
+
+def test_each_point_gets_the_score_of_its_nearest_peak_within_the_radius():
+    peaks = np.array([[0.0, 0.0], [10.0, 0.0], [30.0, 30.0]])
+    scores = np.array([1.0, 2.0, 3.0])
+    points = np.array([[1.0, 1.0], [9.0, 0.0], [20.0, 20.0], [31.0, 29.0]])
+    assert scores_near(peaks, scores, points, 3.0).tolist() == [1.0, 2.0, 3.0]  # (20, 20) has none within 3
+    assert scores_near(peaks, scores, points, 0.5).tolist() == []
+    assert scores_near(peaks[:0], scores[:0], points, 3.0).tolist() == []
+
+
+def test_particles_are_counted_from_a_random_sample_of_their_scores():
+    rng = np.random.default_rng(0)
+    # three images: 300 background peaks below 1, and 40, 50, 60 particles scoring 2 to 3
+    images = [np.concatenate([rng.uniform(0, 1, 300), rng.uniform(2, 3, n)]) for n in (40, 50, 60)]
+    sample = rng.uniform(2, 3, 200)  # labelled particles: a random sample of the particles' scores
+    assert count_scoring_like(images, sample, 0.1) == pytest.approx(50, rel=0.05)  # the median image's
+    # a sample of the best particles only counts the particles scoring as they do: those above 2.55, scaled
+    assert count_scoring_like(images, rng.uniform(2.5, 3, 200), 0.1) == pytest.approx(50 * 0.45 / 0.9, rel=0.15)
 
 
 def test_threshold_gmm_separates_two_populations_and_keeps_one():

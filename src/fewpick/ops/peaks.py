@@ -1,5 +1,5 @@
 """Peaks of score maps: disk and ball footprints, non-maximum suppression, the pick spacing a crowded micrograph
-allows, close peaks ranked last, groups of close points, and sub-pixel refinement."""
+allows, close peaks ranked last, groups of close points, the peaks nearest to given points, and sub-pixel refinement."""
 
 from __future__ import annotations
 
@@ -206,6 +206,15 @@ def rank_close_last(coords: np.ndarray, scores: np.ndarray, radius: float, with_
         order = np.argsort(-lowered, kind="stable")
         coords, scores, close = coords[order], lowered[order], close[order]
     return (coords, scores, close) if with_mask else (coords, scores)
+
+
+def scores_near(peaks: np.ndarray, scores: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
+    """The score of the peak nearest to each of ``points`` that has one within ``radius`` (``peaks`` and
+    ``points`` in the same coordinates; those without one are left out)."""
+    if not len(peaks) or not len(points):
+        return np.asarray(scores)[:0]
+    d, j = cKDTree(peaks).query(points)
+    return np.asarray(scores)[j[d <= radius]]
 
 
 def refine_peaks(scores: np.ndarray, ij: np.ndarray) -> np.ndarray:

@@ -212,6 +212,14 @@ def upper_band_cut(upper: np.ndarray, bic_margin: float = 10.0) -> float | None:
     return upper_component_start(two, lo, hi, 512)
 
 
+def count_scoring_like(peak_scores, sample, quantile: float) -> float:
+    """Particles per image from a random ``sample`` of their scores (the peaks of labelled particles): the
+    median over the images of their peaks (``peak_scores``, one array per image) that score at least the
+    sample's ``quantile``, divided by the share of the particles that score so (1 − ``quantile``)."""
+    level = np.quantile(sample, quantile)
+    return float(np.median([np.sum(np.asarray(s) >= level) for s in peak_scores])) / (1 - quantile)
+
+
 def threshold_at_count(peak_scores, counts, empty: float | None = None) -> float:
     """A model's default cut from its training images: on each image the score of its k-th best peak (k its
     expected particle count, at least 1; scores sorted best first), the median over images. An image without

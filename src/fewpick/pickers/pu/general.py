@@ -23,7 +23,8 @@ from scipy.stats import binomtest
 from fewpick.errors import InputError
 from fewpick.io.images import Image, evenly_spread
 from fewpick.nn.dense import dense_logits
-from fewpick.ops.thresholds import threshold_logits
+from fewpick.ops.peaks import scores_near
+from fewpick.ops.thresholds import count_scoring_like, threshold_logits
 from fewpick.pickers.base import ScoreMap
 from fewpick.pickers.pu.data import TrainingItem
 from fewpick.pickers.pu.files import load_model
@@ -192,8 +193,7 @@ def ranks_labels_first(general: PUModel, items: Sequence[TrainingItem], maps: Se
         if not len(coords):
             continue
         best = np.sort(scores)[::-1][: max(1, int(round(n)))]
-        d, j = cKDTree(coords).query(it.centres)
-        first += int(np.sum((d <= radius) & (scores[j] >= best[-1])))
+        first += int(np.sum(scores_near(coords, scores, it.centres, radius) >= best[-1]))
     share = min(1.0, float(np.mean(expected)) / max(count, 1e-9))
     return total > 0 and binomtest(first, total, share, alternative="greater").pvalue < FIRST_LEVEL
 
@@ -260,14 +260,11 @@ def estimate_particles(images: Sequence[Image], diameter: float, labels: Mapping
             if len(auto):
                 d, _ = cKDTree(auto[:, ::-1]).query(xy)
                 found += int((d <= diameter / 2).sum())
-            if len(coords):
-                d, j = cKDTree(smap.to_original(coords)[:, ::-1]).query(xy)
-                labelled += scores[j[d <= diameter / 2]].tolist()
+            labelled += scores_near(smap.to_original(coords)[:, ::-1], scores, xy, diameter / 2).tolist()
     share = max(found / total if total else 1.0, MIN_FOUND)
     estimate = float(np.median(counts) / share)
     if labelled:
-        level = np.quantile(labelled, LABEL_QUANTILE)
-        like = float(np.median([np.sum(s >= level) for s in every])) / (1 - LABEL_QUANTILE) / share
+        like = count_scoring_like(every, labelled, LABEL_QUANTILE) / share
         if estimate > COUNT_RATIO * like:
             return like
     return estimate
