@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: machine description, peak memory, result files."""
+"""Helpers shared by the benchmarks: machine description, peak memory, result files, few-shot models finished
+again."""
 
 from __future__ import annotations
 
@@ -54,3 +55,21 @@ def write_results(name: str, data: dict, table_md: str, folder: Path | None = No
     header = (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}  \n"
               f"Command: `{data['command']}`\n\n")
     (folder / f"{name}.md").write_text(header + table_md + "\n")
+
+
+def refit_fewshot(path: Path, reference: Path, pretrain: list[Path], exemplars: Path) -> None:
+    """The few-shot model at ``path`` finished again as training finishes it now (``fewshot.refit``: its count,
+    spacing and calibrated cut; the networks do not depend on them), from the spacing as given: for a change to
+    those steps, without training again. ``reference``, ``pretrain`` and ``exemplars``: the files it was trained
+    on."""
+    from dataclasses import fields, replace
+
+    from fewpick.io import read_micrograph, read_picks
+    from fewpick.pickers import fewshot
+
+    model = fewshot.load_model(path, "cpu")
+    given = next(f.default for f in fields(fewshot.FewShotSettings) if f.name == "suppress")
+    model.settings = replace(model.settings, suppress=given)
+    fewshot.refit(model, read_micrograph(reference), read_picks(exemplars), [read_micrograph(p) for p in pretrain],
+                  exemplars)
+    fewshot.save_model(model, path)

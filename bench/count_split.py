@@ -3,7 +3,8 @@ micrograph (pooled over the micrographs picked), or, where their peak scores fal
 the gap between them when that keeps within a factor 1.5 of the count (``fewpick.pickers.threshold.cut_for_count``,
 the default now).
 
-    .venv/bin/python bench/count_split.py [--sets ...] [--simulated 176 60]
+    .venv/bin/python bench/count_split.py [--sets ...] [--simulated 176 60] [--pickers ...] [--seeds ...] [--refit]
+        [--kept] [--out NAME]
 
 Models, as kept by the other benchmarks (trained here only where missing): the 15-label PU models of
 ``bench/default_threshold.py`` (seeds 0–2, the training micrographs' expected count), finished with the general
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import refit_fewshot, write_results  # noqa: E402
 from fewpick.io import read_micrograph, read_picks, write_picks  # noqa: E402
 from fewpick.ops.thresholds import ashman_d, two_group_mixture  # noqa: E402
 from fewpick.pickers import fewshot, pu  # noqa: E402
@@ -42,6 +43,7 @@ from real2d import FEWPICK, SETS_ALL, default_cut_scores, draw_exemplars, load_s
 
 WORK = Path(__file__).resolve().parent / "work" / "default_threshold"
 SIM_WORK = Path(__file__).resolve().parent / "work" / "general_score"
+PICKERS = ("PU", "few-shot", "few-shot, counted")
 
 
 def pu_model(rs, seed: int):
@@ -52,12 +54,13 @@ def pu_model(rs, seed: int):
     return model
 
 
-def fewshot_simulated(rs, seed: int, with_count: bool) -> Path:
-    """A few-shot model of a simulated set (trained here if missing) as ``bench/default_threshold.py`` trains one
-    on a real set: 15 exemplars on the reference, the training micrographs for pre-training."""
+def fewshot_simulated(rs, seed: int, with_count: bool, train: bool = True) -> Path:
+    """A few-shot model of a simulated set (trained here if missing, and ``train``) as
+    ``bench/default_threshold.py`` trains one on a real set: 15 exemplars on the reference, the training
+    micrographs for pre-training."""
     run = SIM_WORK / f"sim{rs.diameter:g}" / f"fewshot_s{seed}{'' if with_count else '_nocount'}"
     model = run / "fewshot.pt"
-    if not model.is_file():
+    if not model.is_file() and train:
         run.mkdir(parents=True, exist_ok=True)
         write_picks(draw_exemplars(rs, seed), run / "exemplars.star")
         count = ["-n", str(rs.expected)] if with_count else []
@@ -70,17 +73,25 @@ def fewshot_simulated(rs, seed: int, with_count: bool) -> Path:
     return model
 
 
-def models(rs):
-    """(picker, seed, model) for every model of the set, finished as picking uses it now."""
-    for seed in (0, 1, 2):
-        yield "PU", seed, pu_model(rs, seed)
+def models(rs, pickers=PICKERS, refit_fewshot_models: bool = False, seeds=(0, 1, 2), train: bool = True):
+    """(picker, seed, model) for every model of the set of the ``pickers`` named, finished as picking uses it now
+    (the few-shot models finished again first as training now finishes them, with ``refit_fewshot_models``; a
+    missing few-shot model of a simulated set trained only with ``train``)."""
+    if "PU" in pickers:
+        for seed in seeds:
+            yield "PU", seed, pu_model(rs, seed)
     for suffix, what in (("", "few-shot"), ("_nocount", "few-shot, counted")):
-        for seed in (0, 1, 2):
+        if what not in pickers:
+            continue
+        for seed in seeds:
             if rs.name.startswith("simulated"):
-                path = fewshot_simulated(rs, seed, not suffix)
+                path = fewshot_simulated(rs, seed, not suffix, train)
             else:
                 path = WORK / rs.name / f"fewshot_s{seed}{suffix}" / "fewshot.pt"
             if path.is_file():
+                if refit_fewshot_models:
+                    refit_fewshot(path, Path(rs.reference), [Path(p) for p in rs.pretrain],
+                                  path.parent / "exemplars.star")
                 yield what, seed, fewshot.load_model(path, "cpu")
 
 
@@ -117,25 +128,34 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="+", default=list(SETS_ALL))
+    ap.add_argument("--sets", nargs="*", default=list(SETS_ALL))
     ap.add_argument("--simulated", type=float, nargs="*", default=[176.0, 60.0],
                     help="diameters of the simulated ribosome sets (bench/general_score.py --simulated)")
+    ap.add_argument("--pickers", nargs="+", default=list(PICKERS), choices=PICKERS,
+                    help="the models measured: the PU picker's, the few-shot picker's trained with the count, without")
+    ap.add_argument("--refit", action="store_true",
+                    help="finish each few-shot model again first as training now finishes it (for a change to the "
+                         "steps after its networks' training: the count, the spacing, the calibrated cut)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--kept", action="store_true", help="only the few-shot models kept in bench/work (none trained)")
+    ap.add_argument("--out", default="count_split")
     a = ap.parse_args()
     rows = []
     sets = [load_set(n) for n in a.sets] + [simulated_set(d) for d in a.simulated]
     for rs in sets:
         images = [read_micrograph(p) for p in rs.test]
-        for picker, seed, model in models(rs):
+        for picker, seed, model in models(rs, a.pickers, a.refit, a.seeds, not a.kept):
             rows.append(measure(rs, picker, seed, model, images))
     md = ("15 labels (few-shot: 15 exemplars on one micrograph), means over the seeds listed. Count: the model's "
           "expected count (the training micrographs' mean given, or the general model's where clearly larger; "
-          "few-shot, counted: trained without a count, the general model's count settled on its own scores). "
+          "few-shot, counted: trained without a count, the general model's count settled on its own scores, or "
+          "the reference's peaks scoring as the exemplars do where it is more than twice those). "
           "The count cut keeps that many picks per micrograph, pooled over the test micrographs; the guide (the "
           "default) goes to the gap between two groups of the pooled peak scores where Ashman's D > 2 and the gap "
           "keeps within a factor 1.5 of the count. The model's default: the guide, except for a model that counted "
           "the particles itself (PU and few-shot trained without a count), whose default is its calibrated cut "
           "where no gap replaces it.\n\n" + table(rows))
-    write_results("count_split", {"rows": rows}, md)
+    write_results(a.out, {"rows": rows}, md)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import refit_fewshot, write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.pickers.threshold import cut_at_count  # noqa: E402
@@ -72,7 +72,8 @@ def train_and_pick(rs, tool: str, seed: int, run: Path, with_count: bool = True)
                     "--out", model)
     elif tool == "fewshot" and (REFIT or "general_count" not in torch.load(model, map_location="cpu",
                                                                            weights_only=False)):
-        refit_fewshot(rs, run, model)  # finished as training now finishes it
+        # finished as training now finishes it
+        refit_fewshot(model, Path(rs.reference), [Path(p) for p in rs.pretrain], run / "exemplars.star")
         for name in ("test_all.star", "test_default.star", "test_auto.star"):
             (run / name).unlink(missing_ok=True)
     verb = ["pick"] if tool == "pu" else ["fewshot", "pick"]
@@ -104,23 +105,6 @@ def without_count(source: Path, path: Path) -> None:
     model.settings = replace(model.settings, expected_particles=None)
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(source.parent / "exemplars.star", path.parent / "exemplars.star")
-    fewshot.save_model(model, path)
-
-
-def refit_fewshot(rs, run: Path, path: Path) -> None:
-    """A few-shot model trained before the general model's count: its count, spacing and calibrated cut redone as
-    training does them now (the networks do not depend on them), from the spacing as given."""
-    from dataclasses import fields, replace
-
-    from fewpick.io import read_micrograph
-    from fewpick.pickers import fewshot
-
-    model = fewshot.load_model(path, "cpu")
-    given = next(f.default for f in fields(fewshot.FewShotSettings) if f.name == "suppress")
-    model.settings = replace(model.settings, suppress=given)
-    reference = read_micrograph(rs.reference)
-    others = [read_micrograph(p) for p in rs.pretrain]
-    fewshot.refit(model, reference, read_picks(run / "exemplars.star"), others, run / "exemplars.star")
     fewshot.save_model(model, path)
 
 

@@ -121,7 +121,7 @@ def trained(rs, encoder, continue_pretraining: bool, seed: int = 0, steps: int |
         net, info = fewshot.pretrain(images, settings, net=net, prepared=prepared, device="cpu")
     model = fewshot.finetune(reference, exemplars, settings, net=net, pretrained=info,
                              exemplars_source=source, prepared=ref_img, device="cpu")
-    return fewshot_train.finish_count(model, reference, others, estimated, beside)
+    return fewshot_train.finish_count(model, reference, others, on_reference, estimated, beside)
 
 
 def scored(model: fewshot.FewShotModel, rs, tests) -> dict:

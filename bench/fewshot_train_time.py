@@ -66,7 +66,8 @@ def main() -> int:
 
     prepared = [prepare(im, s.scale) for im in ims]
     lap("read and resample")
-    s, estimated, beside = T.counted(s, ims, prepared[0].shape, exemplars.assign(micrograph=ims[0].name), "cpu")
+    on_reference = exemplars.assign(micrograph=ims[0].name)
+    s, estimated, beside = T.counted(s, ims, prepared[0].shape, on_reference, "cpu")
     lap("count (general model)")
     net, info = T.pretrain(ims, s, prepared=prepared, device="cpu")
     lap("pre-training")
@@ -77,7 +78,7 @@ def main() -> int:
     model.fast_net, model.fast_info = distill(model, ims, device="cpu", data=data)
     lap("fast network")
     model.estimated_particles, model.general_count = estimated, beside
-    model.estimated_particles = T.settle_count(model, ims)
+    model.estimated_particles = T.settle_count(model, ims, on_reference)
     lap("count (own scores)")
     model.threshold = calibrate_threshold(model, ims[0])
     lap("default cut")

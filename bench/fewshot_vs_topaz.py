@@ -1,7 +1,7 @@
 """Few-shot picker side by side with the PU picker and Topaz, all from the same 15 labels (seed 002's setting).
 
     bash bench/install_topaz.sh; .venv/bin/python bench/pu_data.py      # Topaz and the data, once
-    .venv/bin/python bench/fewshot_vs_topaz.py [--seeds 0 1 2] [--tools fewshot --keep]
+    .venv/bin/python bench/fewshot_vs_topaz.py [--seeds 0 1 2] [--tools fewshot --keep] [--repick [--refit]]
 
 Data: bench/work/pu_sim (realistic preset, target mTOR among ribosome, CCT, RuvAB and enolase). For each seed,
 15 target particles are drawn on the reference micrograph train_000 (at least half a window from its edges):
@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mib_of, write_results  # noqa: E402
+from _common import peak_rss_mib_of, refit_fewshot, write_results  # noqa: E402
 from fewpick.evaluate import duplicates, evaluate  # noqa: E402
 from fewpick.io import read_picks, write_picks  # noqa: E402
 from fewpick.pickers.fewshot.settings import FewShotSettings  # noqa: E402
@@ -82,12 +82,17 @@ def per_micrograph_seconds(cmd_all: list[str], cmd_one: list[str], n: int) -> tu
     return (wall - start) / (n - 1), mib
 
 
-def run_fewshot(labels: pd.DataFrame, run: Path, diameter: float, seed: int, previous: dict | None = None) -> dict:
-    """Train and pick; with ``previous`` (that seed's earlier row), re-pick its model and keep its training figures."""
+def run_fewshot(labels: pd.DataFrame, run: Path, diameter: float, seed: int, previous: dict | None = None,
+                refit: bool = False) -> dict:
+    """Train and pick; with ``previous`` (that seed's earlier row), re-pick its model (finished again first with
+    ``refit``) and keep its training figures."""
     write_picks(labels, run / "exemplars.star")
     model = run / "fewshot.pt"
     if previous is not None:
         train_s, train_mib = previous["train_s"], previous["train_peak_mib"]
+        if refit:
+            refit_fewshot(model, DATA / "train" / f"{REFERENCE}.mrc", sorted((DATA / "train").glob("*.mrc")),
+                          run / "exemplars.star")
     else:
         train_s, train_mib, _ = peak_rss_mib_of([str(FEWPICK), "fewshot", "train", str(DATA / "train" / f"{REFERENCE}.mrc"),
                                                 "--exemplars", str(run / "exemplars.star"), "-d", f"{diameter:.3f}",
@@ -144,6 +149,9 @@ def main() -> None:
     ap.add_argument("--repick", action="store_true",
                     help="few-shot: pick again with the models of the last run (in bench/work), keeping its training "
                          "figures (for a change that is made at picking only)")
+    ap.add_argument("--refit", action="store_true",
+                    help="with --repick: finish each model again first as training now finishes it (for a change to "
+                         "the steps after its networks' training: the count, the spacing, the calibrated cut)")
     args = ap.parse_args()
     rows, before = [], {}
     if args.keep or args.repick:
@@ -159,7 +167,8 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         for tool in args.tools:
             t0 = time.time()
-            fn = {"fewshot": lambda: run_fewshot(labels, run, diameter, seed, before[seed] if args.repick else None),
+            fn = {"fewshot": lambda: run_fewshot(labels, run, diameter, seed, before[seed] if args.repick else None,
+                                                   args.refit),
                   "pu": lambda: run_pu(labels, run, diameter, seed),
                   "topaz": lambda: run_topaz_box(labels, run, diameter)}[tool]
             rows.append({"tool": tool, "seed": seed, **fn()})
@@ -197,8 +206,10 @@ def main() -> None:
         md += ["", f"This run re-measured {', '.join(names[t] for t in args.tools)} on seeds {args.seeds}; the other "
                    "rows are kept from the previous run of this script (bench/results/fewshot_vs_topaz.json)."]
     if args.repick:
-        md += ["", "The few-shot models were those of the previous run, picked again (`--repick`); its train seconds and "
-                   "memory are that run's."]
+        md += ["", "The few-shot models were those of the previous run, "
+                   + ("finished again as training now finishes them (`--refit`: the count, the spacing, the calibrated "
+                      "cut) and " if args.refit else "")
+                   + "picked again (`--repick`); its train seconds and memory are that run's."]
     write_results("fewshot_vs_topaz", {"runs": rows}, "\n".join(md))
     print("\n".join(md))
 

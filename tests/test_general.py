@@ -326,15 +326,22 @@ def test_fewshot_default_count_takes_its_count_where_the_users_is_short(tmp_path
     assert "counted with the general particle model" in " ".join(fs.model_summary(alone).split())
     assert len(fs.pick_images(alone, [image])) == pytest.approx(alone.estimated_particles, abs=3)
     # where the model's own scores fall off within a third of the estimate, that count replaces it
-    from fewpick.pickers.fewshot.train import settle_count
+    from fewpick.pickers.fewshot.train import count_like_exemplars, settle_count
     from fewpick.pickers.threshold import Auto
 
     own = len(alone.peaks(alone.score_map(image), Auto())[1])
     assert own > 0
-    assert settle_count(replace(alone, estimated_particles=1.25 * own), [image]) == own
-    assert settle_count(replace(alone, estimated_particles=0.8 * own), [image]) == own
-    assert settle_count(replace(alone, estimated_particles=2 * own), [image]) == 2 * own
-    assert settle_count(replace(alone, estimated_particles=None), [image]) is None
+    assert settle_count(replace(alone, estimated_particles=1.25 * own), [image], inner) == own
+    assert settle_count(replace(alone, estimated_particles=0.8 * own), [image], inner) == own
+    assert settle_count(replace(alone, estimated_particles=None), [image], inner) is None
+    # the peaks scoring as the exemplars do count the particles too; an estimate far from where the scores fall off
+    # stands unless it is more than twice that count (the general model counts other complexes with them)
+    like = count_like_exemplars(alone, image, inner)
+    assert 0.6 * 60 <= like <= 1.3 * 60
+    far = 1.9 * like
+    assert far > 4 / 3 * own  # not where the scores fall off
+    assert settle_count(replace(alone, estimated_particles=far), [image], inner) == far
+    assert settle_count(replace(alone, estimated_particles=2.5 * like), [image], inner) == like
 
 
 def test_pu_training_starts_from_it_by_default_where_it_serves(tmp_path):

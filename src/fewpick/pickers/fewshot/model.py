@@ -357,12 +357,12 @@ def default_cut_summary(model: FewShotModel) -> str:
     if not expected and model.threshold is not None:
         return (f"default threshold {model.threshold:.3g}, which keeps the {k:.0f} best picks on the reference "
                 f"micrograph (about {k:.0f} particles per micrograph, counted with the general particle model and "
-                f"checked against where this model's scores fall off), or the gap in the scores where they fall "
-                f"into two clear groups near that count")
+                f"checked against this model's scores: where they fall off, and how many score as the exemplars do), "
+                f"or the gap in the scores where they fall into two clear groups near that count")
     if not expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (about {k:.0f} particles per "
-                f"micrograph, counted with the general particle model and checked against where this model's "
-                f"scores fall off){gap}")
+                f"micrograph, counted with the general particle model and checked against this model's scores: "
+                f"where they fall off, and how many score as the exemplars do){gap}")
     if k != expected:
         return (f"default threshold: the best {k:.0f} picks per micrograph (the general particle model counts about "
                 f"{k:.0f} particles per micrograph where {expected:g} were expected: the default threshold keeps "

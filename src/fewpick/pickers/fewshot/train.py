@@ -18,7 +18,8 @@ from fewpick.errors import InputError
 from fewpick.io.images import Image
 from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder
-from fewpick.ops.peaks import auto_min_distance
+from fewpick.ops.peaks import auto_min_distance, scores_near
+from fewpick.ops.thresholds import count_scoring_like
 from fewpick.pickers.fewshot.distill import distill as distill_fast_network
 from fewpick.pickers.fewshot.files import (
     load_pretrained,
@@ -41,8 +42,8 @@ from fewpick.pickers.fewshot.windows import (
     random_windows,
     shifted_windows,
 )
-from fewpick.pickers.pu.general import count_beside, estimate_particles
-from fewpick.pickers.threshold import Auto
+from fewpick.pickers.pu.general import COUNT_RATIO, LABEL_QUANTILE, count_beside, estimate_particles
+from fewpick.pickers.threshold import Auto, Count
 from fewpick.training import drop_checkpoints, fit, seeded
 
 
@@ -198,18 +199,40 @@ ESTIMATE_SPREAD = 1 / 3
 SETTLE_SAMPLE = 3
 
 
-def settle_count(model: FewShotModel, micrographs: Sequence[Image]) -> float | None:
+def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference: pd.DataFrame) -> float | None:
     """The model's estimated particle count after seeing its own scores: where its automatic cut (each
     micrograph's scores split at their sparsest) keeps within :data:`ESTIMATE_SPREAD` of the general model's
     estimate on the training ``micrographs`` (median over the first :data:`SETTLE_SAMPLE`), that count, else the
     estimate. Where particles and background separate cleanly, the gap in the scores finds the particles more
     exactly than a count from another model; where they do not, the gap falls anywhere, and the estimate
-    stands. None without an estimate (the user gave the count)."""
+    stands.
+
+    Where that count is more than :data:`~fewpick.pickers.pu.general.COUNT_RATIO` times the reference's peaks
+    that score as the exemplars (``on_reference``) do (:func:`count_like_exemplars`), the user wants one complex
+    among others the general model counts alike, and those peaks count instead. None without an estimate (the
+    user gave the count)."""
     estimate = model.estimated_particles
     if not estimate:
         return estimate
     own = float(np.median([len(model.peaks(model.score_map(im), Auto())[1]) for im in micrographs[:SETTLE_SAMPLE]]))
-    return own if own > 0 and abs(np.log(own / estimate)) <= np.log(1 + ESTIMATE_SPREAD) else estimate
+    settled = own if own > 0 and abs(np.log(own / estimate)) <= np.log(1 + ESTIMATE_SPREAD) else estimate
+    like = count_like_exemplars(model, micrographs[0], on_reference)
+    return like if like and settled > COUNT_RATIO * like else settled
+
+
+def count_like_exemplars(model: FewShotModel, reference: Image, on_reference: pd.DataFrame) -> float | None:
+    """The particles on the ``reference`` micrograph as the model's own scores count them: its peaks that score
+    at least as the exemplars' lowest tenth (:data:`~fewpick.pickers.pu.general.LABEL_QUANTILE`; each exemplar's
+    score: the model's peak within a radius of it), scaled up by the share of the particles that score so and by
+    the share of the exemplars with a peak (:func:`~fewpick.ops.thresholds.count_scoring_like`). None where no
+    exemplar has one."""
+    smap = model.score_map(reference)
+    coords, scores = model.peaks(smap, Count(score=-np.inf))
+    near = scores_near(smap.to_original(coords)[:, ::-1], scores, on_reference[["x", "y"]].to_numpy(float),
+                       model.settings.diameter / 2)
+    if not len(near):
+        return None
+    return count_scoring_like([scores], near, LABEL_QUANTILE) / (len(near) / len(on_reference))
 
 
 def refit(model: FewShotModel, reference: Image, exemplars: pd.DataFrame,
@@ -224,7 +247,7 @@ def refit(model: FewShotModel, reference: Image, exemplars: pd.DataFrame,
     shape = prepare(reference, model.settings.scale).shape
     model.settings, estimated, beside = counted(model.settings, [reference, *others], shape, on_reference,
                                                 resolve_device(device))
-    return finish_count(model, reference, others, estimated, beside)
+    return finish_count(model, reference, others, on_reference, estimated, beside)
 
 
 def other_micrographs(reference: Image, pretrain_images: Sequence[Image] | None) -> list[Image]:
@@ -232,13 +255,13 @@ def other_micrographs(reference: Image, pretrain_images: Sequence[Image] | None)
     return [im for im in (pretrain_images or []) if im is not reference and im.name != reference.name]
 
 
-def finish_count(model: FewShotModel, reference: Image, others: Sequence[Image], estimated: float | None,
-                 beside: float | None) -> FewShotModel:
+def finish_count(model: FewShotModel, reference: Image, others: Sequence[Image], on_reference: pd.DataFrame,
+                 estimated: float | None, beside: float | None) -> FewShotModel:
     """The steps after the networks' training that follow from the count (:func:`counted`): the model keeps the
     general model's counts, the estimate settled on its own scores (:func:`settle_count`), and its calibrated
     cut."""
     model.estimated_particles, model.general_count = estimated, beside
-    model.estimated_particles = settle_count(model, [reference, *others])
+    model.estimated_particles = settle_count(model, [reference, *others], on_reference)
     model.threshold = calibrate_threshold(model, reference)
     return model
 
@@ -285,7 +308,7 @@ def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, 
                      checkpoint=checkpoints[1], resume=resume)
     if distill and settings.distill_steps > 0:
         model.fast_net, model.fast_info = distill_fast_network(model, [reference, *others], progress=progress, device=dev)
-    finish_count(model, reference, others, estimated, beside)
+    finish_count(model, reference, others, on_reference, estimated, beside)
     save_model(model, out)
     drop_checkpoints(*checkpoints)
     return model
