@@ -20,6 +20,7 @@ from fewpick.losses.fewshot import scs_loss
 from fewpick.nn.vit import MaskedAutoencoder
 from fewpick.ops.peaks import auto_min_distance, scores_near
 from fewpick.ops.thresholds import count_scoring_like
+from fewpick.pickers.base import ScoreMap
 from fewpick.pickers.fewshot.distill import distill as distill_fast_network
 from fewpick.pickers.fewshot.files import (
     load_pretrained,
@@ -214,19 +215,21 @@ def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference
     estimate = model.estimated_particles
     if not estimate:
         return estimate
-    own = float(np.median([len(model.peaks(model.score_map(im), Auto())[1]) for im in micrographs[:SETTLE_SAMPLE]]))
+    maps = [model.score_map(im) for im in micrographs[:SETTLE_SAMPLE]]
+    own = float(np.median([len(model.peaks(smap, Auto())[1]) for smap in maps]))
     settled = own if own > 0 and abs(np.log(own / estimate)) <= np.log(1 + ESTIMATE_SPREAD) else estimate
-    like = count_like_exemplars(model, micrographs[0], on_reference)
+    like = count_like_exemplars(model, micrographs[0], on_reference, maps[0])
     return like if like and settled > COUNT_RATIO * like else settled
 
 
-def count_like_exemplars(model: FewShotModel, reference: Image, on_reference: pd.DataFrame) -> float | None:
+def count_like_exemplars(model: FewShotModel, reference: Image, on_reference: pd.DataFrame,
+                         smap: ScoreMap | None = None) -> float | None:
     """The particles on the ``reference`` micrograph as the model's own scores count them: its peaks that score
     at least as the exemplars' lowest tenth (:data:`~fewpick.pickers.pu.general.LABEL_QUANTILE`; each exemplar's
     score: the model's peak within a radius of it), scaled up by the share of the particles that score so and by
     the share of the exemplars with a peak (:func:`~fewpick.ops.thresholds.count_scoring_like`). None where no
-    exemplar has one."""
-    smap = model.score_map(reference)
+    exemplar has one. ``smap``: the model's score map of the reference, where already made."""
+    smap = smap if smap is not None else model.score_map(reference)
     coords, scores = model.peaks(smap, Count(score=-np.inf))
     near = scores_near(smap.to_original(coords)[:, ::-1], scores, on_reference[["x", "y"]].to_numpy(float),
                        model.settings.diameter / 2)
