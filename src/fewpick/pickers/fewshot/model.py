@@ -165,13 +165,14 @@ class FewShotModel(PickerBase):
         return self.select(ij, values, threshold, max_picks, close_radius=geo.radius(2 * CLOSE_PICKS) / stride)
 
 
-def calibrate_threshold(model: FewShotModel, reference: Image) -> float | None:
+def calibrate_threshold(model: FewShotModel, reference: Image, smap: ScoreMap | None = None) -> float | None:
     """The calibrated cut: the score of the reference micrograph's k-th best pick, k the picks per micrograph the
-    default cut keeps (:meth:`FewShotModel.expected_count`; None without a count)."""
+    default cut keeps (:meth:`FewShotModel.expected_count`; None without a count). ``smap``: the model's score map
+    of the reference, where already made."""
     k = model.expected_count()
     if not k:
         return None
-    _, values = model.peaks(model.score_map(reference), -np.inf)
+    _, values = model.peaks(smap if smap is not None else model.score_map(reference), -np.inf)
     return threshold_at_count([values], [k], empty=0.0)
 
 

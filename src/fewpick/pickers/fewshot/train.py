@@ -200,7 +200,8 @@ ESTIMATE_SPREAD = 1 / 3
 SETTLE_SAMPLE = 3
 
 
-def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference: pd.DataFrame) -> float | None:
+def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference: pd.DataFrame,
+                 reference_map: ScoreMap | None = None) -> float | None:
     """The model's estimated particle count after seeing its own scores: where its automatic cut (each
     micrograph's scores split at their sparsest) keeps within :data:`ESTIMATE_SPREAD` of the general model's
     estimate on the training ``micrographs`` (median over the first :data:`SETTLE_SAMPLE`), that count, else the
@@ -211,11 +212,12 @@ def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference
     Where that count is more than :data:`~fewpick.pickers.pu.general.COUNT_RATIO` times the reference's peaks
     that score as the exemplars (``on_reference``) do (:func:`count_like_exemplars`), the user wants one complex
     among others the general model counts alike, and those peaks count instead. None without an estimate (the
-    user gave the count)."""
+    user gave the count). ``reference_map``: the model's score map of the reference, where already made."""
     estimate = model.estimated_particles
     if not estimate:
         return estimate
-    maps = [model.score_map(im) for im in micrographs[:SETTLE_SAMPLE]]
+    first = reference_map if reference_map is not None else model.score_map(micrographs[0])
+    maps = [first, *(model.score_map(im) for im in micrographs[1:SETTLE_SAMPLE])]
     own = float(np.median([len(model.peaks(smap, Auto())[1]) for smap in maps]))
     settled = own if own > 0 and abs(np.log(own / estimate)) <= np.log(1 + ESTIMATE_SPREAD) else estimate
     like = count_like_exemplars(model, micrographs[0], on_reference, maps[0])
@@ -264,8 +266,9 @@ def finish_count(model: FewShotModel, reference: Image, others: Sequence[Image],
     general model's counts, the estimate settled on its own scores (:func:`settle_count`), and its calibrated
     cut."""
     model.estimated_particles, model.general_count = estimated, beside
-    model.estimated_particles = settle_count(model, [reference, *others], on_reference)
-    model.threshold = calibrate_threshold(model, reference)
+    reference_map = model.score_map(reference)  # made once for both steps
+    model.estimated_particles = settle_count(model, [reference, *others], on_reference, reference_map)
+    model.threshold = calibrate_threshold(model, reference, reference_map)
     return model
 
 
