@@ -49,7 +49,7 @@ def variant(path: Path, reference, change: dict, expected: float | None) -> fs.F
         setattr(m.settings, k, v)
     if expected is not None:
         m.settings.expected_particles = expected
-        m.threshold = fs.calibrate_threshold(m, reference)
+        m.threshold = fs.calibrate_threshold(m, [reference])
     return m
 
 

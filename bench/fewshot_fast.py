@@ -47,7 +47,7 @@ BENCH_WORK = Path(__file__).resolve().parent / "work"
 
 def measure(model: fewshot.FewShotModel, reference, tests, truth: pd.DataFrame, diameter: float,
             calibrate: bool) -> dict:
-    model.threshold = fewshot.calibrate_threshold(model, reference) if calibrate else None
+    model.threshold = fewshot.calibrate_threshold(model, [reference]) if calibrate else None
     t0 = time.perf_counter()
     auto = pd.concat([fewshot.pick_micrograph(model, im) for im in tests], ignore_index=True)
     seconds = (time.perf_counter() - t0) / len(tests)

@@ -78,9 +78,11 @@ def main() -> int:
     model.fast_net, model.fast_info = distill(model, ims, device="cpu", data=data)
     lap("fast network")
     model.estimated_particles, model.general_count = estimated, beside
-    model.estimated_particles = T.settle_count(model, ims, on_reference)
+    settled = T.settle_count(model, ims, on_reference)
+    model.estimated_particles = settled.count
     lap("count (own scores)")
-    model.threshold = calibrate_threshold(model, ims[0])
+    chosen = T.calibrated_on(min(len(ims), T.SETTLE_SAMPLE), settled.of_reference)
+    model.threshold = calibrate_threshold(model, [ims[i] for i in chosen])
     lap("default cut")
     total = round(time.perf_counter() - t0, 1)
     rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in stages.items())

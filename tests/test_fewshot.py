@@ -159,6 +159,9 @@ def test_few_shot_picker_learns_from_10_exemplars(sim, trained):
     assert a["f1"] >= 0.7, a
     assert model.history[-1]["stage"] == "finetune" and model.pretrained["steps"] == model.settings.pretrain_steps
     assert model.history[-1]["scs"] < model.history[0]["scs"]
+    # the calibrated cut is set on the micrograph fine-tuning did not learn from: it keeps the count there
+    calibrated = fs.pick_images(model, ims[1:], threshold="calibrated")
+    assert len(calibrated) == pytest.approx(model.expected_count(), abs=1)
 
 
 def test_a_second_pick_on_a_particle_follows_every_other(sim, trained):
@@ -522,7 +525,7 @@ def test_correlation_scoring_picks_without_the_encoder(sim, trained, tmp_path, m
         kept = {}
         picks = fs.pick_micrograph(loaded, ims[1], threshold=-1e9, keep_map=kept)
         model.threshold = fs.calibrate_threshold(replace(model, settings=replace(
-            model.settings, expected_particles=len(truths[0]))), ims[0])
+            model.settings, expected_particles=len(truths[0]))), [ims[0]])
     assert evaluate(picks, truths[1], radius=16)["auprc"] >= 0.75
     # the picks are the correlation map's peaks: each on the best correlation within its suppression disk
     match, scale = kept["match"], np.asarray(kept["scale"])

@@ -331,17 +331,17 @@ def test_fewshot_default_count_takes_its_count_where_the_users_is_short(tmp_path
 
     own = len(alone.peaks(alone.score_map(image), Auto())[1])
     assert own > 0
-    assert settle_count(replace(alone, estimated_particles=1.25 * own), [image], inner) == own
-    assert settle_count(replace(alone, estimated_particles=0.8 * own), [image], inner) == own
-    assert settle_count(replace(alone, estimated_particles=None), [image], inner) is None
+    assert settle_count(replace(alone, estimated_particles=1.25 * own), [image], inner) == (own, False)
+    assert settle_count(replace(alone, estimated_particles=0.8 * own), [image], inner) == (own, False)
+    assert settle_count(replace(alone, estimated_particles=None), [image], inner) == (None, False)
     # the peaks scoring as the exemplars do count the particles too; an estimate far from where the scores fall off
     # stands unless it is more than twice that count (the general model counts other complexes with them)
     like = count_like_exemplars(alone, image, inner)
     assert 0.6 * 60 <= like <= 1.3 * 60
     far = 1.9 * like
     assert far > 4 / 3 * own  # not where the scores fall off
-    assert settle_count(replace(alone, estimated_particles=far), [image], inner) == far
-    assert settle_count(replace(alone, estimated_particles=2.5 * like), [image], inner) == like
+    assert settle_count(replace(alone, estimated_particles=far), [image], inner) == (far, False)
+    assert settle_count(replace(alone, estimated_particles=2.5 * like), [image], inner) == (like, True)
 
 
 def test_pu_training_starts_from_it_by_default_where_it_serves(tmp_path):

@@ -21,9 +21,10 @@ the ViT-MAE (:mod:`fewpick.nn.vit`) works on such windows.
    when an expected particle count says the micrographs are crowded). The similarity finds particles but
    is nearly flat across each one, so every peak then moves to the best correlation, within half a
    diameter, with the exemplars' rotational average (centred exemplars, orientation-free), and scores the
-   mean of the two. The default cut is calibrated at training: the score of the reference's k-th best
-   pick, k the expected particle count; without a count, or with ``auto``, each micrograph is cut at the
-   deepest valley of the density of its sorted peak scores (k = 5 nearest neighbours;
+   mean of the two. The default cut is calibrated at training: the score of the k-th best pick of the
+   pre-training micrographs, which fine-tuning did not learn from (of the reference where there are none, or
+   where k counts the exemplars' kind on it), k the expected particle count; with ``auto``, each micrograph is
+   cut at the deepest valley of the density of its sorted peak scores (k = 5 nearest neighbours;
    :func:`fewpick.ops.thresholds.threshold_knn_density`).
 4. **Faster scoring**, chosen at training (:mod:`fewpick.pickers.fewshot.fast`): a small network distilled from
    the encoder replaces it where it follows the encoder's scores; where nothing can (its agreement stays near 0:

@@ -44,7 +44,8 @@ class FewShotModel(PickerBase):
     reference: str = ""
     pretrained: dict = field(default_factory=dict)  # what the encoder was pre-trained on
     history: list = field(default_factory=list)
-    # the default cut, calibrated on the reference with the expected particle count (None: the density-based cut)
+    # the default cut, calibrated on the training micrographs with the expected particle count (None: the
+    # density-based cut)
     threshold: float | None = None
     # run-time choice, not stored: bfloat16 matrix products when picking on a GPU; off, as it saved no time
     # (docs/decisions.md, "Mixed precision")
@@ -165,15 +166,16 @@ class FewShotModel(PickerBase):
         return self.select(ij, values, threshold, max_picks, close_radius=geo.radius(2 * CLOSE_PICKS) / stride)
 
 
-def calibrate_threshold(model: FewShotModel, reference: Image, smap: ScoreMap | None = None) -> float | None:
-    """The calibrated cut: the score of the reference micrograph's k-th best pick, k the picks per micrograph the
-    default cut keeps (:meth:`FewShotModel.expected_count`; None without a count). ``smap``: the model's score map
-    of the reference, where already made."""
+def calibrate_threshold(model: FewShotModel, micrographs: Sequence[Image],
+                        maps: Sequence[ScoreMap] | None = None) -> float | None:
+    """The calibrated cut: the score of each micrograph's k-th best pick, the median over ``micrographs``, k the
+    picks per micrograph the default cut keeps (:meth:`FewShotModel.expected_count`; None without a count).
+    ``maps``: the model's score maps of them, where already made."""
     k = model.expected_count()
     if not k:
         return None
-    _, values = model.peaks(smap if smap is not None else model.score_map(reference), -np.inf)
-    return threshold_at_count([values], [k], empty=0.0)
+    maps = maps if maps is not None else [model.score_map(im) for im in micrographs]
+    return threshold_at_count([model.peaks(smap, -np.inf)[1] for smap in maps], [k] * len(maps), empty=0.0)
 
 
 def check_pixel_size(model: FewShotModel, image: Image) -> None:

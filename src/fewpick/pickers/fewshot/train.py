@@ -1,12 +1,12 @@
 """The few-shot picker's training: masked-autoencoder pre-training, fine-tuning on the exemplars, the fast
-network's distillation, and the default cut calibrated on the reference."""
+network's distillation, and the default cut calibrated on the training micrographs."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -196,12 +196,21 @@ def counted(settings: FewShotSettings, micrographs: Sequence[Image], resampled_s
 #: scaled by the share of some 15 exemplars the general model finds (two binomial spreads of that share)
 ESTIMATE_SPREAD = 1 / 3
 
-#: micrographs (the reference first) on which :func:`settle_count` looks for where the scores fall off
+#: micrographs (the reference first) on which :func:`settle_count` looks for where the scores fall off, and whose
+#: score maps :func:`finish_count` calibrates the cut on
 SETTLE_SAMPLE = 3
 
 
+class Settled(NamedTuple):
+    """The particle count :func:`settle_count` settles on; ``of_reference``: it counts the reference micrograph
+    alone (the peaks that score as the exemplars do there), not a typical training micrograph."""
+
+    count: float | None
+    of_reference: bool = False
+
+
 def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference: pd.DataFrame,
-                 reference_map: ScoreMap | None = None) -> float | None:
+                 maps: Sequence[ScoreMap] | None = None) -> Settled:
     """The model's estimated particle count after seeing its own scores: where its automatic cut (each
     micrograph's scores split at their sparsest) keeps within :data:`ESTIMATE_SPREAD` of the general model's
     estimate on the training ``micrographs`` (median over the first :data:`SETTLE_SAMPLE`), that count, else the
@@ -212,16 +221,16 @@ def settle_count(model: FewShotModel, micrographs: Sequence[Image], on_reference
     Where that count is more than :data:`~fewpick.pickers.pu.general.COUNT_RATIO` times the reference's peaks
     that score as the exemplars (``on_reference``) do (:func:`count_like_exemplars`), the user wants one complex
     among others the general model counts alike, and those peaks count instead. None without an estimate (the
-    user gave the count). ``reference_map``: the model's score map of the reference, where already made."""
+    user gave the count). ``maps``: the model's score maps of the first :data:`SETTLE_SAMPLE` micrographs, where
+    already made."""
     estimate = model.estimated_particles
     if not estimate:
-        return estimate
-    first = reference_map if reference_map is not None else model.score_map(micrographs[0])
-    maps = [first, *(model.score_map(im) for im in micrographs[1:SETTLE_SAMPLE])]
+        return Settled(estimate)
+    maps = list(maps) if maps is not None else [model.score_map(im) for im in micrographs[:SETTLE_SAMPLE]]
     own = float(np.median([len(model.peaks(smap, Auto())[1]) for smap in maps]))
     settled = own if own > 0 and abs(np.log(own / estimate)) <= np.log(1 + ESTIMATE_SPREAD) else estimate
     like = count_like_exemplars(model, micrographs[0], on_reference, maps[0])
-    return like if like and settled > COUNT_RATIO * like else settled
+    return Settled(like, True) if like and settled > COUNT_RATIO * like else Settled(settled)
 
 
 def count_like_exemplars(model: FewShotModel, reference: Image, on_reference: pd.DataFrame,
@@ -264,12 +273,23 @@ def finish_count(model: FewShotModel, reference: Image, others: Sequence[Image],
                  estimated: float | None, beside: float | None) -> FewShotModel:
     """The steps after the networks' training that follow from the count (:func:`counted`): the model keeps the
     general model's counts, the estimate settled on its own scores (:func:`settle_count`), and its calibrated
-    cut."""
+    cut, set on the micrographs the count describes that fine-tuning did not learn from (:func:`calibrated_on`)."""
     model.estimated_particles, model.general_count = estimated, beside
-    reference_map = model.score_map(reference)  # made once for both steps
-    model.estimated_particles = settle_count(model, [reference, *others], on_reference, reference_map)
-    model.threshold = calibrate_threshold(model, reference, reference_map)
+    micrographs = [reference, *others][:SETTLE_SAMPLE]
+    maps = [model.score_map(im) for im in micrographs]  # made once for both steps
+    settled = settle_count(model, micrographs, on_reference, maps)
+    model.estimated_particles = settled.count
+    chosen = calibrated_on(len(micrographs), settled.of_reference)
+    model.threshold = calibrate_threshold(model, [micrographs[i] for i in chosen], [maps[i] for i in chosen])
     return model
+
+
+def calibrated_on(micrographs: int, of_reference: bool) -> list[int]:
+    """Which of the training micrographs (the reference first, then those it was pre-trained on) the calibrated
+    cut is set on: those other than the reference, where there are any and the count is not the reference's own
+    (``of_reference``). Fine-tuning learns from the reference alone, and scores it higher than micrographs it has
+    not seen, so its k-th best pick keeps fewer on them."""
+    return [0] if of_reference or micrographs < 2 else list(range(1, micrographs))
 
 
 def train(reference: Image, exemplars: pd.DataFrame, settings: FewShotSettings, out: str | os.PathLike, *,
