@@ -39,7 +39,6 @@ def main() -> int:
 
     from fewpick.io import read_micrograph, read_picks
     from fewpick.pickers.fewshot.distill import distill, teacher_data
-    from fewpick.pickers.fewshot.model import calibrate_threshold
     from fewpick.pickers.fewshot.settings import FewShotSettings
     from fewpick.pickers.fewshot.windows import prepare
     from fewpick.simulate import SimpleMicrographConfig, write_simulated_micrographs
@@ -77,13 +76,8 @@ def main() -> int:
     lap("teacher scores")
     model.fast_net, model.fast_info = distill(model, ims, device="cpu", data=data)
     lap("fast network")
-    model.estimated_particles, model.general_count = estimated, beside
-    settled = T.settle_count(model, ims, on_reference)
-    model.estimated_particles = settled.count
-    lap("count (own scores)")
-    chosen = T.calibrated_on(min(len(ims), T.SETTLE_SAMPLE), settled.of_reference)
-    model.threshold = calibrate_threshold(model, [ims[i] for i in chosen])
-    lap("default cut")
+    T.finish_count(model, ims[0], ims[1:], on_reference, estimated, beside)
+    lap("count (own scores) and default cut")
     total = round(time.perf_counter() - t0, 1)
     rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in stages.items())
     table = (f"`fewshot train` on a {args.diameter:g} px particle ({args.exemplars} exemplars), pre-trained on "

@@ -358,7 +358,7 @@ def default_cut_summary(model: FewShotModel) -> str:
         return "each micrograph cut where its scores are sparsest"
     gap = ", or the gap in the scores where they fall into two clear groups near that"
     if not expected and model.threshold is not None:
-        return (f"default threshold {model.threshold:.3g}, which keeps the {k:.0f} best picks on the reference "
+        return (f"default threshold {model.threshold:.3g}, which keeps about the {k:.0f} best picks per training "
                 f"micrograph (about {k:.0f} particles per micrograph, counted with the general particle model and "
                 f"checked against this model's scores: where they fall off, and how many score as the exemplars do), "
                 f"or the gap in the scores where they fall into two clear groups near that count")
